@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "deconvnet",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "deconvnet", targets: ["Tool"]),
+        .library(name: "Net", targets: ["Net"]),
+        .library(name: "Deconv", targets: ["Deconv"]),
+        .library(name: "Occlusion", targets: ["Occlusion"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "Net",
+            dependencies: ["COpenBLAS", "CPNG", "CJPEG", "CZlib"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(name: "Deconv", dependencies: ["Net"]),
+        .target(name: "Occlusion", dependencies: ["Net", "Deconv"]),
+        .executableTarget(
+            name: "Tool",
+            dependencies: ["Net", "Deconv", "Occlusion",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "NetTests", dependencies: ["Net"]),
+        .testTarget(name: "DeconvTests", dependencies: ["Deconv", "Net"]),
+        .testTarget(name: "OcclusionTests", dependencies: ["Occlusion", "Net"]),
+        .testTarget(name: "ToolTests", dependencies: ["Net"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

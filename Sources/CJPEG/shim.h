@@ -1,0 +1,61 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <setjmp.h>
+#include <jpeglib.h>
+
+/* libjpeg reports fatal errors through a callback that must not return; Swift cannot use setjmp,
+   so decoding lives here. On error the message is copied to `message` and -1 is returned. */
+struct deconvnet_jpeg_error {
+    struct jpeg_error_mgr manager;
+    jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+};
+
+static void deconvnet_jpeg_error_exit(j_common_ptr info) {
+    struct deconvnet_jpeg_error *error = (struct deconvnet_jpeg_error *)info->err;
+    (*info->err->format_message)(info, error->message);
+    longjmp(error->jump, 1);
+}
+
+static void deconvnet_jpeg_silence(j_common_ptr info, int level) { (void)info; (void)level; }
+
+/* Decodes `data` into a malloc'ed buffer of height*width*channels bytes (channels 1 or 3, row-major,
+   interleaved). The caller frees *pixels with free(). Returns 0 on success. */
+static inline int deconvnet_jpeg_decode(const unsigned char *data, unsigned long size,
+                                        unsigned char **pixels, int *width, int *height,
+                                        int *channels, char *message, int message_size) {
+    struct jpeg_decompress_struct info;
+    struct deconvnet_jpeg_error error;
+    unsigned char *volatile buffer = NULL;
+    *pixels = NULL;
+    info.err = jpeg_std_error(&error.manager);
+    error.manager.error_exit = deconvnet_jpeg_error_exit;
+    error.manager.emit_message = deconvnet_jpeg_silence;
+    error.message[0] = 0;
+    if (setjmp(error.jump)) {
+        jpeg_destroy_decompress(&info);
+        free(buffer);
+        snprintf(message, message_size, "%s", error.message);
+        return -1;
+    }
+    jpeg_create_decompress(&info);
+    jpeg_mem_src(&info, data, size);
+    jpeg_read_header(&info, TRUE);
+    if (info.num_components != 1) info.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&info);
+    int stride = info.output_width * info.output_components;
+    buffer = (unsigned char *)malloc((size_t)stride * info.output_height);
+    if (!buffer) { snprintf(message, message_size, "out of memory"); jpeg_destroy_decompress(&info); return -1; }
+    while (info.output_scanline < info.output_height) {
+        JSAMPROW row = buffer + (size_t)info.output_scanline * stride;
+        jpeg_read_scanlines(&info, &row, 1);
+    }
+    jpeg_finish_decompress(&info);
+    *width = info.output_width;
+    *height = info.output_height;
+    *channels = info.output_components;
+    jpeg_destroy_decompress(&info);
+    *pixels = buffer;
+    return 0;
+}

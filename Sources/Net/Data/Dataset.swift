@@ -1,0 +1,41 @@
+/// Labelled images held as bytes, `(N, C, H, W)`, converted to floats in [0, 1] one batch at a time.
+public struct Dataset: Sendable {
+    /// Per-image shape.
+    public var shape: ImageShape
+    /// `count * shape.count` bytes, NCHW, 0...255.
+    public var pixels: [UInt8]
+    /// One class index per image, in `0..<classNames.count`.
+    public var labels: [Int32]
+    /// Class names in class-index order.
+    public var classNames: [String]
+
+    public init(shape: ImageShape, pixels: [UInt8], labels: [Int32], classNames: [String]) {
+        precondition(pixels.count == labels.count * shape.count, "pixels do not match labels and shape")
+        self.shape = shape
+        self.pixels = pixels
+        self.labels = labels
+        self.classNames = classNames
+    }
+
+    /// Number of images.
+    public var count: Int { labels.count }
+
+    /// Writes the images at `indices` as floats in [0, 1] into `batch`, `(indices.count, C, H, W)`.
+    public func fill(_ batch: UnsafeMutablePointer<Float>, indices: ArraySlice<Int>) {
+        let n = shape.count
+        pixels.withUnsafeBufferPointer { src in
+            for (row, index) in indices.enumerated() {
+                let from = src.baseAddress! + index * n
+                let to = batch + row * n
+                for i in 0..<n { to[i] = Float(from[i]) * (1.0 / 255.0) }
+            }
+        }
+    }
+
+    /// The image at `index` as a `(1, C, H, W)` tensor in [0, 1].
+    public func image(_ index: Int) -> Tensor {
+        var t = Tensor(zeros: [1, shape.channels, shape.height, shape.width])
+        t.data.withUnsafeMutableBufferPointer { fill($0.baseAddress!, indices: [index][...]) }
+        return t
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Deconvnet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deconvnet",
+        abstract: "Train small CNNs and RNNs and look inside them, Zeiler–Fergus style.",
+        subcommands: []
+    )
+}

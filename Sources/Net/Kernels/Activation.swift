@@ -1,0 +1,32 @@
+import Foundation
+
+/// Elementwise nonlinearities. Each is applied in place after a convolution or dense layer, and its
+/// derivative is computed from the output alone, so no pre-activation copy is kept.
+public enum Activation: String, CaseIterable, Sendable, Codable {
+    case relu, leakyRelu = "leaky-relu", tanh, sigmoid, identity
+
+    /// PyTorch's default negative slope for `LeakyReLU`.
+    public static let leakySlope: Float = 0.01
+
+    /// y = f(x), in place over `count` values.
+    public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .relu: for i in 0..<count { x[i] = max(x[i], 0) }
+        case .leakyRelu: for i in 0..<count where x[i] < 0 { x[i] *= Activation.leakySlope }
+        case .tanh: for i in 0..<count { x[i] = Foundation.tanh(x[i]) }
+        case .sigmoid: for i in 0..<count { x[i] = 1 / (1 + exp(-x[i])) }
+        case .identity: break
+        }
+    }
+
+    /// dx = dy · f'(x), in place over `gradient`, with f'(x) written in terms of y = f(x).
+    public func backward(output y: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .relu: for i in 0..<count where y[i] <= 0 { gradient[i] = 0 }
+        case .leakyRelu: for i in 0..<count where y[i] < 0 { gradient[i] *= Activation.leakySlope }
+        case .tanh: for i in 0..<count { gradient[i] *= 1 - y[i] * y[i] }
+        case .sigmoid: for i in 0..<count { gradient[i] *= y[i] * (1 - y[i]) }
+        case .identity: break
+        }
+    }
+}

@@ -1,0 +1,129 @@
+/// The sizes of a 2-D convolution or pooling window over one image plane, PyTorch's conventions:
+/// out = ⌊(in + 2·padding − kernel) / stride⌋ + 1.
+public struct ConvGeometry: Equatable, Sendable {
+    public var inChannels: Int, height: Int, width: Int
+    public var kernelHeight: Int, kernelWidth: Int
+    public var stride: Int, padding: Int
+
+    public init(inChannels: Int, height: Int, width: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+        self.inChannels = inChannels
+        self.height = height
+        self.width = width
+        self.kernelHeight = kernel
+        self.kernelWidth = kernel
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public var outHeight: Int { (height + 2 * padding - kernelHeight) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - kernelWidth) / stride + 1 }
+    /// Rows of the im2col matrix: `C · kh · kw`.
+    public var patchSize: Int { inChannels * kernelHeight * kernelWidth }
+    /// Output positions per image: `outH · outW`.
+    public var positions: Int { outHeight * outWidth }
+    /// Values per input image: `C · H · W`.
+    public var inputSize: Int { inChannels * height * width }
+}
+
+/// Unfolds `images` input images `(images, C, H, W)` into `col`, `(C·kh·kw, images·outH·outW)`:
+/// column `(b·outH + y)·outW + x` holds the window under output position (y, x) of image b, zero
+/// outside the padded border.
+public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>) {
+    let (oh, ow, kh, kw, s, p) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padding)
+    let columns = images * oh * ow
+    for c in 0..<g.inChannels {
+        for i in 0..<kh {
+            for j in 0..<kw {
+                let row = col + ((c * kh + i) * kw + j) * columns
+                for b in 0..<images {
+                    let plane = input + (b * g.inChannels + c) * g.height * g.width
+                    let out = row + b * oh * ow
+                    for y in 0..<oh {
+                        let iy = y * s - p + i
+                        let dst = out + y * ow
+                        if iy < 0 || iy >= g.height {
+                            dst.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        let src = plane + iy * g.width
+                        if s == 1 {
+                            let x0 = min(ow, max(0, p - j)), x1 = max(x0, min(ow, g.width + p - j))
+                            dst.update(repeating: 0, count: x0)
+                            (dst + x0).update(from: src + (x0 - p + j), count: x1 - x0)
+                            (dst + x1).update(repeating: 0, count: ow - x1)
+                        } else {
+                            for x in 0..<ow {
+                                let ix = x * s - p + j
+                                dst[x] = ix >= 0 && ix < g.width ? src[ix] : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds each column entry of `col` back onto the input position it was
+/// read from. `input` `(images, C, H, W)` is overwritten (zeroed first).
+public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, _ input: UnsafeMutablePointer<Float>) {
+    let (oh, ow, kh, kw, s, p) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padding)
+    let columns = images * oh * ow
+    input.update(repeating: 0, count: images * g.inputSize)
+    for c in 0..<g.inChannels {
+        for i in 0..<kh {
+            for j in 0..<kw {
+                let row = col + ((c * kh + i) * kw + j) * columns
+                for b in 0..<images {
+                    let plane = input + (b * g.inChannels + c) * g.height * g.width
+                    let from = row + b * oh * ow
+                    for y in 0..<oh {
+                        let iy = y * s - p + i
+                        if iy < 0 || iy >= g.height { continue }
+                        let dst = plane + iy * g.width
+                        let src = from + y * ow
+                        if s == 1 {
+                            let x0 = max(0, p - j), x1 = min(ow, g.width + p - j)
+                            var x = x0
+                            while x < x1 { dst[x - p + j] += src[x]; x += 1 }
+                        } else {
+                            for x in 0..<ow {
+                                let ix = x * s - p + j
+                                if ix >= 0 && ix < g.width { dst[ix] += src[x] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The loop-based oracle for a convolution (cross-correlation, as PyTorch's `conv2d`):
+/// `input` `(N, C, H, W)`, `weight` `(O, C, kh, kw)`, `bias` `(O)`, `output` `(N, O, outH, outW)`.
+public func conv2dNaive(
+    _ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, outChannels: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow, kh, kw) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
+    for b in 0..<images {
+        for o in 0..<outChannels {
+            for y in 0..<oh {
+                for x in 0..<ow {
+                    var sum = bias?[o] ?? 0
+                    for c in 0..<g.inChannels {
+                        for i in 0..<kh {
+                            for j in 0..<kw {
+                                let iy = y * g.stride - g.padding + i, ix = x * g.stride - g.padding + j
+                                guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
+                                sum += input[((b * g.inChannels + c) * g.height + iy) * g.width + ix]
+                                    * weight[((o * g.inChannels + c) * kh + i) * kw + j]
+                            }
+                        }
+                    }
+                    output[((b * outChannels + o) * oh + y) * ow + x] = sum
+                }
+            }
+        }
+    }
+}

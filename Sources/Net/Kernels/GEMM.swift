@@ -1,0 +1,43 @@
+import COpenBLAS
+
+/// C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS's `cblas_sgemm`.
+/// op(A) is (m, k), op(B) is (k, n), C is (m, n); `lda`, `ldb`, `ldc` are the row strides.
+@inline(__always)
+public func sgemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
+    _ b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    cblas_sgemm(
+        CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The loop-based oracle for `sgemm`, same arguments; used by the tests.
+public func sgemmNaive(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
+    _ b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum: Float = 0
+            for p in 0..<k {
+                let av = transposeA ? a[p * lda + i] : a[i * lda + p]
+                let bv = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+                sum += av * bv
+            }
+            c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j])
+        }
+    }
+}
+
+/// Sets the number of threads OpenBLAS uses for every matrix product.
+public func setBLASThreads(_ count: Int) {
+    openblas_set_num_threads(Int32(count))
+}
+
+/// The number of threads OpenBLAS uses.
+public var blasThreads: Int { Int(openblas_get_num_threads()) }

@@ -1,0 +1,74 @@
+/// Max pooling, k×k window, stride s, no padding. The forward pass records its switches (the argmax
+/// of each window) as public data, because the deconvnet's unpooling needs them.
+public final class MaxPool2D: Layer {
+    public let name: String
+    public let geometry: ConvGeometry
+    /// `(n, C, outH, outW)`: index `y·W + x` of each output's winner inside its input plane, from the last forward pass.
+    public private(set) var switches: [Int32] = []
+
+    public init(name: String, inputShape: [Int], size: Int, stride: Int) {
+        self.name = name
+        geometry = ConvGeometry(inChannels: inputShape[0], height: inputShape[1], width: inputShape[2], kernel: size, stride: stride)
+    }
+
+    public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
+    public var outputShape: [Int] { [geometry.inChannels, geometry.outHeight, geometry.outWidth] }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
+        if switches.count < n * outputCount { switches = [Int32](repeating: 0, count: n * outputCount) }
+        let (inPlane, outPlane) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth)
+        switches.withUnsafeMutableBufferPointer { sw in
+            parallelRanges(n * geometry.inChannels) { planes, _ in
+                let first = planes.lowerBound
+                maxPoolForward(input + first * inPlane, planes: planes.count, geometry, output + first * outPlane, switches: sw.baseAddress! + first * outPlane)
+            }
+        }
+    }
+
+    public func backward(
+        _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
+    ) {
+        guard let inputGradient else { return }
+        unpool(outputGradient, inputGradient, batch: n)
+    }
+
+    /// Places each value of `output` `(n, C, outH, outW)` at its switch in `input` `(n, C, H, W)`,
+    /// zero elsewhere: the deconvnet's unpooling, and the max-pool gradient.
+    public func unpool(_ output: UnsafePointer<Float>, _ input: UnsafeMutablePointer<Float>, batch n: Int) {
+        let (inPlane, outPlane) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth)
+        switches.withUnsafeBufferPointer { sw in
+            parallelRanges(n * geometry.inChannels) { planes, _ in
+                let first = planes.lowerBound
+                maxPoolBackward(output + first * outPlane, planes: planes.count, geometry, switches: sw.baseAddress! + first * outPlane, input + first * inPlane)
+            }
+        }
+    }
+}
+
+/// Average pooling, k×k window, any stride (including 1), no padding.
+public final class AvgPool2D: Layer {
+    public let name: String
+    public let geometry: ConvGeometry
+
+    public init(name: String, inputShape: [Int], size: Int, stride: Int) {
+        self.name = name
+        geometry = ConvGeometry(inChannels: inputShape[0], height: inputShape[1], width: inputShape[2], kernel: size, stride: stride)
+    }
+
+    public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
+    public var outputShape: [Int] { [geometry.inChannels, geometry.outHeight, geometry.outWidth] }
+    public var multiplyAdds: Int { outputCount * geometry.kernelHeight * geometry.kernelWidth }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
+        avgPoolForward(input, planes: n * geometry.inChannels, geometry, output)
+    }
+
+    public func backward(
+        _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
+    ) {
+        guard let inputGradient else { return }
+        avgPoolBackward(outputGradient, planes: n * geometry.inChannels, geometry, inputGradient)
+    }
+}

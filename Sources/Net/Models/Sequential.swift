@@ -1,0 +1,242 @@
+import Dispatch
+
+/// A network run in order forward and in reverse backward, with one flat block of parameters and
+/// one of gradients (named views in PyTorch's state-dict order), so an optimizer is one loop and a
+/// checkpoint is a header plus tensors.
+public final class Sequential {
+    public let spec: ModelSpec
+    public let inputShape: ImageShape
+    public let classes: Int
+    public let activation: Activation
+    public let layers: [any Layer]
+    /// Named tensors inside `parameters`/`gradients`, in PyTorch's state-dict order.
+    public let views: [ParameterView]
+    /// All parameters, flat.
+    public let parameters: UnsafeMutableBufferPointer<Float>
+    /// Gradients, same layout as `parameters`; accumulated by `backward`, cleared by `zeroGradients`.
+    public let gradients: UnsafeMutableBufferPointer<Float>
+
+    private let workspace = Workspace()
+    private var capacity = 0
+    private var outputs: [UnsafeMutablePointer<Float>] = []
+    private var outputGradients: [UnsafeMutablePointer<Float>] = []
+    private var lastInput: UnsafePointer<Float>?
+    private var lastBatch = 0
+
+    /// Builds the layers for `spec` on images of `inputShape`; throws `ModelError` when a stage does
+    /// not fit (a window larger than its input, an image model on the wrong input, …).
+    public init(spec: ModelSpec, inputShape: ImageShape, classes: Int, activation: Activation = .relu, seed: UInt64 = 0) throws {
+        self.spec = spec
+        self.inputShape = inputShape
+        self.classes = classes
+        self.activation = activation
+        layers = try Sequential.buildLayers(spec, inputShape: inputShape, classes: classes, activation: activation, seed: seed)
+        var views: [ParameterView] = []
+        var offset = 0
+        for layer in layers {
+            for (suffix, shape) in layer.parameterShapes {
+                views.append(ParameterView(name: "\(layer.name).\(suffix)", shape: shape, offset: offset))
+                offset += shape.reduce(1, *)
+            }
+        }
+        self.views = views
+        parameters = .allocate(capacity: offset)
+        parameters.initialize(repeating: 0)
+        gradients = .allocate(capacity: offset)
+        gradients.initialize(repeating: 0)
+        var index = 0
+        for layer in layers {
+            let n = layer.parameterShapes.count
+            let mine = views[index..<index + n]
+            layer.bind(parameters: mine.map { parameters.baseAddress! + $0.offset },
+                       gradients: mine.map { gradients.baseAddress! + $0.offset })
+            index += n
+        }
+        initialize(.pytorch, seed: seed)
+    }
+
+    deinit {
+        parameters.deallocate()
+        gradients.deallocate()
+        for p in outputs + outputGradients { p.deallocate() }
+    }
+
+    private static func buildLayers(_ spec: ModelSpec, inputShape: ImageShape, classes: Int, activation: Activation, seed: UInt64) throws -> [any Layer] {
+        var layers: [any Layer] = []
+        var shape = [inputShape.channels, inputShape.height, inputShape.width]
+        var counts: [String: Int] = [:]
+        func nextName(_ kind: String) -> String {
+            counts[kind, default: 0] += 1
+            return "\(kind)\(counts[kind]!)"
+        }
+        let denseCount = spec.stages.filter { if case .dense = $0 { return true } else { return false } }.count
+        let isRecurrent = spec.stages.contains { if case .recurrent = $0 { return true } else { return false } }
+        for (i, stage) in spec.stages.enumerated() {
+            let isLast = i == spec.stages.count - 1
+            switch stage {
+            case let .conv(out, kernel, padding):
+                guard shape.count == 3 else { throw ModelError.shape("a convolution cannot follow a dense or recurrent layer") }
+                let pad: Int
+                switch padding {
+                case .same:
+                    guard kernel % 2 == 1 else { throw ModelError.badSpec("'same' padding needs an odd kernel, not \(kernel)") }
+                    pad = kernel / 2
+                case .valid: pad = 0
+                case .pixels(let p): pad = p
+                }
+                let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernel: kernel, padding: pad)
+                try fits(g, shape, "convolution \(kernel)x\(kernel)")
+                let layer = Conv2D(name: nextName("conv"), geometry: g, outChannels: out, activation: activation)
+                layers.append(layer)
+            case let .maxPool(size, stride), let .avgPool(size, stride):
+                guard shape.count == 3 else { throw ModelError.shape("pooling cannot follow a dense or recurrent layer") }
+                let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernel: size, stride: stride)
+                try fits(g, shape, "pooling window \(size)x\(size)")
+                if case .maxPool = stage {
+                    layers.append(MaxPool2D(name: nextName("pool"), inputShape: shape, size: size, stride: stride))
+                } else {
+                    layers.append(AvgPool2D(name: nextName("pool"), inputShape: shape, size: size, stride: stride))
+                }
+            case .dense(let n):
+                guard let out = n ?? (isLast ? classes : nil) else { throw ModelError.badSpec("only the last 'fc' may omit its size") }
+                if isLast && out != classes { throw ModelError.shape("the last layer has \(out) outputs but the data has \(classes) classes") }
+                let name = isRecurrent && denseCount == 1 ? "fc" : nextName("fc")
+                layers.append(Dense(name: name, inputShape: shape, outFeatures: out, activation: isLast ? .identity : activation))
+            case .dropout(let p):
+                layers.append(Dropout(name: nextName("dropout"), inputShape: shape, probability: p, seed: seed &+ UInt64(i) &* 0x9E37))
+            case let .recurrent(kind, hidden, stack):
+                guard shape.count == 3 else { throw ModelError.shape("a recurrent layer reads images; it cannot follow a dense layer") }
+                layers.append(try makeRecurrentLayer(kind, hidden: hidden, layers: stack, inputShape: shape))
+            }
+            shape = layers.last!.outputShape
+        }
+        guard case .dense = spec.stages.last else { throw ModelError.badSpec("the last stage must be 'fc' (the classifier)") }
+        return layers
+    }
+
+    private static func fits(_ g: ConvGeometry, _ shape: [Int], _ what: String) throws {
+        if g.outHeight < 1 || g.outWidth < 1 || g.height + 2 * g.padding < g.kernelHeight {
+            throw ModelError.shape("\(what) does not fit its \(shape[1])x\(shape[2]) input")
+        }
+    }
+
+    /// Draws every parameter afresh with `scheme`; the same seed gives the same values.
+    public func initialize(_ scheme: Initialization, seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        var lastFanIn = 1
+        for (layer, view) in viewsByLayer() {
+            let buffer = UnsafeMutableBufferPointer(rebasing: parameters[view.offset..<view.offset + view.count])
+            let bound = (layer as? RecurrentInitialization)?.defaultBound
+            if view.shape.count >= 2 {
+                scheme.fill(weight: buffer, shape: view.shape, recurrentBound: bound, random: &random)
+                lastFanIn = view.shape.dropFirst().reduce(1, *)
+            } else {
+                scheme.fill(bias: buffer, fanIn: lastFanIn, recurrentBound: bound, random: &random)
+            }
+        }
+    }
+
+    private func viewsByLayer() -> [(any Layer, ParameterView)] {
+        var result: [(any Layer, ParameterView)] = []
+        var index = 0
+        for layer in layers {
+            for _ in layer.parameterShapes {
+                result.append((layer, views[index]))
+                index += 1
+            }
+        }
+        return result
+    }
+
+    /// Number of parameters.
+    public var parameterCount: Int { parameters.count }
+
+    /// The layer with that name and its position.
+    public func layer(named name: String) -> (index: Int, layer: any Layer)? {
+        layers.enumerated().first { $0.element.name == name }.map { ($0.offset, $0.element) }
+    }
+
+    private func reserve(batch n: Int) {
+        guard n > capacity else { return }
+        for p in outputs + outputGradients { p.deallocate() }
+        outputs = layers.map { .allocate(capacity: n * $0.outputCount) }
+        outputGradients = layers.map { .allocate(capacity: n * $0.outputCount) }
+        capacity = n
+    }
+
+    /// Runs the network on `input` `(n, C, H, W)` and returns the logits `(n, classes)`. Every layer's
+    /// output stays readable through `output(of:)` until the next call. `input` must stay valid until
+    /// `backward` has run.
+    @discardableResult
+    public func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool) -> UnsafeMutablePointer<Float> {
+        reserve(batch: n)
+        lastInput = input
+        lastBatch = n
+        var x = input
+        for (i, layer) in layers.enumerated() {
+            layer.forward(x, outputs[i], batch: n, training: training, workspace: workspace)
+            x = UnsafePointer(outputs[i])
+        }
+        return outputs[layers.count - 1]
+    }
+
+    /// The output of layer `index` from the last forward pass, `(n, outputShape)`.
+    public func output(of index: Int) -> UnsafeMutablePointer<Float> { outputs[index] }
+
+    /// Back-propagates `logitGradient` `(n, classes)` (it is modified) through the last forward pass,
+    /// accumulating into `gradients`; writes the input gradient `(n, C, H, W)` when asked.
+    public func backward(_ logitGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>? = nil) {
+        let n = lastBatch
+        let last = layers.count - 1
+        outputGradients[last].update(from: logitGradient, count: n * layers[last].outputCount)
+        for i in stride(from: last, through: 0, by: -1) {
+            let input = i == 0 ? lastInput! : UnsafePointer(outputs[i - 1])
+            let dx = i == 0 ? inputGradient : outputGradients[i - 1]
+            layers[i].backward(input, outputs[i], outputGradients[i], dx, batch: n, workspace: workspace)
+        }
+    }
+
+    /// Clears the gradient block (backward accumulates).
+    public func zeroGradients() {
+        gradients.update(repeating: 0)
+    }
+
+    /// The shared scratch memory, for analyses that call layers directly.
+    public var scratch: Workspace { workspace }
+}
+
+/// Layers whose PyTorch default initialisation is U(±1/√hidden) for every tensor.
+public protocol RecurrentInitialization {
+    var defaultBound: Float { get }
+}
+
+extension Sequential {
+    /// Mean seconds per call of each layer's forward (training mode) and backward pass on `input`
+    /// `(n, C, H, W)`, over `repeats` runs; for finding where a training step spends its time.
+    public func profile(_ input: UnsafePointer<Float>, batch n: Int, logitGradient: UnsafePointer<Float>, repeats: Int) -> [(name: String, forward: Double, backward: Double)] {
+        var forwardTime = [Double](repeating: 0, count: layers.count)
+        var backwardTime = [Double](repeating: 0, count: layers.count)
+        func seconds(_ body: () -> Void) -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        reserve(batch: n)
+        for _ in 0..<repeats {
+            var x = input
+            for (i, layer) in layers.enumerated() {
+                forwardTime[i] += seconds { layer.forward(x, outputs[i], batch: n, training: true, workspace: workspace) }
+                x = UnsafePointer(outputs[i])
+            }
+            let last = layers.count - 1
+            outputGradients[last].update(from: logitGradient, count: n * layers[last].outputCount)
+            for i in stride(from: last, through: 0, by: -1) {
+                let layerInput = i == 0 ? input : UnsafePointer(outputs[i - 1])
+                backwardTime[i] += seconds {
+                    layers[i].backward(layerInput, outputs[i], outputGradients[i], i == 0 ? nil : outputGradients[i - 1], batch: n, workspace: workspace)
+                }
+            }
+        }
+        return layers.indices.map { (layers[$0].name, forwardTime[$0] / Double(repeats), backwardTime[$0] / Double(repeats)) }
+    }
+}

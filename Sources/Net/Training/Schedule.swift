@@ -1,0 +1,56 @@
+import Foundation
+
+/// Learning-rate schedules as functions of training progress in epochs (fractional, so the rate
+/// changes every step). Written on the command line as `constant`, `step:EVERY:GAMMA`, `cosine`,
+/// or `warmup:PEAK:LOW`.
+public enum Schedule: Equatable, Sendable, CustomStringConvertible {
+    /// The base rate throughout.
+    case constant
+    /// The base rate times `gamma` after every `every` epochs (PyTorch's StepLR).
+    case step(every: Int, gamma: Float)
+    /// Cosine annealing from the base rate to 0 over the whole run (PyTorch's CosineAnnealingLR, eta_min 0).
+    case cosine
+    /// Linear rise from `low` to the base rate at epoch `peak`, then linear fall back to `low` at the end.
+    case warmup(peak: Double, low: Float)
+
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":").map(String.init)
+        switch (parts.first ?? "", parts.count) {
+        case ("constant", 1): self = .constant
+        case ("cosine", 1): self = .cosine
+        case ("step", 3):
+            guard let every = Int(parts[1]), every > 0, let gamma = Float(parts[2]), gamma > 0 else { fallthrough }
+            self = .step(every: every, gamma: gamma)
+        case ("warmup", 3):
+            guard let peak = Double(parts[1]), peak >= 0, let low = Float(parts[2]), low >= 0 else { fallthrough }
+            self = .warmup(peak: peak, low: low)
+        default:
+            throw ModelError.badSpec("schedule '\(text)' is not one of constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .constant: return "constant"
+        case .cosine: return "cosine"
+        case let .step(every, gamma): return "step:\(every):\(gamma)"
+        case let .warmup(peak, low): return "warmup:\(peak):\(low)"
+        }
+    }
+
+    /// The rate at `epoch` (0 at the start of training, `total` at its end).
+    public func rate(base: Float, epoch: Double, total: Double) -> Float {
+        switch self {
+        case .constant:
+            return base
+        case let .step(every, gamma):
+            return base * pow(gamma, Float(Int(epoch) / every))
+        case .cosine:
+            return base * Float(0.5 * (1 + cos(Double.pi * min(epoch, total) / max(total, 1e-9))))
+        case let .warmup(peak, low):
+            if epoch <= peak { return low + (base - low) * Float(peak > 0 ? epoch / peak : 1) }
+            let fall = max(total - peak, 1e-9)
+            return base + (low - base) * Float(min(1, (epoch - peak) / fall))
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Net
+
+extension Activation: ExpressibleByArgument {}
+extension Initialization: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension Loss: ExpressibleByArgument {}
+
+/// Which network to build: a preset or a spec string, and its size options.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Preset (\(ModelSpec.presetNames.joined(separator: ", "))) or a spec such as 'conv:32:5:same,maxpool:2,fc:128,fc'.")
+    var model: String = "lenet5"
+
+    @Option(help: "Convolution kernel size of the lenet5 presets (5 or 3).")
+    var kernel: Int = 5
+
+    @Option(help: "Activation after every convolution and hidden dense layer: relu, leaky-relu, tanh, sigmoid.")
+    var activation: Activation = .relu
+
+    @Option(help: "Hidden units of the recurrent presets.")
+    var hidden: Int = 128
+
+    @Option(help: "Stacked layers of the recurrent presets.")
+    var layers: Int = 1
+
+    func validate() throws {
+        guard kernel > 0, kernel % 2 == 1 else { throw ValidationError("--kernel must be a positive odd number, not \(kernel)") }
+        guard hidden > 0 else { throw ValidationError("--hidden must be positive") }
+        guard layers > 0 else { throw ValidationError("--layers must be positive") }
+        _ = try spec()
+    }
+
+    func spec() throws -> ModelSpec {
+        do { return try ModelSpec.preset(model, kernel: kernel, hidden: hidden, layers: layers) } catch let error as ModelError {
+            throw ValidationError(error.localizedDescription)
+        }
+    }
+
+    /// The input shape a preset is made for when no data set says otherwise.
+    var defaultInputShape: ImageShape {
+        model == "lenet5-classic" ? ImageShape(channels: 3, height: 32, width: 32) : ImageShape(channels: 1, height: 28, width: 28)
+    }
+}

@@ -32,18 +32,17 @@ public enum FileWriteError: Error, LocalizedError, Equatable, Sendable {
 /// and an existing file at `path` is left untouched. A process killed mid-write can leave only the
 /// temporary file behind, never a truncated `path`.
 public func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileWriteError) {
-    let result = bytes.withUnsafeBytes { buffer in
+    // `withUnsafeBytes` is `rethrows`, which erases the error type; carry it out in a `Result`.
+    try bytes.withUnsafeBytes { buffer in
         Result { () throws(FileWriteError) in try writeAtomically(buffer, to: path) }
-    }
-    try result.get()
+    }.get()
 }
 
-/// Writes `data` to `path` atomically; see ``writeAtomically(_:to:)-([UInt8],_)``.
+/// Writes `data` to `path` atomically; see `writeAtomically(_:to:)` for `[UInt8]`.
 public func writeAtomically(_ data: Data, to path: String) throws(FileWriteError) {
-    let result = data.withUnsafeBytes { buffer in
+    try data.withUnsafeBytes { buffer in
         Result { () throws(FileWriteError) in try writeAtomically(buffer, to: path) }
-    }
-    try result.get()
+    }.get()
 }
 
 private func writeAtomically(_ buffer: UnsafeRawBufferPointer, to path: String) throws(FileWriteError) {

@@ -22,7 +22,7 @@ public func npyBytes(_ tensor: Tensor) -> [UInt8] {
 }
 
 /// Writes `tensor` to `path` as a float32, C-order NumPy `.npy` file, atomically
-/// (see ``writeAtomically(_:to:)-([UInt8],_)``). Load it with `numpy.load(path)`.
+/// (see ``writeAtomically(_:to:)``). Load it with `numpy.load(path)`.
 public func writeNpy(_ tensor: Tensor, to path: String) throws(FileWriteError) {
     try writeAtomically(npyBytes(tensor), to: path)
 }

@@ -68,7 +68,7 @@ public struct Checkpoint: Equatable, Sendable {
         return bytes
     }
 
-    /// Writes the checkpoint to `path` as float32 safetensors, atomically (see ``writeAtomically(_:to:)-([UInt8],_)``):
+    /// Writes the checkpoint to `path` as float32 safetensors, atomically (see ``writeAtomically(_:to:)``):
     /// an interrupted write leaves any previous file at `path` intact.
     public func write(to path: String) throws(CheckpointError) {
         let bytes = try serialized()

@@ -1,0 +1,421 @@
+import Foundation
+
+/// A tensor with the name it is stored under in a checkpoint, e.g. `conv1.weight`.
+public struct NamedTensor: Equatable, Sendable {
+    public var name: String
+    public var tensor: Tensor
+
+    public init(name: String, tensor: Tensor) {
+        self.name = name
+        self.tensor = tensor
+    }
+}
+
+/// Named tensors plus string metadata, stored as a safetensors file.
+///
+/// The file is an 8-byte little-endian header length `N`, `N` bytes of JSON
+/// (`{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__": {..}}`,
+/// padded with spaces to a multiple of 8), then the tensors' bytes, contiguous and little-endian, with
+/// offsets relative to the start of that byte buffer. Files written here load with the `safetensors`
+/// Python package and PyTorch's `load_state_dict`.
+public struct Checkpoint: Equatable, Sendable {
+    /// The tensors in file order; names are unique.
+    public var tensors: [NamedTensor]
+    /// Free-form string metadata (`__metadata__` in the header), e.g. the model spec or the epoch.
+    public var metadata: [String: String]
+
+    public init(tensors: [NamedTensor] = [], metadata: [String: String] = [:]) {
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    /// The tensor stored under `name`, or `nil`.
+    public func tensor(_ name: String) -> Tensor? {
+        tensors.first { $0.name == name }?.tensor
+    }
+
+    /// The complete file contents: header length, JSON header, float32 data.
+    /// Throws if two tensors share a name or a tensor is named `__metadata__`.
+    public func serialized() throws(CheckpointError) -> [UInt8] {
+        var seen = Set<String>()
+        for entry in tensors {
+            guard entry.name != metadataKey else { throw .reservedName(entry.name) }
+            guard seen.insert(entry.name).inserted else { throw .duplicateName(entry.name) }
+        }
+
+        var fields: [String] = []
+        if !metadata.isEmpty {
+            let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            fields.append("\(jsonString(metadataKey)):{\(pairs.joined(separator: ","))}")
+        }
+        var offset = 0
+        for entry in tensors {
+            let end = offset + entry.tensor.count * DType.f32.size
+            let shape = entry.tensor.shape.map(String.init).joined(separator: ",")
+            fields.append("\(jsonString(entry.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+            offset = end
+        }
+        var header = Array("{\(fields.joined(separator: ","))}".utf8)
+        header += [UInt8](repeating: UInt8(ascii: " "), count: (8 - header.count % 8) % 8)
+
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 + header.count + offset)
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { bytes += $0 }
+        bytes += header
+        for entry in tensors {
+            appendLittleEndian(entry.tensor.data, to: &bytes)
+        }
+        return bytes
+    }
+
+    /// Writes the checkpoint to `path` as float32 safetensors, atomically (see ``writeAtomically(_:to:)``):
+    /// an interrupted write leaves any previous file at `path` intact.
+    public func write(to path: String) throws(CheckpointError) {
+        let bytes = try serialized()
+        do {
+            try writeAtomically(bytes, to: path)
+        } catch {
+            throw .writeFailed(error)
+        }
+    }
+
+    /// Reads a safetensors file. F32 tensors are read as they are; F16, BF16 and F64 are converted to
+    /// Float. Tensors come back in the order of their data offsets, which is the order they were written.
+    public static func read(from path: String) throws(CheckpointError) -> Checkpoint {
+        guard FileManager.default.fileExists(atPath: path) else { throw .fileNotFound(path) }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .unreadable(path: path, reason: error.localizedDescription)
+        }
+        return try parse([UInt8](data), path: path)
+    }
+
+    /// Parses the bytes of a safetensors file; `path` is used in error messages only.
+    public static func parse(_ bytes: [UInt8], path: String = "<memory>") throws(CheckpointError) -> Checkpoint {
+        guard bytes.count >= 8 else { throw .tooShort(path: path, byteCount: bytes.count) }
+        let headerLength = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard headerLength <= UInt64(bytes.count - 8) else {
+            throw .headerTooLarge(path: path, headerLength: headerLength, fileSize: bytes.count)
+        }
+        let bufferStart = 8 + Int(headerLength)
+        let header = try parseHeader(bytes[8..<bufferStart], path: path)
+        let bufferSize = bytes.count - bufferStart
+
+        var metadata: [String: String] = [:]
+        var entries: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
+        for name in header.keys.sorted() {
+            let value = header[name]!
+            if name == metadataKey {
+                metadata = try parseMetadata(value, path: path)
+                continue
+            }
+            guard case .object(let info) = value else {
+                throw .invalidField(path: path, tensor: name, field: "entry", reason: "is not an object")
+            }
+            for field in ["dtype", "shape", "data_offsets"] where info[field] == nil {
+                throw .missingField(path: path, tensor: name, field: field)
+            }
+            guard case .string(let dtypeName) = info["dtype"]! else {
+                throw .invalidField(path: path, tensor: name, field: "dtype", reason: "is not a string")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw .unsupportedDtype(path: path, tensor: name, dtype: dtypeName)
+            }
+            guard let shape = info["shape"]!.intArray, shape.allSatisfy({ $0 >= 0 }) else {
+                throw .invalidField(path: path, tensor: name, field: "shape",
+                                    reason: "is not a list of non-negative integers")
+            }
+            guard let offsets = info["data_offsets"]!.intArray, offsets.count == 2 else {
+                throw .invalidField(path: path, tensor: name, field: "data_offsets",
+                                    reason: "is not a list of two integers")
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard 0 <= begin, begin <= end, end <= bufferSize else {
+                throw .offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end, bufferSize: bufferSize)
+            }
+            guard let count = elementCount(shape),
+                  case (let expected, false) = count.multipliedReportingOverflow(by: dtype.size),
+                  expected == end - begin else {
+                throw .sizeMismatch(path: path, tensor: name, shape: shape, dtype: dtype.rawValue, byteCount: end - begin)
+            }
+            entries.append((name, dtype, shape, begin, end))
+        }
+
+        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        var position = 0
+        for entry in entries {
+            guard entry.begin == position else {
+                throw .notContiguous(path: path, tensor: entry.name, begin: entry.begin, expected: position)
+            }
+            position = entry.end
+        }
+        guard position == bufferSize else {
+            throw .trailingBytes(path: path, used: position, bufferSize: bufferSize)
+        }
+
+        let tensors = entries.map { entry in
+            let data = decode(bytes, from: bufferStart + entry.begin, count: elementCount(entry.shape)!, as: entry.dtype)
+            return NamedTensor(name: entry.name, tensor: Tensor(shape: entry.shape, data: data))
+        }
+        return Checkpoint(tensors: tensors, metadata: metadata)
+    }
+
+    /// Checks that the checkpoint holds exactly the tensors a model expects, with the expected shapes.
+    /// Throws ``CheckpointError/incompatible(_:)`` listing every missing, unexpected or misshapen tensor.
+    public func validate(expected: [(name: String, shape: [Int])]) throws(CheckpointError) {
+        var problems: [CheckpointMismatch] = []
+        for (name, shape) in expected {
+            if let found = tensor(name) {
+                if found.shape != shape {
+                    problems.append(.shape(name: name, found: found.shape, expected: shape))
+                }
+            } else {
+                problems.append(.missing(name))
+            }
+        }
+        let expectedNames = Set(expected.map(\.name))
+        for entry in tensors where !expectedNames.contains(entry.name) {
+            problems.append(.unexpected(entry.name))
+        }
+        guard problems.isEmpty else { throw .incompatible(problems) }
+    }
+}
+
+/// One difference between a checkpoint and the tensors a model expects.
+public enum CheckpointMismatch: Equatable, Sendable, CustomStringConvertible {
+    case missing(String)
+    case unexpected(String)
+    case shape(name: String, found: [Int], expected: [Int])
+
+    public var description: String {
+        switch self {
+        case .missing(let name): return "missing tensor \(name)"
+        case .unexpected(let name): return "unexpected tensor \(name)"
+        case .shape(let name, let found, let expected):
+            return "checkpoint tensor \(name) has shape \(found) but the model expects \(expected)"
+        }
+    }
+}
+
+/// Why a checkpoint could not be read, written or used. Each description is one readable line.
+public enum CheckpointError: Error, LocalizedError, Equatable, Sendable {
+    case fileNotFound(String)
+    case unreadable(path: String, reason: String)
+    case tooShort(path: String, byteCount: Int)
+    case headerTooLarge(path: String, headerLength: UInt64, fileSize: Int)
+    case invalidHeader(path: String, reason: String)
+    case missingField(path: String, tensor: String, field: String)
+    case invalidField(path: String, tensor: String, field: String, reason: String)
+    case unsupportedDtype(path: String, tensor: String, dtype: String)
+    case offsetsOutOfRange(path: String, tensor: String, begin: Int, end: Int, bufferSize: Int)
+    case sizeMismatch(path: String, tensor: String, shape: [Int], dtype: String, byteCount: Int)
+    case notContiguous(path: String, tensor: String, begin: Int, expected: Int)
+    case trailingBytes(path: String, used: Int, bufferSize: Int)
+    case invalidMetadata(path: String, reason: String)
+    case metadataNotString(path: String, key: String)
+    case duplicateName(String)
+    case reservedName(String)
+    case writeFailed(FileWriteError)
+    case incompatible([CheckpointMismatch])
+
+    public var errorDescription: String? {
+        switch self {
+        case .fileNotFound(let path):
+            return "checkpoint '\(path)' does not exist"
+        case .unreadable(let path, let reason):
+            return "cannot read checkpoint '\(path)': \(reason)"
+        case .tooShort(let path, let count):
+            return "'\(path)' is not a safetensors file: \(count) bytes is shorter than the 8-byte header length"
+        case .headerTooLarge(let path, let length, let size):
+            return "'\(path)' is not a safetensors file: header length \(length) is larger than the file (\(size) bytes)"
+        case .invalidHeader(let path, let reason):
+            return "'\(path)' has an invalid safetensors header: \(reason)"
+        case .missingField(let path, let tensor, let field):
+            return "'\(path)': tensor \(tensor) has no \(field)"
+        case .invalidField(let path, let tensor, let field, let reason):
+            return "'\(path)': \(field) of tensor \(tensor) \(reason)"
+        case .unsupportedDtype(let path, let tensor, let dtype):
+            return "'\(path)': tensor \(tensor) has dtype \(dtype); supported are F32, F16, BF16, F64"
+        case .offsetsOutOfRange(let path, let tensor, let begin, let end, let size):
+            return "'\(path)': tensor \(tensor) has data_offsets [\(begin), \(end)] outside the \(size)-byte data buffer"
+        case .sizeMismatch(let path, let tensor, let shape, let dtype, let count):
+            return "'\(path)': tensor \(tensor) of shape \(shape) and dtype \(dtype) does not fit its \(count) bytes"
+        case .notContiguous(let path, let tensor, let begin, let expected):
+            return "'\(path)': tensor \(tensor) starts at byte \(begin) of the data buffer, expected \(expected) (gap or overlap)"
+        case .trailingBytes(let path, let used, let size):
+            return "'\(path)': tensors cover \(used) bytes but the data buffer has \(size)"
+        case .invalidMetadata(let path, let reason):
+            return "'\(path)': __metadata__ \(reason)"
+        case .metadataNotString(let path, let key):
+            return "'\(path)': metadata value for \(key) is not a string"
+        case .duplicateName(let name):
+            return "two tensors are named \(name)"
+        case .reservedName(let name):
+            return "a tensor cannot be named \(name)"
+        case .writeFailed(let error):
+            return error.errorDescription
+        case .incompatible(let problems):
+            return problems.map(\.description).joined(separator: "; ")
+        }
+    }
+}
+
+private let metadataKey = "__metadata__"
+
+/// Element types a checkpoint can be read from; only F32 is written.
+private enum DType: String {
+    case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
+
+    /// Bytes per element.
+    var size: Int {
+        switch self {
+        case .f16, .bf16: return 2
+        case .f32: return 4
+        case .f64: return 8
+        }
+    }
+}
+
+/// The product of `shape`, or `nil` if it overflows.
+private func elementCount(_ shape: [Int]) -> Int? {
+    var count = 1
+    for extent in shape {
+        let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+        if overflow { return nil }
+        count = product
+    }
+    return count
+}
+
+/// Appends `values` as little-endian float32 bytes.
+func appendLittleEndian(_ values: [Float], to bytes: inout [UInt8]) {
+    #if _endian(little)
+    values.withUnsafeBytes { bytes += $0 }
+    #else
+    for value in values {
+        withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 }
+    }
+    #endif
+}
+
+/// `count` little-endian values of `dtype` starting at byte `start` of `bytes`, converted to Float.
+/// The caller has checked that they lie inside `bytes`.
+private func decode(_ bytes: [UInt8], from start: Int, count: Int, as dtype: DType) -> [Float] {
+    bytes.withUnsafeBytes { raw in
+        (0..<count).map { i in
+            let at = start + i * dtype.size
+            switch dtype {
+            case .f32:
+                return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            case .f16:
+                let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
+                return halfToFloat(bits)
+            case .bf16:
+                let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
+                return Float(bitPattern: UInt32(bits) << 16)
+            case .f64:
+                return Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
+            }
+        }
+    }
+}
+
+/// IEEE 754 binary16 to Float, written out so it does not depend on `Float16` being available.
+private func halfToFloat(_ bits: UInt16) -> Float {
+    let sign: Float = bits & 0x8000 != 0 ? -1 : 1
+    let exponent = Int((bits >> 10) & 0x1f)
+    let mantissa = Float(bits & 0x3ff)
+    switch exponent {
+    case 0: return sign * mantissa * 0x1p-24
+    case 31: return mantissa == 0 ? sign * .infinity : .nan
+    default: return sign * (1 + mantissa / 1024) * Float(sign: .plus, exponent: exponent - 15, significand: 1)
+    }
+}
+
+/// `string` as a JSON string literal, escaped the way serde_json (the reference writer) does.
+private func jsonString(_ string: String) -> String {
+    var out = "\""
+    for scalar in string.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\u{08}": out += "\\b"
+        case "\u{0C}": out += "\\f"
+        case _ where scalar.value < 0x20:
+            out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+/// A parsed JSON value; just enough structure to check a header field by field.
+private enum JSONValue: Decodable {
+    case null, bool(Bool), int(Int), double(Double), string(String)
+    case array([JSONValue]), object([String: JSONValue])
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: Decoder) throws {
+        if let keyed = try? decoder.container(keyedBy: Key.self) {
+            var object: [String: JSONValue] = [:]
+            for key in keyed.allKeys { object[key.stringValue] = try keyed.decode(JSONValue.self, forKey: key) }
+            self = .object(object)
+        } else if var unkeyed = try? decoder.unkeyedContainer() {
+            var array: [JSONValue] = []
+            while !unkeyed.isAtEnd { array.append(try unkeyed.decode(JSONValue.self)) }
+            self = .array(array)
+        } else {
+            let single = try decoder.singleValueContainer()
+            if single.decodeNil() { self = .null }
+            else if let value = try? single.decode(Bool.self) { self = .bool(value) }
+            else if let value = try? single.decode(Int.self) { self = .int(value) }
+            else if let value = try? single.decode(Double.self) { self = .double(value) }
+            else { self = .string(try single.decode(String.self)) }
+        }
+    }
+
+    /// The elements as integers, if this is an array of integers.
+    var intArray: [Int]? {
+        guard case .array(let items) = self else { return nil }
+        var ints: [Int] = []
+        for item in items {
+            guard case .int(let value) = item else { return nil }
+            ints.append(value)
+        }
+        return ints
+    }
+}
+
+private func parseHeader(_ bytes: ArraySlice<UInt8>, path: String) throws(CheckpointError) -> [String: JSONValue] {
+    let value: JSONValue
+    do {
+        value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+    } catch {
+        throw .invalidHeader(path: path, reason: "not valid JSON")
+    }
+    guard case .object(let object) = value else {
+        throw .invalidHeader(path: path, reason: "not a JSON object")
+    }
+    return object
+}
+
+private func parseMetadata(_ value: JSONValue, path: String) throws(CheckpointError) -> [String: String] {
+    guard case .object(let object) = value else { throw .invalidMetadata(path: path, reason: "is not an object") }
+    var metadata: [String: String] = [:]
+    for (key, value) in object {
+        guard case .string(let string) = value else { throw .metadataNotString(path: path, key: key) }
+        metadata[key] = string
+    }
+    return metadata
+}

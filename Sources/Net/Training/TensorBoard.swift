@@ -38,6 +38,7 @@ public final class EventWriter {
 
     private static let flushBytes = 1 << 20
     private static let flushSeconds = 10.0
+    private static let filePrefix = "events.out.tfevents."
 
     /// Creates `directory` if needed and starts a new event file in it.
     ///
@@ -167,8 +168,6 @@ public final class EventWriter {
         buffer += TFRecord.frame(EventProto.summary(wallTime: wallTime ?? now, step: step, tag: tag, value: value))
         if buffer.count >= Self.flushBytes || now - lastWrite >= Self.flushSeconds { try flush() }
     }
-
-    static let filePrefix = "events.out.tfevents."
 
     private static func newestEventFile(in directory: String, fileSuffix: String) -> String? {
         let fileManager = FileManager.default

@@ -38,7 +38,7 @@ public enum DataError: Error, Equatable, LocalizedError {
         case .unreadable(let path, let reason):
             return "\(path): cannot read: \(reason)"
         case .truncated(let path, let expected, let actual):
-            return "\(path): file is truncated: expected at least \(expected) bytes, found \(actual)"
+            return "\(path): truncated: needs at least \(expected) bytes of data, has \(actual)"
         case .malformed(let path, let reason):
             return "\(path): \(reason)"
         case .emptyClassFolder(let path):

@@ -28,6 +28,11 @@ func writeAtomically(_ data: Data, to path: String) throws(DataError) {
     }
 }
 
+/// Whether anything exists at `path`.
+func fileExists(_ path: String) -> Bool {
+    FileManager.default.fileExists(atPath: path)
+}
+
 /// Whether `path` names a directory.
 func isDirectory(_ path: String) -> Bool {
     var directory: ObjCBool = false

@@ -21,10 +21,10 @@ enum FolderReader: DataSetReader {
         var files: [[String]] = [], labels: [[Int32]] = []
         for (split, classes) in zip(splits, folders) {
             var splitFiles: [String] = [], splitLabels: [Int32] = []
-            for name in classes {
+            for (label, name) in names.enumerated() where classes.contains(name) {
                 let classFiles = try imageFiles(joinPath(split!, name))
                 splitFiles += classFiles
-                splitLabels += Array(repeating: Int32(names.firstIndex(of: name)!), count: classFiles.count)
+                splitLabels += Array(repeating: Int32(label), count: classFiles.count)
             }
             files.append(splitFiles)
             labels.append(splitLabels)

@@ -7,7 +7,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Describe a data set: format, splits, classes with counts, image shape.",
-        discussion: "Supported layouts:\n" + DataError.supportedLayouts
+        discussion: "Supported layouts (inside the directory):\n" + DataError.supportedLayouts
     )
 
     @Argument(help: "The data set's directory.")

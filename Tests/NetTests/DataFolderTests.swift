@@ -73,7 +73,7 @@ final class DataFolderTests: XCTestCase {
         assertDataError(try DataLoader.load("/nonexistent/data"), mentions: "/nonexistent/data", "no such")
         let directory = try makeTemporaryDirectory()
         try write([1, 2, 3], to: directory + "/something.bin")
-        assertDataError(try DataLoader.load(directory), mentions: directory, "IDX", "CIFAR-10 binary", "Train/<0-9>")
+        assertDataError(try DataLoader.load(directory), mentions: directory, "idx:", "cifar10-binary:", "Train/<0-9>")
     }
 
     func testRealCourseMNIST() throws {

@@ -22,19 +22,16 @@ public enum DataError: Error, Equatable, LocalizedError {
     case writeFailed(String, reason: String)
 
     /// The layouts `DataLoader.load` recognises, one per line.
-    public static let supportedLayouts = """
-          course folders: DIR/Train/<0-9>/*.png and DIR/Test/<0-9>/*.png
-          class folders:  DIR/train/<class name>/*.{png,jpg,jpeg} and DIR/test/<class name>/...
-          IDX (MNIST, Fashion-MNIST): DIR/train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...
-          CIFAR-10 binary: DIR/data_batch_1.bin ... data_batch_5.bin, test_batch.bin [, batches.meta.txt]
-        """
+    public static var supportedLayouts: String {
+        DataFormat.allCases.map { "  \($0.rawValue): \($0.layout)" }.joined(separator: "\n")
+    }
 
     public var errorDescription: String? {
         switch self {
         case .pathNotFound(let path):
             return "\(path): no such file or directory"
         case .unrecognizedLayout(let path):
-            return "\(path): not a data set in a supported layout. Supported layouts:\n\(Self.supportedLayouts)"
+            return "\(path): not a data set in a supported layout. Supported layouts (inside the directory):\n\(Self.supportedLayouts)"
         case .unreadable(let path, let reason):
             return "\(path): cannot read: \(reason)"
         case .truncated(let path, let expected, let actual):

@@ -31,13 +31,13 @@ public enum DataFormat: String, CaseIterable, Sendable {
     /// CIFAR-10 binary batches.
     case cifarBinary = "cifar10-binary"
 
-    /// A one-line description of the layout.
+    /// Where the files are inside the data set's directory, in one line.
     public var layout: String {
         switch self {
-        case .courseFolders: return "folders with numbered classes, Train/<n>/*.png and Test/<n>/*.png"
-        case .classFolders: return "folders with named classes, train/<name>/*.{png,jpg} and test/<name>/..."
-        case .idx: return "IDX files (MNIST style), train-images-idx3-ubyte[.gz] and t10k-..."
-        case .cifarBinary: return "CIFAR-10 binary batches, data_batch_1..5.bin and test_batch.bin"
+        case .courseFolders: return "Train/<0-9>/*.png, Test/<0-9>/*.png"
+        case .classFolders: return "train/<class>/*.{png,jpg,jpeg}, test/<class>/... (any case)"
+        case .idx: return "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-..."
+        case .cifarBinary: return "data_batch_1..5.bin, test_batch.bin [, batches.meta.txt]"
         }
     }
 }

@@ -20,22 +20,19 @@ enum FolderReader: DataSetReader {
         let names = Set(folders.joined()).sorted(by: numeric ? { Int($0)! < Int($1)! } : { $0 < $1 })
         var files: [[String]] = [], labels: [[Int32]] = []
         for (split, classes) in zip(splits, folders) {
-            var splitFiles: [String] = [], splitLabels: [Int32] = []
-            for (label, name) in names.enumerated() where classes.contains(name) {
-                let classFiles = try imageFiles(joinPath(split!, name))
-                splitFiles += classFiles
-                splitLabels += Array(repeating: Int32(label), count: classFiles.count)
-            }
+            let (splitFiles, splitLabels) = try imageFiles(split, classes: classes, classNames: names)
             files.append(splitFiles)
             labels.append(splitLabels)
         }
-        let (shape, pixels) = try decodeAll(Array(files.joined()), conversion: conversion)
+        var (shape, pixels) = try decodeAll(Array(files.joined()), conversion: conversion)
         let trainBytes = files[0].count * shape.count
-        func dataset(_ split: Int, _ bytes: ArraySlice<UInt8>) -> Dataset? {
-            splits[split] == nil ? nil : Dataset(shape: shape, pixels: Array(bytes), labels: labels[split], classNames: names)
+        let testPixels = Array(pixels[trainBytes...])
+        pixels.removeSubrange(trainBytes...)  // the train split keeps the buffer instead of a copy
+        func dataset(_ split: Int, _ pixels: [UInt8]) -> Dataset? {
+            splits[split] == nil ? nil : Dataset(shape: shape, pixels: pixels, labels: labels[split], classNames: names)
         }
         return DataSplits(format: (numeric ? DataFormat.courseFolders : .classFolders).rawValue,
-                          train: dataset(0, pixels[..<trainBytes]), test: dataset(1, pixels[trainBytes...]))
+                          train: dataset(0, pixels), test: dataset(1, testPixels))
     }
 
     /// The train and test folders of `directory` (matched ignoring case), nil where absent.
@@ -49,6 +46,20 @@ enum FolderReader: DataSetReader {
     /// The names of the subfolders of a split folder.
     private static func classFolders(_ split: String) -> [String] {
         visibleEntries(split).filter { isDirectory(joinPath(split, $0)) }
+    }
+
+    /// The image files of a split folder in class order, with their labels: the index in `classNames`
+    /// of their folder.
+    private static func imageFiles(_ split: String?, classes: [String],
+                                   classNames: [String]) throws(DataError) -> ([String], [Int32]) {
+        guard let split else { return ([], []) }
+        var files: [String] = [], labels: [Int32] = []
+        for (label, name) in classNames.enumerated() where classes.contains(name) {
+            let classFiles = try imageFiles(joinPath(split, name))
+            files += classFiles
+            labels += Array(repeating: Int32(label), count: classFiles.count)
+        }
+        return (files, labels)
     }
 
     /// The paths of the image files in a class folder, in name order; throws if there are none.

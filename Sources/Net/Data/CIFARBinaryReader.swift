@@ -1,0 +1,57 @@
+import Foundation
+
+/// CIFAR-10's binary batches in one directory: `data_batch_1.bin` ... `data_batch_5.bin` (train, those
+/// present, in order) and `test_batch.bin`. Each record is 1 label byte then 3072 image bytes `(3, 32, 32)`.
+/// Class names come from `batches.meta.txt` (one per line) when present.
+enum CIFARBinaryReader: DataSetReader {
+    /// CIFAR-10's classes in label order.
+    static let standardClassNames = ["airplane", "automobile", "bird", "cat", "deer",
+                                     "dog", "frog", "horse", "ship", "truck"]
+    static let trainFiles = (1...5).map { "data_batch_\($0).bin" }
+    static let testFile = "test_batch.bin"
+    private static let natural = ImageShape(channels: 3, height: 32, width: 32)
+    private static let recordSize = 1 + 3 * 32 * 32
+
+    static func recognises(_ directory: String) -> Bool {
+        (trainFiles + [testFile]).contains { fileExists(joinPath(directory, $0)) }
+    }
+
+    static func load(_ directory: String, conversion: Conversion) throws(DataError) -> DataSplits {
+        let names = try classNames(directory)
+        let trainPaths = trainFiles.map { joinPath(directory, $0) }.filter(fileExists)
+        let testPaths = [joinPath(directory, testFile)].filter(fileExists)
+        return DataSplits(format: DataFormat.cifarBinary.rawValue,
+                          train: try split(trainPaths, classNames: names, conversion: conversion),
+                          test: try split(testPaths, classNames: names, conversion: conversion))
+    }
+
+    /// The names in `batches.meta.txt`, one per non-empty line, or the standard names if it is absent.
+    private static func classNames(_ directory: String) throws(DataError) -> [String] {
+        let path = joinPath(directory, "batches.meta.txt")
+        guard fileExists(path) else { return standardClassNames }
+        let text = String(decoding: try readFile(path), as: UTF8.self)
+        let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return names.filter { !$0.isEmpty }
+    }
+
+    /// The records of `paths` concatenated, or nil if there are none.
+    private static func split(_ paths: [String], classNames: [String], conversion: Conversion) throws(DataError) -> Dataset? {
+        guard !paths.isEmpty else { return nil }
+        var bytes = [UInt8]()
+        for path in paths {
+            let data = try readFile(path)
+            guard !data.isEmpty, data.count % recordSize == 0 else {
+                let whole = (data.count / recordSize + 1) * recordSize
+                throw .truncated(path, expectedBytes: whole, actualBytes: data.count)
+            }
+            bytes.append(contentsOf: data)
+        }
+        let count = bytes.count / recordSize
+        let labels = (0..<count).map { Int32(bytes[$0 * recordSize]) }
+        if let bad = labels.first(where: { Int($0) >= classNames.count }) {
+            throw .malformed(paths.joined(separator: ", "), reason: "label \(bad) but only \(classNames.count) class names")
+        }
+        let pixels = conversion.convertRecords(bytes, count: count, natural: natural, offset: 1, stride: recordSize)
+        return Dataset(shape: conversion.target(natural), pixels: pixels, labels: labels, classNames: classNames)
+    }
+}

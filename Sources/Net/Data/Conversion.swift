@@ -1,0 +1,38 @@
+import Dispatch
+
+/// The conversions asked of a loader, applied to every image of a data set.
+struct Conversion {
+    /// Convert to one channel.
+    var grayscale: Bool
+    /// Resize to `size x size`.
+    var size: Int?
+
+    /// The shape an image of shape `natural` is converted to.
+    func target(_ natural: ImageShape) -> ImageShape {
+        ImageShape(channels: grayscale ? 1 : natural.channels,
+                   height: size ?? natural.height, width: size ?? natural.width)
+    }
+
+    /// Converts `count` planar records of shape `natural`, record `i` starting at byte
+    /// `offset + i * stride` of `bytes`, into one `(count, C, H, W)` buffer of shape `target(natural)`.
+    func convertRecords(_ bytes: [UInt8], count: Int, natural: ImageShape, offset: Int, stride: Int) -> [UInt8] {
+        let target = target(natural)
+        var out = [UInt8](repeating: 0, count: count * target.count)
+        if target == natural {
+            for i in 0..<count {
+                let from = offset + i * stride
+                out.replaceSubrange(i * target.count..<(i + 1) * target.count, with: bytes[from..<from + natural.count])
+            }
+            return out
+        }
+        out.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: count) { i in
+                let from = offset + i * stride
+                let image = Image(planar: bytes[from..<from + natural.count], shape: natural)
+                image.writePlanar(target, to: base + i * target.count)
+            }
+        }
+        return out
+    }
+}

@@ -10,24 +10,6 @@ func readFile(_ path: String) throws(DataError) -> Data {
     }
 }
 
-/// Replaces the file at `path` with `data` so that readers see either the old file or the whole new one:
-/// writes a temporary file in the same directory (same file system), then renames it over `path`.
-func writeAtomically(_ data: Data, to path: String) throws(DataError) {
-    let url = URL(fileURLWithPath: path)
-    let temporary = url.deletingLastPathComponent()
-        .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max)).tmp")
-    do {
-        try data.write(to: temporary)
-    } catch {
-        throw .writeFailed(path, reason: error.localizedDescription)
-    }
-    guard rename(temporary.path, url.path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: temporary)
-        throw .writeFailed(path, reason: reason)
-    }
-}
-
 /// Whether anything exists at `path`.
 func fileExists(_ path: String) -> Bool {
     FileManager.default.fileExists(atPath: path)

@@ -45,7 +45,11 @@ extension Image {
         } catch {
             throw .writeFailed(path, reason: error.localizedDescription)
         }
-        try writeAtomically(data, to: path)
+        do {
+            try writeAtomically(data, to: path)
+        } catch {
+            throw .writeFailed(path, reason: error.localizedDescription)
+        }
     }
 
     private func pngHeader() -> png_image {

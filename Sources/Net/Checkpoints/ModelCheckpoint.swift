@@ -1,0 +1,116 @@
+import Foundation
+
+/// A model read back from a checkpoint, with what the checkpoint says about it.
+public struct LoadedModel {
+    public var model: Sequential
+    public var classNames: [String]
+    /// Epoch and step at which the checkpoint was written (0 for an untrained model).
+    public var epoch: Int
+    public var step: Int
+    /// The checkpoint as read, for optimizer state and the remaining metadata.
+    public var checkpoint: Checkpoint
+}
+
+/// Metadata keys written into every checkpoint's `__metadata__`.
+public enum CheckpointKey {
+    public static let format = "format", spec = "model_spec", activation = "activation", inputShape = "input_shape"
+    public static let classNames = "class_names", cell = "cell", epoch = "epoch", step = "step"
+    public static let config = "config", metrics = "metrics", optimizer = "optimizer", optimizerSteps = "optimizer_steps"
+    public static let formatValue = "deconvnet-1"
+}
+
+extension Sequential {
+    /// The recurrent cell kind, if the model has a recurrent stack.
+    public var cell: CellKind? {
+        for case let .recurrent(kind, _, _) in spec.stages { return kind }
+        return nil
+    }
+
+    /// The model's parameters as PyTorch-named tensors, plus the optimizer's state as `optimizer.*`
+    /// tensors and everything needed to rebuild the model as metadata. `extra` adds metadata entries.
+    public func checkpoint(classNames: [String], epoch: Int, step: Int, optimizer: Optimizer? = nil, extra: [String: String] = [:]) -> Checkpoint {
+        var tensors = views.map { view in
+            NamedTensor(name: view.name, tensor: Tensor(shape: view.shape, data: Array(parameters[view.offset..<view.offset + view.count])))
+        }
+        var metadata = extra
+        metadata[CheckpointKey.format] = CheckpointKey.formatValue
+        metadata[CheckpointKey.spec] = spec.description
+        metadata[CheckpointKey.activation] = activation.rawValue
+        metadata[CheckpointKey.inputShape] = "[\(inputShape.channels), \(inputShape.height), \(inputShape.width)]"
+        metadata[CheckpointKey.classNames] = jsonString(classNames)
+        metadata[CheckpointKey.cell] = cell?.rawValue ?? "none"
+        metadata[CheckpointKey.epoch] = String(epoch)
+        metadata[CheckpointKey.step] = String(step)
+        if let optimizer {
+            metadata[CheckpointKey.optimizer] = optimizer.kind.rawValue
+            metadata[CheckpointKey.optimizerSteps] = String(optimizer.steps)
+            if !optimizer.state1.isEmpty { tensors.append(NamedTensor(name: "optimizer.state1", tensor: Tensor(shape: [optimizer.state1.count], data: optimizer.state1))) }
+            if !optimizer.state2.isEmpty { tensors.append(NamedTensor(name: "optimizer.state2", tensor: Tensor(shape: [optimizer.state2.count], data: optimizer.state2))) }
+        }
+        return Checkpoint(tensors: tensors, metadata: metadata)
+    }
+
+    /// Copies the parameters out of `checkpoint`; throws when names or shapes differ from the model's.
+    public func load(parameters checkpoint: Checkpoint) throws {
+        let own = Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }, metadata: [:])
+        try own.validate(expected: views.map { ($0.name, $0.shape) })
+        for view in views {
+            let values = own.tensor(view.name)!.data
+            for i in 0..<view.count { parameters[view.offset + i] = values[i] }
+        }
+    }
+
+    /// Rebuilds a model from a checkpoint file written by `checkpoint(…)`: reads the spec, activation,
+    /// input shape and classes from the metadata, builds the model and loads its parameters.
+    public static func load(contentsOf path: String) throws -> LoadedModel {
+        let checkpoint = try Checkpoint.read(from: path)
+        let meta = checkpoint.metadata
+        func field(_ key: String) throws -> String {
+            guard let value = meta[key] else { throw ModelError.shape("\(path): not a deconvnet checkpoint (no '\(key)' in its metadata)") }
+            return value
+        }
+        let spec = try ModelSpec(parsing: try field(CheckpointKey.spec))
+        guard let activation = Activation(rawValue: try field(CheckpointKey.activation)) else {
+            throw ModelError.shape("\(path): unknown activation '\(meta[CheckpointKey.activation]!)'")
+        }
+        guard let dims = try? JSONDecoder().decode([Int].self, from: Data(try field(CheckpointKey.inputShape).utf8)), dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.shape("\(path): bad input_shape in its metadata")
+        }
+        guard let classNames = try? JSONDecoder().decode([String].self, from: Data(try field(CheckpointKey.classNames).utf8)), !classNames.isEmpty else {
+            throw ModelError.shape("\(path): bad class_names in its metadata")
+        }
+        let model = try Sequential(spec: spec, inputShape: ImageShape(channels: dims[0], height: dims[1], width: dims[2]),
+                                   classes: classNames.count, activation: activation)
+        do {
+            try model.load(parameters: checkpoint)
+        } catch {
+            throw ModelError.shape("\(path): \(error.localizedDescription)")
+        }
+        return LoadedModel(model: model, classNames: classNames, epoch: Int(meta[CheckpointKey.epoch] ?? "") ?? 0,
+                           step: Int(meta[CheckpointKey.step] ?? "") ?? 0, checkpoint: checkpoint)
+    }
+}
+
+extension Optimizer {
+    /// Restores the state saved by `Sequential.checkpoint(…, optimizer:)`; throws if it belongs to another
+    /// optimizer kind or model size.
+    public func restore(from checkpoint: Checkpoint) throws {
+        guard checkpoint.metadata[CheckpointKey.optimizer] == kind.rawValue else {
+            throw ModelError.shape("the checkpoint's optimizer is \(checkpoint.metadata[CheckpointKey.optimizer] ?? "not saved"), not \(kind.rawValue)")
+        }
+        for (name, expected) in [("optimizer.state1", state1.count), ("optimizer.state2", state2.count)] where expected > 0 {
+            guard let t = checkpoint.tensor(name), t.count == expected else {
+                throw ModelError.shape("the checkpoint's \(name) does not match this model")
+            }
+            if name.hasSuffix("1") { state1 = t.data } else { state2 = t.data }
+        }
+        steps = Int(checkpoint.metadata[CheckpointKey.optimizerSteps] ?? "") ?? 0
+    }
+}
+
+/// Compact JSON for a `Codable` value (sorted keys), for metadata and JSON lines.
+public func jsonString<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+}

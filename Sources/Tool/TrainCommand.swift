@@ -101,6 +101,7 @@ struct TrainCommand: ParsableCommand {
                 if let l = m.testLoss, let a = m.testAcc { line += String(format: "  test loss %.4f acc %@", l, percent(a)) }
                 line += String(format: "  lr %.3g  %.1f s (%.0f images/s)", m.lr, m.seconds, m.imagesPerSecond)
                 print(line)
+                fflush(stdout)
             }
         }
         do {

@@ -66,6 +66,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("log-every"), help: "TensorBoard batch loss every N steps.")
     var logEvery = 50
 
+    @Flag(name: .customLong("no-logging"), help: "Skip TensorBoard events, activation statistics and filter snapshots.")
+    var noLogging = false
+
     @Option(name: .customLong("run"), help: "Run directory (default runs/MODEL).")
     var runDirectory: String?
 
@@ -148,6 +151,7 @@ struct TrainCommand: ParsableCommand {
         config.seed = seed
         config.saveEvery = saveEvery
         config.logEvery = logEvery
+        config.logging = !noLogging
         config.data = dataPath
         config.grayscale = grayscale
         config.size = size

@@ -22,6 +22,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var saveEvery: Int?
     /// Write `train/batch_loss` to TensorBoard every this many steps.
     public var logEvery = 50
+    /// TensorBoard events, activation statistics and filter snapshots (metrics and checkpoints are always written).
+    public var logging = true
     public var data = ""
     public var grayscale = false
     public var size: Int?
@@ -31,7 +33,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case model, spec, activation, optimizer, lr, schedule, initialization, loss, batchSize = "batch_size"
         case weightDecay = "weight_decay", augment, clipNorm = "clip_norm", seed, saveEvery = "save_every"
-        case logEvery = "log_every", data, grayscale, size
+        case logEvery = "log_every", logging, data, grayscale, size
     }
 }
 

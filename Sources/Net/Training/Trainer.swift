@@ -40,6 +40,7 @@ public final class Trainer {
     private let schedule: Schedule
     private let augmentations: [Augmentation]
     private var events: EventWriter?
+    private var log: TrainingLog?
 
     public var checkpointPath: String { runDirectory + "/checkpoint.safetensors" }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
@@ -72,9 +73,20 @@ public final class Trainer {
     /// epoch. Throws `TrainingError.diverged` on a non-finite loss, keeping the last good checkpoint.
     @discardableResult
     public func run(untilEpoch totalEpochs: Int, maxSteps: Int? = nil) throws -> [EpochMetrics] {
-        events = try EventWriter(appendingTo: runDirectory + "/tensorboard")
-        defer { try? events?.close() }
-        if !FileManager.default.fileExists(atPath: checkpointPath) { try save() }
+        if config.logging {
+            let events = try EventWriter(appendingTo: runDirectory + "/tensorboard")
+            self.events = events
+            log = TrainingLog(model: model, runDirectory: runDirectory, events: events, probe: test ?? train)
+        }
+        defer {
+            try? events?.close()
+            events = nil
+            log = nil
+        }
+        if !FileManager.default.fileExists(atPath: checkpointPath) {
+            try save()
+            try log?.record(epoch: epoch, step: step)
+        }
         let n = config.batchSize
         let shape = train.shape
         var input = [Float](repeating: 0, count: n * shape.count)
@@ -126,6 +138,7 @@ public final class Trainer {
                 testLoss: evaluation?.loss, testAcc: evaluation?.accuracy, lr: rate(batch: 0, batches: 1, totalEpochs: totalEpochs),
                 seconds: seconds, imagesPerSecond: Double(seen) / max(seconds, 1e-9))
             try record(metrics)
+            try log?.record(epoch: epoch, step: step)
             history.append(metrics)
             onEvent?(.epoch(metrics))
         }

@@ -83,6 +83,7 @@ public final class Projector {
     private var capacity = 0
     private var outputs: [UnsafeMutablePointer<Float>] = []
     private var signals: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
+    private var slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
     private var forwardBatch = 0
     private var forwardDepth = -1
 
@@ -103,7 +104,8 @@ public final class Projector {
 
     private func release() {
         for p in outputs { p.deallocate() }
-        if let (a, b) = signals {
+        for pair in [signals, slices] {
+            guard let (a, b) = pair else { continue }
             a.deallocate()
             b.deallocate()
         }
@@ -138,6 +140,8 @@ public final class Projector {
         outputs = model.layers[0...last].map { .allocate(capacity: n * $0.outputCount) }
         let widest = model.layers[0...last].map { max($0.inputCount, $0.outputCount) }.max()!
         signals = (.allocate(capacity: n * widest), .allocate(capacity: n * widest))
+        let plane = model.layers[0...last].map { $0.outputShape[1] * $0.outputShape[2] }.max()!
+        slices = (.allocate(capacity: n * plane), .allocate(capacity: n * plane))
         capacity = n
     }
 
@@ -196,15 +200,31 @@ public final class Projector {
         let s = top.outputShape
         g.update(repeating: 0, count: n * top.outputCount)
         for (image, unit) in seeds.enumerated() {
+            precondition((0..<s[0]).contains(unit.channel) && (0..<s[1]).contains(unit.y) && (0..<s[2]).contains(unit.x), "seed \(unit) outside \(s)")
             g[image * top.outputCount + (unit.channel * s[1] + unit.y) * s[2] + unit.x] = values?[image] ?? 1
         }
+        // While every seed is in one channel, only that channel of the signal is non-zero, so the first
+        // convolution going down runs on a one-output-channel view of its filters (same kernel, 1/O the work).
+        var channel = Set(seeds.map(\.channel)).count == 1 ? seeds[0].channel : nil
         for i in stride(from: index, through: 0, by: -1) {
             let layer = model.layers[i]
             let dx = i == 0 ? result : below  // (n, layer.inputShape)
             switch layer {
             case let conv as Conv2D:
-                rectify(g, count: n * conv.outputCount, output: outputs[i], activation: conv.activation, method: method)
-                conv.transposedFilter(g, dx, batch: n, workspace: workspace)
+                if let c = channel {
+                    let plane = conv.geometry.positions
+                    let (signal, output) = (slices!.0, slices!.1)  // (n, 1, outH, outW) each
+                    for b in 0..<n {
+                        (signal + b * plane).update(from: g + (b * conv.outChannels + c) * plane, count: plane)
+                        (output + b * plane).update(from: outputs[i] + (b * conv.outChannels + c) * plane, count: plane)
+                    }
+                    rectify(signal, count: n * plane, output: output, activation: conv.activation, method: method)
+                    Projector.channelView(conv, c).transposedFilter(signal, dx, batch: n, workspace: workspace)
+                    channel = nil
+                } else {
+                    rectify(g, count: n * conv.outputCount, output: outputs[i], activation: conv.activation, method: method)
+                    conv.transposedFilter(g, dx, batch: n, workspace: workspace)
+                }
             case let pool as MaxPool2D:
                 pool.unpool(g, dx, batch: n)
             default:  // average pooling (its adjoint) and dropout (the identity in evaluation); neither reads its input
@@ -212,6 +232,15 @@ public final class Projector {
             }
             (g, below) = (below, g)
         }
+    }
+
+    /// Output channel `c` of `conv` as a convolution of its own: the same filter and bias memory,
+    /// one output channel. Only for `transposedFilter`, which writes no parameter gradients.
+    private static func channelView(_ conv: Conv2D, _ c: Int) -> Conv2D {
+        let view = Conv2D(name: conv.name, geometry: conv.geometry, outChannels: 1, activation: conv.activation)
+        let parameters = [conv.weight + c * conv.geometry.patchSize, conv.bias + c]
+        view.bind(parameters: parameters, gradients: parameters)
+        return view
     }
 
     /// The signal at a convolution's output, carried through its activation as `method` says (in place).

@@ -93,25 +93,28 @@ extension Projector {
     }
 
     /// The unit-seed projections of `hits` (activations of layer `index` in images of `dataset`), each
-    /// `(C, H, W)` like the input, in the order given. Runs in batches of `batchSize`: each batch is one
-    /// forward pass of its images (an image may appear more than once) and one batched projection.
+    /// `(C, H, W)` like the input, in the order given. Hits are grouped by channel and run in batches of
+    /// up to `batchSize`: one forward pass of the batch's images (an image may appear more than once)
+    /// and one batched projection, whose first convolution then needs only that channel's filters.
     public func project(_ hits: [TopActivation], in dataset: Dataset, layer index: Int, method: ProjectionMethod, batchSize: Int = 256) -> [[Float]] {
         precondition(dataset.shape == model.inputShape, "convert the data set to the model's input shape first")
         let size = dataset.shape.count
-        var result: [[Float]] = []
-        result.reserveCapacity(hits.count)
+        var result = [[Float]](repeating: [], count: hits.count)
+        let byChannel = Dictionary(grouping: hits.indices, by: { hits[$0].unit.channel }).sorted { $0.key < $1.key }
         var batch = [Float](repeating: 0, count: min(batchSize, max(hits.count, 1)) * size)
         var out = batch
-        for start in stride(from: 0, to: hits.count, by: batchSize) {
-            let chunk = hits[start..<min(start + batchSize, hits.count)]
-            batch.withUnsafeMutableBufferPointer { x in
-                out.withUnsafeMutableBufferPointer { o in
-                    dataset.fill(x.baseAddress!, indices: chunk.map(\.image)[...])
-                    forward(x.baseAddress!, batch: chunk.count, through: index)
-                    project(chunk.map(\.unit), from: index, method: method, into: o.baseAddress!)
+        for (_, members) in byChannel {
+            for start in stride(from: 0, to: members.count, by: batchSize) {
+                let chunk = members[start..<min(start + batchSize, members.count)]
+                batch.withUnsafeMutableBufferPointer { x in
+                    out.withUnsafeMutableBufferPointer { o in
+                        dataset.fill(x.baseAddress!, indices: chunk.map { hits[$0].image }[...])
+                        forward(x.baseAddress!, batch: chunk.count, through: index)
+                        project(chunk.map { hits[$0].unit }, from: index, method: method, into: o.baseAddress!)
+                    }
                 }
+                for (b, hit) in chunk.enumerated() { result[hit] = Array(out[b * size..<(b + 1) * size]) }
             }
-            for b in 0..<chunk.count { result.append(Array(out[b * size..<(b + 1) * size])) }
         }
         return result
     }

@@ -54,12 +54,16 @@ final class ProjectionTests: XCTestCase {
             for layer in projector.featureLayers {
                 let reference = ReferenceNet(model, through: layer)
                 let s = projector.shape(of: layer)
-                let seeds = [FeatureUnit(channel: 0, y: 0, x: 0), FeatureUnit(channel: s[0] - 1, y: s[1] / 2, x: s[2] - 1), FeatureUnit(channel: s[0] / 2, y: s[1] - 1, x: s[2] / 2)]
-                for method in ProjectionMethod.allCases {
-                    let got = engineProjections(projector, images, layer: layer, seeds: seeds, method: method)
-                    for b in 0..<images.count {
-                        let expected = reference.project(images[b].map(Double.init), unit: seeds[b], method: method)
-                        assertClose(got[b], expected, "\(spec) \(model.layers[layer].name) \(method) image \(b)")
+                // Seeds in different channels (all filters) and in one channel (one-channel filter view).
+                let mixed = [FeatureUnit(channel: 0, y: 0, x: 0), FeatureUnit(channel: s[0] - 1, y: s[1] / 2, x: s[2] - 1), FeatureUnit(channel: s[0] / 2, y: s[1] - 1, x: s[2] / 2)]
+                let oneChannel = mixed.map { FeatureUnit(channel: 1, y: $0.y, x: $0.x) }
+                for seeds in [mixed, oneChannel] {
+                    for method in ProjectionMethod.allCases {
+                        let got = engineProjections(projector, images, layer: layer, seeds: seeds, method: method)
+                        for b in 0..<images.count {
+                            let expected = reference.project(images[b].map(Double.init), unit: seeds[b], method: method)
+                            assertClose(got[b], expected, "\(spec) \(model.layers[layer].name) \(method) image \(b) seed \(seeds[b])")
+                        }
                     }
                 }
             }
@@ -74,7 +78,7 @@ final class ProjectionTests: XCTestCase {
         let layer = try projector.layerIndex(named: "conv2")
         let reference = ReferenceNet(model, through: layer)
         let images = randomImages(1, shape, seed: 5)
-        let unit = FeatureUnit(channel: 1, y: 1, x: 2)
+        let unit = FeatureUnit(channel: 1, y: 1, x: 0)
         for method in ProjectionMethod.allCases {
             let got = engineProjections(projector, images, layer: layer, seeds: [unit], method: method)[0]
             assertClose(got, reference.project(images[0].map(Double.init), unit: unit, method: method), "tanh \(method)")

@@ -68,8 +68,15 @@ public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
 /// (`Conv2D.transposedFilter`) down to the input. Many seeds run at once as a batch, one per image.
 ///
 /// Scale: every step is positively homogeneous, so the projection of a seed of value `a ≥ 0` is `a`
-/// times that of a unit seed. The outputs here are for the seed values passed in; the callers in this
-/// package pass 1 (the unit seed) and report the activation's value beside it.
+/// times that of a unit seed. The outputs are for the seed values passed in (1 by default); the
+/// `deconvnet` commands use the unit seed and print the activation's value beside it, so the paper's
+/// reconstruction of an activation `a` is `a` times what they write.
+///
+/// The deconvnet projection equals the input gradient of the chosen activation with every ReLU's
+/// backward replaced by a ReLU of the incoming signal (max-pool gradients through the switches,
+/// convolution gradients through the transposed filters); the tests check this against loops.
+/// When all seeds of a batch lie in one channel, the first convolution below them filters through a
+/// one-output-channel view of its filters (the same `transposedFilter` kernel, a 1/O share of the work).
 ///
 /// A projector owns the model's max-pool switches between `forward` and `project`: do not run the
 /// model (or another projector on it) in between.

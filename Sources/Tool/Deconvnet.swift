@@ -5,6 +5,6 @@ struct Deconvnet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deconvnet",
         abstract: "Train small CNNs and RNNs and look inside them, Zeiler–Fergus style.",
-        subcommands: [BenchCommand.self]
+        subcommands: [BenchCommand.self, ProjectCommand.self, TopCommand.self, EvolutionCommand.self, FiltersCommand.self, FeatureMapsCommand.self]
     )
 }

@@ -20,15 +20,20 @@ struct BenchModelOptions: ParsableArguments {
     @Option(help: "Repeat the timing this many times and report the median.")
     var repeats: Int = 5
 
+    @Option(help: "Worker threads of the engine (default: one per core).")
+    var workers: Int?
+
     @Flag(help: "Print one JSON line.")
     var json = false
 
     func validate() throws {
         guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
+        if let workers, workers < 1 { throw ValidationError("--workers must be positive") }
     }
 
     /// A projector on the model and the index of `layer` in it.
     func load() throws -> (Projector, Int) {
+        if let workers { Workers.set(workers) }
         let model = try checkpoint.map { try Sequential.load(contentsOf: $0).model }
             ?? Sequential(spec: try preset.spec(), inputShape: preset.defaultInputShape, classes: 10, activation: preset.activation, seed: 1)
         let projector = try Projector(model: model)
@@ -68,22 +73,23 @@ struct BenchProject: ParsableCommand {
         let shape = projector.model.inputShape
         let images = randomImages(16, shape, seed: 2)
         var result = [Float](repeating: 0, count: shape.count)
-        func project(_ count: Int) {
+        func project(_ count: Int, back: Bool = true) {
             result.withUnsafeMutableBufferPointer { out in
                 for i in 0..<count {
                     images[i % images.count].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
                     let unit = projector.strongest(in: index, image: 0).unit
-                    projector.project([unit], from: index, method: options.method, into: out.baseAddress!)
+                    if back { projector.project([unit], from: index, method: options.method, into: out.baseAddress!) }
                 }
             }
         }
         project(20)
         let ms = medianSeconds(repeats: options.repeats) { project(projections) } * 1e3 / Double(projections)
+        let forwardMs = medianSeconds(repeats: options.repeats) { project(projections, back: false) } * 1e3 / Double(projections)
         if options.json {
-            print(#"{"task":"bench-project","model":"\#(options.modelName)","layer":"\#(options.layer)","method":"\#(options.method.rawValue)","ms_per_projection":\#(String(format: "%.4f", ms)),"workers":\#(Workers.count)}"#)
+            print(#"{"task":"bench-project","model":"\#(options.modelName)","layer":"\#(options.layer)","method":"\#(options.method.rawValue)","ms_per_projection":\#(String(format: "%.4f", ms)),"forward_ms":\#(String(format: "%.4f", forwardMs)),"workers":\#(Workers.count)}"#)
         } else {
-            print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (median of %d x %d)",
-                         options.modelName, options.layer, options.method.rawValue, ms, options.repeats, projections))
+            print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (forward and choice alone %.3f ms; median of %d x %d)",
+                         options.modelName, options.layer, options.method.rawValue, ms, forwardMs, options.repeats, projections))
         }
     }
 }

@@ -33,7 +33,7 @@ let package = Package(
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "DeconvTests", dependencies: ["Deconv", "Net"]),
         .testTarget(name: "OcclusionTests", dependencies: ["Occlusion", "Net"]),
-        .testTarget(name: "ToolTests", dependencies: ["Net"]),
+        .testTarget(name: "ToolTests", dependencies: ["Net", "Tool"]),
     ],
     swiftLanguageModes: [.v5]
 )

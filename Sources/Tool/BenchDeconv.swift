@@ -122,7 +122,7 @@ struct BenchTop: ParsableCommand {
         let shape = projector.model.inputShape
         var dataset: Dataset
         if let data {
-            dataset = try loadSplit(data, .train, shape: shape)
+            dataset = try loadSplit(data, .train, for: projector.model)
             if images < dataset.count { dataset = prefix(dataset, images) }
         } else {
             var random = SeededRandom(seed: 3)

@@ -68,7 +68,7 @@ struct EvolutionCommand: ParsableCommand {
                 first = loaded.model
                 selected = channels.flatMap(parseChannels) ?? Array(0..<projector.shape(of: layerIndex)[0])
                 try projector.validate(channels: selected, in: layerIndex)
-                var data = try loadSplit(self.data, split, shape: loaded.model.inputShape)
+                var data = try loadSplit(self.data, split, for: loaded.model)
                 if let limit, limit < data.count { data = prefix(data, limit) }
                 dataset = data
             }

@@ -38,13 +38,13 @@ struct FeatureMapsCommand: ParsableCommand {
         var inputs: [[Float]] = []
         var names: [String] = []
         if let images {
-            let data = try loadSplit(source.data!, source.split, shape: shape)
+            let data = try loadSplit(source.data!, source.split, for: loaded.model)
             for i in 0..<min(images, data.count) {
                 inputs.append(data.image(i).data)
                 names.append("#\(i) \(data.classNames[Int(data.labels[i])])")
             }
         } else {
-            let (pixels, name) = try source.load(shape: shape)
+            let (pixels, name) = try source.load(for: loaded.model)
             inputs = [pixels]
             names = [name]
         }

@@ -5,21 +5,13 @@ import Net
 
 extension ProjectionMethod: ExpressibleByArgument {}
 
-/// Which split of a data set to read.
-enum Split: String, CaseIterable, ExpressibleByArgument {
-    case train, test
-}
-
 /// Failures of the inspection commands that are about files and data, not command-line syntax.
 enum InspectionError: LocalizedError, Equatable {
-    case missingSplit(String, Split)
     case indexOutOfRange(Int, count: Int, data: String, split: Split)
     case architecturesDiffer(String, String)
 
     var errorDescription: String? {
         switch self {
-        case let .missingSplit(path, split):
-            return "\(path) has no \(split.rawValue) split"
         case let .indexOutOfRange(index, count, path, split):
             return "--index \(index) is out of range: the \(split.rawValue) split of \(path) has images 0-\(count - 1)"
         case let .architecturesDiffer(a, b):
@@ -41,19 +33,9 @@ struct CheckpointOptions: ParsableArguments {
     }
 }
 
-/// Reads one split of a data set with its images converted to `shape` (the model's input shape):
-/// gray or RGB as the model wants, resized when the sizes differ (see `Image.converted(to:)`).
-func loadSplit(_ path: String, _ split: Split, shape: ImageShape) throws -> Dataset {
-    let splits = try DataLoader.load(path)
-    guard let data = split == .train ? splits.train : splits.test else { throw InspectionError.missingSplit(path, split) }
-    guard data.shape != shape else { return data }
-    var pixels = [UInt8]()
-    pixels.reserveCapacity(data.count * shape.count)
-    for i in 0..<data.count {
-        let image = Image(planar: data.pixels[i * data.shape.count..<(i + 1) * data.shape.count], shape: data.shape)
-        pixels += image.planarBytes(shape)
-    }
-    return Dataset(shape: shape, pixels: pixels, labels: data.labels, classNames: data.classNames)
+/// One split of the data set at `path`, converted to `model`'s input as `train` and `eval` do (`loadData`).
+func loadSplit(_ path: String, _ name: Split, for model: Sequential) throws -> Dataset {
+    try split(loadData(path, for: model), name, path: path)
 }
 
 /// One input image: `--image FILE`, or `--data D --index K [--split test]`.
@@ -81,13 +63,12 @@ struct ImageSource: ParsableArguments {
         if data != nil && index == nil { throw ValidationError("--data needs --index K") }
     }
 
-    /// The chosen image as `(C, H, W)` floats in [0, 1] for `shape`, and a short name for labels.
-    func load(shape: ImageShape) throws -> (pixels: [Float], name: String) {
+    /// The chosen image as `(C, H, W)` floats in [0, 1] for `model`'s input, and a short name for labels.
+    func load(for model: Sequential) throws -> (pixels: [Float], name: String) {
         if let image {
-            let bytes = try Image(contentsOfFile: image).planarBytes(shape)
-            return (bytes.map { Float($0) / 255 }, (image as NSString).lastPathComponent)
+            return (try loadImage(image, as: model.inputShape).data, (image as NSString).lastPathComponent)
         }
-        let dataset = try loadSplit(data!, split, shape: shape)
+        let dataset = try loadSplit(data!, split, for: model)
         let index = index ?? 0
         guard index < dataset.count else { throw InspectionError.indexOutOfRange(index, count: dataset.count, data: data!, split: split) }
         return (dataset.image(index).data, "\(split.rawValue) #\(index) (\(dataset.classNames[Int(dataset.labels[index])]))")

@@ -57,7 +57,7 @@ struct TopCommand: ParsableCommand {
         let index = try projector.layerIndex(named: layer)
         let selected = channels.flatMap(parseChannels) ?? Array(0..<projector.shape(of: index)[0])
         try projector.validate(channels: selected, in: index)
-        var dataset = try loadSplit(data, split, shape: loaded.model.inputShape)
+        var dataset = try loadSplit(data, split, for: loaded.model)
         if let limit, limit < dataset.count { dataset = prefix(dataset, limit) }
 
         let start = DispatchTime.now().uptimeNanoseconds

@@ -279,30 +279,8 @@ final class CheckpointNpyTests: XCTestCase {
 
 /// Cross-checks against the reference Python readers; skipped when `safetensors`/`numpy` are not installed.
 final class CheckpointPythonTests: XCTestCase {
-    private let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("python").path
-
-    /// Runs `python3 arguments...` and returns its exit status and combined output.
-    private func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-    }
-
-    private func requirePython(_ module: String) throws {
-        let available = (try? python(["-c", "import \(module)"]).status) == 0
-        try XCTSkipUnless(available, "python3 with \(module) is not available; pip install safetensors numpy")
-    }
-
     func testSafetensorsLoadsInReferenceImplementation() throws {
-        try requirePython("safetensors, numpy")
+        try Python.require("safetensors, numpy")
         let path = try temporaryDirectory(self) + "/model.safetensors"
         let checkpoint = Checkpoint(
             tensors: [
@@ -313,8 +291,8 @@ final class CheckpointPythonTests: XCTestCase {
             metadata: ["spec": "conv(2) \"q\"\né", "epoch": "3"]
         )
         try checkpoint.write(to: path)
-        let result = try python([
-            scripts + "/check_safetensors.py", path,
+        let result = Python.run([
+            Python.script("check_safetensors.py"), path,
             "--expect", #"{"conv1.bias": [2], "conv1.weight": [2, 1, 1, 3], "fc.weight": []}"#,
             "--values", #"{"conv1.bias": [0.5, -2], "conv1.weight": [1, 2, 3, 4, 5, 6]}"#,
             "--metadata", #"{"spec": "conv(2) \"q\"\n\u00e9", "epoch": "3"}"#,
@@ -324,25 +302,25 @@ final class CheckpointPythonTests: XCTestCase {
 
         // Any order, scalars and empty tensors load too (not byte-identical: the reference sorts by name).
         try sample.write(to: path)
-        let unsorted = try python([
-            scripts + "/check_safetensors.py", path,
+        let unsorted = Python.run([
+            Python.script("check_safetensors.py"), path,
             "--expect", #"{"conv1.weight": [2, 1, 2, 2], "conv1.bias": [2], "scale": [], "empty": [0, 3]}"#,
             "--values", #"{"conv1.weight": [-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5]}"#,
         ])
         XCTAssertEqual(unsorted.status, 0, unsorted.output)
-        let wrong = try python([scripts + "/check_safetensors.py", path, "--expect", #"{"conv1.weight": [8]}"#])
+        let wrong = Python.run([Python.script("check_safetensors.py"), path, "--expect", #"{"conv1.weight": [8]}"#])
         XCTAssertNotEqual(wrong.status, 0, "the script should reject wrong expectations")
     }
 
     func testNpyLoadsInNumPy() throws {
-        try requirePython("numpy")
+        try Python.require("numpy")
         let directory = try temporaryDirectory(self)
         for (shape, text) in [([2, 3], "2,3"), ([5], "5"), ([], "")] {
             let count = shape.reduce(1, *)
             let path = directory + "/t.npy"
             try writeNpy(Tensor(shape: shape, data: (0..<count).map(Float.init)), to: path)
             let values = "[" + (0..<count).map(String.init).joined(separator: ",") + "]"
-            let result = try python([scripts + "/check_npy.py", path, "--shape", text, "--values", values, "--exact"])
+            let result = Python.run([Python.script("check_npy.py"), path, "--shape", text, "--values", values, "--exact"])
             XCTAssertEqual(result.status, 0, result.output)
         }
     }

@@ -135,9 +135,7 @@ final class TensorBoardTests: XCTestCase {
     /// Writes a run in two sessions, like a resumed training run, and has TensorBoard's own
     /// `EventAccumulator` check it via Tests/python/check_tensorboard.py.
     func testRealTensorBoardReaderAcceptsFile() throws {
-        guard run(["python3", "-c", "import tensorboard"]).status == 0 else {
-            throw XCTSkip("python3 with the tensorboard package is not available (pip install tensorboard)")
-        }
+        try Python.require("tensorboard")
         let directory = temporaryDirectory()
         let weights: [Float] = (0..<100).map { Float($0 - 50) / 10 }
         let first = try EventWriter(directory: directory)
@@ -159,9 +157,7 @@ final class TensorBoardTests: XCTestCase {
         ]
         let expectationsPath = directory + "/expectations.json"
         try JSONSerialization.data(withJSONObject: expectations).write(to: URL(fileURLWithPath: expectationsPath))
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../python/check_tensorboard.py").standardized.path
-        let result = run(["python3", script, directory, expectationsPath])
+        let result = Python.run([Python.script("check_tensorboard.py"), directory, expectationsPath])
         XCTAssertEqual(result.status, 0, result.output)
     }
 
@@ -185,19 +181,6 @@ final class TensorBoardTests: XCTestCase {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tb-\(UUID().uuidString)").path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
-    }
-
-    private func run(_ arguments: [String]) -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
     }
 }
 

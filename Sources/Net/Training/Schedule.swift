@@ -15,17 +15,18 @@ public enum Schedule: Equatable, Sendable, CustomStringConvertible {
 
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":").map(String.init)
+        let bad = ModelError.badSpec("schedule '\(text)' is not one of constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW")
         switch (parts.first ?? "", parts.count) {
         case ("constant", 1): self = .constant
         case ("cosine", 1): self = .cosine
         case ("step", 3):
-            guard let every = Int(parts[1]), every > 0, let gamma = Float(parts[2]), gamma > 0 else { fallthrough }
+            guard let every = Int(parts[1]), every > 0, let gamma = Float(parts[2]), gamma > 0 else { throw bad }
             self = .step(every: every, gamma: gamma)
         case ("warmup", 3):
-            guard let peak = Double(parts[1]), peak >= 0, let low = Float(parts[2]), low >= 0 else { fallthrough }
+            guard let peak = Double(parts[1]), peak >= 0, let low = Float(parts[2]), low >= 0 else { throw bad }
             self = .warmup(peak: peak, low: low)
         default:
-            throw ModelError.badSpec("schedule '\(text)' is not one of constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW")
+            throw bad
         }
     }
 

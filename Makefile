@@ -1,0 +1,42 @@
+# Two entry points that do all set-up on a fresh Debian machine with the Swift toolchain:
+#   make demo   installs what is missing, builds in release, runs the main job
+#   make test   installs what is missing, runs every test (release build with testability)
+SWIFT ?= swift
+APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist
+PIP_PACKAGES := numpy safetensors tensorboard
+FASHION := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN := .build/release/deconvnet
+RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing
+
+.PHONY: demo test deps python-deps build bench clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+python-deps:
+	@python3 -c "import numpy, safetensors, tensorboard" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
+
+build: deps
+	$(SWIFT) build -c release
+
+demo: build
+	rm -rf runs/demo
+	$(BIN) data $(FASHION)
+	$(BIN) train --data $(FASHION) --model lenet5 --epochs 1 --run runs/demo
+	$(BIN) eval --checkpoint runs/demo/checkpoint.safetensors --data $(FASHION)
+
+test: deps python-deps
+	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
+	$(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build
+
+bench: build
+	$(BIN) bench train --model lenet5 --json
+	$(BIN) bench train --model lenet5-classic --steps 200 --json
+
+clean:
+	rm -rf .build runs

@@ -1,0 +1,143 @@
+import Foundation
+
+/// Summary statistics of a layer's activations over a batch.
+public struct ActivationStatistics: Codable, Equatable, Sendable {
+    public var mean: Float
+    public var std: Float
+    public var min: Float
+    public var max: Float
+    public var median: Float
+    /// Fraction of values exactly 0 (dead ReLUs).
+    public var zeroFraction: Float
+
+    enum CodingKeys: String, CodingKey {
+        case mean, std, min, max, median, zeroFraction = "zero_fraction"
+    }
+
+    /// Statistics of `values`; `std` is the population standard deviation, `median` the lower middle value.
+    public init(_ values: UnsafeBufferPointer<Float>) {
+        precondition(!values.isEmpty)
+        var sum: Double = 0, squares: Double = 0, zeros = 0
+        for v in values {
+            sum += Double(v)
+            squares += Double(v) * Double(v)
+            if v == 0 { zeros += 1 }
+        }
+        let n = Double(values.count)
+        let sorted = values.sorted()
+        mean = Float(sum / n)
+        std = Float(Swift.max(0, squares / n - (sum / n) * (sum / n)).squareRoot())
+        min = sorted.first!
+        max = sorted.last!
+        median = sorted[(sorted.count - 1) / 2]
+        zeroFraction = Float(Double(zeros) / n)
+    }
+}
+
+/// One line of `RUN/activations.jsonl`: every convolution layer's statistics at one evaluation.
+public struct ActivationRecord: Codable, Sendable {
+    public var epoch: Int
+    public var step: Int
+    public var layers: [String: ActivationStatistics]
+}
+
+/// One row of first-layer filters, each tile min–max normalised on its own (0 → black, 1 → white),
+/// `scale` pixels per weight, 1-pixel gaps. Color when the filters have 3 input channels, else the
+/// first input channel in gray. `weights` is `(O, C, kh, kw)`.
+public func filterRow(_ weights: UnsafePointer<Float>, shape: [Int], scale: Int = 4) -> Image {
+    let (o, c, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
+    let channels = c == 3 ? 3 : 1
+    let (tileW, tileH) = (kw * scale, kh * scale)
+    let width = o * (tileW + 1) - 1
+    var pixels = [UInt8](repeating: 40, count: width * tileH * channels)
+    for f in 0..<o {
+        let filter = weights + f * c * kh * kw
+        var (low, high) = (Float.infinity, -Float.infinity)
+        for i in 0..<channels * kh * kw { low = Swift.min(low, filter[i]); high = Swift.max(high, filter[i]) }
+        let range = high > low ? high - low : 1
+        for y in 0..<tileH {
+            for x in 0..<tileW {
+                for ch in 0..<channels {
+                    let v = (filter[(ch * kh + y / scale) * kw + x / scale] - low) / range
+                    pixels[(y * width + f * (tileW + 1) + x) * channels + ch] = UInt8((v * 255).rounded())
+                }
+            }
+        }
+    }
+    return Image(width: width, height: tileH, channels: channels, pixels: pixels)
+}
+
+/// Images stacked top to bottom with a 1-pixel gap; all must have the same width and channels.
+public func stackRows(_ rows: [Image]) -> Image? {
+    guard let first = rows.first, rows.allSatisfy({ $0.width == first.width && $0.channels == first.channels }) else { return nil }
+    var pixels: [UInt8] = []
+    var height = 0
+    for (i, row) in rows.enumerated() {
+        if i > 0 {
+            pixels += [UInt8](repeating: 40, count: first.width * first.channels)
+            height += 1
+        }
+        pixels += row.pixels
+        height += row.height
+    }
+    return Image(width: first.width, height: height, channels: first.channels, pixels: pixels)
+}
+
+/// What the training loop records besides metrics: activation statistics of the convolution layers on a
+/// fixed batch (`RUN/activations.jsonl`, TensorBoard histograms), weight histograms, and first-layer
+/// filter snapshots (`RUN/filters/epoch-N.png`, `RUN/filters/strip.png`, a TensorBoard image).
+final class TrainingLog {
+    let model: Sequential
+    let runDirectory: String
+    let events: EventWriter
+    private var probe: [Float]
+    private let probeCount: Int
+
+    /// `probe` images are the first (up to) 100 of `data`.
+    init(model: Sequential, runDirectory: String, events: EventWriter, probe data: Dataset) {
+        self.model = model
+        self.runDirectory = runDirectory
+        self.events = events
+        probeCount = Swift.min(100, data.count)
+        probe = [Float](repeating: 0, count: probeCount * data.shape.count)
+        probe.withUnsafeMutableBufferPointer { data.fill($0.baseAddress!, indices: Array(0..<probeCount)[...]) }
+    }
+
+    var activationsPath: String { runDirectory + "/activations.jsonl" }
+    var filtersDirectory: String { runDirectory + "/filters" }
+
+    /// Records everything for the state after `epoch` (0 = before training).
+    func record(epoch: Int, step: Int) throws {
+        guard probeCount > 0 else { return }
+        probe.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: probeCount, training: false) }
+        var layers: [String: ActivationStatistics] = [:]
+        for (i, layer) in model.layers.enumerated() where layer is Conv2D {
+            let values = UnsafeBufferPointer(start: model.output(of: i), count: probeCount * layer.outputCount)
+            layers[layer.name] = ActivationStatistics(values)
+            try events.addHistogram("activations/\(layer.name)", values: values, step: epoch)
+        }
+        if !layers.isEmpty {
+            let previous = (try? String(contentsOfFile: activationsPath, encoding: .utf8)) ?? ""
+            try writeAtomically(Data((previous + jsonString(ActivationRecord(epoch: epoch, step: step, layers: layers)) + "\n").utf8), to: activationsPath)
+        }
+        for view in model.views {
+            try events.addHistogram("weights/\(view.name)", values: UnsafeBufferPointer(rebasing: model.parameters[view.offset..<view.offset + view.count]), step: epoch)
+        }
+        try recordFilters(epoch: epoch)
+        try events.flush()
+    }
+
+    private func recordFilters(epoch: Int) throws {
+        guard let conv = model.layers.first as? Conv2D else { return }
+        let row = filterRow(conv.weight, shape: conv.parameterShapes[0].shape)
+        try FileManager.default.createDirectory(atPath: filtersDirectory, withIntermediateDirectories: true)
+        try row.writePNG(toFile: "\(filtersDirectory)/epoch-\(epoch).png")
+        try events.addImage("filters/\(conv.name)", png: [UInt8](try row.pngData()), width: row.width, height: row.height, channels: row.channels, step: epoch)
+        let epochs = visibleEntries(filtersDirectory).compactMap { name -> Int? in
+            guard name.hasPrefix("epoch-"), name.hasSuffix(".png") else { return nil }
+            return Int(name.dropFirst(6).dropLast(4))
+        }.sorted()
+        let rows = try epochs.map { try Image(contentsOfFile: "\(filtersDirectory)/epoch-\($0).png") }
+        if let strip = stackRows(rows) { try strip.writePNG(toFile: "\(filtersDirectory)/strip.png") }
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Net
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Loss and accuracy of a checkpoint on a data set.")
+
+    @Option(help: "Checkpoint (.safetensors) written by train.")
+    var checkpoint: String
+
+    @Option(help: "Data set directory.")
+    var data: String
+
+    @Option(help: "Split: test or train.")
+    var split: Split = .test
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let loaded = try loadCheckpoint(checkpoint)
+        let splits = try loadData(data, for: loaded.model)
+        let set = try Tool.split(splits, split, path: data)
+        let result = loaded.model.evaluate(set)
+        if json {
+            print(jsonString(result))
+            return
+        }
+        print("\(set.count) \(split.rawValue) images: loss \(String(format: "%.4f", result.loss)), accuracy \(percent(result.accuracy))")
+        for (name, accuracy) in zip(loaded.classNames, result.perClassAccuracy) {
+            print("  \(name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(percent(accuracy))")
+        }
+    }
+}
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Class probabilities for one PNG or JPEG image, converted to the model's channels and size.")
+
+    @Option(help: "Checkpoint (.safetensors) written by train.")
+    var checkpoint: String
+
+    @Option(help: "A PNG or JPEG file of any size, gray or color.")
+    var image: String
+
+    @Option(help: "How many classes to list.")
+    var top = 5
+
+    @Flag(help: "Print JSON with every class's probability.")
+    var json = false
+
+    func run() throws {
+        let loaded = try loadCheckpoint(checkpoint)
+        let model = loaded.model
+        let x = try loadImage(image, as: model.inputShape)
+        var probabilities = [Float](repeating: 0, count: model.classes)
+        x.data.withUnsafeBufferPointer { input in
+            let logits = model.forward(input.baseAddress!, batch: 1, training: false)
+            probabilities.withUnsafeMutableBufferPointer { softmax(logits, batch: 1, classes: model.classes, $0.baseAddress!) }
+        }
+        let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
+        if json {
+            struct Prediction: Encodable { var predicted: String; var index: Int; var probabilities: [String: Float] }
+            print(jsonString(Prediction(predicted: loaded.classNames[ranked[0]], index: ranked[0],
+                                        probabilities: Dictionary(uniqueKeysWithValues: zip(loaded.classNames, probabilities)))))
+            return
+        }
+        for i in ranked.prefix(max(1, top)) {
+            print("\(loaded.classNames[i].padding(toLength: 14, withPad: " ", startingAt: 0)) \(String(format: "%.4f", probabilities[i]))")
+        }
+    }
+}

@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import Net
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model on a data set, evaluating on its test split after every epoch.",
+        discussion: """
+        Writes RUN/metrics.jsonl (one line per epoch), RUN/checkpoint.safetensors after every epoch, \
+        RUN/tensorboard/ event files and, with --save-every N, RUN/checkpoints/epoch-N.safetensors. \
+        --resume CKPT continues a run with its stored settings for --epochs more epochs; epoch and step \
+        numbers, metrics and event files carry on.
+        """)
+
+    @Option(help: "Data set directory (see `deconvnet data`).")
+    var data: String?
+
+    @Flag(help: "Convert images to grayscale (BT.601 luma).")
+    var grayscale = false
+
+    @Option(help: "Resize images to N x N (bilinear).")
+    var size: Int?
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Optimizer: sgd, momentum, adam, adagrad, rmsprop.")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "(Peak) learning rate.")
+    var lr: Float = 0.001
+
+    @Option(help: "Learning-rate schedule: constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW.")
+    var schedule = "constant"
+
+    @Option(name: .customLong("init"), help: "Initialisation: pytorch, glorot, he, truncated-normal.")
+    var initialization: Initialization = .pytorch
+
+    @Option(help: "Loss: ce (softmax cross-entropy) or mse (on logits vs one-hot).")
+    var loss: Loss = .ce
+
+    @Option(name: .customLong("batch-size"))
+    var batchSize = 100
+
+    @Option(help: "Epochs to train (more epochs, with --resume).")
+    var epochs = 10
+
+    @Option(help: "Stop after this many steps instead.")
+    var steps: Int?
+
+    @Option(help: "Seed for initialisation, shuffling, dropout and augmentation.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay.")
+    var weightDecay: Float = 0
+
+    @Option(help: "Comma-separated augmentations of training images: flip, shift.")
+    var augment: String?
+
+    @Option(name: .customLong("clip-norm"), help: "Clip the global gradient norm.")
+    var clipNorm: Float?
+
+    @Option(name: .customLong("save-every"), help: "Also keep a checkpoint every N epochs.")
+    var saveEvery: Int?
+
+    @Option(name: .customLong("log-every"), help: "TensorBoard batch loss every N steps.")
+    var logEvery = 50
+
+    @Flag(name: .customLong("no-logging"), help: "Skip TensorBoard events, activation statistics and filter snapshots.")
+    var noLogging = false
+
+    @Option(name: .customLong("run"), help: "Run directory (default runs/MODEL).")
+    var runDirectory: String?
+
+    @Option(help: "Continue from this checkpoint.")
+    var resume: String?
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
+        if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
+        if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
+        if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
+        if let size, size <= 0 { throw ValidationError("--size must be positive") }
+        do { _ = try Schedule(parsing: schedule) } catch { throw ValidationError(error.localizedDescription) }
+        for a in augmentList where Augmentation(rawValue: a) == nil { throw ValidationError("unknown augmentation '\(a)' (flip, shift)") }
+        if resume == nil && data == nil { throw ValidationError("--data is required (or --resume a run)") }
+    }
+
+    private var augmentList: [String] { augment.map { $0.split(separator: ",").map(String.init) } ?? [] }
+
+    func run() throws {
+        let trainer = try makeTrainer()
+        let total = trainer.epoch + epochs
+        let progress = ProgressLine()
+        trainer.onEvent = { event in
+            switch event {
+            case let .step(epoch, batch, batches, loss):
+                progress.update("epoch \(epoch)/\(total)", done: batch, of: batches, suffix: String(format: "loss %.4f", loss))
+            case .epoch(let m):
+                progress.finish()
+                var line = String(format: "epoch %d/%d  step %d  train loss %.4f acc %@", m.epoch, total, m.step, m.trainLoss, percent(m.trainAcc))
+                if let l = m.testLoss, let a = m.testAcc { line += String(format: "  test loss %.4f acc %@", l, percent(a)) }
+                line += String(format: "  lr %.3g  %.1f s (%.0f images/s)", m.lr, m.seconds, m.imagesPerSecond)
+                print(line)
+                fflush(stdout)
+            }
+        }
+        do {
+            try trainer.run(untilEpoch: total, maxSteps: steps)
+        } catch {
+            progress.finish()
+            throw error
+        }
+        print("checkpoint: \(trainer.checkpointPath)")
+    }
+
+    private func makeTrainer() throws -> Trainer {
+        if let resume {
+            let loaded = try loadCheckpoint(resume)
+            guard let json = loaded.checkpoint.metadata[CheckpointKey.config],
+                  var config = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
+                throw ValidationError("\(resume) has no training configuration to resume from")
+            }
+            if let data { config.data = data }
+            let splits = try loadData(config.data, for: loaded.model)
+            let optimizer = Optimizer(config.optimizer, parameterCount: loaded.model.parameterCount, weightDecay: config.weightDecay)
+            try optimizer.restore(from: loaded.checkpoint)
+            let directory = runDirectory ?? URL(fileURLWithPath: resume).deletingLastPathComponent().path
+            print("resuming \(config.model) at epoch \(loaded.epoch), step \(loaded.step) in \(directory)")
+            return try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: try split(splits, .train, path: config.data),
+                               test: splits.test, runDirectory: directory, startEpoch: loaded.epoch, startStep: loaded.step)
+        }
+        let dataPath = data!
+        let splits = try DataLoader.load(dataPath, grayscale: grayscale, size: size)
+        let train = try split(splits, .train, path: dataPath)
+        var config = TrainConfig()
+        config.model = modelOptions.model
+        config.spec = try modelOptions.spec().description
+        config.activation = modelOptions.activation
+        config.optimizer = optimizer
+        config.lr = lr
+        config.schedule = schedule
+        config.initialization = initialization
+        config.loss = loss
+        config.batchSize = batchSize
+        config.weightDecay = weightDecay
+        config.augment = augmentList
+        config.clipNorm = clipNorm
+        config.seed = seed
+        config.saveEvery = saveEvery
+        config.logEvery = logEvery
+        config.logging = !noLogging
+        config.data = dataPath
+        config.grayscale = grayscale
+        config.size = size
+        let model: Sequential
+        do {
+            model = try Sequential(spec: try modelOptions.spec(), inputShape: train.shape, classes: train.classNames.count,
+                                   activation: modelOptions.activation, seed: seed)
+        } catch let error as ModelError {
+            throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
+        }
+        model.initialize(initialization, seed: seed)
+        let directory = runDirectory ?? "runs/\(modelOptions.model.contains(":") ? "custom" : modelOptions.model)"
+        if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
+            throw ValidationError("\(directory) already holds a run: continue it with --resume \(directory)/checkpoint.safetensors, or choose another --run")
+        }
+        print("training \(config.model) (\(model.parameterCount) parameters) on \(train.count) \(train.shape) images, \(splits.test?.count ?? 0) test images -> \(directory)")
+        return try Trainer(model: model, optimizer: Optimizer(optimizer, parameterCount: model.parameterCount, weightDecay: weightDecay),
+                           config: config, train: train, test: splits.test, runDirectory: directory)
+    }
+}
+
+/// A one-line progress bar on a terminal; silent when standard error is not a terminal (plain
+/// per-epoch lines are printed instead).
+final class ProgressLine {
+    private let enabled = isatty(2) != 0
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    func update(_ label: String, done: Int, of total: Int, suffix: String) {
+        guard enabled, done == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return }
+        lastDraw = Date()
+        let width = 30
+        let filled = total > 0 ? width * done / total : width
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total) \(suffix)\u{1B}[K".utf8))
+        drawn = true
+    }
+
+    func finish() {
+        guard drawn else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        drawn = false
+    }
+}

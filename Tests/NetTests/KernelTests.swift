@@ -1,0 +1,88 @@
+import XCTest
+@testable import Net
+
+/// The fast kernels against their loop-based references.
+final class KernelTests: XCTestCase {
+    func randomArray(_ count: Int, _ random: inout SeededRandom) -> [Float] {
+        (0..<count).map { _ in random.uniform(-1, 1) }
+    }
+
+    func testSgemmMatchesNaiveForEveryTransposition() {
+        var random = SeededRandom(seed: 1)
+        let (m, n, k) = (5, 7, 9)
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let a = randomArray(m * k, &random), b = randomArray(k * n, &random)
+                var fast = randomArray(m * n, &random)
+                var slow = fast
+                sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a, lda: ta ? m : k, b, ldb: tb ? k : n, beta: 0.5, &fast, ldc: n)
+                sgemmNaive(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a, lda: ta ? m : k, b, ldb: tb ? k : n, beta: 0.5, &slow, ldc: n)
+                for i in 0..<m * n { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4) }
+            }
+        }
+    }
+
+    func testConvolutionLayerMatchesNaive() throws {
+        var random = SeededRandom(seed: 2)
+        for (kernel, padding, stride) in [(3, 1, 1), (5, 2, 1), (3, 0, 2), (2, 1, 1)] {
+            let g = ConvGeometry(inChannels: 3, height: 7, width: 6, kernel: kernel, stride: stride, padding: padding)
+            let layer = Conv2D(name: "conv1", geometry: g, outChannels: 4, activation: .identity)
+            var weight = randomArray(4 * g.patchSize, &random), bias = randomArray(4, &random)
+            var dummyW = weight, dummyB = bias
+            weight.withUnsafeMutableBufferPointer { w in
+                bias.withUnsafeMutableBufferPointer { b in
+                    dummyW.withUnsafeMutableBufferPointer { dw in
+                        dummyB.withUnsafeMutableBufferPointer { db in
+                            layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
+                            let n = 3
+                            let input = randomArray(n * g.inputSize, &random)
+                            var fast = [Float](repeating: 0, count: n * layer.outputCount)
+                            var slow = fast
+                            layer.forward(input, &fast, batch: n, training: false, workspace: Workspace())
+                            conv2dNaive(input, images: n, g, outChannels: 4, weight: w.baseAddress!, bias: b.baseAddress!, &slow)
+                            for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4, "k\(kernel) p\(padding) s\(stride)") }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testCol2imIsTheAdjointOfIm2col() {
+        var random = SeededRandom(seed: 3)
+        let g = ConvGeometry(inChannels: 2, height: 5, width: 6, kernel: 3, stride: 2, padding: 1)
+        let images = 2
+        let x = randomArray(images * g.inputSize, &random)
+        let y = randomArray(g.patchSize * images * g.positions, &random)
+        var col = [Float](repeating: 0, count: y.count)
+        var back = [Float](repeating: 0, count: x.count)
+        im2col(x, images: images, g, &col)
+        col2im(y, images: images, g, &back)
+        let lhs = zip(col, y).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        let rhs = zip(x, back).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        XCTAssertEqual(lhs, rhs, accuracy: 1e-3)
+    }
+
+    func testMaxPoolSwitchesPointAtTheMaxima() {
+        let g = ConvGeometry(inChannels: 1, height: 4, width: 4, kernel: 2, stride: 2)
+        let input: [Float] = [1, 5, 2, 0,
+                              3, 4, 9, 1,
+                              0, 0, 7, 8,
+                              6, 0, 8, 1]
+        var output = [Float](repeating: 0, count: 4)
+        var switches = [Int32](repeating: 0, count: 4)
+        maxPoolForward(input, planes: 1, g, &output, switches: &switches)
+        XCTAssertEqual(output, [5, 9, 6, 8])
+        XCTAssertEqual(switches, [1, 6, 12, 11])  // first maximum wins the tie 8 vs 8, as PyTorch
+        var back = [Float](repeating: -1, count: 16)
+        maxPoolBackward([1, 2, 3, 4], planes: 1, g, switches: switches, &back)
+        XCTAssertEqual(back, [0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 4, 3, 0, 0, 0])
+    }
+
+    func testAveragePoolStrideOne() {
+        let g = ConvGeometry(inChannels: 1, height: 3, width: 3, kernel: 2, stride: 1)
+        var output = [Float](repeating: 0, count: 4)
+        avgPoolForward([1, 2, 3, 4, 5, 6, 7, 8, 9], planes: 1, g, &output)
+        XCTAssertEqual(output, [3, 4, 6, 7])
+    }
+}

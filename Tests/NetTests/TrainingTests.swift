@@ -1,0 +1,180 @@
+import XCTest
+@testable import Net
+
+/// Optimizers, schedules, specs, and the training loop's promises: reproducibility, divergence
+/// handling, and resuming.
+final class TrainingTests: XCTestCase {
+    /// A small separable data set: class c has a bright c-th row.
+    func stripes(count: Int, classes: Int = 3, size: Int = 6, seed: UInt64 = 1) -> Dataset {
+        var random = SeededRandom(seed: seed)
+        var pixels: [UInt8] = []
+        var labels: [Int32] = []
+        for i in 0..<count {
+            let c = i % classes
+            for y in 0..<size {
+                for _ in 0..<size { pixels.append(y == c * 2 ? 200 : UInt8(random.int(below: 60))) }
+            }
+            labels.append(Int32(c))
+        }
+        return Dataset(shape: ImageShape(channels: 1, height: size, width: size), pixels: pixels, labels: labels,
+                       classNames: (0..<classes).map(String.init))
+    }
+
+    func temporaryDirectory() -> String {
+        let path = NSTemporaryDirectory() + "deconvnet-test-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func testAdamFirstStepsMatchPyTorchFormula() {
+        let optimizer = Optimizer(.adam, parameterCount: 1)
+        var p: [Float] = [1]
+        var g: [Float] = [0.5]
+        var (m, v): (Double, Double) = (0, 0)
+        var expected = 1.0
+        for t in 1...3 {
+            p.withUnsafeMutableBufferPointer { pp in g.withUnsafeMutableBufferPointer { optimizer.step(parameters: pp, gradients: $0, lr: 0.1) } }
+            m = 0.9 * m + 0.1 * 0.5
+            v = 0.999 * v + 0.001 * 0.25
+            expected -= 0.1 * (m / (1 - pow(0.9, Double(t)))) / ((v / (1 - pow(0.999, Double(t)))).squareRoot() + 1e-8)
+            XCTAssertEqual(Double(p[0]), expected, accuracy: 1e-5)
+        }
+    }
+
+    func testMomentumAndRMSpropAndAdagradUpdates() {
+        for (kind, expected) in [(OptimizerKind.sgd, 1 - 0.1 * 0.5), (.momentum, 1 - 0.1 * 0.5 - 0.1 * (0.9 * 0.5 + 0.5)),
+                                 (.adagrad, 1 - 0.1 - 0.1 * 0.5 / (0.5 * 2.0.squareRoot())),
+                                 (.rmsprop, 1 - 0.1 * 0.5 / (0.01 * 0.25).squareRoot() - 0.1 * 0.5 / (0.0199 * 0.25).squareRoot())] {
+            let optimizer = Optimizer(kind, parameterCount: 1)
+            var p: [Float] = [1]
+            var g: [Float] = [0.5]
+            for _ in 0..<(kind == .sgd ? 1 : 2) {
+                p.withUnsafeMutableBufferPointer { pp in g.withUnsafeMutableBufferPointer { optimizer.step(parameters: pp, gradients: $0, lr: 0.1) } }
+            }
+            XCTAssertEqual(Double(p[0]), expected, accuracy: 1e-4, "\(kind)")
+        }
+    }
+
+    func testSchedules() throws {
+        XCTAssertEqual(try Schedule(parsing: "step:2:0.5").rate(base: 1, epoch: 4.5, total: 10), 0.25)
+        XCTAssertEqual(try Schedule(parsing: "cosine").rate(base: 1, epoch: 5, total: 10), 0.5, accuracy: 1e-6)
+        let warmup = try Schedule(parsing: "warmup:2:0.1")
+        XCTAssertEqual(warmup.rate(base: 1, epoch: 0, total: 10), 0.1, accuracy: 1e-6)
+        XCTAssertEqual(warmup.rate(base: 1, epoch: 1, total: 10), 0.55, accuracy: 1e-6)
+        XCTAssertEqual(warmup.rate(base: 1, epoch: 2, total: 10), 1, accuracy: 1e-6)
+        XCTAssertEqual(warmup.rate(base: 1, epoch: 6, total: 10), 0.55, accuracy: 1e-6)
+        XCTAssertThrowsError(try Schedule(parsing: "step:0:0.5"))
+        XCTAssertThrowsError(try Schedule(parsing: "linear"))
+    }
+
+    func testPresetsAndSpecs() throws {
+        let lenet = try Sequential(spec: try ModelSpec.preset("lenet5"), inputShape: ImageShape(channels: 1, height: 28, width: 28), classes: 10)
+        XCTAssertEqual(lenet.layers.map(\.name), ["conv1", "pool1", "conv2", "pool2", "fc1", "dropout1", "fc2"])
+        XCTAssertEqual(lenet.views.map(\.name), ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
+        XCTAssertEqual(lenet.views[4].shape, [1024, 3136])
+        let classic = try Sequential(spec: try ModelSpec.preset("lenet5-classic"), inputShape: ImageShape(channels: 3, height: 32, width: 32), classes: 10)
+        XCTAssertEqual(classic.views.first { $0.name == "fc1.weight" }?.shape, [120, 400])
+        let small = try Sequential(spec: try ModelSpec.preset("lenet5", kernel: 3), inputShape: ImageShape(channels: 1, height: 28, width: 28), classes: 10)
+        XCTAssertEqual(small.views[0].shape, [32, 1, 3, 3])
+        let conv5 = try Sequential(spec: try ModelSpec.preset("conv5"), inputShape: ImageShape(channels: 1, height: 28, width: 28), classes: 10)
+        XCTAssertEqual(conv5.layers.filter { $0 is AvgPool2D }.count, 5)
+        XCTAssertEqual(conv5.layers[9].outputShape, [64, 23, 23])
+        let spec = try ModelSpec(parsing: "conv:8:3:1,maxpool:2:2,avgpool:3:1,fc:12,dropout:0.25,fc")
+        XCTAssertEqual(try ModelSpec(parsing: spec.description), spec)
+        XCTAssertThrowsError(try ModelSpec(parsing: "conv:8"))
+        XCTAssertThrowsError(try ModelSpec(parsing: "pool:2"))
+        XCTAssertThrowsError(try ModelSpec.preset("lenet7"))
+        XCTAssertThrowsError(try Sequential(spec: try ModelSpec(parsing: "conv:4:9:valid,fc"), inputShape: ImageShape(channels: 1, height: 5, width: 5), classes: 3))
+        XCTAssertThrowsError(try Sequential(spec: try ModelSpec(parsing: "fc:4"), inputShape: ImageShape(channels: 1, height: 5, width: 5), classes: 3))
+    }
+
+    func testSameSeedSameWeightsBitForBit() throws {
+        let data = stripes(count: 30)
+        func train() throws -> [Float] {
+            var config = TrainConfig()
+            config.batchSize = 8
+            config.seed = 42
+            config.augment = ["flip", "shift"]
+            let model = try Sequential(spec: try ModelSpec(parsing: "conv:3:3:same,maxpool:2,fc:8,dropout:0.5,fc"), inputShape: data.shape, classes: 3, seed: 42)
+            let trainer = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
+                                      train: data, test: data, runDirectory: temporaryDirectory())
+            try trainer.run(untilEpoch: 2)
+            return Array(model.parameters)
+        }
+        XCTAssertEqual(try train(), try train())
+    }
+
+    func testTrainingLearnsAndResumeCarriesOn() throws {
+        let data = stripes(count: 60)
+        let run = temporaryDirectory()
+        var config = TrainConfig()
+        config.batchSize = 10
+        config.lr = 0.01
+        config.saveEvery = 1
+        let model = try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,fc:16,fc"), inputShape: data.shape, classes: 3, seed: 1)
+        let trainer = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
+                                  train: data, test: data, runDirectory: run)
+        let first = try trainer.run(untilEpoch: 3)
+        XCTAssertEqual(first.map(\.epoch), [1, 2, 3])
+        XCTAssertEqual(first.last?.step, 18)
+        XCTAssertGreaterThan(first.last!.testAcc!, 0.9)
+
+        let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
+        XCTAssertEqual(Array(loaded.model.parameters), Array(model.parameters))
+        XCTAssertEqual(loaded.epoch, 3)
+        let optimizer = Optimizer(.adam, parameterCount: loaded.model.parameterCount)
+        try optimizer.restore(from: loaded.checkpoint)
+        XCTAssertEqual(optimizer.steps, 18)
+        let resumed = try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: data, test: data,
+                                  runDirectory: run, startEpoch: loaded.epoch, startStep: loaded.step)
+        let second = try resumed.run(untilEpoch: 5)
+        XCTAssertEqual(second.map(\.epoch), [4, 5])
+        XCTAssertEqual(second.map(\.step), [24, 30])
+        let lines = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 5)
+        let epochs = try lines.map { try JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)).epoch }
+        XCTAssertEqual(epochs, [1, 2, 3, 4, 5])
+        for key in ["epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"] {
+            XCTAssertTrue(lines[0].contains("\"\(key)\""), key)
+        }
+        for epoch in 1...5 { XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/checkpoints/epoch-\(epoch).safetensors")) }
+        let events = try FileManager.default.contentsOfDirectory(atPath: run + "/tensorboard")
+        XCTAssertEqual(events.count, 1, "a resumed run appends to the same event file")
+    }
+
+    func testDivergenceStopsAndKeepsTheLastGoodCheckpoint() throws {
+        let data = stripes(count: 40)
+        let run = temporaryDirectory()
+        var config = TrainConfig()
+        config.batchSize = 10
+        config.lr = 1e6
+        config.optimizer = .sgd
+        config.loss = .mse
+        let model = try Sequential(spec: try ModelSpec(parsing: "fc:16,fc"), inputShape: data.shape, classes: 3, activation: .sigmoid, seed: 1)
+        let trainer = try Trainer(model: model, optimizer: Optimizer(.sgd, parameterCount: model.parameterCount), config: config,
+                                  train: data, test: data, runDirectory: run)
+        XCTAssertThrowsError(try trainer.run(untilEpoch: 5)) { error in
+            guard case let .diverged(epoch, step, loss, _)? = error as? TrainingError else { return XCTFail("\(error)") }
+            XCTAssertFalse(loss.isFinite)
+            XCTAssertGreaterThanOrEqual(epoch, 1)
+            XCTAssertGreaterThan(step, 0)
+            XCTAssertTrue(error.localizedDescription.contains("epoch \(epoch), step \(step)"))
+        }
+        let kept = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
+        XCTAssertTrue(kept.model.parameters.allSatisfy(\.isFinite))
+    }
+
+    func testMismatchedCheckpointIsAClearError() throws {
+        let run = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        let model = try Sequential(spec: try ModelSpec(parsing: "fc:4,fc"), inputShape: ImageShape(channels: 1, height: 2, width: 2), classes: 2)
+        var checkpoint = model.checkpoint(classNames: ["a", "b"], epoch: 0, step: 0)
+        checkpoint.metadata[CheckpointKey.spec] = "fc:5,fc"
+        try checkpoint.write(to: run + "/bad.safetensors")
+        XCTAssertThrowsError(try Sequential.load(contentsOf: run + "/bad.safetensors")) { error in
+            XCTAssertTrue(error.localizedDescription.contains("fc1.weight"), error.localizedDescription)
+        }
+        try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: run + "/junk.safetensors"))
+        XCTAssertThrowsError(try Sequential.load(contentsOf: run + "/junk.safetensors"))
+    }
+}

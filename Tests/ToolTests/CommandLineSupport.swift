@@ -1,0 +1,73 @@
+import Foundation
+import XCTest
+import Net
+
+/// Runs the built `deconvnet` executable and captures what it prints.
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+enum CLI {
+    /// The directory holding the test bundle, which also holds the `deconvnet` executable.
+    static var productsDirectory: URL {
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            return bundle.bundleURL.deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL
+    }
+
+    static func run(_ arguments: [String]) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = productsDirectory.appendingPathComponent("deconvnet")
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                             stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+extension XCTestCase {
+    func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "deconvnet-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// Asserts a clean failure: non-zero exit, one readable line on stderr containing `needle`, no crash.
+    func assertCleanFailure(_ arguments: [String], mentions needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let result = try CLI.run(arguments)
+        XCTAssertNotEqual(result.status, 0, "\(arguments) should fail", file: file, line: line)
+        let lines = result.stderr.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        XCTAssertGreaterThanOrEqual(lines.count, 1, file: file, line: line)
+        XCTAssertTrue(lines.first?.contains(needle) ?? false, "stderr was: \(result.stderr)", file: file, line: line)
+        XCTAssertFalse(result.stderr.contains("Fatal error") || result.stderr.contains("Stack dump"), result.stderr, file: file, line: line)
+        XCTAssertLessThan(result.status, 128, "killed by a signal", file: file, line: line)
+    }
+
+    /// Writes a tiny data set in the course layout: DIR/Train/<c>/ImageNNNNN.png and DIR/Test/<c>/….
+    func writeCourseData(_ directory: String, classes: Int = 3, perClass: Int = 8, size: Int = 12) throws {
+        var random = SeededRandom(seed: 5)
+        for split in ["Train", "Test"] {
+            for c in 0..<classes {
+                let folder = "\(directory)/\(split)/\(c)"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                for i in 0..<perClass {
+                    var pixels = [UInt8](repeating: 0, count: size * size)
+                    for y in 0..<size {
+                        for x in 0..<size { pixels[y * size + x] = y / (size / classes) == c ? 220 : UInt8(random.int(below: 50)) + UInt8(x) }
+                    }
+                    try Image(width: size, height: size, channels: 1, pixels: pixels).writePNG(toFile: String(format: "%@/Image%05d.png", folder, i))
+                }
+            }
+        }
+    }
+}

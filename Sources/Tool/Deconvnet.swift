@@ -5,6 +5,6 @@ struct Deconvnet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deconvnet",
         abstract: "Train small CNNs and RNNs and look inside them, Zeiler–Fergus style.",
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, SummaryCommand.self, DataCommand.self, BenchCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, SummaryCommand.self, DataCommand.self, BenchCommand.self, ReportCommand.self, SweepCommand.self, CompareCommand.self]
     )
 }

@@ -203,7 +203,7 @@ struct ReportPage {
             out += "<figure><img class=\"filters\" alt=\"first-layer filters of \(escape(runs[i].name))\" src=\"data:image/png;base64,\(bytes.base64EncodedString())\"\(dims)>"
             out += "<figcaption>\(escape(runs[i].name)): \(caption)</figcaption></figure>\n"
         }
-        return out
+        return out.isEmpty ? "" : "<div class=\"charts\">\n\(out)</div>\n"
     }
 
     // MARK: Model and settings
@@ -229,7 +229,7 @@ struct ReportPage {
 
     private func settingsSection() -> String {
         let settings = varyingSettings(runs)
-        let keys = ["model", "activation", "optimizer", "lr", "schedule", "initialization", "loss", "batch_size", "weight_decay",
+        let keys = ["activation", "optimizer", "lr", "schedule", "initialization", "loss", "batch_size", "weight_decay",
                     "augment", "clip_norm", "seed", "grayscale", "size"].filter { !settings.keys.contains($0) }
         guard let first = runs.first(where: { $0.config != nil }) else { return "" }
         var rows = keys.compactMap { key in settings.values[key]?[first.path].map { [key, $0.isEmpty ? "–" : $0] } }

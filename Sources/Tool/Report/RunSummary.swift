@@ -110,7 +110,8 @@ final class ModelCatalog {
 }
 
 /// Each run's training settings as text, by run path, and the setting names whose values differ
-/// between runs (in `TrainConfig`'s order; `spec` and `data` left out).
+/// between the runs that have a stored configuration (in `TrainConfig`'s order; `model`, which has
+/// its own column, `spec` and `data` left out).
 func varyingSettings(_ runs: [RunRecord]) -> (keys: [String], values: [String: [String: String]]) {
     var values: [String: [String: String]] = [:]
     let order = ["model", "activation", "optimizer", "lr", "schedule", "initialization", "loss", "batch_size", "weight_decay",
@@ -129,6 +130,7 @@ func varyingSettings(_ runs: [RunRecord]) -> (keys: [String], values: [String: [
             values[key, default: [:]][run.path] = text
         }
     }
-    let keys = order.filter { key in Set(runs.map { values[key]?[$0.path] ?? "" }).count > 1 }
+    let configured = runs.filter { $0.config != nil }
+    let keys = order.dropFirst().filter { key in Set(configured.map { values[key]?[$0.path] ?? "" }).count > 1 }
     return (keys, values)
 }

@@ -33,7 +33,7 @@ struct LineChart {
     var title: String
     var xLabel: String
     var yLabel: String
-    var width = 460
+    var width = 420
     var plotHeight = 190
     var series: [Series] = []
     var bands: [Band] = []

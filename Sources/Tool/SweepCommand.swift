@@ -88,7 +88,8 @@ struct SweepCommand: ParsableCommand {
                                      arguments: ["train"] + trainArguments + SweepGrid.arguments(combination) + ["--run", directory], resumed: false))
             }
         }
-        print("sweep of \(combinations.count) runs in \(out): \(kept) already done, \(jobs.count) to train, \(min(self.jobs, max(1, jobs.count))) at a time")
+        print("sweep of \(combinations.count) runs in \(out): \(kept) already done, \(jobs.count) to train"
+              + (jobs.isEmpty ? "" : ", \(min(self.jobs, jobs.count)) at a time"))
         let outcomes = SweepJob.runAll(jobs, parallel: self.jobs)
 
         let records = combinations.map { combination -> RunRecord in

@@ -20,9 +20,13 @@ struct ReportPage {
         if let title { self.title = title }
     }
 
-    /// Index of the best run, if any run has metrics.
+    /// Index of the best run, if any run has metrics: highest `rankingAccuracy`, ties to the lower final loss.
     var bestIndex: Int? {
-        runs.indices.filter { runs[$0].rankingAccuracy != nil }.max { runs[$0].rankingAccuracy! < runs[$1].rankingAccuracy! }
+        func rank(_ i: Int) -> (Float, Float) {
+            let final = runs[i].final
+            return (runs[i].rankingAccuracy ?? -1, -(final?.testLoss ?? final?.trainLoss ?? .infinity))
+        }
+        return runs.indices.filter { runs[$0].rankingAccuracy != nil }.max { rank($0) < rank($1) }
     }
 
     private var overlaid: Bool { runs.count <= Self.overlayLimit }
@@ -67,7 +71,9 @@ struct ReportPage {
     private func resultsTable() -> String {
         let settings = varyingSettings(runs)
         let summaries = runs.map(catalog.summary)
-        let columns = [RunColumn.run] + settings.keys.map { RunColumn.setting($0, values: settings.values[$0] ?? [:]) } + RunColumn.comparison.dropFirst()
+        let sharedModel = runs.count > 1 && Set(summaries.map(\.model)).count == 1 && Set(summaries.map(\.parameters)).count == 1
+        let columns = [RunColumn.run] + settings.keys.map { RunColumn.setting($0, values: settings.values[$0] ?? [:]) }
+            + RunColumn.comparison.dropFirst().filter { !sharedModel || ($0.header != "model" && $0.header != "parameters") }
         let table = runTable(summaries, columns: columns)
         var out = "<div class=\"scroll\"><table class=\"sortable results\"><thead><tr>"
         for (c, header) in table.header.enumerated() {
@@ -88,7 +94,9 @@ struct ReportPage {
             }
             out += "</tr>\n"
         }
-        out += "</tbody></table></div>\n<p class=\"note\">Click a column to sort. Accuracies in percent; losses as the training loss function reports them; s/epoch and images/s are means over the epochs (training only, without evaluation).</p>\n"
+        out += "</tbody></table></div>\n<p class=\"note\">"
+        if sharedModel, let model = summaries[0].model { out += "All runs train \(escape(model))\(summaries[0].parameters.map { " (\(grouped($0)) parameters)" } ?? ""). " }
+        out += "Click a column to sort. Accuracies in percent; losses as the training loss function reports them; s/epoch and images/s are means over the epochs (training only, without evaluation).</p>\n"
         return out
     }
 
@@ -143,9 +151,8 @@ struct ReportPage {
                                                ("Loss", lossDomain, { (m: EpochMetrics) -> Double? in Double(m.trainLoss) }, { (m: EpochMetrics) -> Double? in m.testLoss.map(Double.init) })] {
             out += "<h3>\(heading)</h3><div class=\"multiples\">"
             for (i, run) in runs.enumerated() {
-                var chart = LineChart(title: shortened(run.name, to: 34), xLabel: "epoch", yLabel: heading.lowercased(), width: 230, plotHeight: 110,
-                                      yDomain: domain, highlighted: i == bestIndex)
-                chart.title = shortened(run.name, to: 26) + (run.diverged ? " (diverged)" : "")
+                var chart = LineChart(title: shortened(run.name, to: 80) + (run.diverged ? " (diverged)" : ""), xLabel: "epoch",
+                                      yLabel: heading.lowercased(), width: 230, plotHeight: 110, yDomain: domain, titleLineSlots: 2, highlighted: i == bestIndex)
                 for (label, value, dash) in [("train", train, LineChart.Dash.solid), ("test", test, .dashed)] {
                     let points = run.metrics.compactMap { m in value(m).map { (x: Double(m.epoch), y: $0) } }
                     if !points.isEmpty { chart.series.append(.init(label: "\(run.name) \(label)", color: color(label == "train" ? 0 : 1), points: points, dash: dash)) }
@@ -218,7 +225,8 @@ struct ReportPage {
         for group in groups {
             let first = runs[group.runs[0]]
             guard let model = catalog.model(of: first), let info = first.model else { continue }
-            out += "<h3>\(escape(info.spec)) <small>(\(escape(info.activation)), input \(info.inputShape.map(String.init).joined(separator: "x")), \(info.classNames.count) classes)</small></h3>\n"
+            let activations = Set(group.runs.compactMap { runs[$0].model?.activation }).sorted().joined(separator: " or ")
+            out += "<h3>\(escape(info.spec)) <small>(\(escape(activations)), input \(info.inputShape.map(String.init).joined(separator: "x")), \(info.classNames.count) classes)</small></h3>\n"
             if runs.count > 1 { out += "<p class=\"note\">Used by \(group.runs.count == runs.count ? "all runs" : group.runs.map { escape(runs[$0].name) }.joined(separator: ", ")).</p>\n" }
             out += htmlTable(layerTable(model), className: "summary")
             let macs = model.layers.reduce(0) { $0 + $1.multiplyAdds }
@@ -229,10 +237,9 @@ struct ReportPage {
 
     private func settingsSection() -> String {
         let settings = varyingSettings(runs)
-        let keys = ["activation", "optimizer", "lr", "schedule", "initialization", "loss", "batch_size", "weight_decay",
-                    "augment", "clip_norm", "seed", "grayscale", "size"].filter { !settings.keys.contains($0) }
+        let keys = settingNames.dropFirst().map(\.name).filter { !settings.keys.contains($0) }
         guard let first = runs.first(where: { $0.config != nil }) else { return "" }
-        var rows = keys.compactMap { key in settings.values[key]?[first.path].map { [key, $0.isEmpty ? "–" : $0] } }
+        var rows = keys.compactMap { key in settings.values[key]?[first.path].map { [key, $0] } }
         rows.append(["data", first.config?.data ?? ""])
         let heading = runs.count > 1 ? "<p class=\"note\">Settings shared by all runs (those that differ are columns of the results table).</p>\n" : ""
         return heading + htmlTable(TextTable(header: ["setting", "value"], rows: rows, leftAligned: [0, 1]), className: "settings")
@@ -267,7 +274,7 @@ struct ReportPage {
     .charts { display: flex; flex-wrap: wrap; gap: 18px 26px; align-items: flex-start; }
     .multiples { display: flex; flex-wrap: wrap; gap: 8px; } .layer { display: flex; flex-direction: column; gap: 2px; }
     svg.chart { background: #fff; overflow: visible; }
-    svg .title { font-size: 13px; font-weight: 600; fill: #222; } svg .tick { font-size: 10px; fill: #555; }
+    svg .title { font-weight: 600; fill: #222; } svg .tick { font-size: 10px; fill: #555; }
     svg .label { font-size: 11px; fill: #333; } svg .legend { font-size: 11px; fill: #333; }
     svg .grid { stroke: #ececec; stroke-width: 1; } svg .frame { fill: none; stroke: #999; stroke-width: 1; }
     details { margin: 8px 0; } summary { cursor: pointer; font-weight: 600; margin-bottom: 8px; }

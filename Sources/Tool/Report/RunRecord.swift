@@ -46,8 +46,9 @@ struct ModelInfo: Equatable {
     var epoch: Int
     var step: Int
 
-    /// The architecture without weights; runs with equal keys share one summary table.
-    var key: String { "\(spec) \(activation) \(inputShape) \(classNames.count)" }
+    /// The architecture without weights; runs with equal keys share one summary table (the
+    /// activation changes no shape or count).
+    var key: String { "\(spec) \(inputShape) \(classNames.count)" }
 
     /// The model built from the metadata (weights freshly initialised; only shapes and counts matter).
     func build() throws -> Sequential {

@@ -109,28 +109,25 @@ final class ModelCatalog {
     func summary(_ run: RunRecord) -> RunSummary { RunSummary(run, parameters: model(of: run)?.parameterCount) }
 }
 
-/// Each run's training settings as text, by run path, and the setting names whose values differ
-/// between the runs that have a stored configuration (in `TrainConfig`'s order; `model`, which has
-/// its own column, `spec` and `data` left out).
+/// Training settings shown in reports, by the names `TrainConfig` stores them under.
+let settingNames: [(name: String, text: (TrainConfig) -> String)] = [
+    ("model", { $0.model }), ("activation", { $0.activation.rawValue }), ("optimizer", { $0.optimizer.rawValue }),
+    ("lr", { String(format: "%g", $0.lr) }), ("schedule", { $0.schedule }), ("initialization", { $0.initialization.rawValue }),
+    ("loss", { $0.loss.rawValue }), ("batch_size", { String($0.batchSize) }), ("weight_decay", { String(format: "%g", $0.weightDecay) }),
+    ("augment", { $0.augment.isEmpty ? "none" : $0.augment.joined(separator: "+") }), ("clip_norm", { $0.clipNorm.map { String(format: "%g", $0) } ?? "none" }),
+    ("seed", { String($0.seed) }), ("grayscale", { $0.grayscale ? "yes" : "no" }), ("size", { $0.size.map(String.init) ?? "as stored" }),
+]
+
+/// Each run's training settings as text (by setting name, then run path), and the names of the settings
+/// whose values differ between the runs that have a stored configuration (`model`, which has its own
+/// column, left out).
 func varyingSettings(_ runs: [RunRecord]) -> (keys: [String], values: [String: [String: String]]) {
     var values: [String: [String: String]] = [:]
-    let order = ["model", "activation", "optimizer", "lr", "schedule", "initialization", "loss", "batch_size", "weight_decay",
-                 "augment", "clip_norm", "seed", "grayscale", "size"]
     for run in runs {
-        guard let config = run.config, let data = try? JSONEncoder().encode(config),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { continue }
-        for key in order {
-            let text: String
-            switch object[key] {
-            case nil, is NSNull: text = ""
-            case let list as [Any]: text = list.map { "\($0)" }.joined(separator: "+")
-            case let number as NSNumber where key == "lr" || key == "weight_decay" || key == "clip_norm": text = String(format: "%g", number.doubleValue)
-            case let value?: text = "\(value)"
-            }
-            values[key, default: [:]][run.path] = text
-        }
+        guard let config = run.config else { continue }
+        for (name, text) in settingNames { values[name, default: [:]][run.path] = text(config) }
     }
     let configured = runs.filter { $0.config != nil }
-    let keys = order.dropFirst().filter { key in Set(configured.map { values[key]?[$0.path] ?? "" }).count > 1 }
+    let keys = settingNames.dropFirst().map(\.name).filter { key in Set(configured.map { values[key]?[$0.path] ?? "" }).count > 1 }
     return (keys, values)
 }

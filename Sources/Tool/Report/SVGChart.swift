@@ -42,10 +42,34 @@ struct LineChart {
     var yDomain: ClosedRange<Double>?
     /// Ticks on whole numbers only (epochs, steps).
     var integerX = true
+    /// Room for at least this many title lines, so that small multiples line up.
+    var titleLineSlots = 1
     /// Highlight the chart's frame (the best run among small multiples).
     var highlighted = false
 
-    private let left = 58.0, right = 14.0, top = 26.0, axisBand = 40.0
+    private let left = 58.0, right = 14.0, axisBand = 40.0
+
+    /// Small charts get a smaller title.
+    private var titleSize: Double { width < 300 ? 11 : 13 }
+
+    /// The title broken at spaces or underscores into lines that fit the chart's width.
+    private var titleLines: [String] {
+        let maxCharacters = max(8, Int((Double(width) - 8 - right) / (titleSize * 0.58)))
+        var lines: [String] = [], line = ""
+        var word = ""
+        for ch in title + " " {
+            word.append(ch)
+            guard ch == " " || ch == "_" else { continue }
+            if line.count + word.count - (ch == " " ? 1 : 0) > maxCharacters, !line.isEmpty {
+                lines.append(line.trimmingCharacters(in: .whitespaces))
+                line = ""
+            }
+            line += word
+            word = ""
+        }
+        lines.append(line.trimmingCharacters(in: .whitespaces))
+        return lines.filter { !$0.isEmpty }
+    }
 
     var svg: String {
         let plotWidth = Double(width) - left - right
@@ -66,6 +90,8 @@ struct LineChart {
         }
         let xTicks = niceTicks(xRange.lowerBound, xRange.upperBound, count: max(2, Int(plotWidth / 70)), integers: integerX)
         let h = Double(plotHeight)
+        let lines = titleLines
+        let top = 12 + Double(max(lines.count, titleLineSlots)) * (titleSize + 3)
         func px(_ x: Double) -> Double { left + (x - xRange.lowerBound) / (xRange.upperBound - xRange.lowerBound) * plotWidth }
         func py(_ y: Double) -> Double {
             let clamped = Swift.min(Swift.max(y, yRange.lowerBound), yRange.upperBound)
@@ -76,7 +102,9 @@ struct LineChart {
 
         var out = #"<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="\#(width)" height="\#(Int(totalHeight))" viewBox="0 0 \#(width) \#(Int(totalHeight))" role="img">"#
         out += "<title>\(escape(title))</title>"
-        out += #"<text class="title" x="\#(left)" y="16">\#(escape(title))</text>"#
+        for (i, line) in lines.enumerated() {
+            out += #"<text class="title" x="8" y="\#(f(titleSize + 2 + Double(i) * (titleSize + 3)))" font-size="\#(titleSize)">\#(escape(line))</text>"#
+        }
         if highlighted { out += #"<rect x="1" y="1" width="\#(width - 2)" height="\#(Int(totalHeight) - 2)" fill="none" stroke="goldenrod" stroke-width="2.5" rx="4"/>"# }
         for t in yTicks {
             out += #"<line class="grid" x1="\#(f(left))" x2="\#(f(left + plotWidth))" y1="\#(f(py(t)))" y2="\#(f(py(t)))"/>"#

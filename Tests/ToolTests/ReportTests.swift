@@ -143,7 +143,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(html.components(separatedBy: "<tr class=\"best\">").count, 2, "one best row")
         let bestRow = try XCTUnwrap(html.components(separatedBy: "<tr class=\"best\">").last?.components(separatedBy: "</tr>").first)
         XCTAssertTrue(bestRow.contains(">b <span class=\"star\""), bestRow)
-        for needle in ["<title>Loss</title>", "<title>Accuracy</title>", "<title>Learning rate</title>", "<title>Seconds per epoch</title>",
+        for needle in ["<title>Loss</title>", "<title>Accuracy</title>", "<title>Learning rate at epoch end</title>", "<title>Seconds per epoch</title>",
                        "<title>Throughput</title>", "conv2: activations", "conv2: fraction of zeros", "data:image/png;base64,",
                        "<th class=\"text\" title=\"sort\">lr</th>", "accuracy (%)", "multiply-adds"] {
             XCTAssertTrue(html.contains(needle), "missing \(needle)")
@@ -161,7 +161,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(page.bestIndex, 11)
         let html = page.html
         XCTAssertEqual(html.components(separatedBy: "<div class=\"multiple\"").count - 1, 24, "accuracy and loss for each of 12 runs")
-        XCTAssertFalse(html.contains("<title>Learning rate</title>"), "no 12-colour overlays")
+        XCTAssertFalse(html.contains("<title>Learning rate at epoch end</title>"), "no 12-colour overlays")
         XCTAssertTrue(html.contains("Shown for the best run only"))
         try writeReport(page, to: dir + "/out")
         try assertRendersInBrowser(dir + "/out")

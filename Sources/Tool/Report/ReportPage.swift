@@ -103,10 +103,10 @@ struct ReportPage {
     // MARK: Curves
 
     /// Line styles tell train from test; colours tell runs apart (or, for one run, train from test too).
-    private func curve(_ title: String, y yLabel: String, x xLabel: String = "epoch", yDomain: ClosedRange<Double>? = nil,
+    private func curve(_ title: String, y yLabel: String, x xLabel: String = "epoch", yDomain: ClosedRange<Double>? = nil, log: Bool = false,
                        _ values: [(label: String, dash: LineChart.Dash, value: (EpochMetrics) -> Double?)],
                        x xValue: (EpochMetrics) -> Double = { Double($0.epoch) }) -> String {
-        var chart = LineChart(title: title, xLabel: xLabel, yLabel: yLabel, yDomain: yDomain)
+        var chart = LineChart(title: title, xLabel: xLabel, yLabel: yLabel, yDomain: yDomain, autoLogY: log)
         let single = runs.count == 1
         for (i, run) in runs.enumerated() {
             for (v, value) in values.enumerated() {
@@ -120,14 +120,14 @@ struct ReportPage {
             chart.legend = values.enumerated().filter { v in chart.series.contains { $0.label.hasSuffix(v.element.label) } }
                 .map { .init(label: $0.element.label, color: color($0.offset)) }
         } else {
-            chart.legend = runs.indices.map { .init(label: runs[$0].name, color: color($0)) }
+            chart.legend = runs.indices.map { .init(label: runs[$0].name + (runs[$0].diverged ? " (diverged)" : ""), color: color($0)) }
             if values.count > 1 { chart.legend += values.map { .init(label: $0.label, color: "#555", dash: $0.dash) } }
         }
         return chart.svg
     }
 
     private func lossAndAccuracy(x xLabel: String, _ xValue: @escaping (EpochMetrics) -> Double) -> String {
-        curve("Loss", y: "loss", x: xLabel, [("train", .solid, { Double($0.trainLoss) }), ("test", .dashed, { $0.testLoss.map(Double.init) })], x: xValue)
+        curve("Loss", y: "loss", x: xLabel, log: true, [("train", .solid, { Double($0.trainLoss) }), ("test", .dashed, { $0.testLoss.map(Double.init) })], x: xValue)
             + curve("Accuracy", y: "accuracy (%)", x: xLabel, yDomain: 0...100,
                     [("train", .solid, { Double($0.trainAcc) * 100 }), ("test", .dashed, { $0.testAcc.map { Double($0) * 100 } })], x: xValue)
     }
@@ -135,7 +135,7 @@ struct ReportPage {
     private func overlayCharts() -> String {
         guard runs.contains(where: { !$0.metrics.isEmpty }) else { return "<p class=\"note\">No epoch has finished yet.</p>\n" }
         var out = "<div class=\"charts\">" + lossAndAccuracy(x: "epoch") { Double($0.epoch) }
-        out += curve("Learning rate", y: "learning rate (at epoch end)", [("lr", .solid, { Double($0.lr) })])
+        out += curve("Learning rate at epoch end", y: "learning rate", log: true, [("lr", .solid, { Double($0.lr) })])
         out += curve("Seconds per epoch", y: "seconds (training only)", [("s/epoch", .solid, { $0.seconds })])
         out += curve("Throughput", y: "images per second", [("images/s", .solid, { $0.imagesPerSecond })])
         out += "</div>\n<details><summary>Loss and accuracy against steps</summary><div class=\"charts\">"

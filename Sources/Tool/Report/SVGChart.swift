@@ -40,6 +40,9 @@ struct LineChart {
     var legend: [LegendEntry] = []
     /// Fixed y range (e.g. 0...1 for accuracies); otherwise the data's range, widened to round ticks.
     var yDomain: ClosedRange<Double>?
+    /// Plot y on a log scale when all values are positive and span more than two decades (losses and
+    /// learning rates, where one diverging run would otherwise flatten every other line).
+    var autoLogY = false
     /// Ticks on whole numbers only (epochs, steps).
     var integerX = true
     /// Room for at least this many title lines, so that small multiples line up.
@@ -76,12 +79,18 @@ struct LineChart {
         let allX = series.flatMap { $0.points.map(\.x) } + bands.flatMap { $0.points.map(\.x) }
         let allY = series.flatMap { $0.points.map(\.y) } + bands.flatMap { $0.points.flatMap { [$0.lower, $0.upper] } }
         let finiteY = allY.filter(\.isFinite)
+        let log = autoLogY && yDomain == nil && !finiteY.isEmpty && finiteY.allSatisfy { $0 > 0 } && finiteY.max()! / finiteY.min()! > 100
+        func ty(_ y: Double) -> Double { log ? (y > 0 ? log10(y) : -.infinity) : y }
         let xRange = paddedRange(allX.min() ?? 0, allX.max() ?? 1)
         let yTicks: [Double]
         let yRange: ClosedRange<Double>
         if let yDomain {
             yRange = yDomain
             yTicks = niceTicks(yDomain.lowerBound, yDomain.upperBound, count: 5)
+        } else if log {
+            yRange = floor(log10(finiteY.min()!))...ceil(log10(finiteY.max()!))
+            let every = max(1, Int(ceil((yRange.upperBound - yRange.lowerBound) / 6)))
+            yTicks = stride(from: Int(yRange.lowerBound), through: Int(yRange.upperBound), by: every).map { pow(10, Double($0)) }
         } else {
             let raw = paddedRange(finiteY.min() ?? 0, finiteY.max() ?? 1)
             let step = niceStep((raw.upperBound - raw.lowerBound) / 5)
@@ -94,7 +103,7 @@ struct LineChart {
         let top = 12 + Double(max(lines.count, titleLineSlots)) * (titleSize + 3)
         func px(_ x: Double) -> Double { left + (x - xRange.lowerBound) / (xRange.upperBound - xRange.lowerBound) * plotWidth }
         func py(_ y: Double) -> Double {
-            let clamped = Swift.min(Swift.max(y, yRange.lowerBound), yRange.upperBound)
+            let clamped = Swift.min(Swift.max(ty(y), yRange.lowerBound), yRange.upperBound)
             return top + h - (clamped - yRange.lowerBound) / (yRange.upperBound - yRange.lowerBound) * h
         }
         let legendRows = legendLayout(maxWidth: Double(width) - left - right)
@@ -108,7 +117,7 @@ struct LineChart {
         if highlighted { out += #"<rect x="1" y="1" width="\#(width - 2)" height="\#(Int(totalHeight) - 2)" fill="none" stroke="goldenrod" stroke-width="2.5" rx="4"/>"# }
         for t in yTicks {
             out += #"<line class="grid" x1="\#(f(left))" x2="\#(f(left + plotWidth))" y1="\#(f(py(t)))" y2="\#(f(py(t)))"/>"#
-            out += #"<text class="tick" x="\#(f(left - 6))" y="\#(f(py(t) + 3.5))" text-anchor="end">\#(tickLabel(t, ticks: yTicks))</text>"#
+            out += #"<text class="tick" x="\#(f(left - 6))" y="\#(f(py(t) + 3.5))" text-anchor="end">\#(log ? powerLabel(t) : tickLabel(t, ticks: yTicks))</text>"#
         }
         for t in xTicks {
             out += #"<line class="grid" x1="\#(f(px(t)))" x2="\#(f(px(t)))" y1="\#(f(top))" y2="\#(f(top + h))"/>"#
@@ -116,7 +125,7 @@ struct LineChart {
         }
         out += #"<rect class="frame" x="\#(f(left))" y="\#(f(top))" width="\#(f(plotWidth))" height="\#(f(h))"/>"#
         out += #"<text class="label" x="\#(f(left + plotWidth / 2))" y="\#(f(top + h + 32))" text-anchor="middle">\#(escape(xLabel))</text>"#
-        out += #"<text class="label" transform="translate(13 \#(f(top + h / 2))) rotate(-90)" text-anchor="middle">\#(escape(yLabel))</text>"#
+        out += #"<text class="label" transform="translate(13 \#(f(top + h / 2))) rotate(-90)" text-anchor="middle">\#(escape(yLabel + (log ? " (log scale)" : "")))</text>"#
         for band in bands where !band.points.isEmpty {
             let upper = band.points.map { "\(f(px($0.x))),\(f(py($0.upper)))" }
             let lower = band.points.reversed().map { "\(f(px($0.x))),\(f(py($0.lower)))" }
@@ -126,14 +135,14 @@ struct LineChart {
             out += #"<g><title>\#(escape(s.label))</title>"#
             var d = "", pen = false
             for p in s.points {
-                guard p.y.isFinite else { pen = false; continue }
+                guard ty(p.y).isFinite else { pen = false; continue }
                 d += "\(pen ? "L" : "M")\(f(px(p.x))),\(f(py(p.y)))"
                 pen = true
             }
             let dash = s.dash == .solid ? "" : #" stroke-dasharray="\#(s.dash.rawValue)""#
             out += #"<path d="\#(d)" fill="none" stroke="\#(s.color)" stroke-width="\#(s.width)"\#(dash) stroke-linejoin="round"/>"#
             if s.points.count <= 25 {
-                for p in s.points where p.y.isFinite {
+                for p in s.points where ty(p.y).isFinite {
                     out += #"<circle cx="\#(f(px(p.x)))" cy="\#(f(py(p.y)))" r="2.2" fill="\#(s.color)"/>"#
                 }
             }
@@ -205,12 +214,21 @@ func niceTicks(_ lo: Double, _ hi: Double, count: Int, integers: Bool = false) -
     return ticks
 }
 
-/// A tick value with as many decimals as the tick spacing needs; thousands as "k".
+/// A tick value with as many decimals as the tick spacing needs; thousands as "k", and very large or
+/// very small values in exponent form.
 private func tickLabel(_ value: Double, ticks: [Double]) -> String {
     let step = ticks.count > 1 ? ticks[1] - ticks[0] : 1
-    if abs(value) >= 10_000 && step >= 1000 { return String(format: "%gk", value / 1000) }
+    let largest = ticks.map(abs).max() ?? 0
+    if largest >= 1e6 || (largest > 0 && largest < 1e-3) { return value == 0 ? "0" : String(format: "%.2g", value) }
+    if largest >= 10_000 && step >= 1000 { return value == 0 ? "0" : String(format: "%gk", value / 1000) }
     let decimals = max(0, min(6, Int(-floor(log10(step) + 1e-9))))
     return String(format: "%.\(decimals)f", value)
+}
+
+/// A power of ten as a plain number from 0.001 to 1000, else as 1e-5.
+private func powerLabel(_ value: Double) -> String {
+    let exponent = Int(log10(value).rounded())
+    return abs(exponent) <= 3 ? String(format: "%g", value) : "1e\(exponent)"
 }
 
 private func f(_ v: Double) -> String { String(format: "%.1f", v) }

@@ -56,8 +56,8 @@ func grouped(_ n: Int) -> String {
     return out
 }
 
-/// A loss with four decimals, or "" when absent.
-func lossText(_ value: Float?) -> String { value.map { String(format: "%.4f", $0) } ?? "" }
+/// A loss with four decimals (in exponent form from 10,000 up), or "" when absent.
+func lossText(_ value: Float?) -> String { value.map { String(format: abs($0) < 10_000 ? "%.4f" : "%.3e", $0) } ?? "" }
 
 /// An accuracy in percent with two decimals, or "" when absent.
 func percentText(_ value: Float?) -> String { value.map(percent) ?? "" }

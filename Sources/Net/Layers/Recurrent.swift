@@ -61,7 +61,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         precondition(hidden > 0 && layers > 0)
         guard inputShape.count == 3 else { throw .shape("a recurrent layer reads images; it cannot follow a dense layer") }
         guard inputShape[0] == 1 else {
-            throw .shape("recurrent models read grayscale rows; convert with --grayscale (the input has \(inputShape[0]) channels)")
+            throw .shape("recurrent models read grayscale rows; convert with --grayscale")
         }
         self.name = name
         self.kind = kind

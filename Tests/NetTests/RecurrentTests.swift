@@ -77,9 +77,9 @@ final class RecurrentTests: XCTestCase {
     }
 
     func testForwardMatchesTextbookEquations() throws {
-        let (n, h) = (3, 3)
+        let n = 3
         for kind in CellKind.allCases {
-            for layers in [1, 2] {
+            for (h, layers) in [(3, 1), (3, 2), (10, 2)] {  // 10: one full vector of 8 units and a tail
                 let m = try model("\(kind.rawValue):\(h):\(layers),fc")
                 setLiteralWeights(m)
                 let x = randomInput(n * shape.count, seed: 11)
@@ -87,7 +87,7 @@ final class RecurrentTests: XCTestCase {
                 let expected = reference(kind, m, x: x.map(Double.init), n: n, t: 4, f: 5, hidden: h, layers: layers)
                 let got = m.output(of: 0)
                 for i in 0..<(n * h) {
-                    XCTAssertEqual(Double(got[i]), expected[i], accuracy: 2e-6, "\(kind) × \(layers), value \(i)")
+                    XCTAssertEqual(Double(got[i]), expected[i], accuracy: 2e-6, "\(kind) \(h) × \(layers), value \(i)")
                 }
                 XCTAssertGreaterThan(expected.map(abs).max()!, 0.1, "the test values are not degenerate")
             }
@@ -170,6 +170,10 @@ final class RecurrentTests: XCTestCase {
     func testGradientsStackedRNN() throws { try checkGradients("rnn:3:2,fc") }
     func testGradientsStackedLSTM() throws { try checkGradients("lstm:3:2,fc") }
     func testGradientsStackedGRU() throws { try checkGradients("gru:3:2,fc", batch: 3) }
+    func testGradientsWideCells() throws {  // a full vector of 8 units and a tail
+        try checkGradients("lstm:9,fc")
+        try checkGradients("gru:9,fc")
+    }
 
     func testPyTorchNamesAndShapes() throws {
         let (h, f) = (8, 5)
@@ -209,6 +213,14 @@ final class RecurrentTests: XCTestCase {
         for (i, v) in x.enumerated() {
             XCTAssertEqual(sigmoid[i], 1 / (1 + Foundation.exp(-v)), accuracy: 3e-7, "sigmoid(\(v))")
             XCTAssertEqual(tanhValues[i], Foundation.tanh(v), accuracy: 3e-7, "tanh(\(v))")
+        }
+        for start in stride(from: 0, to: x.count - 8, by: 8) {  // the eight-lane versions the cells use
+            let v = SIMD8<Float>(x[start ..< start + 8])
+            let (s8, t8) = (sigmoidApproximation(v), tanhApproximation(v))
+            for lane in 0..<8 {
+                XCTAssertEqual(s8[lane], sigmoid[start + lane], accuracy: 1e-7)
+                XCTAssertEqual(t8[lane], tanhValues[start + lane], accuracy: 1e-7)
+            }
         }
         XCTAssertEqual(expApproximation(1), Float(M_E), accuracy: 1e-6)
         XCTAssertEqual(expApproximation(-10), Foundation.exp(-10), accuracy: 1e-10)

@@ -52,7 +52,8 @@ public final class Recurrent: Layer, RecurrentInitialization {
     private var sequenceGradient: UnsafeMutablePointer<Float>?  // from the layer above (T, N, max(H, F))
     private var rowState: UnsafeMutablePointer<Float>?  // per sample: dh, dc (N, 2H), gru's h W_hhᵀ (N, 3H)
     private var fusedBias: UnsafeMutablePointer<Float>?  // per layer (G·H): added to the input projection
-    private var zeroRow: UnsafeMutablePointer<Float>?  // (H) zeros
+    private var zeroRow: UnsafeMutablePointer<Float>?  // (G·H) zeros: the state before step 0
+    private var ones: UnsafeMutablePointer<Float>?  // (T·N) ones, for bias gradients
     private var capacity = 0
     private var lastBatch = 0
 
@@ -69,8 +70,8 @@ public final class Recurrent: Layer, RecurrentInitialization {
         self.depth = layers
         self.inputShape = inputShape
         fusedBias = .allocate(capacity: layers * gateCount * hidden)
-        zeroRow = .allocate(capacity: hidden)
-        zeroRow!.initialize(repeating: 0, count: hidden)
+        zeroRow = .allocate(capacity: gateCount * hidden)
+        zeroRow!.initialize(repeating: 0, count: gateCount * hidden)
     }
 
     deinit {
@@ -142,11 +143,9 @@ public final class Recurrent: Layer, RecurrentInitialization {
             parallelRanges(t * n) { rows, _ in
                 // (rows, G·H) = x (rows, in) × W_ihᵀ (in, G·H) + b
                 let a = state.gates + rows.lowerBound * g
-                sgemm(transposeA: false, transposeB: true, m: rows.count, n: g, k: k, x + rows.lowerBound * k, lda: k, wih, ldb: k, a, ldc: g)
-                for r in 0..<rows.count {
-                    let row = a + r * g
-                    for j in 0..<g { row[j] += bias[j] }
-                }
+                for r in 0..<rows.count { (a + r * g).update(from: bias, count: g) }
+                sgemm(transposeA: false, transposeB: true, m: rows.count, n: g, k: k, x + rows.lowerBound * k, lda: k, wih, ldb: k,
+                      beta: 1, a, ldc: g)
             }
             parallelRanges(n) { rows, _ in
                 for s in 0..<t { step(layer: l, time: s, rows: rows, batch: n) }
@@ -173,50 +172,47 @@ public final class Recurrent: Layer, RecurrentInitialization {
             fastTanh(a, hNew, count: m * h)
         case .lstm:
             if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, beta: 1, a, ldc: g) }
-            let c = state.cell + here * h, cOld = UnsafePointer(state.cell + before * h)
-            let tc = state.extra + here * h
+            let zeros = UnsafePointer(zeroRow!)
             for r in 0..<m {
                 let gate = a + r * g  // i, f, g, o
-                fastSigmoid(gate, gate, count: 2 * h)
-                fastTanh(gate + 2 * h, gate + 2 * h, count: h)
-                fastSigmoid(gate + 3 * h, gate + 3 * h, count: h)
-                let (i, f, gg) = (gate, gate + h, gate + 2 * h)
-                let cr = c + r * h
-                if s > 0 {
-                    let cp = cOld + r * h
-                    for j in 0..<h { cr[j] = f[j] * cp[j] + i[j] * gg[j] }
-                } else {
-                    for j in 0..<h { cr[j] = i[j] * gg[j] }
+                let cp = s > 0 ? UnsafePointer(state.cell + (before + r) * h) : zeros
+                let c = state.cell + (here + r) * h, tc = state.extra + (here + r) * h, hr = hNew + r * h
+                for j in stride(from: 0, to: h, by: 8) {
+                    let w = min(8, h - j)
+                    let i = sigmoidApproximation(load8(gate + j, w)), f = sigmoidApproximation(load8(gate + h + j, w))
+                    let gg = tanhApproximation(load8(gate + 2 * h + j, w)), o = sigmoidApproximation(load8(gate + 3 * h + j, w))
+                    let cj = f * load8(cp + j, w) + i * gg
+                    let tcj = tanhApproximation(cj)
+                    store8(i, gate + j, w)
+                    store8(f, gate + h + j, w)
+                    store8(gg, gate + 2 * h + j, w)
+                    store8(o, gate + 3 * h + j, w)
+                    store8(cj, c + j, w)
+                    store8(tcj, tc + j, w)
+                    store8(o * tcj, hr + j, w)
                 }
-            }
-            fastTanh(c, tc, count: m * h)
-            for r in 0..<m {
-                let o = a + r * g + 3 * h, tcr = tc + r * h, hr = hNew + r * h
-                for j in 0..<h { hr[j] = o[j] * tcr[j] }
             }
         case .gru:
             let hn = state.extra + here * h
             let bhn = UnsafePointer(biasHH[l] + 2 * h)
             let hh = rowState! + rows.lowerBound * g  // h W_hhᵀ (m, 3H)
             if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, hh, ldc: g) }
+            let zeros = UnsafePointer(zeroRow!)
             for r in 0..<m {
                 let gate = a + r * g  // r, z, n
-                let hhr = hh + r * g, hnr = hn + r * h, hr = hNew + r * h
-                if s > 0 {
-                    for j in 0..<(2 * h) { gate[j] += hhr[j] }
-                    for j in 0..<h { hnr[j] = hhr[2 * h + j] + bhn[j] }
-                } else {
-                    hnr.update(from: bhn, count: h)
-                }
-                fastSigmoid(gate, gate, count: 2 * h)
-                let (reset, update, new) = (gate, gate + h, gate + 2 * h)
-                for j in 0..<h { new[j] += reset[j] * hnr[j] }
-                fastTanh(new, new, count: h)
-                if s > 0 {
-                    let hp = hOld + r * h
-                    for j in 0..<h { hr[j] = new[j] + update[j] * (hp[j] - new[j]) }
-                } else {
-                    for j in 0..<h { hr[j] = new[j] - update[j] * new[j] }
+                let hhr = s > 0 ? UnsafePointer(hh + r * g) : zeros, hp = s > 0 ? hOld + r * h : zeros
+                let hnr = hn + r * h, hr = hNew + r * h
+                for j in stride(from: 0, to: h, by: 8) {
+                    let w = min(8, h - j)
+                    let reset = sigmoidApproximation(load8(gate + j, w) + load8(hhr + j, w))
+                    let update = sigmoidApproximation(load8(gate + h + j, w) + load8(hhr + h + j, w))
+                    let hnj = load8(hhr + 2 * h + j, w) + load8(bhn + j, w)
+                    let new = tanhApproximation(load8(gate + 2 * h + j, w) + reset * hnj)
+                    store8(reset, gate + j, w)
+                    store8(update, gate + h + j, w)
+                    store8(new, gate + 2 * h + j, w)
+                    store8(hnj, hnr + j, w)
+                    store8(new + update * (load8(hp + j, w) - new), hr + j, w)
                 }
             }
         }
@@ -247,6 +243,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
             }
             let x = l == 0 ? UnsafePointer(sequence!) : UnsafePointer(states[l - 1].hidden)
             let hs = UnsafePointer(states[l].hidden)
+            let ones = UnsafePointer(self.ones!)
             let (dwih, dwhh, dbih, dbhh) = (weightIHGradient[l], weightHHGradient[l], biasIHGradient[l], biasHHGradient[l])
             parallelRanges(g) { units, _ in
                 let u = units.lowerBound
@@ -258,11 +255,9 @@ public final class Recurrent: Layer, RecurrentInitialization {
                     sgemm(transposeA: true, transposeB: false, m: units.count, n: h, k: (t - 1) * n, dRecurrent + n * g + u, lda: g,
                           hs, ldb: h, beta: 1, dwhh + u * h, ldc: h)
                 }
-                for row in 0..<(t * n) {
-                    let dx = dGates + row * g, dh = dRecurrent + row * g
-                    for j in units { dbih[j] += dx[j] }
-                    for j in units { dbhh[j] += dh[j] }
-                }
+                // db (units) += dG[:, units]ᵀ (units, T·N) × 1 (T·N)
+                sgemv(transpose: true, m: t * n, n: units.count, dGates + u, lda: g, ones, beta: 1, dbih + u)
+                sgemv(transpose: true, m: t * n, n: units.count, dRecurrent + u, lda: g, ones, beta: 1, dbhh + u)
             }
         }
         guard let inputGradient else { return }
@@ -285,7 +280,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         let dRecurrent = kind == .gru ? recurrentGateGradient! : dGates
         let dh = rowState! + rows.lowerBound * 2 * h  // (m, H) gradient of this step's h
         let dc = dh + m * h  // (m, H) lstm: gradient of this step's c
-        let zeros = UnsafePointer(zeroRow!)  // the state before step 0
+        let zeros = UnsafePointer(zeroRow!)
         dh.update(repeating: 0, count: 2 * m * h)
         for s in stride(from: t - 1, through: 0, by: -1) {
             let here = s * n + rows.lowerBound
@@ -309,16 +304,18 @@ public final class Recurrent: Layer, RecurrentInitialization {
                     let tc = state.extra + (here + r) * h
                     let dr = d + r * g, dhr = dh + r * h, dcr = dc + r * h
                     let (di, df, dg, dout) = (dr, dr + h, dr + 2 * h, dr + 3 * h)
-                    for j in 0..<h {
-                        dout[j] = dhr[j] * tc[j] * o[j] * (1 - o[j])
-                        let dcj = dcr[j] + dhr[j] * o[j] * (1 - tc[j] * tc[j])
-                        di[j] = dcj * gg[j] * i[j] * (1 - i[j])
-                        dg[j] = dcj * i[j] * (1 - gg[j] * gg[j])
-                        dcr[j] = dcj
-                    }
                     let cp = s > 0 ? UnsafePointer(state.cell + (before + r) * h) : zeros
-                    for j in 0..<h { df[j] = dcr[j] * cp[j] * fg[j] * (1 - fg[j]) }
-                    for j in 0..<h { dcr[j] *= fg[j] }
+                    for j in stride(from: 0, to: h, by: 8) {
+                        let w = min(8, h - j)
+                        let (iv, fv, gv, ov) = (load8(i + j, w), load8(fg + j, w), load8(gg + j, w), load8(o + j, w))
+                        let (dhv, tcv) = (load8(dhr + j, w), load8(tc + j, w))
+                        let dcv = load8(dcr + j, w) + dhv * ov * (1 - tcv * tcv)
+                        store8(dhv * tcv * ov * (1 - ov), dout + j, w)
+                        store8(dcv * gv * iv * (1 - iv), di + j, w)
+                        store8(dcv * load8(cp + j, w) * fv * (1 - fv), df + j, w)
+                        store8(dcv * iv * (1 - gv * gv), dg + j, w)
+                        store8(dcv * fv, dcr + j, w)
+                    }
                 }
             case .gru:
                 let dhh = dRecurrent + here * g
@@ -328,17 +325,19 @@ public final class Recurrent: Layer, RecurrentInitialization {
                     let hn = state.extra + (here + r) * h
                     let dr = d + r * g, dhr = dhh + r * g, dhRow = dh + r * h
                     let hp = s > 0 ? UnsafePointer(state.hidden + (before + r) * h) : zeros
-                    for j in 0..<h {
-                        let dn = dhRow[j] * (1 - update[j]) * (1 - new[j] * new[j])
-                        let dReset = dn * hn[j] * reset[j] * (1 - reset[j])
-                        let dUpdate = dhRow[j] * (hp[j] - new[j]) * update[j] * (1 - update[j])
-                        dr[j] = dReset
-                        dr[h + j] = dUpdate
-                        dr[2 * h + j] = dn
-                        dhr[j] = dReset
-                        dhr[h + j] = dUpdate
-                        dhr[2 * h + j] = dn * reset[j]
-                        dhRow[j] *= update[j]
+                    for j in stride(from: 0, to: h, by: 8) {
+                        let w = min(8, h - j)
+                        let (rv, zv, nv, dhv) = (load8(reset + j, w), load8(update + j, w), load8(new + j, w), load8(dhRow + j, w))
+                        let dn = dhv * (1 - zv) * (1 - nv * nv)
+                        let dReset = dn * load8(hn + j, w) * rv * (1 - rv)
+                        let dUpdate = dhv * (load8(hp + j, w) - nv) * zv * (1 - zv)
+                        store8(dReset, dr + j, w)
+                        store8(dUpdate, dr + h + j, w)
+                        store8(dn, dr + 2 * h + j, w)
+                        store8(dReset, dhr + j, w)
+                        store8(dUpdate, dhr + h + j, w)
+                        store8(dn * rv, dhr + 2 * h + j, w)
+                        store8(dhv * zv, dhRow + j, w)
                     }
                 }
             }
@@ -364,13 +363,15 @@ public final class Recurrent: Layer, RecurrentInitialization {
         recurrentGateGradient = block(kind == .gru ? t * n * g : 0)
         sequenceGradient = block(t * n * max(h, features))
         rowState = block(n * max(2 * h, g))
+        ones = block(t * n)
+        ones!.initialize(repeating: 1, count: t * n)
         capacity = n
     }
 
     private func release() {
         for s in states { [s.gates, s.hidden, s.cell, s.extra].forEach { $0.deallocate() } }
         states = []
-        for p in [sequence, gateGradient, recurrentGateGradient, sequenceGradient, rowState] { p?.deallocate() }
+        for p in [sequence, gateGradient, recurrentGateGradient, sequenceGradient, rowState, ones] { p?.deallocate() }
         capacity = 0
     }
 }

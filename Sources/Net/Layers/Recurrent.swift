@@ -54,6 +54,8 @@ public final class Recurrent: Layer, RecurrentInitialization {
     private var fusedBias: UnsafeMutablePointer<Float>?  // per layer (G·H): added to the input projection
     private var zeroRow: UnsafeMutablePointer<Float>?  // (G·H) zeros: the state before step 0
     private var ones: UnsafeMutablePointer<Float>?  // (T·N) ones, for bias gradients
+    private var transposedWeightHH: UnsafeMutablePointer<Float>?  // per layer W_hhᵀ (H, G·H)
+    private var joinedInputs: UnsafeMutablePointer<Float>?  // (T, N, in + H) for the weight gradients
     private var capacity = 0
     private var lastBatch = 0
 
@@ -71,6 +73,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         self.inputShape = inputShape
         fusedBias = .allocate(capacity: layers * gateCount * hidden)
         zeroRow = .allocate(capacity: gateCount * hidden)
+        transposedWeightHH = .allocate(capacity: layers * hidden * gateCount * hidden)
         zeroRow!.initialize(repeating: 0, count: gateCount * hidden)
     }
 
@@ -78,6 +81,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         release()
         fusedBias?.deallocate()
         zeroRow?.deallocate()
+        transposedWeightHH?.deallocate()
     }
 
     /// Time steps: the image's rows.
@@ -140,6 +144,10 @@ public final class Recurrent: Layer, RecurrentInitialization {
             let bias = fusedBias! + l * g
             for j in 0..<g { bias[j] = biasIH[l][j] + (kind == .gru && j >= 2 * h ? 0 : biasHH[l][j]) }
             let wih = UnsafePointer(weightIH[l])
+            let whh = weightHH[l], whhT = transposedWeightHH! + l * h * g
+            for i in 0..<g {  // a contiguous copy of W_hhᵀ packs faster in every step's product than W_hh
+                for j in 0..<h { whhT[j * g + i] = whh[i * h + j] }
+            }
             parallelRanges(t * n) { rows, _ in
                 // (rows, G·H) = x (rows, in) × W_ihᵀ (in, G·H) + b
                 let a = state.gates + rows.lowerBound * g
@@ -160,7 +168,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         let (h, g) = (hidden, gateCount * hidden)
         let m = rows.count
         let state = states[l]
-        let whh = UnsafePointer(weightHH[l])
+        let whhT = UnsafePointer(transposedWeightHH! + l * h * g)  // W_hhᵀ (H, G·H)
         let here = s * n + rows.lowerBound  // first row of this step and range in (T, N, ·)
         let before = here - n
         let a = state.gates + here * g  // (m, G·H)
@@ -168,10 +176,10 @@ public final class Recurrent: Layer, RecurrentInitialization {
         let hOld = UnsafePointer(state.hidden + before * h)  // (m, H), only when s > 0
         switch kind {
         case .rnn:
-            if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, beta: 1, a, ldc: g) }
+            if s > 0 { sgemm(transposeA: false, transposeB: false, m: m, n: g, k: h, hOld, lda: h, whhT, ldb: g, beta: 1, a, ldc: g) }
             fastTanh(a, hNew, count: m * h)
         case .lstm:
-            if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, beta: 1, a, ldc: g) }
+            if s > 0 { sgemm(transposeA: false, transposeB: false, m: m, n: g, k: h, hOld, lda: h, whhT, ldb: g, beta: 1, a, ldc: g) }
             let zeros = UnsafePointer(zeroRow!)
             for r in 0..<m {
                 let gate = a + r * g  // i, f, g, o
@@ -196,7 +204,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
             let hn = state.extra + here * h
             let bhn = UnsafePointer(biasHH[l] + 2 * h)
             let hh = rowState! + rows.lowerBound * g  // h W_hhᵀ (m, 3H)
-            if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, hh, ldc: g) }
+            if s > 0 { sgemm(transposeA: false, transposeB: false, m: m, n: g, k: h, hOld, lda: h, whhT, ldb: g, hh, ldc: g) }
             let zeros = UnsafePointer(zeroRow!)
             for r in 0..<m {
                 let gate = a + r * g  // r, z, n
@@ -229,10 +237,22 @@ public final class Recurrent: Layer, RecurrentInitialization {
         let dSequence = sequenceGradient!
         for l in stride(from: depth - 1, through: 0, by: -1) {
             let above = l == depth - 1 ? nil : UnsafePointer(dSequence)
+            let k = inFeatures(l)
+            let x = l == 0 ? UnsafePointer(sequence!) : UnsafePointer(states[l - 1].hidden)
+            let hs = UnsafePointer(states[l].hidden)
+            let joined = joinedInputs!  // (T, N, in + H): x_t and h_{t−1} side by side (rnn, lstm)
+            let zeros = UnsafePointer(zeroRow!)
             parallelRanges(n) { rows, _ in
                 backThroughTime(layer: l, rows: rows, batch: n, fromAbove: above, outputGradient: outputGradient)
+                guard kind != .gru else { return }
+                for s in 0..<t {
+                    for b in rows {
+                        let row = joined + (s * n + b) * (k + h)
+                        row.update(from: x + (s * n + b) * k, count: k)
+                        (row + k).update(from: s > 0 ? hs + ((s - 1) * n + b) * h : zeros, count: h)
+                    }
+                }
             }
-            let k = inFeatures(l)
             let wih = UnsafePointer(weightIH[l])
             if l > 0 || inputGradient != nil {
                 parallelRanges(t * n) { rows, _ in
@@ -241,23 +261,42 @@ public final class Recurrent: Layer, RecurrentInitialization {
                           wih, ldb: k, dSequence + rows.lowerBound * k, ldc: k)
                 }
             }
-            let x = l == 0 ? UnsafePointer(sequence!) : UnsafePointer(states[l - 1].hidden)
-            let hs = UnsafePointer(states[l].hidden)
             let ones = UnsafePointer(self.ones!)
             let (dwih, dwhh, dbih, dbhh) = (weightIHGradient[l], weightHHGradient[l], biasIHGradient[l], biasHHGradient[l])
-            parallelRanges(g) { units, _ in
+            workspace.reserve((g / workerCount(g) + 1) * (k + h))
+            parallelRanges(g) { units, worker in
                 let u = units.lowerBound
-                // dW_ih (units, in) += dG[:, units]ᵀ (units, T·N) × x (T·N, in)
-                sgemm(transposeA: true, transposeB: false, m: units.count, n: k, k: t * n, dGates + u, lda: g, x, ldb: k,
-                      beta: 1, dwih + u * k, ldc: k)
-                // dW_hh (units, H) += dG[1..., units]ᵀ (units, (T−1)·N) × h[..<T−1] ((T−1)·N, H); h before step 0 is 0
-                if t > 1 {
-                    sgemm(transposeA: true, transposeB: false, m: units.count, n: h, k: (t - 1) * n, dRecurrent + n * g + u, lda: g,
-                          hs, ldb: h, beta: 1, dwhh + u * h, ldc: h)
+                guard kind != .gru else {
+                    // dW_ih (units, in) += dG[:, units]ᵀ (units, T·N) × x (T·N, in)
+                    sgemm(transposeA: true, transposeB: false, m: units.count, n: k, k: t * n, dGates + u, lda: g, x, ldb: k,
+                          beta: 1, dwih + u * k, ldc: k)
+                    // dW_hh (units, H) += dGh[1..., units]ᵀ (units, (T−1)·N) × h[..<T−1] ((T−1)·N, H); h before step 0 is 0
+                    if t > 1 {
+                        sgemm(transposeA: true, transposeB: false, m: units.count, n: h, k: (t - 1) * n, dRecurrent + n * g + u, lda: g,
+                              hs, ldb: h, beta: 1, dwhh + u * h, ldc: h)
+                    }
+                    // db (units) += dG[:, units]ᵀ (units, T·N) × 1 (T·N)
+                    sgemv(transpose: true, m: t * n, n: units.count, dGates + u, lda: g, ones, beta: 1, dbih + u)
+                    sgemv(transpose: true, m: t * n, n: units.count, dRecurrent + u, lda: g, ones, beta: 1, dbhh + u)
+                    return
                 }
-                // db (units) += dG[:, units]ᵀ (units, T·N) × 1 (T·N)
-                sgemv(transpose: true, m: t * n, n: units.count, dGates + u, lda: g, ones, beta: 1, dbih + u)
-                sgemv(transpose: true, m: t * n, n: units.count, dRecurrent + u, lda: g, ones, beta: 1, dbhh + u)
+                // [dW_ih dW_hh] (units, in + H) = dG[:, units]ᵀ (units, T·N) × [x h_{t−1}] (T·N, in + H): one product
+                // packs the gate gradients once for both weights
+                let both = workspace.floats((g / workerCount(g) + 1) * (k + h), worker: worker)
+                sgemm(transposeA: true, transposeB: false, m: units.count, n: k + h, k: t * n, dGates + u, lda: g,
+                      joined, ldb: k + h, both, ldc: k + h)
+                for r in 0..<units.count {
+                    let src = both + r * (k + h), wi = dwih + (u + r) * k, wh = dwhh + (u + r) * h
+                    for j in 0..<k { wi[j] += src[j] }
+                    for j in 0..<h { wh[j] += src[k + j] }
+                }
+                // db (units) += dG[:, units]ᵀ (units, T·N) × 1 (T·N), the same for both biases
+                let db = both  // reuse: the weight sums are added already
+                sgemv(transpose: true, m: t * n, n: units.count, dGates + u, lda: g, ones, db)
+                for j in 0..<units.count {
+                    dbih[u + j] += db[j]
+                    dbhh[u + j] += db[j]
+                }
             }
         }
         guard let inputGradient else { return }
@@ -364,6 +403,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         sequenceGradient = block(t * n * max(h, features))
         rowState = block(n * max(2 * h, g))
         ones = block(t * n)
+        joinedInputs = block(kind == .gru ? 0 : t * n * (max(features, h) + h))
         ones!.initialize(repeating: 1, count: t * n)
         capacity = n
     }
@@ -371,7 +411,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
     private func release() {
         for s in states { [s.gates, s.hidden, s.cell, s.extra].forEach { $0.deallocate() } }
         states = []
-        for p in [sequence, gateGradient, recurrentGateGradient, sequenceGradient, rowState, ones] { p?.deallocate() }
+        for p in [sequence, gateGradient, recurrentGateGradient, sequenceGradient, rowState, ones, joinedInputs] { p?.deallocate() }
         capacity = 0
     }
 }

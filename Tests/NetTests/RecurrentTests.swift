@@ -214,10 +214,11 @@ final class RecurrentTests: XCTestCase {
             XCTAssertEqual(sigmoid[i], 1 / (1 + Foundation.exp(-v)), accuracy: 3e-7, "sigmoid(\(v))")
             XCTAssertEqual(tanhValues[i], Foundation.tanh(v), accuracy: 3e-7, "tanh(\(v))")
         }
-        for start in stride(from: 0, to: x.count - 8, by: 8) {  // the eight-lane versions the cells use
-            let v = SIMD8<Float>(x[start ..< start + 8])
+        let width = Lanes.scalarCount
+        for start in stride(from: 0, to: x.count - width, by: width) {  // the vector versions the cells use
+            let v = Lanes(x[start ..< start + width])
             let (s8, t8) = (sigmoidApproximation(v), tanhApproximation(v))
-            for lane in 0..<8 {
+            for lane in 0..<width {
                 XCTAssertEqual(s8[lane], sigmoid[start + lane], accuracy: 1e-7)
                 XCTAssertEqual(t8[lane], tanhValues[start + lane], accuracy: 1e-7)
             }

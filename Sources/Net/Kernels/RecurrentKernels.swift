@@ -38,46 +38,49 @@ public func fastTanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>
     for i in 0..<count { y[i] = tanhApproximation(x[i]) }
 }
 
-/// `expApproximation` on eight lanes at once, for the fused cell loops the compiler does not vectorise.
+/// The lanes the fused cell loops work on at once (the compiler does not vectorise those loops itself).
+typealias Lanes = SIMD8<Float>
+
+/// `expApproximation` on `Lanes`.
 @inline(__always)
-func expApproximation(_ x: SIMD8<Float>) -> SIMD8<Float> {
+func expApproximation(_ x: Lanes) -> Lanes {
     var x = x
     x.replace(with: -87, where: x .< -87)
     x.replace(with: 88, where: x .> 88)
-    let magic = SIMD8<Float>(repeating: 12_582_912)
+    let magic = Lanes(repeating: 12_582_912)
     let t = x * 1.442_695_04 + magic
     let k = t - magic
     let r = (x - k * 0.693_359_375) + k * 2.121_944_4e-4
-    var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
+    var p = Lanes(repeating: 1.987_569_15e-4)
     p = p * r + 1.398_199_95e-3
     p = p * r + 8.333_451_9e-3
     p = p * r + 4.166_579_59e-2
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_12e-1
-    let bits = (unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-    return (p * r * r + r + 1) * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    let bits = (unsafeBitCast(t, to: Lanes.MaskStorage.self) &- 0x4B40_0000 &+ 127) &<< 23
+    return (p * r * r + r + 1) * unsafeBitCast(bits, to: Lanes.self)
 }
 
 @inline(__always)
-func sigmoidApproximation(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + expApproximation(-x)) }
+func sigmoidApproximation(_ x: Lanes) -> Lanes { 1 / (1 + expApproximation(-x)) }
 
 @inline(__always)
-func tanhApproximation(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 - 2 / (expApproximation(2 * x) + 1) }
+func tanhApproximation(_ x: Lanes) -> Lanes { 1 - 2 / (expApproximation(2 * x) + 1) }
 
-/// Eight floats from `p`, or its first `count` < 8 and zeros.
+/// `Lanes.scalarCount` floats from `p`, or its first `count` and zeros when fewer.
 @inline(__always)
-func load8(_ p: UnsafePointer<Float>, _ count: Int) -> SIMD8<Float> {
-    if count >= 8 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-    var v = SIMD8<Float>()
+func loadLanes(_ p: UnsafePointer<Float>, _ count: Int) -> Lanes {
+    if count >= Lanes.scalarCount { return UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+    var v = Lanes()
     for i in 0..<count { v[i] = p[i] }
     return v
 }
 
-/// Stores the first `min(count, 8)` lanes of `v` at `p`.
+/// Stores the first `min(count, Lanes.scalarCount)` lanes of `v` at `p`.
 @inline(__always)
-func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-    if count >= 8 {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    if count >= Lanes.scalarCount {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
     } else {
         for i in 0..<count { p[i] = v[i] }
     }

@@ -17,8 +17,10 @@ func makeRecurrentLayer(_ kind: CellKind, hidden: Int, layers: Int, inputShape: 
 ///
 /// The input projection of every time step of the whole batch is one matrix product before the time
 /// loop; each step then multiplies the batch's hidden states by `W_hhᵀ`, with the batch split over
-/// the workers. Backward keeps the gate gradients of all steps and forms the weight gradients with
-/// one product each at the end. The states of the last forward pass stay in the layer until the next.
+/// the workers (each runs its samples through all steps with single-threaded products). Backward
+/// keeps the gate gradients of all steps and forms the weight gradients with large products at the
+/// end (rnn and lstm: one product for both weights). The states of the last forward pass stay in the
+/// layer until the next, about `T·n·(G + 3)·hidden` floats per layer.
 public final class Recurrent: Layer, RecurrentInitialization {
     public let name: String
     public let kind: CellKind
@@ -185,19 +187,19 @@ public final class Recurrent: Layer, RecurrentInitialization {
                 let gate = a + r * g  // i, f, g, o
                 let cp = s > 0 ? UnsafePointer(state.cell + (before + r) * h) : zeros
                 let c = state.cell + (here + r) * h, tc = state.extra + (here + r) * h, hr = hNew + r * h
-                for j in stride(from: 0, to: h, by: 8) {
-                    let w = min(8, h - j)
-                    let i = sigmoidApproximation(load8(gate + j, w)), f = sigmoidApproximation(load8(gate + h + j, w))
-                    let gg = tanhApproximation(load8(gate + 2 * h + j, w)), o = sigmoidApproximation(load8(gate + 3 * h + j, w))
-                    let cj = f * load8(cp + j, w) + i * gg
+                for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
+                    let w = min(Lanes.scalarCount, h - j)
+                    let i = sigmoidApproximation(loadLanes(gate + j, w)), f = sigmoidApproximation(loadLanes(gate + h + j, w))
+                    let gg = tanhApproximation(loadLanes(gate + 2 * h + j, w)), o = sigmoidApproximation(loadLanes(gate + 3 * h + j, w))
+                    let cj = f * loadLanes(cp + j, w) + i * gg
                     let tcj = tanhApproximation(cj)
-                    store8(i, gate + j, w)
-                    store8(f, gate + h + j, w)
-                    store8(gg, gate + 2 * h + j, w)
-                    store8(o, gate + 3 * h + j, w)
-                    store8(cj, c + j, w)
-                    store8(tcj, tc + j, w)
-                    store8(o * tcj, hr + j, w)
+                    storeLanes(i, gate + j, w)
+                    storeLanes(f, gate + h + j, w)
+                    storeLanes(gg, gate + 2 * h + j, w)
+                    storeLanes(o, gate + 3 * h + j, w)
+                    storeLanes(cj, c + j, w)
+                    storeLanes(tcj, tc + j, w)
+                    storeLanes(o * tcj, hr + j, w)
                 }
             }
         case .gru:
@@ -210,17 +212,17 @@ public final class Recurrent: Layer, RecurrentInitialization {
                 let gate = a + r * g  // r, z, n
                 let hhr = s > 0 ? UnsafePointer(hh + r * g) : zeros, hp = s > 0 ? hOld + r * h : zeros
                 let hnr = hn + r * h, hr = hNew + r * h
-                for j in stride(from: 0, to: h, by: 8) {
-                    let w = min(8, h - j)
-                    let reset = sigmoidApproximation(load8(gate + j, w) + load8(hhr + j, w))
-                    let update = sigmoidApproximation(load8(gate + h + j, w) + load8(hhr + h + j, w))
-                    let hnj = load8(hhr + 2 * h + j, w) + load8(bhn + j, w)
-                    let new = tanhApproximation(load8(gate + 2 * h + j, w) + reset * hnj)
-                    store8(reset, gate + j, w)
-                    store8(update, gate + h + j, w)
-                    store8(new, gate + 2 * h + j, w)
-                    store8(hnj, hnr + j, w)
-                    store8(new + update * (load8(hp + j, w) - new), hr + j, w)
+                for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
+                    let w = min(Lanes.scalarCount, h - j)
+                    let reset = sigmoidApproximation(loadLanes(gate + j, w) + loadLanes(hhr + j, w))
+                    let update = sigmoidApproximation(loadLanes(gate + h + j, w) + loadLanes(hhr + h + j, w))
+                    let hnj = loadLanes(hhr + 2 * h + j, w) + loadLanes(bhn + j, w)
+                    let new = tanhApproximation(loadLanes(gate + 2 * h + j, w) + reset * hnj)
+                    storeLanes(reset, gate + j, w)
+                    storeLanes(update, gate + h + j, w)
+                    storeLanes(new, gate + 2 * h + j, w)
+                    storeLanes(hnj, hnr + j, w)
+                    storeLanes(new + update * (loadLanes(hp + j, w) - new), hr + j, w)
                 }
             }
         }
@@ -344,16 +346,16 @@ public final class Recurrent: Layer, RecurrentInitialization {
                     let dr = d + r * g, dhr = dh + r * h, dcr = dc + r * h
                     let (di, df, dg, dout) = (dr, dr + h, dr + 2 * h, dr + 3 * h)
                     let cp = s > 0 ? UnsafePointer(state.cell + (before + r) * h) : zeros
-                    for j in stride(from: 0, to: h, by: 8) {
-                        let w = min(8, h - j)
-                        let (iv, fv, gv, ov) = (load8(i + j, w), load8(fg + j, w), load8(gg + j, w), load8(o + j, w))
-                        let (dhv, tcv) = (load8(dhr + j, w), load8(tc + j, w))
-                        let dcv = load8(dcr + j, w) + dhv * ov * (1 - tcv * tcv)
-                        store8(dhv * tcv * ov * (1 - ov), dout + j, w)
-                        store8(dcv * gv * iv * (1 - iv), di + j, w)
-                        store8(dcv * load8(cp + j, w) * fv * (1 - fv), df + j, w)
-                        store8(dcv * iv * (1 - gv * gv), dg + j, w)
-                        store8(dcv * fv, dcr + j, w)
+                    for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
+                        let w = min(Lanes.scalarCount, h - j)
+                        let (iv, fv, gv, ov) = (loadLanes(i + j, w), loadLanes(fg + j, w), loadLanes(gg + j, w), loadLanes(o + j, w))
+                        let (dhv, tcv) = (loadLanes(dhr + j, w), loadLanes(tc + j, w))
+                        let dcv = loadLanes(dcr + j, w) + dhv * ov * (1 - tcv * tcv)
+                        storeLanes(dhv * tcv * ov * (1 - ov), dout + j, w)
+                        storeLanes(dcv * gv * iv * (1 - iv), di + j, w)
+                        storeLanes(dcv * loadLanes(cp + j, w) * fv * (1 - fv), df + j, w)
+                        storeLanes(dcv * iv * (1 - gv * gv), dg + j, w)
+                        storeLanes(dcv * fv, dcr + j, w)
                     }
                 }
             case .gru:
@@ -364,19 +366,19 @@ public final class Recurrent: Layer, RecurrentInitialization {
                     let hn = state.extra + (here + r) * h
                     let dr = d + r * g, dhr = dhh + r * g, dhRow = dh + r * h
                     let hp = s > 0 ? UnsafePointer(state.hidden + (before + r) * h) : zeros
-                    for j in stride(from: 0, to: h, by: 8) {
-                        let w = min(8, h - j)
-                        let (rv, zv, nv, dhv) = (load8(reset + j, w), load8(update + j, w), load8(new + j, w), load8(dhRow + j, w))
+                    for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
+                        let w = min(Lanes.scalarCount, h - j)
+                        let (rv, zv, nv, dhv) = (loadLanes(reset + j, w), loadLanes(update + j, w), loadLanes(new + j, w), loadLanes(dhRow + j, w))
                         let dn = dhv * (1 - zv) * (1 - nv * nv)
-                        let dReset = dn * load8(hn + j, w) * rv * (1 - rv)
-                        let dUpdate = dhv * (load8(hp + j, w) - nv) * zv * (1 - zv)
-                        store8(dReset, dr + j, w)
-                        store8(dUpdate, dr + h + j, w)
-                        store8(dn, dr + 2 * h + j, w)
-                        store8(dReset, dhr + j, w)
-                        store8(dUpdate, dhr + h + j, w)
-                        store8(dn * rv, dhr + 2 * h + j, w)
-                        store8(dhv * zv, dhRow + j, w)
+                        let dReset = dn * loadLanes(hn + j, w) * rv * (1 - rv)
+                        let dUpdate = dhv * (loadLanes(hp + j, w) - nv) * zv * (1 - zv)
+                        storeLanes(dReset, dr + j, w)
+                        storeLanes(dUpdate, dr + h + j, w)
+                        storeLanes(dn, dr + 2 * h + j, w)
+                        storeLanes(dReset, dhr + j, w)
+                        storeLanes(dUpdate, dhr + h + j, w)
+                        storeLanes(dn * rv, dhr + 2 * h + j, w)
+                        storeLanes(dhv * zv, dhRow + j, w)
                     }
                 }
             }

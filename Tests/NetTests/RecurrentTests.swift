@@ -198,6 +198,60 @@ final class RecurrentTests: XCTestCase {
         }
     }
 
+    /// The same parameters in PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` (loaded with `strict=True`) give
+    /// the same outputs; skipped when python3 with torch is not installed.
+    func testMatchesPyTorchWhenAvailable() throws {
+        let script = """
+        import json, sys, torch
+        failed = False
+        for spec in json.load(open(sys.argv[1])):
+            cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[spec["kind"]]
+            net = cls(spec["features"], spec["hidden"], num_layers=spec["layers"], batch_first=True)
+            state = {k: torch.tensor(v["values"]).reshape(v["shape"]) for k, v in spec["parameters"].items()}
+            net.load_state_dict(state, strict=True)
+            x = torch.tensor(spec["input"]).reshape(spec["batch"], 1, spec["steps"], spec["features"])
+            out = net(x[:, 0])[0][:, -1].detach().reshape(-1)
+            error = (out - torch.tensor(spec["output"])).abs().max().item()
+            print(spec["kind"], "max error", error)
+            failed = failed or not error < 1e-5
+        sys.exit(1 if failed else 0)
+        """
+        func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3"] + arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        }
+        try XCTSkipUnless((try? python(["-c", "import torch"]).status) == 0, "python3 with torch is not available")
+        let n = 3
+        var specs: [[String: Any]] = []
+        for kind in CellKind.allCases {
+            let m = try model("\(kind.rawValue):6:2,fc")
+            let x = randomInput(n * shape.count, seed: 9)
+            m.forward(x, batch: n, training: false)
+            var parameters: [String: Any] = [:]
+            for v in m.views where v.name.hasPrefix("rnn.") {
+                parameters[String(v.name.dropFirst(4))] = ["shape": v.shape, "values": (0..<v.count).map { Double(m.parameters[v.offset + $0]) }]
+            }
+            specs.append([
+                "kind": kind.rawValue, "features": 5, "steps": 4, "hidden": 6, "layers": 2, "batch": n,
+                "parameters": parameters, "input": x.map(Double.init), "output": (0..<(n * 6)).map { Double(m.output(of: 0)[$0]) },
+            ])
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("recurrent-\(getpid()).json").path
+        try JSONSerialization.data(withJSONObject: specs).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try python(["-c", script, path])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("gru max error"), result.output)
+    }
+
     func testColorInputIsRejected() {
         XCTAssertThrowsError(try model("lstm:8,fc", shape: ImageShape(channels: 3, height: 4, width: 5))) { error in
             XCTAssertEqual(error as? ModelError, .shape("recurrent models read grayscale rows; convert with --grayscale"))

@@ -56,7 +56,6 @@ public final class Recurrent: Layer, RecurrentInitialization {
     private var fusedBias: UnsafeMutablePointer<Float>?  // per layer (G·H): added to the input projection
     private var zeroRow: UnsafeMutablePointer<Float>?  // (G·H) zeros: the state before step 0
     private var ones: UnsafeMutablePointer<Float>?  // (T·N) ones, for bias gradients
-    private var transposedWeightHH: UnsafeMutablePointer<Float>?  // per layer W_hhᵀ (H, G·H)
     private var joinedInputs: UnsafeMutablePointer<Float>?  // (T, N, in + H) for the weight gradients
     private var capacity = 0
     private var lastBatch = 0
@@ -75,7 +74,6 @@ public final class Recurrent: Layer, RecurrentInitialization {
         self.inputShape = inputShape
         fusedBias = .allocate(capacity: layers * gateCount * hidden)
         zeroRow = .allocate(capacity: gateCount * hidden)
-        transposedWeightHH = .allocate(capacity: layers * hidden * gateCount * hidden)
         zeroRow!.initialize(repeating: 0, count: gateCount * hidden)
     }
 
@@ -83,7 +81,6 @@ public final class Recurrent: Layer, RecurrentInitialization {
         release()
         fusedBias?.deallocate()
         zeroRow?.deallocate()
-        transposedWeightHH?.deallocate()
     }
 
     /// Time steps: the image's rows.
@@ -146,10 +143,6 @@ public final class Recurrent: Layer, RecurrentInitialization {
             let bias = fusedBias! + l * g
             for j in 0..<g { bias[j] = biasIH[l][j] + (kind == .gru && j >= 2 * h ? 0 : biasHH[l][j]) }
             let wih = UnsafePointer(weightIH[l])
-            let whh = weightHH[l], whhT = transposedWeightHH! + l * h * g
-            for i in 0..<g {  // a contiguous copy of W_hhᵀ packs faster in every step's product than W_hh
-                for j in 0..<h { whhT[j * g + i] = whh[i * h + j] }
-            }
             parallelRanges(t * n) { rows, _ in
                 // (rows, G·H) = x (rows, in) × W_ihᵀ (in, G·H) + b
                 let a = state.gates + rows.lowerBound * g
@@ -170,7 +163,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         let (h, g) = (hidden, gateCount * hidden)
         let m = rows.count
         let state = states[l]
-        let whhT = UnsafePointer(transposedWeightHH! + l * h * g)  // W_hhᵀ (H, G·H)
+        let whh = UnsafePointer(weightHH[l])
         let here = s * n + rows.lowerBound  // first row of this step and range in (T, N, ·)
         let before = here - n
         let a = state.gates + here * g  // (m, G·H)
@@ -178,10 +171,10 @@ public final class Recurrent: Layer, RecurrentInitialization {
         let hOld = UnsafePointer(state.hidden + before * h)  // (m, H), only when s > 0
         switch kind {
         case .rnn:
-            if s > 0 { sgemm(transposeA: false, transposeB: false, m: m, n: g, k: h, hOld, lda: h, whhT, ldb: g, beta: 1, a, ldc: g) }
+            if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, beta: 1, a, ldc: g) }
             fastTanh(a, hNew, count: m * h)
         case .lstm:
-            if s > 0 { sgemm(transposeA: false, transposeB: false, m: m, n: g, k: h, hOld, lda: h, whhT, ldb: g, beta: 1, a, ldc: g) }
+            if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, beta: 1, a, ldc: g) }
             let zeros = UnsafePointer(zeroRow!)
             for r in 0..<m {
                 let gate = a + r * g  // i, f, g, o
@@ -206,7 +199,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
             let hn = state.extra + here * h
             let bhn = UnsafePointer(biasHH[l] + 2 * h)
             let hh = rowState! + rows.lowerBound * g  // h W_hhᵀ (m, 3H)
-            if s > 0 { sgemm(transposeA: false, transposeB: false, m: m, n: g, k: h, hOld, lda: h, whhT, ldb: g, hh, ldc: g) }
+            if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, hh, ldc: g) }
             let zeros = UnsafePointer(zeroRow!)
             for r in 0..<m {
                 let gate = a + r * g  // r, z, n

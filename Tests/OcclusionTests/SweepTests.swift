@@ -1,0 +1,110 @@
+import Net
+import XCTest
+@testable import Occlusion
+
+/// A model from a spec with seeded PyTorch-style random weights, and a random image for it.
+func randomModel(_ spec: String, _ shape: ImageShape, classes: Int = 5, seed: UInt64 = 1, activation: Activation = .relu) throws -> Sequential {
+    let model = try Sequential(spec: try ModelSpec(parsing: spec), inputShape: shape, classes: classes, activation: activation, seed: seed)
+    // Larger biases than PyTorch's default, so that ReLUs and max-pool switches actually flip under occlusion.
+    var random = SeededRandom(seed: seed &+ 99)
+    for view in model.views where view.shape.count == 1 {
+        for i in 0..<view.count { model.parameters[view.offset + i] += random.uniform(-0.2, 0.2) }
+    }
+    return model
+}
+
+func randomImage(_ shape: ImageShape, seed: UInt64 = 7) -> [Float] {
+    var random = SeededRandom(seed: seed)
+    return (0..<shape.count).map { _ in random.uniform() }
+}
+
+/// Largest absolute difference, relative to the largest magnitude (at least 1).
+func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    let scale = max(1, a.map(abs).max() ?? 0)
+    return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
+}
+
+final class SweepTests: XCTestCase {
+    /// Reference: each occluded copy built by hand and run through the model alone.
+    private func oneAtATime(_ model: Sequential, _ image: [Float], boxes: [PlaneBox], fill: [Float], feature: OcclusionSweep.Feature?) -> (logits: [Float], activity: [Float]) {
+        let shape = model.inputShape
+        var logits: [Float] = []
+        var activity: [Float] = []
+        for box in boxes {
+            var x = image
+            for c in 0..<shape.channels {
+                for y in box.y0..<min(box.y1, shape.height) {
+                    for xx in box.x0..<min(box.x1, shape.width) { x[(c * shape.height + y) * shape.width + xx] = fill[c] }
+                }
+            }
+            x.withUnsafeBufferPointer { p in
+                let out = model.forward(p.baseAddress!, batch: 1, training: false)
+                logits += Array(UnsafeBufferPointer(start: out, count: model.classes))
+            }
+            if let feature {
+                let layer = model.layers[feature.layer]
+                let plane = layer.outputShape.count == 3 ? layer.outputShape[1] * layer.outputShape[2] : 1
+                let out = model.output(of: feature.layer) + feature.channel * plane
+                activity.append((0..<plane).reduce(Float(0)) { $0 + out[$1] })
+            }
+        }
+        return (logits, activity)
+    }
+
+    func testBatchedEqualsOneAtATime() throws {
+        let shape = ImageShape(channels: 1, height: 12, width: 12)
+        let model = try randomModel("conv:4:3:same,maxpool:2,fc:16,fc", shape)
+        let image = randomImage(shape)
+        let grid = try OcclusionGrid(height: 12, width: 12, window: 4, stride: 2)
+        let feature = OcclusionSweep.Feature(layer: 0, channel: 1)
+        let reference = oneAtATime(model, image, boxes: grid.boxes, fill: [0.5], feature: feature)
+        for mode in OcclusionSweep.Mode.allCases {
+            let sweep = OcclusionSweep(model: model, mode: mode)
+            sweep.batchSize = 7
+            sweep.workerBatch = 3
+            let result = sweep.evaluate(image, boxes: grid.boxes, fill: [0.5], feature: feature)
+            XCTAssertLessThan(maxDifference(result.logits, reference.logits), 1e-5, "\(mode)")
+            XCTAssertLessThan(maxDifference(result.featureActivity, reference.activity), 1e-5, "\(mode)")
+        }
+    }
+
+    /// The incremental update against the full recomputation on random small networks.
+    func testIncrementalEqualsFull() throws {
+        let cases: [(spec: String, shape: ImageShape, window: Int, stride: Int)] = [
+            ("conv:4:3:same,maxpool:2,conv:6:3:same,maxpool:2,fc:12,dropout:0.5,fc", ImageShape(channels: 1, height: 16, width: 16), 5, 1),
+            ("conv:3:3:valid,avgpool:2,conv:5:3:valid,fc", ImageShape(channels: 2, height: 15, width: 13), 4, 2),
+            ("conv:4:5:same,maxpool:3:2,conv:4:3:1,avgpool:2:1,fc:8,fc", ImageShape(channels: 3, height: 17, width: 17), 3, 2),
+            ("conv:4:3:valid,maxpool:2,dropout:0.2,conv:4:3:same,avgpool:2,fc", ImageShape(channels: 1, height: 14, width: 14), 6, 1),
+            ("conv:2:3:same,conv:3:3:valid,maxpool:2:1,fc", ImageShape(channels: 1, height: 9, width: 11), 9, 1),
+        ]
+        for (n, c) in cases.enumerated() {
+            let model = try randomModel(c.spec, c.shape, seed: UInt64(n + 3))
+            let image = randomImage(c.shape, seed: UInt64(n + 11))
+            let grid = try OcclusionGrid(height: c.shape.height, width: c.shape.width, window: c.window, stride: c.stride)
+            // Extra boxes hanging over the borders and corners, clipped to the image.
+            let boxes = grid.boxes + [PlaneBox(y: -2, x: -2, height: 4, width: 4), PlaneBox(y: c.shape.height - 2, x: c.shape.width - 1, height: 5, width: 5),
+                                      PlaneBox(y: 0, x: 0, height: c.shape.height, width: c.shape.width)]
+            let fill = [Float](repeating: 0.3, count: c.shape.channels)
+            for layer in model.layers.indices where model.layers[layer].outputShape.count == 3 {
+                let feature = OcclusionSweep.Feature(layer: layer, channel: model.layers[layer].outputShape[0] - 1)
+                let full = OcclusionSweep(model: model, mode: .full).evaluate(image, boxes: boxes, fill: fill, feature: feature)
+                let sweep = OcclusionSweep(model: model)
+                sweep.workerBatch = 5
+                XCTAssertGreaterThan(sweep.fullFrom, 1, c.spec)
+                let fast = sweep.evaluate(image, boxes: boxes, fill: fill, feature: feature)
+                XCTAssertLessThan(maxDifference(fast.logits, full.logits), 1e-4, "\(c.spec) logits")
+                XCTAssertLessThan(maxDifference(fast.featureActivity, full.featureActivity), 1e-4, "\(c.spec) \(model.layers[layer].name)")
+            }
+        }
+    }
+
+    func testChangedOutputs() {
+        let conv = ConvGeometry(inChannels: 1, height: 28, width: 28, kernel: 5, padding: 2)
+        XCTAssertEqual(changedOutputs(PlaneBox(y: 0, x: 10, height: 8, width: 8), conv), PlaneBox(y0: 0, y1: 10, x0: 8, x1: 20))
+        let pool = ConvGeometry(inChannels: 1, height: 28, width: 28, kernel: 2, stride: 2)
+        XCTAssertEqual(changedOutputs(PlaneBox(y0: 3, y1: 6, x0: 4, x1: 6), pool), PlaneBox(y0: 1, y1: 3, x0: 2, x1: 3))
+        let odd = ConvGeometry(inChannels: 1, height: 5, width: 5, kernel: 2, stride: 2)  // row 4 is in no window
+        XCTAssertTrue(changedOutputs(PlaneBox(y0: 4, y1: 5, x0: 0, x1: 5), odd).isEmpty)
+    }
+}

@@ -86,15 +86,20 @@ final class SweepTests: XCTestCase {
             let boxes = grid.boxes + [PlaneBox(y: -2, x: -2, height: 4, width: 4), PlaneBox(y: c.shape.height - 2, x: c.shape.width - 1, height: 5, width: 5),
                                       PlaneBox(y: 0, x: 0, height: c.shape.height, width: c.shape.width)]
             let fill = [Float](repeating: 0.3, count: c.shape.channels)
-            for layer in model.layers.indices where model.layers[layer].outputShape.count == 3 {
+            for layer in model.layers.indices {
                 let feature = OcclusionSweep.Feature(layer: layer, channel: model.layers[layer].outputShape[0] - 1)
                 let full = OcclusionSweep(model: model, mode: .full).evaluate(image, boxes: boxes, fill: fill, feature: feature)
-                let sweep = OcclusionSweep(model: model)
-                sweep.workerBatch = 5
-                XCTAssertGreaterThan(sweep.fullFrom, 1, c.spec)
-                let fast = sweep.evaluate(image, boxes: boxes, fill: fill, feature: feature)
-                XCTAssertLessThan(maxDifference(fast.logits, full.logits), 1e-4, "\(c.spec) logits")
-                XCTAssertLessThan(maxDifference(fast.featureActivity, full.featureActivity), 1e-4, "\(c.spec) \(model.layers[layer].name)")
+                // Convolutions recomputed or updated by their input's change; the dense layer in full or by W·Δx.
+                for (minimumChannels, byChange) in [(Int.max, false), (1, true), (1, false), (Int.max, true)] {
+                    let sweep = OcclusionSweep(model: model, deltaMinimumChannels: minimumChannels, denseByChange: byChange)
+                    sweep.workerBatch = 5
+                    XCTAssertGreaterThan(sweep.fullFrom, 1, c.spec)
+                    XCTAssertEqual(sweep.updatesDenseByChange, byChange)
+                    let fast = sweep.evaluate(image, boxes: boxes, fill: fill, feature: feature)
+                    let what = "\(c.spec) \(model.layers[layer].name) channels ≥ \(minimumChannels) W·Δx \(byChange)"
+                    XCTAssertLessThan(maxDifference(fast.logits, full.logits), 1e-4, what)
+                    XCTAssertLessThan(maxDifference(fast.featureActivity, full.featureActivity), 1e-4, what)
+                }
             }
         }
     }

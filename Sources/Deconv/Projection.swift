@@ -1,1 +1,265 @@
+import Foundation
 import Net
+
+/// How a signal is carried down through the activation of each convolution on the way to the input.
+/// Every method unpools through the max-pool switches of the forward pass, spreads evenly through
+/// average pooling, and filters with the transposed convolution filters (`Conv2D.transposedFilter`);
+/// they differ only at a convolution's fused activation, where the signal `g` at its output becomes:
+///
+/// - `deconvnet` (Zeiler & Fergus 2013): `max(g, 0)`. The deconvnet always rectifies with a ReLU of the
+///   signal itself, whatever the forward activation was (tanh, sigmoid, leaky ReLU alike) and without
+///   looking at which units were active in the forward pass.
+/// - `guided` (guided backpropagation, Springenberg et al. 2015): `max(g, 0) · f'(z)`; for a ReLU that is
+///   the deconvnet's rule masked by the units that were active in the forward pass.
+/// - `gradient` (plain saliency, Simonyan et al. 2014): `g · f'(z)`, the true derivative, so the result is
+///   the exact gradient of the chosen activation with respect to the input.
+public enum ProjectionMethod: String, CaseIterable, Sendable, Codable {
+    case deconvnet, guided, gradient
+}
+
+/// Why a projection cannot be made. Each description is one readable line.
+public enum ProjectionError: LocalizedError, Equatable, Sendable {
+    /// The model has no convolution below its first dense or recurrent layer (e.g. a recurrent model).
+    case noConvolution(spec: String)
+    /// No layer has that name; `available` lists the projectable ones.
+    case unknownLayer(String, available: [String])
+    /// The layer exists but is not a feature map below the first dense or recurrent layer.
+    case notProjectable(String, available: [String])
+    /// The channel is not in `0..<channels` of the layer.
+    case channelOutOfRange(Int, layer: String, channels: Int)
+    /// The position is outside the layer's `height x width` feature map.
+    case positionOutOfRange(y: Int, x: Int, layer: String, height: Int, width: Int)
+
+    public var errorDescription: String? {
+        switch self {
+        case .noConvolution(let spec):
+            return "the model '\(spec)' has no convolution to project through (projections need convolutional feature maps; a recurrent model has none)"
+        case let .unknownLayer(name, available):
+            return "no layer named '\(name)' (layers with feature maps: \(available.joined(separator: ", ")))"
+        case let .notProjectable(name, available):
+            return "layer '\(name)' has no feature maps to project from (choose one of \(available.joined(separator: ", ")))"
+        case let .channelOutOfRange(channel, layer, channels):
+            return "channel \(channel) is out of range: layer '\(layer)' has channels 0-\(channels - 1)"
+        case let .positionOutOfRange(y, x, layer, height, width):
+            return "position \(y),\(x) is outside layer '\(layer)', whose feature maps are \(height)x\(width) (rows 0-\(height - 1), columns 0-\(width - 1))"
+        }
+    }
+}
+
+/// One activation of a feature layer: channel and position `(y, x)` in its `(C, H, W)` output.
+public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
+    public var channel: Int
+    public var y: Int
+    public var x: Int
+
+    public init(channel: Int, y: Int, x: Int) {
+        self.channel = channel
+        self.y = y
+        self.x = x
+    }
+}
+
+/// Projects single activations of a convolutional network down to pixel space (Zeiler & Fergus 2013).
+///
+/// The forward pass runs the model's own layers up to the chosen layer and keeps every output and
+/// every max-pool's switches; the projection then walks back down: at the chosen layer all activations
+/// but the seed are zero, and for each layer going down it unpools through the switches
+/// (`MaxPool2D.unpool`), rectifies as `ProjectionMethod` says, and filters with the transposed filters
+/// (`Conv2D.transposedFilter`) down to the input. Many seeds run at once as a batch, one per image.
+///
+/// Scale: every step is positively homogeneous, so the projection of a seed of value `a ≥ 0` is `a`
+/// times that of a unit seed. The outputs are for the seed values passed in (1 by default); the
+/// `deconvnet` commands use the unit seed and print the activation's value beside it, so the paper's
+/// reconstruction of an activation `a` is `a` times what they write.
+///
+/// The deconvnet projection equals the input gradient of the chosen activation with every ReLU's
+/// backward replaced by a ReLU of the incoming signal (max-pool gradients through the switches,
+/// convolution gradients through the transposed filters); the tests check this against loops.
+/// When all seeds of a batch lie in one channel, the first convolution below them filters through a
+/// one-output-channel view of its filters (the same `transposedFilter` kernel, a 1/O share of the work).
+///
+/// A projector owns the model's max-pool switches between `forward` and `project`: do not run the
+/// model (or another projector on it) in between.
+public final class Projector {
+    public let model: Sequential
+    /// Indices of the layers one can project from: every layer with `(C, H, W)` output below the first
+    /// dense or recurrent layer (convolutions, poolings, dropouts).
+    public let featureLayers: [Int]
+
+    private let workspace = Workspace()
+    private var capacity = 0
+    private var outputs: [UnsafeMutablePointer<Float>] = []
+    private var signals: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
+    private var slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
+    private var forwardBatch = 0
+    private var forwardDepth = -1
+
+    /// Throws `ProjectionError.noConvolution` when the model has no convolution below its first dense
+    /// or recurrent layer.
+    public init(model: Sequential) throws {
+        self.model = model
+        var feature: [Int] = []
+        for (i, layer) in model.layers.enumerated() {
+            guard layer is Conv2D || layer is MaxPool2D || layer is AvgPool2D || layer is Dropout, layer.outputShape.count == 3 else { break }
+            feature.append(i)
+        }
+        guard feature.contains(where: { model.layers[$0] is Conv2D }) else { throw ProjectionError.noConvolution(spec: model.spec.description) }
+        featureLayers = feature
+    }
+
+    deinit { release() }
+
+    private func release() {
+        for p in outputs { p.deallocate() }
+        for pair in [signals, slices] {
+            guard let (a, b) = pair else { continue }
+            a.deallocate()
+            b.deallocate()
+        }
+    }
+
+    /// Names of the layers one can project from, bottom up, e.g. `conv1, pool1, conv2, pool2`.
+    public var featureLayerNames: [String] { featureLayers.map { model.layers[$0].name } }
+
+    /// The index of the feature layer called `name`; throws `ProjectionError` when there is none.
+    public func layerIndex(named name: String) throws -> Int {
+        guard let (index, _) = model.layer(named: name) else { throw ProjectionError.unknownLayer(name, available: featureLayerNames) }
+        guard featureLayers.contains(index) else { throw ProjectionError.notProjectable(name, available: featureLayerNames) }
+        return index
+    }
+
+    /// The `(C, H, W)` output shape of layer `index`.
+    public func shape(of index: Int) -> [Int] { model.layers[index].outputShape }
+
+    /// Throws `ProjectionError` unless `unit` lies inside layer `index`'s output; `channel` alone may be checked by passing y = x = 0.
+    public func validate(_ unit: FeatureUnit, in index: Int) throws {
+        let s = shape(of: index), name = model.layers[index].name
+        guard (0..<s[0]).contains(unit.channel) else { throw ProjectionError.channelOutOfRange(unit.channel, layer: name, channels: s[0]) }
+        guard (0..<s[1]).contains(unit.y), (0..<s[2]).contains(unit.x) else {
+            throw ProjectionError.positionOutOfRange(y: unit.y, x: unit.x, layer: name, height: s[1], width: s[2])
+        }
+    }
+
+    private func reserve(batch n: Int) {
+        guard n > capacity else { return }
+        release()
+        let last = featureLayers.last!
+        outputs = model.layers[0...last].map { .allocate(capacity: n * $0.outputCount) }
+        let widest = model.layers[0...last].map { max($0.inputCount, $0.outputCount) }.max()!
+        signals = (.allocate(capacity: n * widest), .allocate(capacity: n * widest))
+        let plane = model.layers[0...last].map { $0.outputShape[1] * $0.outputShape[2] }.max()!
+        slices = (.allocate(capacity: n * plane), .allocate(capacity: n * plane))
+        capacity = n
+    }
+
+    /// Runs the model's layers `0...layer` on `input` `(n, C, H, W)` in evaluation mode, keeping every
+    /// output (see `activations(of:)`) and the max-pool switches for `project`.
+    public func forward(_ input: UnsafePointer<Float>, batch n: Int, through layer: Int) {
+        precondition(featureLayers.contains(layer), "layer \(layer) is not a feature layer")
+        reserve(batch: n)
+        var x = input
+        for i in 0...layer {
+            model.layers[i].forward(x, outputs[i], batch: n, training: false, workspace: workspace)
+            x = UnsafePointer(outputs[i])
+        }
+        forwardBatch = n
+        forwardDepth = layer
+    }
+
+    /// Layer `index`'s output from the last `forward`, `(n, C, H, W)`.
+    public func activations(of index: Int) -> UnsafePointer<Float> {
+        precondition(index <= forwardDepth, "run forward through layer \(index) first")
+        return UnsafePointer(outputs[index])
+    }
+
+    /// The strongest activation of image `image` (a row of the last forward batch) in layer `index`:
+    /// the largest value of `channel` over all positions, or over all channels and positions when
+    /// `channel` is nil. Ties go to the first in `(C, H, W)` order.
+    public func strongest(in index: Int, image: Int, channel: Int? = nil) -> (unit: FeatureUnit, value: Float) {
+        let s = shape(of: index)
+        let plane = s[1] * s[2]
+        let base = activations(of: index) + image * s[0] * plane
+        let channels = channel.map { $0..<($0 + 1) } ?? 0..<s[0]
+        var best = (at: channels.lowerBound * plane, value: -Float.infinity)
+        for i in (channels.lowerBound * plane)..<(channels.upperBound * plane) where base[i] > best.value {
+            best = (i, base[i])
+        }
+        return (FeatureUnit(channel: best.at / plane, y: best.at % plane / s[2], x: best.at % s[2]), best.value)
+    }
+
+    /// The value of `unit` of image `image` in layer `index` from the last forward pass.
+    public func value(of unit: FeatureUnit, in index: Int, image: Int) -> Float {
+        let s = shape(of: index)
+        return activations(of: index)[((image * s[0] + unit.channel) * s[1] + unit.y) * s[2] + unit.x]
+    }
+
+    /// Projects one seed per image of the last forward batch down to the input. `seeds[b]` is the unit
+    /// of image b in layer `index` and `values[b]` its seed value (1 when nil: the unit seed); all other
+    /// activations of that layer are zero. Writes `(n, C, H, W)` input-shaped projections to `result`.
+    /// Run `forward` through `index` or higher first, with the same batch.
+    public func project(_ seeds: [FeatureUnit], values: [Float]? = nil, from index: Int, method: ProjectionMethod, into result: UnsafeMutablePointer<Float>) {
+        let n = seeds.count
+        precondition(n == forwardBatch && index <= forwardDepth && featureLayers.contains(index), "run forward with these images first")
+        precondition(values.map { $0.count == n } ?? true, "one value per seed")
+        let (a, b) = signals!
+        var (g, below) = (a, b)
+        let top = model.layers[index]
+        let s = top.outputShape
+        g.update(repeating: 0, count: n * top.outputCount)
+        for (image, unit) in seeds.enumerated() {
+            precondition((0..<s[0]).contains(unit.channel) && (0..<s[1]).contains(unit.y) && (0..<s[2]).contains(unit.x), "seed \(unit) outside \(s)")
+            g[image * top.outputCount + (unit.channel * s[1] + unit.y) * s[2] + unit.x] = values?[image] ?? 1
+        }
+        // While every seed is in one channel, only that channel of the signal is non-zero, so the first
+        // convolution going down runs on a one-output-channel view of its filters (same kernel, 1/O the work).
+        var channel = Set(seeds.map(\.channel)).count == 1 ? seeds[0].channel : nil
+        for i in stride(from: index, through: 0, by: -1) {
+            let layer = model.layers[i]
+            let dx = i == 0 ? result : below  // (n, layer.inputShape)
+            switch layer {
+            case let conv as Conv2D:
+                if let c = channel {
+                    let plane = conv.geometry.positions
+                    let (signal, output) = (slices!.0, slices!.1)  // (n, 1, outH, outW) each
+                    for b in 0..<n {
+                        (signal + b * plane).update(from: g + (b * conv.outChannels + c) * plane, count: plane)
+                        (output + b * plane).update(from: outputs[i] + (b * conv.outChannels + c) * plane, count: plane)
+                    }
+                    rectify(signal, count: n * plane, output: output, activation: conv.activation, method: method)
+                    Projector.channelView(conv, c).transposedFilter(signal, dx, batch: n, workspace: workspace)
+                    channel = nil
+                } else {
+                    rectify(g, count: n * conv.outputCount, output: outputs[i], activation: conv.activation, method: method)
+                    conv.transposedFilter(g, dx, batch: n, workspace: workspace)
+                }
+            case let pool as MaxPool2D:
+                pool.unpool(g, dx, batch: n)
+            default:  // average pooling (its adjoint) and dropout (the identity in evaluation); neither reads its input
+                layer.backward(outputs[i], outputs[i], g, dx, batch: n, workspace: workspace)
+            }
+            (g, below) = (below, g)
+        }
+    }
+
+    /// Output channel `c` of `conv` as a convolution of its own: the same filter and bias memory,
+    /// one output channel. Only for `transposedFilter`, which writes no parameter gradients.
+    private static func channelView(_ conv: Conv2D, _ c: Int) -> Conv2D {
+        let view = Conv2D(name: conv.name, geometry: conv.geometry, outChannels: 1, activation: conv.activation)
+        let parameters = [conv.weight + c * conv.geometry.patchSize, conv.bias + c]
+        view.bind(parameters: parameters, gradients: parameters)
+        return view
+    }
+
+    /// The signal at a convolution's output, carried through its activation as `method` says (in place).
+    private func rectify(_ g: UnsafeMutablePointer<Float>, count: Int, output: UnsafePointer<Float>, activation: Activation, method: ProjectionMethod) {
+        switch method {
+        case .deconvnet:
+            for i in 0..<count { g[i] = max(g[i], 0) }
+        case .guided:
+            for i in 0..<count { g[i] = max(g[i], 0) }
+            activation.backward(output: output, gradient: g, count: count)
+        case .gradient:
+            activation.backward(output: output, gradient: g, count: count)
+        }
+    }
+}

@@ -32,6 +32,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(evaluation.count, 24)
         XCTAssertGreaterThan(evaluation.accuracy, 0.6)
 
+        let exported = dir + "/weights.safetensors"
+        let export = try CLI.run(["export", "--checkpoint", run + "/checkpoint.safetensors", "--out", exported])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        let weights = try Checkpoint.read(from: exported)
+        XCTAssertFalse(weights.tensors.contains { $0.name.hasPrefix("optimizer.") })
+        XCTAssertEqual(try Checkpoint.read(from: run + "/checkpoint.safetensors").tensors.filter { !$0.name.hasPrefix("optimizer.") }, weights.tensors)
+        try assertCleanFailure(["train", "--resume", exported, "--epochs", "1", "--run", dir + "/other"], mentions: "optimizer")
+
         let image = dir + "/data/Test/1/Image00000.png"
         let predict = try CLI.run(["predict", "--checkpoint", run + "/checkpoint.safetensors", "--image", image, "--json"])
         XCTAssertEqual(predict.status, 0, predict.stderr)

@@ -95,9 +95,10 @@ extension Optimizer {
     /// Restores the state saved by `Sequential.checkpoint(…, optimizer:)`; throws if it belongs to another
     /// optimizer kind or model size.
     public func restore(from checkpoint: Checkpoint) throws {
-        guard checkpoint.metadata[CheckpointKey.optimizer] == kind.rawValue else {
-            throw ModelError.shape("the checkpoint's optimizer is \(checkpoint.metadata[CheckpointKey.optimizer] ?? "not saved"), not \(kind.rawValue)")
+        guard let saved = checkpoint.metadata[CheckpointKey.optimizer] else {
+            throw ModelError.shape("the checkpoint holds no optimizer state (weights only), so it cannot be resumed")
         }
+        guard saved == kind.rawValue else { throw ModelError.shape("the checkpoint's optimizer is \(saved), not \(kind.rawValue)") }
         for (name, expected) in [("optimizer.state1", state1.count), ("optimizer.state2", state2.count)] where expected > 0 {
             guard let t = checkpoint.tensor(name), t.count == expected else {
                 throw ModelError.shape("the checkpoint's \(name) does not match this model")

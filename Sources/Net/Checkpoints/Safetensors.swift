@@ -135,7 +135,7 @@ public struct Checkpoint: Equatable, Sendable {
             guard 0 <= begin, begin <= end, end <= bufferSize else {
                 throw .offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end, bufferSize: bufferSize)
             }
-            guard let count = elementCount(shape),
+            guard let count = checkedProduct(shape),
                   case (let expected, false) = count.multipliedReportingOverflow(by: dtype.size),
                   expected == end - begin else {
                 throw .sizeMismatch(path: path, tensor: name, shape: shape, dtype: dtype.rawValue, byteCount: end - begin)
@@ -156,7 +156,7 @@ public struct Checkpoint: Equatable, Sendable {
         }
 
         let tensors = entries.map { entry in
-            let data = decode(bytes, from: bufferStart + entry.begin, count: elementCount(entry.shape)!, as: entry.dtype)
+            let data = decode(bytes, from: bufferStart + entry.begin, count: checkedProduct(entry.shape)!, as: entry.dtype)
             return NamedTensor(name: entry.name, tensor: Tensor(shape: entry.shape, data: data))
         }
         return Checkpoint(tensors: tensors, metadata: metadata)
@@ -276,17 +276,6 @@ private enum DType: String {
         case .f64: return 8
         }
     }
-}
-
-/// The product of `shape`, or `nil` if it overflows.
-private func elementCount(_ shape: [Int]) -> Int? {
-    var count = 1
-    for extent in shape {
-        let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-        if overflow { return nil }
-        count = product
-    }
-    return count
 }
 
 /// Appends `values` as little-endian float32 bytes.

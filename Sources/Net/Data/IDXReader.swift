@@ -64,15 +64,4 @@ enum IDXReader: DataSetReader {
         }
         return (shape, bytes, offset)
     }
-
-    /// The product of `values`, or nil if it overflows.
-    private static func checkedProduct(_ values: [Int]) -> Int? {
-        var product = 1
-        for v in values {
-            let (p, overflow) = product.multipliedReportingOverflow(by: v)
-            if overflow { return nil }
-            product = p
-        }
-        return product
-    }
 }

@@ -36,3 +36,14 @@ public struct ImageShape: Equatable, Hashable, Sendable, CustomStringConvertible
     public var count: Int { channels * height * width }
     public var description: String { "\(channels)x\(height)x\(width)" }
 }
+
+/// The product of `extents`, or `nil` if it overflows (for sizes read from untrusted files).
+func checkedProduct(_ extents: [Int]) -> Int? {
+    var product = 1
+    for extent in extents {
+        let (p, overflow) = product.multipliedReportingOverflow(by: extent)
+        if overflow { return nil }
+        product = p
+    }
+    return product
+}

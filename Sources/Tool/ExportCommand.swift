@@ -1,0 +1,24 @@
+import ArgumentParser
+import Foundation
+import Net
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Copy a checkpoint without its optimizer state (a third of the size; cannot be resumed).")
+
+    @Option(help: "Checkpoint (.safetensors) written by train.")
+    var checkpoint: String
+
+    @Option(help: "Where to write the weights-only checkpoint.")
+    var out: String
+
+    func run() throws {
+        let loaded = try loadCheckpoint(checkpoint)
+        var exported = loaded.checkpoint
+        exported.tensors.removeAll { $0.name.hasPrefix("optimizer.") }
+        for key in [CheckpointKey.optimizer, CheckpointKey.optimizerSteps] { exported.metadata[key] = nil }
+        try exported.write(to: out)
+        print("\(out): \(exported.tensors.count) tensors, \(loaded.model.parameterCount) parameters")
+    }
+}

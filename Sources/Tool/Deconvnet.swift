@@ -6,6 +6,7 @@ struct Deconvnet: ParsableCommand {
         commandName: "deconvnet",
         abstract: "Train small CNNs and RNNs and look inside them, Zeiler–Fergus style.",
         subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, SummaryCommand.self, DataCommand.self, ExportCommand.self, BenchCommand.self,
-                      ProjectCommand.self, TopCommand.self, EvolutionCommand.self, FiltersCommand.self, FeatureMapsCommand.self]
+                      ProjectCommand.self, TopCommand.self, EvolutionCommand.self, FiltersCommand.self, FeatureMapsCommand.self,
+                      OccludeCommand.self, CorrespondenceCommand.self, InvarianceCommand.self]
     )
 }

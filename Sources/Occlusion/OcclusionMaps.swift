@@ -90,7 +90,9 @@ extension OcclusionSweep {
             throw .channelOutOfRange(channel: c, channels: channels, layer: model.layers[layerIndex].name)
         }
 
-        let base = activations(image)
+        var unoccluded: (outputs: [[Float]], pre: [[Float]]) = ([], [])
+        time(0) { unoccluded = basePass(image) }
+        let base = unoccluded.outputs
         let logits = base[model.layers.count - 1]
         let probabilities = softmaxed(logits, classes: classes)
         let predicted = argmax(probabilities[...])
@@ -101,7 +103,7 @@ extension OcclusionSweep {
         let fill = image.withUnsafeBufferPointer { options.fill.values(for: $0.baseAddress!, shape) }
 
         let boxes = grid.boxes
-        let result = evaluate(image, boxes: boxes, fill: fill, feature: Feature(layer: layerIndex, channel: channel))
+        let result = evaluate(image, boxes: boxes, fill: fill, feature: Feature(layer: layerIndex, channel: channel), unoccluded: unoccluded)
         var classScore = [Float](repeating: 0, count: boxes.count)
         var mostProbable = [Int](repeating: 0, count: boxes.count)
         for b in boxes.indices {

@@ -144,75 +144,83 @@ public final class OcclusionSweep {
         profile = names.map { ($0, 0) }
     }
 
-    private func time(_ slot: Int, _ body: () -> Void) {
+    func time(_ slot: Int, _ body: () -> Void) {
         let start = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID)
         body()
         profile[slot].seconds += cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - start
     }
 
     /// Every layer's output for `image` `(C, H, W)`, unoccluded, in layer order.
-    public func activations(_ image: [Float]) -> [[Float]] {
-        image.withUnsafeBufferPointer { x in
-            model.forward(x.baseAddress!, batch: 1, training: false)
-        }
-        return model.layers.indices.map { i in
-            Array(UnsafeBufferPointer(start: model.output(of: i), count: model.layers[i].outputCount))
-        }
-    }
+    public func activations(_ image: [Float]) -> [[Float]] { basePass(image).outputs }
 
-    /// The pre-activations, for the unoccluded image, of the layers updated through their input's change
-    /// (convolutions as `(outH, outW, O)`).
-    private func preActivations(_ image: [Float], _ base: [[Float]]) -> [[Float]] {
+    /// The unoccluded pass: every layer's output, plus the pre-activations of the layers updated through
+    /// their input's change (convolutions as `(outH, outW, O)`, the dense layer as `(O)`), which those
+    /// layers compute here instead of their own forward pass.
+    func basePass(_ image: [Float]) -> (outputs: [[Float]], pre: [[Float]]) {
+        var outputs: [[Float]] = []
         var pre = [[Float]](repeating: [], count: model.layers.count)
-        for (index, stage) in stages.enumerated() {
-            guard case .convDelta(let conv, _) = stage else { continue }
-            let g = conv.geometry
-            let input = index == 0 ? image : base[index - 1]
-            var col = [Float](repeating: 0, count: g.patchSize * g.positions)
-            var y = [Float](repeating: 0, count: conv.outChannels * g.positions)
-            input.withUnsafeBufferPointer { x in
-                col.withUnsafeMutableBufferPointer { col in
-                    im2col(x.baseAddress!, images: 1, g, col.baseAddress!)
-                    y.withUnsafeMutableBufferPointer { y in
-                        // (O, P) = W (O, K) × col (K, P)
-                        sgemm(transposeA: false, transposeB: false, m: conv.outChannels, n: g.positions, k: g.patchSize, conv.weight, lda: g.patchSize,
-                              col.baseAddress!, ldb: g.positions, y.baseAddress!, ldc: g.positions)
+        for (index, layer) in model.layers.enumerated() {
+            let input = index == 0 ? image : outputs[index - 1]
+            var y = [Float](repeating: 0, count: layer.outputCount)
+            if index < fullFrom, case .convDelta(let conv, _) = stages[index] {
+                let g = conv.geometry
+                let o = conv.outChannels
+                var col = [Float](repeating: 0, count: g.patchSize * g.positions)
+                input.withUnsafeBufferPointer { x in
+                    col.withUnsafeMutableBufferPointer { col in
+                        im2col(x.baseAddress!, images: 1, g, col.baseAddress!)
+                        y.withUnsafeMutableBufferPointer { y in
+                            // (O, P) = W (O, K) × col (K, P)
+                            sgemm(transposeA: false, transposeB: false, m: o, n: g.positions, k: g.patchSize, conv.weight, lda: g.patchSize,
+                                  col.baseAddress!, ldb: g.positions, y.baseAddress!, ldc: g.positions)
+                        }
                     }
                 }
-            }
-            var hwc = [Float](repeating: 0, count: y.count)  // (outH, outW, O), as the scatter adds
-            for o in 0..<conv.outChannels {
-                for i in 0..<g.positions { hwc[i * conv.outChannels + o] = y[o * g.positions + i] + conv.bias[o] }
-            }
-            pre[index] = hwc
-        }
-        if let (dense, _) = denseDelta {
-            var y = (0..<dense.outFeatures).map { dense.bias[$0] }
-            base[fullFrom - 1].withUnsafeBufferPointer { x in
-                y.withUnsafeMutableBufferPointer { y in
-                    // (1, O) = x (1, I) × Wᵀ (I, O), plus the bias already in y
-                    sgemm(transposeA: false, transposeB: true, m: 1, n: dense.outFeatures, k: dense.inFeatures, x.baseAddress!, lda: dense.inFeatures,
-                          dense.weight, ldb: dense.inFeatures, beta: 1, y.baseAddress!, ldc: dense.outFeatures)
+                var hwc = [Float](repeating: 0, count: y.count)  // (outH, outW, O), as the scatter adds
+                for c in 0..<o {
+                    for i in 0..<g.positions {
+                        y[c * g.positions + i] += conv.bias[c]
+                        hwc[i * o + c] = y[c * g.positions + i]
+                    }
+                }
+                pre[index] = hwc
+                y.withUnsafeMutableBufferPointer { conv.activation.apply($0.baseAddress!, count: $0.count) }
+            } else if index == fullFrom, let (dense, _) = denseDelta {
+                for o in 0..<dense.outFeatures { y[o] = dense.bias[o] }
+                input.withUnsafeBufferPointer { x in
+                    y.withUnsafeMutableBufferPointer { y in
+                        // (1, O) = x (1, I) × Wᵀ (I, O), plus the bias already in y
+                        sgemm(transposeA: false, transposeB: true, m: 1, n: dense.outFeatures, k: dense.inFeatures, x.baseAddress!, lda: dense.inFeatures,
+                              dense.weight, ldb: dense.inFeatures, beta: 1, y.baseAddress!, ldc: dense.outFeatures)
+                    }
+                }
+                pre[index] = y
+                y.withUnsafeMutableBufferPointer { dense.activation.apply($0.baseAddress!, count: $0.count) }
+            } else {
+                input.withUnsafeBufferPointer { x in
+                    y.withUnsafeMutableBufferPointer { layer.forward(x.baseAddress!, $0.baseAddress!, batch: 1, training: false, workspace: model.scratch) }
                 }
             }
-            pre[fullFrom] = y
+            outputs.append(y)
         }
-        return pre
+        return (outputs, pre)
     }
 
     /// The logits of `image` `(C, H, W)` with each box in `boxes` set to `fill` (one value per channel),
     /// and the total activation of `feature` for each occluded copy.
     public func evaluate(_ image: [Float], boxes: [PlaneBox], fill: [Float], feature: Feature? = nil) -> Evaluation {
+        precondition(image.count == model.inputShape.count, "the image must be \(model.inputShape)")
+        var unoccluded: (outputs: [[Float]], pre: [[Float]]) = ([], [])
+        time(0) { unoccluded = basePass(image) }
+        return evaluate(image, boxes: boxes, fill: fill, feature: feature, unoccluded: unoccluded)
+    }
+
+    /// `evaluate` with the unoccluded pass already done (`basePass`).
+    func evaluate(_ image: [Float], boxes: [PlaneBox], fill: [Float], feature: Feature?, unoccluded: (outputs: [[Float]], pre: [[Float]])) -> Evaluation {
         let shape = model.inputShape
-        precondition(image.count == shape.count, "the image must be \(shape)")
         precondition(fill.count == shape.channels, "one fill value per channel")
         let classes = model.classes
-        var base: [[Float]] = []
-        var pre: [[Float]] = []
-        time(0) {
-            base = activations(image)
-            pre = preActivations(image, base)
-        }
+        let (base, pre) = unoccluded
         var logits = [Float](repeating: 0, count: boxes.count * classes)
         var activity = [Float](repeating: 0, count: feature == nil ? 0 : boxes.count)
         let plane = PlaneBox(y0: 0, y1: shape.height, x0: 0, x1: shape.width)

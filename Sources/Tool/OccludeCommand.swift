@@ -196,7 +196,7 @@ struct OccludeCommand: ParsableCommand {
 
         // Class score, lowest position outlined.
         let (lo, hi) = (maps.classScore.min()!, maps.classScore.max()!)
-        let (scoreLo, scoreHi) = maps.score == .probability ? (Float(0), Float(1)) : (lo, hi)
+        let (scoreLo, scoreHi) = (lo, hi)  // the map's own range: probabilities often stay within a few percent
         var scoreOverlay = OcclusionStyle.overlay(pixels, shape, map: OcclusionStyle.spread(maps.classScore, grid), lo: scoreLo, hi: scoreHi, scale: scale)
         let m = maps.minimumScorePosition
         OcclusionStyle.outline(&scoreOverlay, grid.box(at: m.row * grid.cols + m.col), scale: scale)

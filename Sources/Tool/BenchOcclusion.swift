@@ -33,6 +33,9 @@ struct BenchOcclusion: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Positions through the fully computed layers at once (tuning).")
     var batchSize: Int?
 
+    @Option(help: "Worker threads (default: one per core).")
+    var workers: Int?
+
     @Flag(help: "Print one JSON line.")
     var json = false
 
@@ -43,9 +46,11 @@ struct BenchOcclusion: ParsableCommand {
         guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
         guard window > 0 else { throw ValidationError("--window must be positive") }
         guard stride > 0 else { throw ValidationError("--stride must be at least 1") }
+        if let workers, workers < 1 { throw ValidationError("--workers must be positive") }
     }
 
     func run() throws {
+        if let workers { Workers.set(workers) }
         let model: Sequential
         if let checkpoint {
             model = try loadCheckpoint(checkpoint).model

@@ -47,7 +47,7 @@ struct InvarianceCommand: ParsableCommand {
     @Option(help: "translate, translate-y, scale or rotate.")
     var transform: ImageTransform
 
-    @Option(help: ArgumentHelp("Amounts to sweep.", valueName: "from:to:step"))
+    @Option(help: ArgumentHelp("Amounts to sweep; write --range=-8:8:1 when FROM is negative.", valueName: "from:to:step"))
     var range: RangeArgument?
 
     @Option(help: "Class whose probability is plotted (default: the true label, else the predicted class).")

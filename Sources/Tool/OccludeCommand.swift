@@ -61,7 +61,8 @@ struct OccludeCommand: ParsableCommand {
             score(occluded), 0 where no window covers it: Captum's Occlusion with sliding_window_shapes=(C,w,w), \
             strides=(C,s,s), baselines=fill (Captum adds a clipped last window when s does not divide H-w)
             Writes DIR/<map>.png and DIR/occlusion.json; with --npy also DIR/<map>.npy (float32; position \
-            maps [rows, cols], attribution [C, H, W], feature-projection [C, H, W]).
+            maps [rows, cols], attribution [C, H, W], feature-projection [C, H, W], and input [C, H, W]: the image as \
+            the network saw it). Tests/python/check_occlusion_captum.py compares the attribution with Captum's.
             """)
 
     @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
@@ -96,6 +97,9 @@ struct OccludeCommand: ParsableCommand {
     @Flag(help: "Also write the maps as float32 .npy arrays.")
     var npy = false
 
+    @Option(help: "incremental (recompute only what the occluder changes) or full (every layer for every position; the reference).")
+    var mode: OcclusionSweep.Mode = .incremental
+
     func validate() throws {
         try source.requireOne()
         guard window >= 1 else { throw ValidationError("--window must be at least 1, not \(window)") }
@@ -118,7 +122,7 @@ struct OccludeCommand: ParsableCommand {
         options.featureLayer = layer
         options.featureChannel = channel
         let start = Date()
-        let maps = try OcclusionSweep(model: model).run(pixels, label: label, options: options)
+        let maps = try OcclusionSweep(model: model, mode: mode).run(pixels, label: label, options: options)
         let seconds = Date().timeIntervalSince(start)
         try makeDirectory(out)
 
@@ -140,6 +144,7 @@ struct OccludeCommand: ParsableCommand {
             try writeNpy(Tensor(shape: positions, data: maps.featureActivity), to: "\(out)/feature-activity.npy")
             try writeNpy(Tensor(shape: positions, data: maps.mostProbableClass.map(Float.init)), to: "\(out)/most-probable-class.npy")
             try writeNpy(Tensor(shape: shape, data: maps.attribution), to: "\(out)/attribution.npy")
+            try writeNpy(Tensor(shape: shape, data: pixels), to: "\(out)/input.npy")
             if let projection { try writeNpy(Tensor(shape: shape, data: projection.values), to: "\(out)/feature-projection.npy") }
         }
         print("wrote \(out)/{class-score,feature-activity,most-probable-class,attribution}.png, occlusion.json\(npy ? " and .npy arrays" : "")")

@@ -5,18 +5,26 @@ import Net
 /// what an occluder can change.
 ///
 /// The unoccluded image goes through the network once. Then, for a batch of occluder boxes, the
-/// leading convolution, pooling and dropout layers (the *incremental part*) are updated region by
-/// region: a box that changes rows `y0..<y1` of a layer's input changes only the outputs whose window
-/// reaches into it, so each layer recomputes just that footprint (which grows with every layer) from
-/// a patch of its input (the unoccluded values with the changed box pasted in), and the rest of its
-/// output is the unoccluded one. A convolution gathers the patch columns of every position in the batch
-/// into one im2col matrix and multiplies once (`sgemm`); pooling runs Net's pooling kernels on the
-/// patches. From the first other layer on (dense, recurrent, anything unknown) every occluded copy is
-/// rebuilt in full and the remaining layers run their ordinary batched forward pass.
+/// leading convolution, pooling and dropout layers (the *incremental part*) are updated box by box: a
+/// change inside rows `y0..<y1` (and some columns) of a layer's input changes only the outputs whose
+/// window reaches into it, `changedOutputs(_:_:)`, so each layer touches only that footprint (which
+/// grows layer by layer) and the rest of its output stays the unoccluded one. For each layer and batch:
+/// - a convolution with few input channels recomputes its changed outputs: the windows under them,
+///   read from a patch of its input (unoccluded values with the changed box pasted in), go into one
+///   im2col matrix for the whole batch and one `sgemm`;
+/// - a stride-1 convolution with many input channels adds, to its unoccluded pre-activation, the
+///   convolution of its input's change: one `sgemm` of the change `(Σ pixels, C)` with the rearranged
+///   filters `(C, kh·kw·O)`, scattered tap by tap. Its multiply-adds scale with the changed input box
+///   rather than the (larger) changed output box;
+/// - max and average pooling run Net's pooling kernels on a patch around the changed outputs.
+/// A dense layer right after the incremental part adds `W·Δx` to its unoccluded pre-activation, `Δx`
+/// being the change inside the last changed box, one `sgemm` per input location over the copies that
+/// changed there. From there on (or from the first layer the sweep does not know, such as a recurrent
+/// stack, with every occluded copy rebuilt in full) the layers run their ordinary batched forward pass.
 ///
-/// `Mode.full` skips the incremental part: every occluded image goes through every layer (the
-/// reference the incremental result is tested against). Positions are split across `Workers.count`
-/// threads; BLAS runs single-threaded inside each.
+/// `Mode.full` skips all of this: every occluded image goes through every layer (the reference the
+/// incremental result is tested against). Positions are split across `Workers.count` threads; BLAS runs
+/// single-threaded inside each. `bench occlusion` times it: see the README.
 public final class OcclusionSweep {
     public enum Mode: String, Sendable, CaseIterable {
         case incremental, full

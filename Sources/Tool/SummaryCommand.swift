@@ -43,32 +43,8 @@ struct SummaryCommand: ParsableCommand {
             }
         }
         print("model \(model.spec)  activation \(model.activation.rawValue)  input \(model.inputShape)")
-        let header = ["layer", "output", "parameters", "multiply-adds"]
-        var rows: [[String]] = []
-        var index = 0
-        for layer in model.layers {
-            let params = layer.parameterShapes.reduce(0) { $0 + $1.shape.reduce(1, *) }
-            index += layer.parameterShapes.count
-            rows.append([layer.name, layer.outputShape.map(String.init).joined(separator: "x"), grouped(params), grouped(layer.multiplyAdds)])
-        }
+        print(layerTable(model).text, terminator: "")
         let macs = model.layers.reduce(0) { $0 + $1.multiplyAdds }
-        rows.append(["total", "", grouped(model.parameterCount), grouped(macs)])
-        let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
-        for row in [header] + rows {
-            print(row.enumerated().map { c, cell in
-                c == 0 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - cell.count) + cell
-            }.joined(separator: "  "))
-        }
         print(String(format: "forward %.1f MFLOP per image, training step about %.1f MFLOP per image", Double(2 * macs) / 1e6, Double(6 * macs) / 1e6))
-    }
-
-    private func grouped(_ n: Int) -> String {
-        let digits = String(n)
-        var out = ""
-        for (i, ch) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-            out.append(ch)
-        }
-        return out
     }
 }

@@ -65,6 +65,9 @@ class Spec(nn.Module):
                 self.stages.append(("rnn", None))
                 shape = (hidden,)
 
+        # registered so that eval() reaches the dropout layers
+        self.ops = nn.ModuleList(f for _, f in self.stages if isinstance(f, nn.Module))
+
     def forward(self, x):
         for n, f in self.stages:
             if n == "flatten":

@@ -14,6 +14,16 @@ public func sgemm(
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// y = alpha * op(A) * x + beta * y, row-major, through OpenBLAS's `cblas_sgemv`. A is (m, n) with
+/// row stride `lda`; op(A) is (n, m) when `transpose` (then x has m values and y has n), else (m, n).
+@inline(__always)
+public func sgemv(
+    transpose: Bool, m: Int, n: Int, alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
+    _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>
+) {
+    cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+}
+
 /// The loop-based oracle for `sgemm`, same arguments; used by the tests.
 public func sgemmNaive(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,

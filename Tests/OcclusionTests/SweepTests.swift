@@ -114,3 +114,35 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(changedOutputs(PlaneBox(y0: 4, y1: 5, x0: 0, x1: 5), odd).isEmpty)
     }
 }
+
+/// Recurrent models: the sweep falls back to full batched passes from the recurrent stack on.
+final class RecurrentSweepTests: XCTestCase {
+    func testRecurrentModelsMatchOneAtATime() throws {
+        let shape = ImageShape(channels: 1, height: 10, width: 10)
+        for spec in ["rnn:8:1,fc", "gru:6:2,fc", "conv:1:3:same,maxpool:2,lstm:6:1,fc"] {
+            let model = try randomModel(spec, shape, classes: 4)
+            let image = randomImage(shape)
+            let sweep = OcclusionSweep(model: model)
+            XCTAssertEqual(sweep.fullFrom, spec.hasPrefix("conv") ? 2 : 0, spec)
+            XCTAssertFalse(sweep.updatesDenseByChange)
+            // Occluders over whole rows (what a row-reading network sees) and squares.
+            let boxes = (0..<10).map { PlaneBox(y: $0, x: 0, height: 1, width: 10) } + (try OcclusionGrid(height: 10, width: 10, window: 3, stride: 3)).boxes
+            let feature = OcclusionSweep.Feature(layer: 0, channel: spec.hasPrefix("conv") ? 0 : 1)  // conv1 or the recurrent stack
+            let fast = sweep.evaluate(image, boxes: boxes, fill: [0], feature: feature)
+            let full = OcclusionSweep(model: model, mode: .full).evaluate(image, boxes: boxes, fill: [0], feature: feature)
+            XCTAssertLessThan(maxDifference(fast.logits, full.logits), 1e-4, spec)
+            XCTAssertLessThan(maxDifference(fast.featureActivity, full.featureActivity), 1e-4, spec)
+            var reference: [Float] = []
+            for box in boxes {
+                let x = occluded(image, shape, box: box, fill: [0])
+                x.withUnsafeBufferPointer { p in
+                    reference += Array(UnsafeBufferPointer(start: model.forward(p.baseAddress!, batch: 1, training: false), count: 4))
+                }
+            }
+            XCTAssertLessThan(maxDifference(fast.logits, reference), 1e-4, spec)
+            XCTAssertGreaterThan(maxDifference(fast.logits, Array(repeating: fast.logits[0], count: fast.logits.count)), 0, "occluders change the output")
+            let maps = try sweep.run(image)
+            XCTAssertEqual(maps.featureLayerName, spec.hasPrefix("conv") ? "conv1" : "rnn")
+        }
+    }
+}

@@ -491,7 +491,7 @@ public final class OcclusionSweep {
                         for r in 0..<rows {
                             let dst = output + members[counts[l] + r] * o + o0
                             let src = product + r * k
-                            for i in 0..<k { dst[i] += src[i] }
+                            addVector(src, into: dst, count: k)
                         }
                     }
                     for b in 0..<n { dense.activation.apply(output + b * o + o0, count: k) }
@@ -691,7 +691,7 @@ extension OcclusionSweep {
                             guard ox >= 0 && ox < bw else { continue }
                             let dst = sum + (oy * bw + ox) * o
                             let src = zrow + (i * kw + j) * o
-                            for k in 0..<o { dst[k] += src[k] }
+                            addVector(src, into: dst, count: o)
                         }
                     }
                 }
@@ -724,5 +724,21 @@ extension OcclusionSweep {
                 avgPoolForward(patch, planes: c, pg, to.values + to.offsets[b])
             }
         }
+    }
+}
+
+/// `y[i] += x[i]` for `i < count`, eight lanes at a time.
+@inline(__always)
+func addVector(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
+    while i + 8 <= count {
+        let sum = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) + rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        ry.storeBytes(of: sum, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count {
+        y[i] += x[i]
+        i += 1
     }
 }

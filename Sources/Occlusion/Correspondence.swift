@@ -73,7 +73,7 @@ public func correspondence(
     }
     var deltas = [[Float]](repeating: [], count: layers.count)  // per layer, per region
     batch.withUnsafeBufferPointer { x in
-        model.forward(x.baseAddress!, batch: (regions.count + 1) * n, training: false)
+        _ = model.forward(x.baseAddress!, batch: (regions.count + 1) * n, training: false)
     }
     for (li, layer) in layers.enumerated() {
         let count = model.layers[layer].outputCount

@@ -107,7 +107,7 @@ public func invarianceCurve(
     var batch = image
     for a in amounts { batch += transform.apply(image, shape, amount: a) }
     let n = amounts.count + 1
-    batch.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: n, training: false) }
+    batch.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: n, training: false) }
     func distance(_ layer: Int, _ i: Int) -> Float {
         let count = model.layers[layer].outputCount
         let out = model.output(of: layer)

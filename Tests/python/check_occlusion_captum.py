@@ -33,10 +33,6 @@ def main(checkpoint, out):
     classes = json.loads(meta["class_names"])
     model = Spec(meta["model_spec"], meta["activation"], shape, len(classes)).eval()
     model.load_state_dict(tensors, strict=True)
-    # Spec keeps its activations, poolings and dropouts in a plain list, which .eval() does not reach.
-    for _, module in model.stages:
-        if isinstance(module, torch.nn.Module):
-            module.eval()
 
     summary = json.load(open(os.path.join(out, "occlusion.json")))
     x = torch.from_numpy(np.load(os.path.join(out, "input.npy")))[None]

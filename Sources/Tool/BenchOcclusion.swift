@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import Net
+import Occlusion
+
+extension OcclusionSweep.Mode: ExpressibleByArgument {}
+
+struct BenchOcclusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "occlusion",
+        abstract: "Occlusion sweep speed: all four maps of one random image (class score, feature activity, most probable class, attribution).")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Use this trained checkpoint instead of random weights.")
+    var checkpoint: String?
+
+    @Option(help: "Occluder side in pixels.")
+    var window = 8
+
+    @Option(help: "Occluder step in pixels.")
+    var stride = 1
+
+    @Option(help: "incremental (recompute only what the occluder changes) or full (every layer for every position).")
+    var mode: OcclusionSweep.Mode = .incremental
+
+    @Option(help: "Timed sweeps (after 3 warm-up sweeps); the median is reported.")
+    var repeats = 21
+
+    @Option(name: .customLong("worker-batch"), help: "Positions one worker updates per matrix product (tuning).")
+    var workerBatch: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Positions through the fully computed layers at once (tuning).")
+    var batchSize: Int?
+
+    @Option(help: "Worker threads (default: one per core).")
+    var workers: Int?
+
+    @Flag(help: "Print one JSON line.")
+    var json = false
+
+    @Flag(help: "Also print where a sweep spends its time.")
+    var profile = false
+
+    func validate() throws {
+        guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
+        guard window > 0 else { throw ValidationError("--window must be positive") }
+        guard stride > 0 else { throw ValidationError("--stride must be at least 1") }
+        if let workers, workers < 1 { throw ValidationError("--workers must be positive") }
+    }
+
+    func run() throws {
+        if let workers { Workers.set(workers) }
+        let model: Sequential
+        if let checkpoint {
+            model = try loadCheckpoint(checkpoint).model
+        } else {
+            model = try Sequential(spec: try modelOptions.spec(), inputShape: modelOptions.defaultInputShape, classes: 10,
+                                   activation: modelOptions.activation, seed: 1)
+        }
+        var random = SeededRandom(seed: 2)
+        let image = (0..<model.inputShape.count).map { _ in random.uniform() }
+        let sweep = OcclusionSweep(model: model, mode: mode)
+        if let workerBatch { sweep.workerBatch = max(1, workerBatch) }
+        if let batchSize { sweep.batchSize = max(1, batchSize) }
+        var options = OcclusionOptions()
+        options.window = window
+        options.stride = stride
+        for _ in 0..<3 { _ = try sweep.run(image, options: options) }
+        sweep.resetProfile()
+        var times: [Double] = []
+        var cpuTimes: [Double] = []
+        var positions = 0
+        for _ in 0..<repeats {
+            let (start, cpuStart) = (DispatchTime.now().uptimeNanoseconds, processCPUSeconds())
+            positions = try sweep.run(image, options: options).grid.count
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            cpuTimes.append((processCPUSeconds() - cpuStart) * 1e3)
+        }
+        times.sort()
+        cpuTimes.sort()
+        let median = times[times.count / 2], cpu = cpuTimes[cpuTimes.count / 2]
+        if profile {
+            let total = sweep.profile.reduce(0) { $0 + $1.seconds }
+            for (name, seconds) in sweep.profile where seconds > 0 {
+                print("  \(name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", seconds * 1e3 / Double(repeats))) CPU ms  \(String(format: "%5.1f", 100 * seconds / total))%")
+            }
+        }
+        if json {
+            print(#"{"task":"bench-occlusion","model":"\#(checkpoint ?? modelOptions.model)","mode":"\#(mode.rawValue)","window":\#(window),"stride":\#(stride),"positions":\#(positions),"ms_per_image":\#(String(format: "%.2f", median)),"ms_min":\#(String(format: "%.2f", times[0])),"ms_max":\#(String(format: "%.2f", times[times.count - 1])),"cpu_ms_per_image":\#(String(format: "%.2f", cpu)),"repeats":\#(repeats),"workers":\#(Workers.count)}"#)
+        } else {
+            print("\(checkpoint ?? modelOptions.model) \(model.inputShape), \(window)x\(window) occluder, stride \(stride): \(positions) positions, \(String(format: "%.2f", median)) ms_per_image (median of \(repeats); min \(String(format: "%.2f", times[0])), max \(String(format: "%.2f", times[times.count - 1]))), \(mode.rawValue), \(Workers.count) workers; CPU time \(String(format: "%.2f", cpu)) ms (median)")
+        }
+    }
+}
+
+/// CPU seconds used by all threads of this process so far (user and system); on a shared machine the
+/// CPU time of a parallel region divided by the workers estimates its wall time on idle cores.
+func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}

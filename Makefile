@@ -3,16 +3,24 @@
 #   make test   installs what is missing, runs every test (release build with testability)
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist
+# for the checks: headless Chromium renders the HTML reports
+TEST_APT_PACKAGES := chromium
 PIP_PACKAGES := numpy safetensors tensorboard
 FASHION := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/deconvnet
 RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: demo test deps python-deps build bench clean
+.PHONY: demo test deps test-deps apt python-deps build bench clean
 
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_PACKAGES) $(TEST_APT_PACKAGES)"
+
+apt:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -30,7 +38,7 @@ demo: build
 	$(BIN) train --data $(FASHION) --model lenet5 --epochs 1 --run runs/demo
 	$(BIN) eval --checkpoint runs/demo/checkpoint.safetensors --data $(FASHION)
 
-test: deps python-deps
+test: test-deps python-deps
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
 	$(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build
 

@@ -14,6 +14,17 @@ final class TrainingLogTests: XCTestCase {
         XCTAssertEqual(stats.zeroFraction, 2 / 6, accuracy: 1e-7)
     }
 
+    func testSelectionAgreesWithSorting() {
+        var random = SeededRandom(seed: 4)
+        for count in [1, 2, 7, 100, 1001] {
+            var values = (0..<count).map { _ in Float(random.int(below: 20)) }  // many ties
+            let sorted = values.sorted()
+            for k in Set([0, count / 2, (count - 1) / 2, count - 1]) {
+                XCTAssertEqual(values.withUnsafeMutableBufferPointer { select($0, rank: k) }, sorted[k], "count \(count) rank \(k)")
+            }
+        }
+    }
+
     func testFilterRowNormalisesEachFilter() {
         let weights: [Float] = [-1, 1, 0, 0.5,  10, 20, 30, 40]  // two 1-channel 2x2 filters
         let row = filterRow(weights, shape: [2, 1, 2, 2], scale: 1)

@@ -24,14 +24,37 @@ public struct ActivationStatistics: Codable, Equatable, Sendable {
             if v == 0 { zeros += 1 }
         }
         let n = Double(values.count)
-        let sorted = values.sorted()
         mean = Float(sum / n)
         std = Float(Swift.max(0, squares / n - (sum / n) * (sum / n)).squareRoot())
-        min = sorted.first!
-        max = sorted.last!
-        median = sorted[(sorted.count - 1) / 2]
+        min = values.min()!
+        max = values.max()!
+        var copy = Array(values)
+        median = copy.withUnsafeMutableBufferPointer { select($0, rank: ($0.count - 1) / 2) }
         zeroFraction = Float(Double(zeros) / n)
     }
+}
+
+/// The value of rank `k` (0-based, ascending) in `values`, by quickselect with a median-of-three pivot;
+/// reorders `values`. Linear time on average, where sorting a probe batch's millions of activations
+/// would dominate the cost of logging.
+func select(_ values: UnsafeMutableBufferPointer<Float>, rank k: Int) -> Float {
+    var (low, high) = (0, values.count - 1)
+    while low < high {
+        let mid = low + (high - low) / 2
+        let pivot = Swift.max(Swift.min(values[low], values[mid]), Swift.min(Swift.max(values[low], values[mid]), values[high]))
+        var (i, j) = (low, high)
+        while i <= j {
+            while values[i] < pivot { i += 1 }
+            while values[j] > pivot { j -= 1 }
+            if i <= j {
+                values.swapAt(i, j)
+                i += 1
+                j -= 1
+            }
+        }
+        if k <= j { high = j } else if k >= i { low = i } else { return values[k] }
+    }
+    return values[k]
 }
 
 /// One line of `RUN/activations.jsonl`: every convolution layer's statistics at one evaluation.

@@ -19,9 +19,7 @@ struct InspectCommand: ParsableCommand {
             saliency.
             """)
 
-    @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
-    var checkpoint: String
-
+    @OptionGroup var model: CheckpointOptions
     @OptionGroup var source: ImageSource
 
     @Option(help: "How many of the last convolution's feature maps to project (those with the largest activations).")
@@ -44,7 +42,8 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadCheckpoint(checkpoint)
+        let checkpoint = self.model.checkpoint
+        let loaded = try loadCheckpoint(checkpoint)  // not CheckpointOptions.load: recurrent models get a page too
         let model = loaded.model
         let shape = model.inputShape
         let input = try source.load(for: model)

@@ -84,9 +84,7 @@ final class InspectCommandTests: XCTestCase {
     func testRecurrentModelPage() throws {
         let dir = try temporaryDirectory()
         try writeCourseData(dir + "/data")
-        let checkpoint = dir + "/lstm.safetensors"
-        try Sequential(spec: try ModelSpec(parsing: "lstm:8,fc"), inputShape: ImageShape(channels: 1, height: 12, width: 12), classes: 3, seed: 2)
-            .checkpoint(classNames: ["0", "1", "2"], epoch: 0, step: 0).write(to: checkpoint)
+        let checkpoint = try writeUntrainedCheckpoint("lstm:8,fc", in: dir, seed: 2)
         let inspect = try CLI.run(["inspect", "--checkpoint", checkpoint, "--data", dir + "/data", "--index", "0", "--out", dir + "/page"])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         let (html, pictures) = try page(dir + "/page")
@@ -99,9 +97,7 @@ final class InspectCommandTests: XCTestCase {
     func testInvarianceChartIsOneSVGWithThreeCharts() throws {
         let dir = try temporaryDirectory()
         try writeCourseData(dir + "/data")
-        let checkpoint = dir + "/model.safetensors"
-        try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,fc:8,fc"), inputShape: ImageShape(channels: 1, height: 12, width: 12), classes: 3, seed: 3)
-            .checkpoint(classNames: ["0", "1", "2"], epoch: 0, step: 0).write(to: checkpoint)
+        let checkpoint = try writeUntrainedCheckpoint("conv:4:3:same,maxpool:2,fc:8,fc", in: dir, seed: 3)
         let result = try CLI.run(["invariance", "--checkpoint", checkpoint, "--data", dir + "/data", "--index", "1", "--transform", "scale",
                                   "--range=0.8:1.2:0.1", "--out", dir + "/inv"])
         XCTAssertEqual(result.status, 0, result.stderr)

@@ -95,7 +95,7 @@ struct LineChart {
         let heading = 28
         let width = charts.map(\.width).reduce(0, +) + gap * max(charts.count - 1, 0)
         let height = heading + (charts.map(\.height).max() ?? 0)
-        var out = #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(width)" height="\#(height)" viewBox="0 0 \#(width) \#(height)">"# + "\n"
+        var out = #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(width)" height="\#(height)" viewBox="0 0 \#(width) \#(height)" font-family="system-ui, sans-serif">"# + "\n"
         out += "<style>\(css)</style>\n"
         out += #"<rect width="100%" height="100%" fill="white"/><text class="title" x="8" y="19" font-size="15">\#(escape(title))</text>"# + "\n"
         var x = 0

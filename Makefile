@@ -1,5 +1,5 @@
 # Two entry points that do all set-up on a fresh Debian machine with the Swift toolchain:
-#   make demo   installs what is missing, builds in release, runs the main job
+#   make demo   installs what is missing, builds in release, inspects the committed Fashion-MNIST model
 #   make test   installs what is missing, runs every test (release build with testability)
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist
@@ -32,11 +32,17 @@ python-deps:
 build: deps
 	$(SWIFT) build -c release
 
+# The committed Fashion-MNIST LeNet5 looks at three test images (the third one it gets wrong) and shows
+# the test images that excite conv2's first 16 channels most.
+CHECKPOINT := checkpoints/lenet5-fashion-mnist.safetensors
+DEMO_IMAGES := 0 1 23
+
 demo: build
 	rm -rf runs/demo
-	$(BIN) data $(FASHION)
-	$(BIN) train --data $(FASHION) --model lenet5 --epochs 1 --run runs/demo
-	$(BIN) eval --checkpoint runs/demo/checkpoint.safetensors --data $(FASHION)
+	@for i in $(DEMO_IMAGES); do $(BIN) inspect --checkpoint $(CHECKPOINT) --data $(FASHION) --index $$i --out runs/demo/test-$$i || exit 1; done
+	$(BIN) top --checkpoint $(CHECKPOINT) --data $(FASHION) --split test --layer conv2 --channels 0-15 --k 9 --out runs/demo/top-conv2
+	@echo; echo "report: $(CURDIR)/runs/demo/test-0/index.html"
+	@echo "also:   $(foreach i,$(wordlist 2,9,$(DEMO_IMAGES)),$(CURDIR)/runs/demo/test-$(i)/index.html) $(CURDIR)/runs/demo/top-conv2/overview.png"
 
 test: test-deps python-deps
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests

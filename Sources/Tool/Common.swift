@@ -37,12 +37,36 @@ enum Split: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// An image file as a `(1, C, H, W)` tensor in [0, 1], converted to `shape` (grayscale by BT.601 luma,
-/// gray to RGB by copying, bilinear resize).
-func loadImage(_ path: String, as shape: ImageShape) throws -> Tensor {
+/// gray to RGB by copying, bilinear resize), and the file's own shape.
+func loadImage(_ path: String, as shape: ImageShape) throws -> (input: Tensor, original: ImageShape) {
     let image = try Image(contentsOfFile: path)
     let bytes = image.planarBytes(shape)
-    return Tensor(shape: [1, shape.channels, shape.height, shape.width], data: bytes.map { Float($0) / 255 })
+    return (Tensor(shape: [1, shape.channels, shape.height, shape.width], data: bytes.map { Float($0) / 255 }), image.shape)
 }
+
+/// What `loadImage` did to an image of shape `original` to make it `target`, in one line.
+func conversionNote(_ original: ImageShape, to target: ImageShape) -> String {
+    func describe(_ s: ImageShape) -> String { "\(s.width)x\(s.height) \(s.channels == 1 ? "gray" : "RGB")" }
+    var steps: [String] = []
+    if original.channels == 3 && target.channels == 1 { steps.append("BT.601 grayscale (0.299 R + 0.587 G + 0.114 B)") }
+    if original.channels == 1 && target.channels == 3 { steps.append("gray copied into R, G and B") }
+    if original.height != target.height || original.width != target.width { steps.append("bilinear resize to \(target.width)x\(target.height)") }
+    return "\(describe(original)) → " + (steps.isEmpty ? "" : steps.joined(separator: ", ") + " → ")
+        + "model input \(target.channels)x\(target.height)x\(target.width) (C x H x W), pixels / 255"
+}
+
+/// Softmax probabilities `(classes)` of `model` for one image `(C, H, W)` in [0, 1].
+func classProbabilities(_ model: Sequential, _ pixels: [Float]) -> [Float] {
+    var probabilities = [Float](repeating: 0, count: model.classes)
+    pixels.withUnsafeBufferPointer { input in
+        let logits = model.forward(input.baseAddress!, batch: 1, training: false)
+        probabilities.withUnsafeMutableBufferPointer { softmax(logits, batch: 1, classes: model.classes, $0.baseAddress!) }
+    }
+    return probabilities
+}
+
+/// Index of the largest value (the first one on ties).
+func argmax(_ values: [Float]) -> Int { values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) } ?? 0 }
 
 /// Prints `text` to standard error.
 func printError(_ text: String) {

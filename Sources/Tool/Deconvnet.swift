@@ -8,7 +8,7 @@ struct Deconvnet: ParsableCommand {
         subcommands: [
             TrainCommand.self, EvalCommand.self, PredictCommand.self, SummaryCommand.self, DataCommand.self, ExportCommand.self,
             ProjectCommand.self, TopCommand.self, EvolutionCommand.self, FiltersCommand.self, FeatureMapsCommand.self,
-            OccludeCommand.self, CorrespondenceCommand.self, InvarianceCommand.self,
+            InspectCommand.self, OccludeCommand.self, CorrespondenceCommand.self, InvarianceCommand.self,
             ReportCommand.self, SweepCommand.self, CompareCommand.self, BenchCommand.self,
         ]
     )

@@ -53,12 +53,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         let loaded = try loadCheckpoint(checkpoint)
         let model = loaded.model
-        let x = try loadImage(image, as: model.inputShape)
-        var probabilities = [Float](repeating: 0, count: model.classes)
-        x.data.withUnsafeBufferPointer { input in
-            let logits = model.forward(input.baseAddress!, batch: 1, training: false)
-            probabilities.withUnsafeMutableBufferPointer { softmax(logits, batch: 1, classes: model.classes, $0.baseAddress!) }
-        }
+        let probabilities = classProbabilities(model, try loadImage(image, as: model.inputShape).input.data)
         let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
         if json {
             struct Prediction: Encodable { var predicted: String; var index: Int; var probabilities: [String: Float] }

@@ -44,37 +44,17 @@ struct FeatureMapsCommand: ParsableCommand {
                 names.append("#\(i) \(data.classNames[Int(data.labels[i])])")
             }
         } else {
-            let (pixels, name) = try source.load(for: loaded.model)
-            inputs = [pixels]
-            names = [name]
+            let input = try source.load(for: loaded.model)
+            inputs = [input.pixels]
+            names = [input.name]
         }
         let batch = inputs.flatMap { $0 }
         batch.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: inputs.count, through: index) }
         let s = projector.shape(of: index)
-        let count = s[0] * s[1] * s[2]
-        let all = Array(UnsafeBufferPointer(start: projector.activations(of: index), count: inputs.count * count))
-        let (lo, hi) = (all.min() ?? 0, all.max() ?? 0)
-        let mapScale = tileScale(max(s[1], s[2]), target: images == nil ? 56 : 28)
-        let inputScale = tileScale(max(shape.height, shape.width), target: images == nil ? 84 : 28)
-        func maps(_ b: Int) -> [Canvas] {
-            (0..<s[0]).map { c in
-                let start = b * count + c * s[1] * s[2]
-                return tile(Array(all[start..<start + s[1] * s[2]]), channels: 1, height: s[1], width: s[2], .range(lo, hi), colorMap: .heat, scale: mapScale)
-            }
-        }
-        func input(_ b: Int) -> Canvas { tile(inputs[b], channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: inputScale) }
-        let body: Canvas
-        if images == nil {
-            let grid = Grid(wrapping: maps(0), captions: (0..<s[0]).map(String.init), columns: min(8, s[0])).render()
-            body = Canvas.row([input(0).captioned(names[0]), grid], gap: 16)
-        } else {
-            let rows = inputs.indices.map { [input($0) as Canvas?] + maps($0).map { $0 as Canvas? } }
-            body = Grid(rows: rows, columnHeaders: ["input"] + (0..<s[0]).map(String.init), rowHeaders: names).render()
-        }
-        try figure(title: "\(layer): \(s[0]) feature maps \(s[1])x\(s[2])" + (images == nil ? " for \(names[0])" : " for \(inputs.count) \(source.split.rawValue) images"),
-                   body, notes: [Normalization.range(lo, hi).description + " (after the layer's activation)"],
-                   extras: [colorBar(.heat, lo: lo, hi: hi, caption: "activation")])
+        let maps = FeatureMapFigure(activations: Array(UnsafeBufferPointer(start: projector.activations(of: index), count: inputs.count * s[0] * s[1] * s[2])),
+                                    mapShape: s, inputs: inputs, names: names, inputShape: shape)
+        try maps.render(title: "\(layer): \(s[0]) feature maps \(s[1])x\(s[2])" + (images == nil ? " for \(names[0])" : " for \(inputs.count) \(source.split.rawValue) images"))
             .writePNG(to: out)
-        print("wrote \(out): \(s[0]) maps of \(layer) for \(inputs.count) image\(inputs.count == 1 ? "" : "s"), activations \(formatValue(lo)) to \(formatValue(hi))")
+        print("wrote \(out): \(s[0]) maps of \(layer) for \(inputs.count) image\(inputs.count == 1 ? "" : "s"), activations \(formatValue(maps.range.lo)) to \(formatValue(maps.range.hi))")
     }
 }

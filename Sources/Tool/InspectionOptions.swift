@@ -63,16 +63,32 @@ struct ImageSource: ParsableArguments {
         if data != nil && index == nil { throw ValidationError("--data needs --index K") }
     }
 
-    /// The chosen image as `(C, H, W)` floats in [0, 1] for `model`'s input, and a short name for labels.
-    func load(for model: Sequential) throws -> (pixels: [Float], name: String) {
+    /// The chosen image converted to `model`'s input (`loadImage` for files, `loadData` for data sets),
+    /// with a short name for labels, its class when it comes from a data set, and what was converted.
+    func load(for model: Sequential) throws -> InputImage {
+        let target = model.inputShape
         if let image {
-            return (try loadImage(image, as: model.inputShape).data, (image as NSString).lastPathComponent)
+            let (input, original) = try loadImage(image, as: target)
+            return InputImage(pixels: input.data, name: (image as NSString).lastPathComponent, label: nil, conversion: conversionNote(original, to: target))
         }
         let dataset = try loadSplit(data!, split, for: model)
         let index = index ?? 0
         guard index < dataset.count else { throw InspectionError.indexOutOfRange(index, count: dataset.count, data: data!, split: split) }
-        return (dataset.image(index).data, "\(split.rawValue) #\(index) (\(dataset.classNames[Int(dataset.labels[index])]))")
+        let label = Int(dataset.labels[index])
+        return InputImage(pixels: dataset.image(index).data, name: "\(split.rawValue) #\(index) (\(dataset.classNames[label]))", label: label,
+                          conversion: "image \(index) of the \(split.rawValue) split of \(data!), read as the model's input \(target.channels)x\(target.height)x\(target.width) (C x H x W), pixels / 255")
     }
+}
+
+/// One input image, ready for the model.
+struct InputImage {
+    /// `(C, H, W)` in [0, 1], the model's input shape.
+    var pixels: [Float]
+    var name: String
+    /// The true class, for images of a data set.
+    var label: Int?
+    /// One line: the original shape and what was done to it.
+    var conversion: String
 }
 
 /// `--position Y,X`: a position in a feature map, row first.

@@ -66,14 +66,11 @@ struct InvarianceCommand: ParsableCommand {
     func run() throws {
         let loaded = try loadCheckpoint(checkpoint)
         let model = loaded.model
-        let (pixels, name, label) = try loadLabelled(source, for: model)
+        let input = try source.load(for: model)
+        let (pixels, name, label) = (input.pixels, input.name, input.label)
         let amounts = (range ?? RangeArgument(transform.defaultRange)).amounts
         let (first, last) = invarianceLayers(model)
-        var predicted = 0
-        pixels.withUnsafeBufferPointer { x in
-            let logits = model.forward(x.baseAddress!, batch: 1, training: false)
-            for c in 0..<model.classes where logits[c] > logits[predicted] { predicted = c }
-        }
+        let predicted = argmax(classProbabilities(model, pixels))
         let cls = target ?? label ?? predicted
         let points = try invarianceCurve(model: model, image: pixels, transform: transform, amounts: amounts,
                                          firstLayer: first, lastLayer: last, target: cls)
@@ -84,10 +81,15 @@ struct InvarianceCommand: ParsableCommand {
         for p in points { csv += "\(p.amount),\(p.firstDistance),\(p.lastDistance),\(p.probability),\(p.predicted)\n" }
         try writeAtomically(Array(csv.utf8), to: "\(out)/invariance.csv")
         let unit = transform == .rotate ? "degrees" : transform == .scale ? "scale factor" : "pixels"
-        let svg = lineChartSVG(title: "\(transform.rawValue): \(name), class \(cls) (\(className))", panels: [
-            ChartPanel(title: "\(firstName): distance to original", xLabel: unit, yLabel: "Euclidean distance", points: points.map { ($0.amount, $0.firstDistance) }),
-            ChartPanel(title: "\(lastName): distance to original", xLabel: unit, yLabel: "Euclidean distance", points: points.map { ($0.amount, $0.lastDistance) }),
-            ChartPanel(title: "p(\(className))", xLabel: unit, yLabel: "probability", points: points.map { ($0.amount, $0.probability) }, yRange: 0...1),
+        func chart(_ title: String, _ yLabel: String, _ values: [Float], yDomain: ClosedRange<Double>? = nil) -> LineChart {
+            var chart = LineChart(title: title, xLabel: unit, yLabel: yLabel, width: 360, yDomain: yDomain, integerX: transform != .scale)
+            chart.series = [.init(label: title, color: ReportPage.palette[0], points: zip(points, values).map { (Double($0.amount), Double($1)) }, width: 2)]
+            return chart
+        }
+        let svg = LineChart.document(title: "\(transform.rawValue): \(name), class \(cls) (\(className))", charts: [
+            chart("\(firstName): distance to original", "Euclidean distance", points.map(\.firstDistance)),
+            chart("\(lastName): distance to original", "Euclidean distance", points.map(\.lastDistance)),
+            chart("p(\(className))", "probability", points.map(\.probability), yDomain: 0...1),
         ])
         try writeAtomically(Array(svg.utf8), to: "\(out)/invariance.svg")
         let kept = points.filter { $0.predicted == cls }.count

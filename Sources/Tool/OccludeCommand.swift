@@ -31,18 +31,6 @@ struct FillArgument: ExpressibleByArgument, CustomStringConvertible {
     }
 }
 
-/// The input of the occlusion commands: an image file, or an image of a data set with its label.
-func loadLabelled(_ source: ImageSource, for model: Sequential) throws -> (pixels: [Float], name: String, label: Int?) {
-    if let image = source.image {
-        return (try loadImage(image, as: model.inputShape).data, (image as NSString).lastPathComponent, nil)
-    }
-    let dataset = try loadSplit(source.data!, source.split, for: model)
-    let index = source.index ?? 0
-    guard index < dataset.count else { throw InspectionError.indexOutOfRange(index, count: dataset.count, data: source.data!, split: source.split) }
-    let label = Int(dataset.labels[index])
-    return (dataset.image(index).data, "\(source.split.rawValue) #\(index) (\(dataset.classNames[label]))", label)
-}
-
 /// `deconvnet occlude`: Zeiler and Fergus's occlusion sensitivity (Figure 7) for one image.
 struct OccludeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -112,7 +100,8 @@ struct OccludeCommand: ParsableCommand {
     func run() throws {
         let loaded = try loadCheckpoint(checkpoint)
         let model = loaded.model
-        let (pixels, name, label) = try loadLabelled(source, for: model)
+        let input = try source.load(for: model)
+        let (pixels, name, label) = (input.pixels, input.name, input.label)
         var options = OcclusionOptions()
         options.window = window
         options.stride = stride
@@ -194,23 +183,11 @@ struct OccludeCommand: ParsableCommand {
     private func render(_ maps: OcclusionMaps, _ pixels: [Float], names: [String], targetName: String, projection: (unit: FeatureUnit, values: [Float])?) throws {
         let shape = maps.shape
         let grid = maps.grid
-        let scale = tileScale(max(shape.height, shape.width), target: 168)
-        let mapScale = max(1, tileScale(max(grid.rows, grid.cols), target: 168))
-        let input = tile(pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale).captioned("input")
-        let where_ = "map value at each occluder position drawn at the window's centre; \(grid.window)x\(grid.window) window, stride \(grid.stride)"
-
-        // Class score, lowest position outlined.
-        let (lo, hi) = (maps.classScore.min()!, maps.classScore.max()!)
-        let (scoreLo, scoreHi) = (lo, hi)  // the map's own range: probabilities often stay within a few percent
-        var scoreOverlay = OcclusionStyle.overlay(pixels, shape, map: OcclusionStyle.spread(maps.classScore, grid), lo: scoreLo, hi: scoreHi, scale: scale)
-        let m = maps.minimumScorePosition
-        OcclusionStyle.outline(&scoreOverlay, grid.box(at: m.row * grid.cols + m.col), scale: scale)
-        let scoreMap = tile(maps.classScore, channels: 1, height: grid.rows, width: grid.cols, .range(scoreLo, scoreHi), colorMap: .heat, scale: mapScale)
-        let scoreLabel = maps.score == .probability ? "p(\(targetName))" : "logit(\(targetName))"
-        try figure(title: "class score: \(scoreLabel), \(formatValue(maps.baseScore)) unoccluded", Canvas.row([
-            input, scoreMap.captioned("\(scoreLabel) by position"), scoreOverlay.captioned("over the image; red: lowest"),
-        ], gap: 12), notes: [where_, "target \(maps.target) (\(maps.targetSource))"],
-            extras: [colorBar(.heat, lo: scoreLo, hi: scoreHi, caption: scoreLabel)]).writePNG(to: "\(out)/class-score.png")
+        let (scale, mapScale) = (OcclusionStyle.imageScale(shape), OcclusionStyle.mapScale(grid))
+        let input = OcclusionStyle.input(pixels, shape, scale: scale)
+        let where_ = OcclusionStyle.positionNote(grid)
+        try OcclusionStyle.classScoreFigure(maps, pixels, targetName: targetName).writePNG(to: "\(out)/class-score.png")
+        let scoreLabel = OcclusionStyle.scoreLabel(maps, targetName: targetName)
 
         // Feature activity, with the projection of the feature's strongest activation.
         let (fLo, fHi) = (maps.featureActivity.min()!, maps.featureActivity.max()!)

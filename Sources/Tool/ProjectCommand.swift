@@ -50,7 +50,8 @@ struct ProjectCommand: ParsableCommand {
         if let channel { try projector.validate(channels: [channel], in: index) }
         if let position { try projector.validate(FeatureUnit(channel: channel ?? 0, y: position.y, x: position.x), in: index) }
         let shape = loaded.model.inputShape
-        let (pixels, name) = try source.load(for: loaded.model)
+        let input = try source.load(for: loaded.model)
+        let (pixels, name) = (input.pixels, input.name)
         var projection = [Float](repeating: 0, count: shape.count)
         pixels.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
         let unit = choose(projector, index)

@@ -53,6 +53,15 @@ extension XCTestCase {
         XCTAssertLessThan(result.status, 128, "killed by a signal", file: file, line: line)
     }
 
+    /// Writes an untrained model of `spec` for 1x12x12 images of 3 classes (those of `writeCourseData`)
+    /// to `DIR/model.safetensors` and returns the path.
+    func writeUntrainedCheckpoint(_ spec: String, in directory: String, seed: UInt64) throws -> String {
+        let path = directory + "/model.safetensors"
+        try Sequential(spec: try ModelSpec(parsing: spec), inputShape: ImageShape(channels: 1, height: 12, width: 12), classes: 3, seed: seed)
+            .checkpoint(classNames: ["0", "1", "2"], epoch: 0, step: 0).write(to: path)
+        return path
+    }
+
     /// Writes a tiny data set in the course layout: DIR/Train/<c>/ImageNNNNN.png and DIR/Test/<c>/….
     func writeCourseData(_ directory: String, classes: Int = 3, perClass: Int = 8, size: Int = 12) throws {
         var random = SeededRandom(seed: 5)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Renders DIR/index.html (a `deconvnet report`) in headless Chromium and fails on any script error,
+# Renders DIR/index.html (a `deconvnet report` or `inspect` page; both use ReportPage.document) in headless Chromium and fails on any script error,
 # console message, unsorted column or broken image; leaves a screenshot in DIR/screenshot.png.
 #
 # The page marks <html data-status="ok"> from its load handler when nothing went wrong (with #selftest

@@ -4,6 +4,42 @@ import Occlusion
 /// Drawing rules for the occlusion figures: position maps are spread over the image (each pixel takes
 /// the value of the occluder position whose window centre is nearest) and blended over the image's gray.
 enum OcclusionStyle {
+    /// Upscaling that draws an image about 168 pixels wide, and a position grid likewise.
+    static func imageScale(_ shape: ImageShape) -> Int { tileScale(max(shape.height, shape.width), target: 168) }
+    static func mapScale(_ grid: OcclusionGrid) -> Int { tileScale(max(grid.rows, grid.cols), target: 168) }
+
+    /// The image, upscaled and captioned "input".
+    static func input(_ pixels: [Float], _ shape: ImageShape, scale: Int) -> Canvas {
+        tile(pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale).captioned("input")
+    }
+
+    /// How position maps are drawn, for a note line.
+    static func positionNote(_ grid: OcclusionGrid) -> String {
+        "map value at each occluder position drawn at the window's centre; \(grid.window)x\(grid.window) window, stride \(grid.stride)"
+    }
+
+    /// `p(name)` or `logit(name)`, as the maps were scored.
+    static func scoreLabel(_ maps: OcclusionMaps, targetName: String) -> String {
+        maps.score == .probability ? "p(\(targetName))" : "logit(\(targetName))"
+    }
+
+    /// Figure 7 d: the target's score by occluder position, alone and over the image (lowest position
+    /// outlined in red), on the map's own range (probabilities often stay within a few percent).
+    static func classScoreFigure(_ maps: OcclusionMaps, _ pixels: [Float], targetName: String) -> Canvas {
+        let (shape, grid) = (maps.shape, maps.grid)
+        let (scale, mapScale) = (imageScale(shape), mapScale(grid))
+        let (lo, hi) = (maps.classScore.min()!, maps.classScore.max()!)
+        var scoreOverlay = overlay(pixels, shape, map: spread(maps.classScore, grid), lo: lo, hi: hi, scale: scale)
+        let m = maps.minimumScorePosition
+        outline(&scoreOverlay, grid.box(at: m.row * grid.cols + m.col), scale: scale)
+        let scoreMap = tile(maps.classScore, channels: 1, height: grid.rows, width: grid.cols, .range(lo, hi), colorMap: .heat, scale: mapScale)
+        let label = scoreLabel(maps, targetName: targetName)
+        return figure(title: "class score: \(label), \(formatValue(maps.baseScore)) unoccluded", Canvas.row([
+            input(pixels, shape, scale: scale), scoreMap.captioned("\(label) by position"), scoreOverlay.captioned("over the image; red: lowest"),
+        ], gap: 12), notes: [positionNote(grid), "target \(maps.target) (\(maps.targetSource)); " + Normalization.range(lo, hi).description],
+            extras: [colorBar(.heat, lo: lo, hi: hi, caption: label)])
+    }
+
     /// Share of the map's colour in an overlay; the rest is the image's gray.
     static let alpha: Float = 0.6
 

@@ -48,15 +48,21 @@ struct ReportPage {
         body += section("First-layer filters", filterSection())
         body += section("Model", modelSection())
         body += section("Settings", settingsSection())
-        return """
+        return Self.document(title: title, body: body)
+    }
+
+    /// A whole page around `body` with the report's style sheet (plus `css`) and script, which marks
+    /// `<html data-status>` for `Tests/browser/check_report.sh`. Used by the report and by `inspect`.
+    static func document(title: String, body: String, css extra: String = "") -> String {
+        """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
         <title>\(escape(title))</title>
         <script>window.reportErrors = []; window.addEventListener('error', function (e) { window.reportErrors.push(String(e.message)); });</script>
-        <style>\(Self.css)</style></head>
+        <style>\(css)\(extra)</style></head>
         <body>
         \(body)
-        <script>\(Self.script)</script>
+        <script>\(script)</script>
         </body></html>
 
         """
@@ -273,10 +279,7 @@ struct ReportPage {
     .scroll { overflow-x: auto; max-width: 100%; }
     .charts { display: flex; flex-wrap: wrap; gap: 18px 26px; align-items: flex-start; }
     .multiples { display: flex; flex-wrap: wrap; gap: 8px; } .layer { display: flex; flex-direction: column; gap: 2px; }
-    svg.chart { background: #fff; overflow: visible; }
-    svg .title { font-weight: 600; fill: #222; } svg .tick { font-size: 10px; fill: #555; }
-    svg .label { font-size: 11px; fill: #333; } svg .legend { font-size: 11px; fill: #333; }
-    svg .grid { stroke: #ececec; stroke-width: 1; } svg .frame { fill: none; stroke: #999; stroke-width: 1; }
+    \(LineChart.css)
     details { margin: 8px 0; } summary { cursor: pointer; font-weight: 600; margin-bottom: 8px; }
     figure { margin: 8px 0 16px; } figcaption { color: #555; font-size: 13px; }
     img.filters { image-rendering: pixelated; border: 1px solid #ccc; max-width: 100%; height: auto; }

@@ -74,6 +74,38 @@ struct LineChart {
         return lines.filter { !$0.isEmpty }
     }
 
+    /// Space above the plot: the title's lines.
+    private var top: Double { 12 + Double(max(titleLines.count, titleLineSlots)) * (titleSize + 3) }
+
+    /// The chart's full height in CSS pixels: title, plot, axis labels and legend.
+    var height: Int { Int(top + Double(plotHeight) + axisBand + Double(legendLayout(maxWidth: Double(width) - left - right).count) * 16 + 4) }
+
+    /// Styles for the class names the charts use (`title`, `tick`, `label`, `legend`, `grid`, `frame`);
+    /// the HTML report embeds them in its style sheet, a standalone SVG in a `<style>` element.
+    static let css = """
+    svg.chart { background: #fff; overflow: visible; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+    svg .title { font-weight: 600; fill: #222; } svg .tick { font-size: 10px; fill: #555; }
+    svg .label { font-size: 11px; fill: #333; } svg .legend { font-size: 11px; fill: #333; }
+    svg .grid { stroke: #ececec; stroke-width: 1; } svg .frame { fill: none; stroke: #999; stroke-width: 1; }
+    """
+
+    /// A self-contained SVG file holding `charts` side by side (nested `<svg>` elements at x offsets)
+    /// under `title`: no scripts, fonts or external references.
+    static func document(title: String, charts: [LineChart], gap: Int = 16) -> String {
+        let heading = 28
+        let width = charts.map(\.width).reduce(0, +) + gap * max(charts.count - 1, 0)
+        let height = heading + (charts.map(\.height).max() ?? 0)
+        var out = #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(width)" height="\#(height)" viewBox="0 0 \#(width) \#(height)" font-family="system-ui, sans-serif">"# + "\n"
+        out += "<style>\(css)</style>\n"
+        out += #"<rect width="100%" height="100%" fill="white"/><text class="title" x="8" y="19" font-size="15">\#(escape(title))</text>"# + "\n"
+        var x = 0
+        for chart in charts {
+            out += chart.svg.replacingOccurrences(of: "<svg ", with: #"<svg x="\#(x)" y="\#(heading)" "#, options: .anchored) + "\n"
+            x += chart.width + gap
+        }
+        return out + "</svg>\n"
+    }
+
     var svg: String {
         let plotWidth = Double(width) - left - right
         let allX = series.flatMap { $0.points.map(\.x) } + bands.flatMap { $0.points.map(\.x) }
@@ -100,14 +132,14 @@ struct LineChart {
         let xTicks = niceTicks(xRange.lowerBound, xRange.upperBound, count: max(2, Int(plotWidth / 70)), integers: integerX)
         let h = Double(plotHeight)
         let lines = titleLines
-        let top = 12 + Double(max(lines.count, titleLineSlots)) * (titleSize + 3)
+        let top = self.top
         func px(_ x: Double) -> Double { left + (x - xRange.lowerBound) / (xRange.upperBound - xRange.lowerBound) * plotWidth }
         func py(_ y: Double) -> Double {
             let clamped = Swift.min(Swift.max(ty(y), yRange.lowerBound), yRange.upperBound)
             return top + h - (clamped - yRange.lowerBound) / (yRange.upperBound - yRange.lowerBound) * h
         }
         let legendRows = legendLayout(maxWidth: Double(width) - left - right)
-        let totalHeight = top + h + axisBand + Double(legendRows.count) * 16 + 4
+        let totalHeight = Double(height)
 
         var out = #"<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="\#(width)" height="\#(Int(totalHeight))" viewBox="0 0 \#(width) \#(Int(totalHeight))" role="img">"#
         out += "<title>\(escape(title))</title>"

@@ -80,9 +80,10 @@ struct BenchTrain: ParsableCommand {
         // forward, weight gradient and input gradient: three multiply-adds per forward one (2 FLOP each)
         let gflops = median * Double(macs) * 6 / 1e9
         if json {
-            print(#"{"task":"bench-train","model":"\#(modelOptions.model)","batch_size":\#(batchSize),"images_per_s":\#(Int(median)),"gflops":\#(String(format: "%.1f", gflops)),"threads":\#(blasThreads)}"#)
+            let unit = model.cell == nil ? "images_per_s" : "sequences_per_s"
+            print(#"{"task":"bench-train","model":"\#(modelOptions.model)","batch_size":\#(batchSize),"\#(unit)":\#(Int(median)),"gflops":\#(String(format: "%.1f", gflops)),"threads":\#(blasThreads)}"#)
         } else {
-            print("\(modelOptions.model): \(Int(median)) images/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(blasThreads) BLAS threads")
+            print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(blasThreads) BLAS threads")
         }
     }
 }

@@ -24,23 +24,22 @@ final class KernelTests: XCTestCase {
 
     func testConvolutionLayerMatchesNaive() throws {
         var random = SeededRandom(seed: 2)
-        for (kernel, padding, stride) in [(3, 1, 1), (5, 2, 1), (3, 0, 2), (2, 1, 1)] {
+        for (kernel, padding, stride, n) in [(3, 1, 1, 3), (5, 2, 1, 3), (3, 0, 2, 3), (2, 1, 1, 3), (5, 2, 1, 1), (3, 0, 2, 1)] {
             let g = ConvGeometry(inChannels: 3, height: 7, width: 6, kernel: kernel, stride: stride, padding: padding)
-            let layer = Conv2D(name: "conv1", geometry: g, outChannels: 4, activation: .identity)
-            var weight = randomArray(4 * g.patchSize, &random), bias = randomArray(4, &random)
+            let layer = Conv2D(name: "conv1", geometry: g, outChannels: 20, activation: .identity)  // ≥ 16: one image splits its channels
+            var weight = randomArray(20 * g.patchSize, &random), bias = randomArray(20, &random)
             var dummyW = weight, dummyB = bias
             weight.withUnsafeMutableBufferPointer { w in
                 bias.withUnsafeMutableBufferPointer { b in
                     dummyW.withUnsafeMutableBufferPointer { dw in
                         dummyB.withUnsafeMutableBufferPointer { db in
                             layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
-                            let n = 3
                             let input = randomArray(n * g.inputSize, &random)
                             var fast = [Float](repeating: 0, count: n * layer.outputCount)
                             var slow = fast
                             layer.forward(input, &fast, batch: n, training: false, workspace: Workspace())
-                            conv2dNaive(input, images: n, g, outChannels: 4, weight: w.baseAddress!, bias: b.baseAddress!, &slow)
-                            for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4, "k\(kernel) p\(padding) s\(stride)") }
+                            conv2dNaive(input, images: n, g, outChannels: 20, weight: w.baseAddress!, bias: b.baseAddress!, &slow)
+                            for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4, "k\(kernel) p\(padding) s\(stride) n\(n)") }
                         }
                     }
                 }

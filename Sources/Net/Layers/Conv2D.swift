@@ -61,6 +61,10 @@ public final class Conv2D: Layer {
         let (k, p, o) = (geometry.patchSize, geometry.positions, outChannels)
         let chunk = chunkSize(max(1, n / Workers.count))
         reserveScratch(chunk, workspace)
+        if n == 1 {
+            forwardOne(input, output, workspace: workspace)
+            return
+        }
         parallelRanges(n) { range, worker in
             let s = scratch(chunk, workspace, worker: worker)
             for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
@@ -79,6 +83,24 @@ public final class Conv2D: Layer {
                     activation.apply(y, count: o * p)
                 }
             }
+        }
+    }
+
+    /// One image (interactive analyses: projections, occlusion's unoccluded pass, predict): the workers
+    /// split the output channels instead of the batch. Its `(O, P)` product is already NCHW.
+    private func forwardOne(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        let (k, p) = (geometry.patchSize, geometry.positions)
+        let col = scratch(1, workspace, worker: 0).col
+        im2col(input, images: 1, geometry, col)
+        parallelRanges(outChannels, minimumPerWorker: 8) { channels, _ in
+            let y = output + channels.lowerBound * p
+            sgemm(transposeA: false, transposeB: false, m: channels.count, n: p, k: k, weight + channels.lowerBound * k, lda: k,
+                  col, ldb: p, y, ldc: p)
+            for (row, c) in channels.enumerated() {
+                let bc = bias[c]
+                for i in 0..<p { y[row * p + i] += bc }
+            }
+            activation.apply(y, count: channels.count * p)
         }
     }
 

@@ -17,31 +17,14 @@ struct EvolutionCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Checkpoints of one model, in training order.", valueName: "file"))
     var checkpoints: [String]
 
-    @Option(help: ArgumentHelp("The data set directory.", valueName: "dir"))
-    var data: String
+    @OptionGroup var search: SearchOptions
 
-    @Option(help: "Split to search: train or test.")
-    var split: Split = .train
-
-    @Option(help: "Layer: conv1, pool1, conv2, pool2, ...")
-    var layer: String
-
-    @Option(help: ArgumentHelp("Channels, e.g. 0-15 or 0,4,9 (default: all).", valueName: "list"))
-    var channels: String?
-
-    @Option(help: "deconvnet, guided or gradient.")
-    var method: ProjectionMethod = .deconvnet
-
-    @Option(help: "Search only the first N images of the split.")
-    var limit: Int?
 
     @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "dir"))
     var out: String
 
     func validate() throws {
         guard !checkpoints.isEmpty else { throw ValidationError("give at least one checkpoint after --checkpoints") }
-        if let channels, parseChannels(channels) == nil { throw ValidationError("--channels '\(channels)' is not a list such as 0-15 or 0,4,9") }
-        if let limit, limit < 1 { throw ValidationError("--limit must be positive") }
     }
 
     private struct Row: Encodable {
@@ -63,18 +46,15 @@ struct EvolutionCommand: ParsableCommand {
             if let first, first.spec != loaded.model.spec || first.inputShape != loaded.model.inputShape {
                 throw InspectionError.architecturesDiffer(checkpoints[0], path)
             }
-            let layerIndex = try projector.layerIndex(named: layer)
+            let layerIndex = try projector.layerIndex(named: search.layer)
             if first == nil {
                 first = loaded.model
-                selected = channels.flatMap(parseChannels) ?? Array(0..<projector.shape(of: layerIndex)[0])
-                try projector.validate(channels: selected, in: layerIndex)
-                var data = try loadSplit(self.data, split, for: loaded.model)
-                if let limit, limit < data.count { data = prefix(data, limit) }
-                dataset = data
+                selected = try search.selectedChannels(projector, layer: layerIndex)
+                dataset = try search.dataset(for: loaded.model)
             }
             let data = dataset!
             let best = projector.topActivations(in: data, layer: layerIndex, channels: selected, k: 1).map { $0[0] }
-            let projections = projector.project(best, in: data, layer: layerIndex, method: method)
+            let projections = projector.project(best, in: data, layer: layerIndex, method: search.method)
             let field = projector.receptiveField(of: layerIndex)
             let scale = tileScale(field.size, target: 42)
             rows.append(best.indices.map { ProjectionStyle.tile(projections[$0], shape: data.shape, field: field, unit: best[$0].unit, ProjectionStyle.projection, scale: scale) })
@@ -84,8 +64,8 @@ struct EvolutionCommand: ParsableCommand {
         }
         try makeDirectory(out)
         let grid = Grid(rows: rows, columnHeaders: selected.map(String.init), rowHeaders: headers).render()
-        try figure(title: "\(layer): strongest \(method.rawValue) projection per channel over training", grid,
-                   notes: ["columns: channels; rows: checkpoints; each tile the receptive field of the strongest activation in the \(split.rawValue) split",
+        try figure(title: "\(search.layer): strongest \(search.method.rawValue) projection per channel over training", grid,
+                   notes: ["columns: channels; rows: checkpoints; each tile the receptive field of the strongest activation in the \(search.split.rawValue) split",
                            ProjectionStyle.notes[0]])
             .writePNG(to: "\(out)/evolution.png")
         try writeJSON(index, to: "\(out)/index.json")

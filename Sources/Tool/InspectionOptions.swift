@@ -143,3 +143,44 @@ func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     try writeAtomically(try encoder.encode(value), to: path)
 }
+
+/// What `top` and `evolution` search: a split of a data set, a layer and its channels, and the
+/// projection method.
+struct SearchOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The data set directory.", valueName: "dir"))
+    var data: String
+
+    @Option(help: "Split to search: train or test.")
+    var split: Split = .train
+
+    @Option(help: "Layer: conv1, pool1, conv2, pool2, ...")
+    var layer: String
+
+    @Option(help: ArgumentHelp("Channels, e.g. 0-15 or 0,4,9 (default: all).", valueName: "list"))
+    var channels: String?
+
+    @Option(help: "deconvnet, guided or gradient.")
+    var method: ProjectionMethod = .deconvnet
+
+    @Option(help: "Search only the first N images of the split.")
+    var limit: Int?
+
+    func validate() throws {
+        if let channels, parseChannels(channels) == nil { throw ValidationError("--channels '\(channels)' is not a list such as 0-15 or 0,4,9") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be positive") }
+    }
+
+    /// The chosen channels of layer `index` (all by default), checked against the layer.
+    func selectedChannels(_ projector: Projector, layer index: Int) throws -> [Int] {
+        let selected = channels.flatMap(parseChannels) ?? Array(0..<projector.shape(of: index)[0])
+        try projector.validate(channels: selected, in: index)
+        return selected
+    }
+
+    /// The split to search, cut to `--limit` images.
+    func dataset(for model: Sequential) throws -> Dataset {
+        let dataset = try loadSplit(data, split, for: model)
+        if let limit, limit < dataset.count { return prefix(dataset, limit) }
+        return dataset
+    }
+}

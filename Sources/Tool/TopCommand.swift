@@ -18,26 +18,11 @@ struct TopCommand: ParsableCommand {
 
     @OptionGroup var model: CheckpointOptions
 
-    @Option(help: ArgumentHelp("The data set directory.", valueName: "dir"))
-    var data: String
-
-    @Option(help: "Split to search: train or test.")
-    var split: Split = .train
-
-    @Option(help: "Layer: conv1, pool1, conv2, pool2, ...")
-    var layer: String
-
-    @Option(help: ArgumentHelp("Channels, e.g. 0-15 or 0,4,9 (default: all).", valueName: "list"))
-    var channels: String?
+    @OptionGroup var search: SearchOptions
 
     @Option(help: "Images per channel.")
     var k: Int = 9
 
-    @Option(help: "deconvnet, guided or gradient.")
-    var method: ProjectionMethod = .deconvnet
-
-    @Option(help: "Search only the first N images of the split.")
-    var limit: Int?
 
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.")
     var batchSize: Int = 256
@@ -46,19 +31,16 @@ struct TopCommand: ParsableCommand {
     var out: String
 
     func validate() throws {
-        if let channels, parseChannels(channels) == nil { throw ValidationError("--channels '\(channels)' is not a list such as 0-15 or 0,4,9") }
         guard k > 0 else { throw ValidationError("--k must be positive") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        if let limit, limit < 1 { throw ValidationError("--limit must be positive") }
     }
 
     func run() throws {
         let (loaded, projector) = try model.load()
+        let (layer, method, split) = (search.layer, search.method, search.split)
         let index = try projector.layerIndex(named: layer)
-        let selected = channels.flatMap(parseChannels) ?? Array(0..<projector.shape(of: index)[0])
-        try projector.validate(channels: selected, in: index)
-        var dataset = try loadSplit(data, split, for: loaded.model)
-        if let limit, limit < dataset.count { dataset = prefix(dataset, limit) }
+        let selected = try search.selectedChannels(projector, layer: index)
+        let dataset = try search.dataset(for: loaded.model)
 
         let start = DispatchTime.now().uptimeNanoseconds
         let top = projector.topActivations(in: dataset, layer: index, channels: selected, k: k, batchSize: batchSize)
@@ -96,7 +78,7 @@ struct TopCommand: ParsableCommand {
         let overview = Grid(wrapping: blocks, columns: selected.count > 16 ? 8 : 4).render()
         try figure(title: "\(layer): top \(k) \(split.rawValue) images per channel, \(method.rawValue) projections beside patches", overview, notes: ProjectionStyle.notes)
             .writePNG(to: "\(out)/overview.png")
-        try writeJSON(TopIndex(checkpoint: model.checkpoint, data: data, split: split.rawValue, layer: layer, method: method.rawValue, k: k,
+        try writeJSON(TopIndex(checkpoint: model.checkpoint, data: search.data, split: split.rawValue, layer: layer, method: method.rawValue, k: k,
                                images: dataset.count, receptiveField: field, channels: entries), to: "\(out)/index.json")
         print("wrote \(out)/overview.png, \(selected.count) channel PNGs and \(out)/index.json")
     }

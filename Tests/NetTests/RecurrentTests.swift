@@ -216,19 +216,7 @@ final class RecurrentTests: XCTestCase {
             failed = failed or not error < 1e-5
         sys.exit(1 if failed else 0)
         """
-        func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3"] + arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-        }
-        try XCTSkipUnless((try? python(["-c", "import torch"]).status) == 0, "python3 with torch is not available")
+        try Python.require("torch")
         let n = 3
         var specs: [[String: Any]] = []
         for kind in CellKind.allCases {
@@ -247,7 +235,7 @@ final class RecurrentTests: XCTestCase {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("recurrent-\(getpid()).json").path
         try JSONSerialization.data(withJSONObject: specs).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = try python(["-c", script, path])
+        let result = Python.run(["-c", script, path])
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("gru max error"), result.output)
     }

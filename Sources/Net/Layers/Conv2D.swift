@@ -91,7 +91,12 @@ public final class Conv2D: Layer {
     private func forwardOne(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (k, p) = (geometry.patchSize, geometry.positions)
         let col = scratch(1, workspace, worker: 0).col
-        im2col(input, images: 1, geometry, col)
+        parallelRanges(geometry.inChannels) { channels, _ in  // each channel fills its own rows of col
+            var part = geometry
+            part.inChannels = channels.count
+            im2col(input + channels.lowerBound * geometry.height * geometry.width, images: 1, part,
+                   col + channels.lowerBound * geometry.kernelHeight * geometry.kernelWidth * p)
+        }
         parallelRanges(outChannels, minimumPerWorker: 8) { channels, _ in
             let y = output + channels.lowerBound * p
             sgemm(transposeA: false, transposeB: false, m: channels.count, n: p, k: k, weight + channels.lowerBound * k, lda: k,

@@ -201,3 +201,34 @@ final class ProjectionTests: XCTestCase {
                        engineProjections(b, images, layer: layer, seeds: [unit], method: .deconvnet))
     }
 }
+
+/// The committed, trained LeNet5 (Fashion-MNIST): the strongest conv2 and pool2 units of real test
+/// images project exactly as the loop-based reference says, for every method.
+final class TrainedLeNet5ProjectionTests: XCTestCase {
+    func testTrainedLeNet5MatchesLoopReference() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let model = try Sequential.load(contentsOf: root.appendingPathComponent("checkpoints/lenet5-fashion-mnist.safetensors").path).model
+        let fashion = "/usr/share/datasets/fashion-mnist"
+        guard FileManager.default.fileExists(atPath: fashion), let test = try DataLoader.load(fashion).test else {
+            throw XCTSkip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        }
+        let projector = try Projector(model: model)
+        let images = (0..<3).map { Array(test.image($0).data) }
+        for name in ["conv2", "pool2"] {
+            let layer = try projector.layerIndex(named: name)
+            let reference = ReferenceNet(model, through: layer)
+            let seeds = images.map { image in
+                image.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: layer) }
+                return projector.strongest(in: layer, image: 0).unit
+            }
+            for method in ProjectionMethod.allCases {
+                let got = engineProjections(projector, images, layer: layer, seeds: seeds, method: method)
+                for b in images.indices {
+                    let expected = reference.project(images[b].map(Double.init), unit: seeds[b], method: method)
+                    XCTAssertGreaterThan(expected.map(abs).max()!, 0, "a trained network's strongest unit has a non-zero projection")
+                    assertClose(got[b], expected, "trained lenet5 \(name) \(method) image \(b)")
+                }
+            }
+        }
+    }
+}

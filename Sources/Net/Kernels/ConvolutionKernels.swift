@@ -42,15 +42,17 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
                         let iy = y * s - p + i
                         let dst = out + y * ow
                         if iy < 0 || iy >= g.height {
-                            dst.update(repeating: 0, count: ow)
+                            for x in 0..<ow { dst[x] = 0 }
                             continue
                         }
                         let src = plane + iy * g.width
                         if s == 1 {
+                            // plain loops: rows are short (ow values), where a memmove call per row costs more than the copy
                             let x0 = min(ow, max(0, p - j)), x1 = max(x0, min(ow, g.width + p - j))
-                            dst.update(repeating: 0, count: x0)
-                            (dst + x0).update(from: src + (x0 - p + j), count: x1 - x0)
-                            (dst + x1).update(repeating: 0, count: ow - x1)
+                            let shifted = src - p + j
+                            for x in 0..<x0 { dst[x] = 0 }
+                            for x in x0..<x1 { dst[x] = shifted[x] }
+                            for x in x1..<ow { dst[x] = 0 }
                         } else {
                             for x in 0..<ow {
                                 let ix = x * s - p + j

@@ -94,7 +94,7 @@ extension OcclusionSweep {
         time(0) { unoccluded = basePass(image) }
         let base = unoccluded.outputs
         let logits = base[model.layers.count - 1]
-        let probabilities = softmaxed(logits, classes: classes)
+        let probabilities = softmax(logits)
         let predicted = argmax(probabilities[...])
         let (target, source): (Int, String) = options.target.map { ($0, "target") } ?? label.map { ($0, "label") } ?? (predicted, "predicted")
         let channel = options.featureChannel ?? (0..<channels).max {
@@ -109,7 +109,7 @@ extension OcclusionSweep {
         for b in boxes.indices {
             let row = result.logits[(b * classes)..<((b + 1) * classes)]
             mostProbable[b] = argmax(row)
-            classScore[b] = options.score == .logit ? row[row.startIndex + target] : softmaxed(Array(row), classes: classes)[target]
+            classScore[b] = options.score == .logit ? row[row.startIndex + target] : softmax(Array(row))[target]
         }
         let baseScore = options.score == .logit ? logits[target] : probabilities[target]
         let attribution = occlusionAttribution(grid: grid, channels: shape.channels, baseScore: baseScore, scores: classScore)
@@ -142,20 +142,4 @@ public func occlusionAttribution(grid: OcclusionGrid, channels: Int, baseScore: 
     }
     let plane = (0..<(h * w)).map { covered[$0] > 0 ? sum[$0] / Float(covered[$0]) : 0 }
     return Array((0..<channels).map { _ in plane }.joined())
-}
-
-/// Softmax of one row of logits.
-func softmaxed(_ logits: [Float], classes: Int) -> [Float] {
-    var p = [Float](repeating: 0, count: classes)
-    logits.withUnsafeBufferPointer { l in
-        p.withUnsafeMutableBufferPointer { softmax(l.baseAddress!, batch: 1, classes: classes, $0.baseAddress!) }
-    }
-    return p
-}
-
-/// Index of the largest value (the first, on ties), relative to the slice's start.
-func argmax(_ values: ArraySlice<Float>) -> Int {
-    var best = values.startIndex
-    for i in values.indices where values[i] > values[best] { best = i }
-    return best - values.startIndex
 }

@@ -58,14 +58,7 @@ struct BenchTrain: ParsableCommand {
             }
         }
         run(5)
-        var rates: [Double] = []
-        for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            run(steps)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            rates.append(Double(batchSize * steps) / seconds)
-        }
-        let median = rates.sorted()[rates.count / 2]
+        let median = Double(batchSize * steps) / medianSeconds(repeats: repeats) { run(steps) }
         if profile {
             input.withUnsafeBufferPointer { x in
                 gradient.withUnsafeMutableBufferPointer { g in
@@ -86,4 +79,15 @@ struct BenchTrain: ParsableCommand {
             print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(blasThreads) BLAS threads")
         }
     }
+}
+
+/// Median wall-clock seconds of `repeats` runs of `body`.
+func medianSeconds(repeats: Int, _ body: () -> Void) -> Double {
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return times.sorted()[times.count / 2]
 }

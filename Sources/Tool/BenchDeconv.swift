@@ -43,17 +43,6 @@ struct BenchModelOptions: ParsableArguments {
     var modelName: String { checkpoint ?? preset.model }
 }
 
-/// Median wall-clock seconds of `repeats` runs of `body`.
-func medianSeconds(repeats: Int, _ body: () -> Void) -> Double {
-    var times: [Double] = []
-    for _ in 0..<repeats {
-        let start = DispatchTime.now().uptimeNanoseconds
-        body()
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-    }
-    return times.sorted()[times.count / 2]
-}
-
 struct BenchProject: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "project",

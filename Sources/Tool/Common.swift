@@ -11,10 +11,8 @@ func loadCheckpoint(_ path: String) throws -> LoadedModel {
 /// height when the sizes differ.
 func loadData(_ path: String, for model: Sequential) throws -> DataSplits {
     let target = model.inputShape
-    var data = try DataLoader.load(path, grayscale: target.channels == 1)
-    if let shape = data.shape, shape.height != target.height || shape.width != target.width {
-        data = try DataLoader.load(path, grayscale: target.channels == 1, size: target.height)
-    }
+    // resizing to the size images already have changes nothing, so one pass reads and converts
+    let data = try DataLoader.load(path, grayscale: target.channels == 1, size: target.height == target.width ? target.height : nil)
     guard let shape = data.shape, shape == target else {
         throw ValidationError("\(path) holds \(data.shape?.description ?? "no") images but the model reads \(target)")
     }
@@ -57,16 +55,9 @@ func conversionNote(_ original: ImageShape, to target: ImageShape) -> String {
 
 /// Softmax probabilities `(classes)` of `model` for one image `(C, H, W)` in [0, 1].
 func classProbabilities(_ model: Sequential, _ pixels: [Float]) -> [Float] {
-    var probabilities = [Float](repeating: 0, count: model.classes)
-    pixels.withUnsafeBufferPointer { input in
-        let logits = model.forward(input.baseAddress!, batch: 1, training: false)
-        probabilities.withUnsafeMutableBufferPointer { softmax(logits, batch: 1, classes: model.classes, $0.baseAddress!) }
-    }
-    return probabilities
+    let logits = pixels.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: 1, training: false) }
+    return softmax(Array(UnsafeBufferPointer(start: logits, count: model.classes)))
 }
-
-/// Index of the largest value (the first one on ties).
-func argmax(_ values: [Float]) -> Int { values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) } ?? 0 }
 
 /// Prints `text` to standard error.
 func printError(_ text: String) {

@@ -22,9 +22,7 @@ struct CompareCommand: ParsableCommand {
         let catalog = ModelCatalog()
         let summaries = try loadRuns(runs).map(catalog.summary)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(summaries), as: UTF8.self))
+            print(String(decoding: try prettyJSON(summaries), as: UTF8.self))
         } else {
             print(runTable(summaries, columns: RunColumn.comparison).text, terminator: "")
         }

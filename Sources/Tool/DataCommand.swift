@@ -31,9 +31,7 @@ struct DataCommand: ParsableCommand {
         let data = try DataLoader.load(path, grayscale: grayscale, size: size)
         let summary = DataSummary(data, path: path)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            print(String(decoding: try prettyJSON(summary), as: UTF8.self))
         } else {
             print(summary)
             print(String(format: "loaded in %.2f s", Date().timeIntervalSince(start)))

@@ -137,11 +137,16 @@ func makeDirectory(_ path: String) throws {
     }
 }
 
-/// Writes `value` as pretty JSON to `path` atomically.
-func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+/// `value` as indented JSON with sorted keys, for files and `--json` output meant to be read.
+func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    try writeAtomically(try encoder.encode(value), to: path)
+    return try encoder.encode(value)
+}
+
+/// Writes `value` as pretty JSON to `path` atomically.
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    try writeAtomically(try prettyJSON(value), to: path)
 }
 
 /// What `top` and `evolution` search: a split of a data set, a layer and its channels, and the

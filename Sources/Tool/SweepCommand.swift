@@ -160,7 +160,7 @@ struct SweepJob {
     static func state(of directory: String, epochs: Int, steps: Int?) -> State {
         let checkpoint = directory + "/checkpoint.safetensors"
         guard let run = try? RunRecord.load(directory), FileManager.default.fileExists(atPath: checkpoint),
-              let meta = try? checkpointMetadata(checkpoint) else { return .fresh }
+              let meta = try? Checkpoint.readMetadata(from: checkpoint) else { return .fresh }
         if run.diverged { return .diverged }
         if let last = run.metrics.last, last.epoch >= epochs || steps.map({ last.step >= $0 }) ?? false { return .finished }
         let epoch = Int(meta[CheckpointKey.epoch] ?? "") ?? -1, step = Int(meta[CheckpointKey.step] ?? "") ?? -1

@@ -58,6 +58,20 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(bytes.count, 8 + headerLength + 4 * (8 + 2 + 1))
     }
 
+    func testMetadataAloneFromTheHeader() throws {
+        let path = try temporaryDirectory(self) + "/model.safetensors"
+        try sample.write(to: path)
+        XCTAssertEqual(try Checkpoint.readMetadata(from: path), sample.metadata)
+        let bytes = try sample.serialized()
+        try writeAtomically(Array(bytes.prefix(20)), to: path)
+        XCTAssertThrowsError(try Checkpoint.readMetadata(from: path)) { error in
+            guard case .headerTooLarge? = error as? CheckpointError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try Checkpoint.readMetadata(from: path + ".missing")) { error in
+            XCTAssertEqual(error as? CheckpointError, .fileNotFound(path + ".missing"))
+        }
+    }
+
     func testExactBytesOfTinyFile() throws {
         let bytes = try Checkpoint(tensors: [NamedTensor(name: "a", tensor: Tensor(shape: [2], data: [1, 2]))]).serialized()
         let json = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#

@@ -92,6 +92,23 @@ public struct Checkpoint: Equatable, Sendable {
         return try parse([UInt8](data), path: path)
     }
 
+    /// The `__metadata__` of a safetensors file, read from its header alone: the tensors (tens of
+    /// megabytes for a LeNet5) are not read, for tools that only need a run's settings.
+    public static func readMetadata(from path: String) throws(CheckpointError) -> [String: String] {
+        guard let file = FileHandle(forReadingAtPath: path) else {
+            throw FileManager.default.fileExists(atPath: path) ? .unreadable(path: path, reason: "cannot be opened") : .fileNotFound(path)
+        }
+        defer { try? file.close() }
+        let prefix = [UInt8](file.readData(ofLength: 8))
+        guard prefix.count == 8 else { throw .tooShort(path: path, byteCount: prefix.count) }
+        let headerLength = prefix.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let fileSize = Int(file.seekToEndOfFile())
+        guard headerLength <= UInt64(fileSize - 8) else { throw .headerTooLarge(path: path, headerLength: headerLength, fileSize: fileSize) }
+        file.seek(toFileOffset: 8)
+        let header = try parseHeader([UInt8](file.readData(ofLength: Int(headerLength)))[...], path: path)
+        return try header[metadataKey].map { value throws(CheckpointError) in try parseMetadata(value, path: path) } ?? [:]
+    }
+
     /// Parses the bytes of a safetensors file; `path` is used in error messages only.
     public static func parse(_ bytes: [UInt8], path: String = "<memory>") throws(CheckpointError) -> Checkpoint {
         guard bytes.count >= 8 else { throw .tooShort(path: path, byteCount: bytes.count) }

@@ -169,15 +169,7 @@ public final class Sequential {
     /// `backward` has run.
     @discardableResult
     public func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool) -> UnsafeMutablePointer<Float> {
-        reserve(batch: n)
-        lastInput = input
-        lastBatch = n
-        var x = input
-        for (i, layer) in layers.enumerated() {
-            layer.forward(x, outputs[i], batch: n, training: training, workspace: workspace)
-            x = UnsafePointer(outputs[i])
-        }
-        return outputs[layers.count - 1]
+        forward(input, batch: n, training: training) { _, step in step() }
     }
 
     /// The output of layer `index` from the last forward pass, `(n, outputShape)`.
@@ -186,13 +178,32 @@ public final class Sequential {
     /// Back-propagates `logitGradient` `(n, classes)` (it is modified) through the last forward pass,
     /// accumulating into `gradients`; writes the input gradient `(n, C, H, W)` when asked.
     public func backward(_ logitGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>? = nil) {
+        backward(logitGradient, inputGradient: inputGradient) { _, step in step() }
+    }
+
+    /// The forward pass with `each(i, step)` wrapped around layer `i`'s step (for `profile`).
+    @discardableResult
+    private func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool, each: (Int, () -> Void) -> Void) -> UnsafeMutablePointer<Float> {
+        reserve(batch: n)
+        lastInput = input
+        lastBatch = n
+        var x = input
+        for (i, layer) in layers.enumerated() {
+            each(i) { layer.forward(x, self.outputs[i], batch: n, training: training, workspace: self.workspace) }
+            x = UnsafePointer(outputs[i])
+        }
+        return outputs[layers.count - 1]
+    }
+
+    /// The backward pass with `each(i, step)` wrapped around layer `i`'s step.
+    private func backward(_ logitGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?, each: (Int, () -> Void) -> Void) {
         let n = lastBatch
         let last = layers.count - 1
         outputGradients[last].update(from: logitGradient, count: n * layers[last].outputCount)
         for i in stride(from: last, through: 0, by: -1) {
             let input = i == 0 ? lastInput! : UnsafePointer(outputs[i - 1])
             let dx = i == 0 ? inputGradient : outputGradients[i - 1]
-            layers[i].backward(input, outputs[i], outputGradients[i], dx, batch: n, workspace: workspace)
+            each(i) { self.layers[i].backward(input, self.outputs[i], self.outputGradients[i], dx, batch: n, workspace: self.workspace) }
         }
     }
 
@@ -221,21 +232,9 @@ extension Sequential {
             body()
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
-        reserve(batch: n)
         for _ in 0..<repeats {
-            var x = input
-            for (i, layer) in layers.enumerated() {
-                forwardTime[i] += seconds { layer.forward(x, outputs[i], batch: n, training: true, workspace: workspace) }
-                x = UnsafePointer(outputs[i])
-            }
-            let last = layers.count - 1
-            outputGradients[last].update(from: logitGradient, count: n * layers[last].outputCount)
-            for i in stride(from: last, through: 0, by: -1) {
-                let layerInput = i == 0 ? input : UnsafePointer(outputs[i - 1])
-                backwardTime[i] += seconds {
-                    layers[i].backward(layerInput, outputs[i], outputGradients[i], i == 0 ? nil : outputGradients[i - 1], batch: n, workspace: workspace)
-                }
-            }
+            forward(input, batch: n, training: true) { i, step in forwardTime[i] += seconds(step) }
+            backward(logitGradient, inputGradient: nil) { i, step in backwardTime[i] += seconds(step) }
         }
         return layers.indices.map { (layers[$0].name, forwardTime[$0] / Double(repeats), backwardTime[$0] / Double(repeats)) }
     }

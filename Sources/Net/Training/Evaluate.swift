@@ -28,8 +28,7 @@ extension Sequential {
             total += Double(value) * Double(indices.count)
             for (row, index) in indices.enumerated() {
                 let label = Int(data.labels[index])
-                var best = 0
-                for c in 1..<classes where logits[row * classes + c] > logits[row * classes + best] { best = c }
+                let best = argmax(UnsafeBufferPointer(start: logits + row * classes, count: classes))
                 seen[label] += 1
                 if best == label { hits[label] += 1 }
             }

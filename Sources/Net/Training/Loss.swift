@@ -19,8 +19,7 @@ public enum Loss: String, CaseIterable, Sendable, Codable {
         for r in 0..<n {
             let row = logits + r * k
             let label = Int(labels[r])
-            var best = 0
-            for c in 1..<k where row[c] > row[best] { best = c }
+            let best = argmax(UnsafeBufferPointer(start: row, count: k))
             if best == label { correct += 1 }
             switch self {
             case .ce:
@@ -53,4 +52,23 @@ public func softmax(_ logits: UnsafePointer<Float>, batch n: Int, classes k: Int
         for c in 0..<k { out[c] = exp(row[c] - m); sum += out[c] }
         for c in 0..<k { out[c] /= sum }
     }
+}
+
+/// The softmax of one row of logits.
+public func softmax(_ logits: [Float]) -> [Float] {
+    var probabilities = [Float](repeating: 0, count: logits.count)
+    logits.withUnsafeBufferPointer { l in
+        probabilities.withUnsafeMutableBufferPointer { softmax(l.baseAddress!, batch: 1, classes: l.count, $0.baseAddress!) }
+    }
+    return probabilities
+}
+
+/// The position of the largest value, counted from the collection's start (the first one on ties, as
+/// PyTorch's `argmax`).
+public func argmax<C: Collection>(_ values: C) -> Int where C.Element == Float {
+    var best = 0, bestValue = -Float.infinity
+    for (i, v) in values.enumerated() where i == 0 || v > bestValue {
+        (best, bestValue) = (i, v)
+    }
+    return best
 }

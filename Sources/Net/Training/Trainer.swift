@@ -147,8 +147,7 @@ public final class Trainer {
 
     /// Appends the epoch's line to metrics.jsonl, logs its scalars, and saves the checkpoints.
     private func record(_ metrics: EpochMetrics) throws {
-        let previous = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
-        try writeAtomically(Data((previous + jsonString(metrics) + "\n").utf8), to: metricsPath)
+        try appendLine(jsonString(metrics), to: metricsPath)
         if let events {
             try events.addScalar("train/loss", metrics.trainLoss, step: metrics.epoch)
             try events.addScalar("train/accuracy", metrics.trainAcc, step: metrics.epoch)

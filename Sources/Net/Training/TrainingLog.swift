@@ -64,6 +64,13 @@ public struct ActivationRecord: Codable, Sendable {
     public var layers: [String: ActivationStatistics]
 }
 
+/// Appends `line` to the text file at `path` (created if missing) by rewriting it atomically, so that
+/// a run killed mid-write leaves the old lines whole. The files are one short line per epoch.
+func appendLine(_ line: String, to path: String) throws {
+    let previous = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    try writeAtomically(Data((previous + line + "\n").utf8), to: path)
+}
+
 /// One row of first-layer filters, each tile min–max normalised on its own (0 → black, 1 → white),
 /// `scale` pixels per weight, 1-pixel gaps. Color when the filters have 3 input channels, else the
 /// first input channel in gray. `weights` is `(O, C, kh, kw)`.
@@ -140,8 +147,7 @@ final class TrainingLog {
             try events.addHistogram("activations/\(layer.name)", values: values, step: epoch)
         }
         if !layers.isEmpty {
-            let previous = (try? String(contentsOfFile: activationsPath, encoding: .utf8)) ?? ""
-            try writeAtomically(Data((previous + jsonString(ActivationRecord(epoch: epoch, step: step, layers: layers)) + "\n").utf8), to: activationsPath)
+            try appendLine(jsonString(ActivationRecord(epoch: epoch, step: step, layers: layers)), to: activationsPath)
         }
         for view in model.views {
             try events.addHistogram("weights/\(view.name)", values: UnsafeBufferPointer(rebasing: model.parameters[view.offset..<view.offset + view.count]), step: epoch)

@@ -189,15 +189,12 @@ struct ReportPage {
                     .init(label: "mean", color: color(0), points: stats.map { ($0.x, Double($0.s.mean)) }, width: 2),
                     .init(label: "min", color: "#666", points: stats.map { ($0.x, Double($0.s.min)) }, dash: .dotted, width: 1.2),
                     .init(label: "max", color: "#666", points: stats.map { ($0.x, Double($0.s.max)) }, dash: .dotted, width: 1.2),
+                    .init(label: "median", color: color(2), points: stats.map { ($0.x, Double($0.s.median)) }, dash: .dashed, width: 1.2),
                 ]
-                if stats.contains(where: { $0.s.median != nil }) {
-                    values.series.append(.init(label: "median", color: color(2), points: stats.compactMap { s in s.s.median.map { (s.x, Double($0)) } }, dash: .dashed, width: 1.2))
-                }
                 values.legend = [.init(label: "mean", color: color(0)), .init(label: "± std", color: color(0), band: true),
-                                 .init(label: "min / max", color: "#666", dash: .dotted)]
-                    + (values.series.count > 3 ? [.init(label: "median", color: color(2), dash: .dashed)] : [])
+                                 .init(label: "min / max", color: "#666", dash: .dotted), .init(label: "median", color: color(2), dash: .dashed)]
                 var zeros = LineChart(title: "\(layer): fraction of zeros", xLabel: "epoch", yLabel: "zeros (%)", width: 340, plotHeight: 70, yDomain: 0...100)
-                zeros.series = [.init(label: "zero fraction", color: color(3), points: stats.compactMap { s in s.s.zeroFraction.map { (s.x, Double($0) * 100) } })]
+                zeros.series = [.init(label: "zero fraction", color: color(3), points: stats.map { ($0.x, Double($0.s.zeroFraction) * 100) })]
                 out += "<div class=\"layer\">" + values.svg + zeros.svg + "</div>"
             }
             out += "</div></details>\n"

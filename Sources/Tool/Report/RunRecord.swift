@@ -5,36 +5,13 @@ import Net
 enum RunError: LocalizedError, Equatable {
     case notARun(String)
     case badLine(path: String, line: Int, reason: String)
-    case badCheckpoint(path: String, reason: String)
 
     var errorDescription: String? {
         switch self {
         case .notARun(let path): return "\(path) is not a run directory (no metrics.jsonl or checkpoint.safetensors)"
         case let .badLine(path, line, reason): return "\(path):\(line): \(reason)"
-        case let .badCheckpoint(path, reason): return "\(path): \(reason)"
         }
     }
-}
-
-/// Summary statistics of one layer's activations at one evaluation (a field of `activations.jsonl`).
-struct LayerStatistics: Codable, Equatable {
-    var mean: Float
-    var std: Float
-    var min: Float
-    var max: Float
-    var median: Float?
-    var zeroFraction: Float?
-
-    enum CodingKeys: String, CodingKey {
-        case mean, std, min, max, median, zeroFraction = "zero_fraction"
-    }
-}
-
-/// One line of `RUN/activations.jsonl`: every layer's statistics at one evaluation (epoch 0 = before training).
-struct ActivationRecord: Codable, Equatable {
-    var epoch: Int
-    var step: Int
-    var layers: [String: LayerStatistics]
 }
 
 /// What a checkpoint's metadata says about the model: enough to rebuild it for the summary table.
@@ -93,7 +70,7 @@ struct RunRecord {
         run.metrics = lastPerEpoch(try readLines(metricsPath, as: EpochMetrics.self), epoch: \.epoch)
         run.activations = lastPerEpoch(try readLines(path + "/activations.jsonl", as: ActivationRecord.self), epoch: \.epoch)
         if fm.fileExists(atPath: checkpointPath) {
-            let meta = try checkpointMetadata(checkpointPath)
+            let meta = try Checkpoint.readMetadata(from: checkpointPath)
             run.config = meta[CheckpointKey.config].flatMap { try? JSONDecoder().decode(TrainConfig.self, from: Data($0.utf8)) }
             run.model = modelInfo(meta)
         }
@@ -161,23 +138,6 @@ struct RunRecord {
         let rest = names.subtracting(order).sorted { $0.localizedStandardCompare($1) == .orderedAscending }
         return order.filter(names.contains) + rest
     }
-}
-
-/// The `__metadata__` of a safetensors file, read from its header alone (a checkpoint's tensors can be
-/// tens of megabytes; a report of many runs needs only these few strings).
-func checkpointMetadata(_ path: String) throws -> [String: String] {
-    guard let file = FileHandle(forReadingAtPath: path) else { throw RunError.badCheckpoint(path: path, reason: "cannot be opened") }
-    defer { try? file.close() }
-    let prefix = [UInt8](file.readData(ofLength: 8))
-    guard prefix.count == 8 else { throw RunError.badCheckpoint(path: path, reason: "too short for a safetensors file") }
-    let length = prefix.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-    guard length < 100_000_000 else { throw RunError.badCheckpoint(path: path, reason: "implausible header length \(length)") }
-    let header = file.readData(ofLength: Int(length))
-    guard header.count == Int(length),
-          let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
-        throw RunError.badCheckpoint(path: path, reason: "unreadable safetensors header")
-    }
-    return object["__metadata__"] as? [String: String] ?? [:]
 }
 
 /// A short reason from a `DecodingError`: the missing key or the bad field.

@@ -56,7 +56,7 @@ struct InspectCommand: ParsableCommand {
         try makeDirectory(out)
 
         var page = InspectPage(title: "\(input.name) through \((checkpoint as NSString).lastPathComponent)",
-                               lead: "model \(model.spec.description) (\(model.activation.rawValue)), input \(shape.channels)x\(shape.height)x\(shape.width), \(model.classes) classes")
+                               lead: "model \(model.spec.description)\(model.usesActivation ? " (\(model.activation.rawValue))" : ""), input \(shape.channels)x\(shape.height)x\(shape.width), \(model.classes) classes")
         let scale = OcclusionStyle.imageScale(shape)
         page.section("Input", try picture(tile(input.pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale), "input.png",
                                           "\(input.name) as the network sees it, upscaled \(scale)x (nearest neighbour); pixels on their fixed range, 0 black to 1 white")

@@ -42,7 +42,7 @@ struct SummaryCommand: ParsableCommand {
                 throw ValidationError(error.localizedDescription)
             }
         }
-        print("model \(model.spec)  activation \(model.activation.rawValue)  input \(model.inputShape)")
+        print("model \(model.spec)\(model.usesActivation ? "  activation \(model.activation.rawValue)" : "")  input \(model.inputShape)")
         print(layerTable(model).text, terminator: "")
         let macs = model.layers.reduce(0) { $0 + $1.multiplyAdds }
         print(String(format: "forward %.1f MFLOP per image, training step about %.1f MFLOP per image", Double(2 * macs) / 1e6, Double(6 * macs) / 1e6))

@@ -9,7 +9,8 @@ struct SweepCommand: ParsableCommand {
         discussion: """
         Each combination is an ordinary `deconvnet train` run in OUT/<name>/ (name like \
         lr=0.1_activation=tanh), started as a child process with its output in OUT/<name>/train.log, \
-        --jobs at a time (each child uses every core for its batches, so more jobs mostly help small models). \
+        --jobs at a time; the cores are shared out among the jobs (--workers of each run: cores / jobs, at \
+        least 1), so that jobs do not fight over them. \
         Unrecognised options go to every run: deconvnet sweep --grid "lr=0.1,0.01 loss=mse,ce" --data D --epochs 3 --out OUT.
 
         Grid keys: \(SweepGrid.options.keys.sorted().joined(separator: ", ")). For augment, + joins \
@@ -43,6 +44,7 @@ struct SweepCommand: ParsableCommand {
         for option in ["--run", "--resume"] where given.contains(option) {
             throw ValidationError("sweep chooses each run's directory itself; drop \(option)")
         }
+        if given.contains("--workers") { throw ValidationError("sweep shares the cores out among its jobs itself; drop --workers") }
         for axis in grid.axes where given.contains(SweepGrid.options[axis.key]!) {
             throw ValidationError("\(SweepGrid.options[axis.key]!) is given both in --grid and as a train option")
         }
@@ -88,6 +90,8 @@ struct SweepCommand: ParsableCommand {
                                      arguments: ["train"] + trainArguments + SweepGrid.arguments(combination) + ["--run", directory], resumed: false))
             }
         }
+        let workers = max(1, Workers.count / min(self.jobs, max(1, jobs.count)))
+        for j in jobs.indices { jobs[j].arguments += ["--workers", String(workers)] }
         print("sweep of \(combinations.count) runs in \(out): \(kept) already done, \(jobs.count) to train"
               + (jobs.isEmpty ? "" : ", \(min(self.jobs, jobs.count)) at a time"))
         let outcomes = SweepJob.runAll(jobs, parallel: self.jobs)

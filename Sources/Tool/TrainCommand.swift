@@ -75,6 +75,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue from this checkpoint.")
     var resume: String?
 
+    @Option(help: ArgumentHelp(
+        "Worker threads the batches are split over (default: one per core; a resumed run keeps its own).",
+        discussion: "The same seed and worker count give the same weights bit for bit."))
+    var workers: Int?
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
@@ -83,6 +88,7 @@ struct TrainCommand: ParsableCommand {
         if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
         if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
         if let size, size <= 0 { throw ValidationError("--size must be positive") }
+        if let workers, workers <= 0 { throw ValidationError("--workers must be positive") }
         do { _ = try Schedule(parsing: schedule) } catch { throw ValidationError(error.localizedDescription) }
         for a in augmentList where Augmentation(rawValue: a) == nil { throw ValidationError("unknown augmentation '\(a)' (flip, shift)") }
         if resume == nil && data == nil { throw ValidationError("--data is required (or --resume a run)") }
@@ -124,6 +130,8 @@ struct TrainCommand: ParsableCommand {
                 throw ValidationError("\(resume) has no training configuration to resume from")
             }
             if let data { config.data = data }
+            config.workers = workers ?? config.workers
+            if let count = config.workers { Workers.set(count) }
             let splits = try loadData(config.data, for: loaded.model)
             let optimizer = Optimizer(config.optimizer, parameterCount: loaded.model.parameterCount, weightDecay: config.weightDecay)
             try optimizer.restore(from: loaded.checkpoint)
@@ -155,6 +163,8 @@ struct TrainCommand: ParsableCommand {
         config.data = dataPath
         config.grayscale = grayscale
         config.size = size
+        if let workers { Workers.set(workers) }
+        config.workers = Workers.count
         let model: Sequential
         do {
             model = try Sequential(spec: try modelOptions.spec(), inputShape: train.shape, classes: train.classNames.count,

@@ -11,8 +11,9 @@ final class CommandLineTests: XCTestCase {
         let run = dir + "/run"
         let spec = "conv:4:3:same,maxpool:2,fc:16,fc"
         let first = try CLI.run(["train", "--data", dir + "/data", "--model", spec, "--epochs", "2", "--batch-size", "8",
-                                 "--lr", "0.01", "--run", run, "--save-every", "1"])
+                                 "--lr", "0.01", "--run", run, "--save-every", "1", "--workers", "1"])
         XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(try trainConfig(run + "/checkpoint.safetensors").workers, 1, "the worker count is part of the run's configuration")
         XCTAssertTrue(first.stdout.contains("epoch 2/2"), first.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/checkpoints/epoch-2.safetensors"))
 
@@ -23,6 +24,7 @@ final class CommandLineTests: XCTestCase {
         let resumed = try CLI.run(["train", "--resume", run + "/checkpoint.safetensors", "--epochs", "1"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stdout.contains("epoch 3/3"), resumed.stdout)
+        XCTAssertEqual(try trainConfig(run + "/checkpoint.safetensors").workers, 1, "a resumed run keeps its worker count")
         let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
         XCTAssertEqual(metrics.split(separator: "\n").count, 3)
 
@@ -51,6 +53,15 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("3,274,634"), result.stdout)
         XCTAssertTrue(result.stdout.contains("13,883,904"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("activation relu"), result.stdout)
+        let recurrent = try CLI.run(["summary", "--model", "lstm"])
+        XCTAssertEqual(recurrent.status, 0, recurrent.stderr)
+        XCTAssertFalse(recurrent.stdout.contains("activation"), "an LSTM preset applies no --activation: " + recurrent.stdout)
+    }
+
+    private func trainConfig(_ checkpoint: String) throws -> TrainConfig {
+        let json = try XCTUnwrap(try Checkpoint.read(from: checkpoint).metadata[CheckpointKey.config])
+        return try JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8))
     }
 
     func testBadInputGivesOneClearLine() throws {
@@ -60,6 +71,7 @@ final class CommandLineTests: XCTestCase {
         try assertCleanFailure(["train", "--data", dir, "--model", "lenet7"], mentions: "lenet7")
         try assertCleanFailure(["train", "--data", dir, "--schedule", "sideways"], mentions: "sideways")
         try assertCleanFailure(["train", "--data", dir, "--optimizer", "sgdd"], mentions: "sgdd")
+        try assertCleanFailure(["train", "--data", dir, "--workers", "0"], mentions: "--workers")
         try assertCleanFailure(["eval", "--checkpoint", dir + "/none.safetensors", "--data", dir], mentions: "none.safetensors")
 
         let junk = dir + "/junk.safetensors"

@@ -25,7 +25,9 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(md.hasPrefix("| run | lr | epochs | final train loss |"), md)
         XCTAssertEqual(md.split(separator: "\n").count, 5)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/report/index.html"))
-        XCTAssertTrue(try String(contentsOfFile: out + "/lr=0.02/train.log", encoding: .utf8).contains("epoch 2/2"))
+        let log = try String(contentsOfFile: out + "/lr=0.02/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("epoch 2/2"), log)
+        XCTAssertTrue(log.contains("--workers \(max(1, Workers.count / 2))"), "two jobs share the cores: " + log)
 
         // Interrupt by hand: lr=0.01 lost its directory, lr=0.02 is back at its epoch-1 checkpoint.
         let fm = FileManager.default

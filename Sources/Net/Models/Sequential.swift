@@ -151,6 +151,12 @@ public final class Sequential {
     /// Number of parameters.
     public var parameterCount: Int { parameters.count }
 
+    /// Whether `activation` is applied anywhere: after a convolution or a hidden dense layer. The
+    /// recurrent presets (cells, then the classifier) have none.
+    public var usesActivation: Bool {
+        layers.contains { $0 is Conv2D || (($0 as? Dense).map { $0.activation != .identity } ?? false) }
+    }
+
     /// The layer with that name and its position.
     public func layer(named name: String) -> (index: Int, layer: any Layer)? {
         layers.enumerated().first { $0.element.name == name }.map { ($0.offset, $0.element) }

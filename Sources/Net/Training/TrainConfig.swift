@@ -27,13 +27,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var data = ""
     public var grayscale = false
     public var size: Int?
+    /// Worker threads the batches were split over (nil in checkpoints from before it was recorded). A
+    /// run is reproducible bit for bit for a given seed and worker count.
+    public var workers: Int?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case model, spec, activation, optimizer, lr, schedule, initialization, loss, batchSize = "batch_size"
         case weightDecay = "weight_decay", augment, clipNorm = "clip_norm", seed, saveEvery = "save_every"
-        case logEvery = "log_every", logging, data, grayscale, size
+        case logEvery = "log_every", logging, data, grayscale, size, workers
     }
 }
 

@@ -78,17 +78,16 @@ public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
 /// When all seeds of a batch lie in one channel, the first convolution below them filters through a
 /// one-output-channel view of its filters (the same `transposedFilter` kernel, a 1/O share of the work).
 ///
-/// A projector owns the model's max-pool switches between `forward` and `project`: do not run the
-/// model (or another projector on it) in between.
+/// A projector uses the model's layer outputs and max-pool switches between `forward` and `project`:
+/// do not run the model (or another projector on it) in between.
 public final class Projector {
     public let model: Sequential
     /// Indices of the layers one can project from: every layer with `(C, H, W)` output below the first
     /// dense or recurrent layer (convolutions, poolings, dropouts).
     public let featureLayers: [Int]
 
-    private let workspace = Workspace()
+    private var workspace: Workspace { model.scratch }
     private var capacity = 0
-    private var outputs: [UnsafeMutablePointer<Float>] = []
     private var signals: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
     private var slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
     private var forwardBatch = 0
@@ -110,7 +109,6 @@ public final class Projector {
     deinit { release() }
 
     private func release() {
-        for p in outputs { p.deallocate() }
         for pair in [signals, slices] {
             guard let (a, b) = pair else { continue }
             a.deallocate()
@@ -144,7 +142,6 @@ public final class Projector {
         guard n > capacity else { return }
         release()
         let last = featureLayers.last!
-        outputs = model.layers[0...last].map { .allocate(capacity: n * $0.outputCount) }
         let widest = model.layers[0...last].map { max($0.inputCount, $0.outputCount) }.max()!
         signals = (.allocate(capacity: n * widest), .allocate(capacity: n * widest))
         let plane = model.layers[0...last].map { $0.outputShape[1] * $0.outputShape[2] }.max()!
@@ -152,16 +149,13 @@ public final class Projector {
         capacity = n
     }
 
-    /// Runs the model's layers `0...layer` on `input` `(n, C, H, W)` in evaluation mode, keeping every
-    /// output (see `activations(of:)`) and the max-pool switches for `project`.
+    /// Runs the model's layers `0...layer` on `input` `(n, C, H, W)` in evaluation mode
+    /// (`Sequential.forward(_:batch:training:through:)`); their outputs (see `activations(of:)`) and the
+    /// max-pool switches stay in the model for `project`.
     public func forward(_ input: UnsafePointer<Float>, batch n: Int, through layer: Int) {
         precondition(featureLayers.contains(layer), "layer \(layer) is not a feature layer")
         reserve(batch: n)
-        var x = input
-        for i in 0...layer {
-            model.layers[i].forward(x, outputs[i], batch: n, training: false, workspace: workspace)
-            x = UnsafePointer(outputs[i])
-        }
+        model.forward(input, batch: n, training: false, through: layer)
         forwardBatch = n
         forwardDepth = layer
     }
@@ -169,7 +163,7 @@ public final class Projector {
     /// Layer `index`'s output from the last `forward`, `(n, C, H, W)`.
     public func activations(of index: Int) -> UnsafePointer<Float> {
         precondition(index <= forwardDepth, "run forward through layer \(index) first")
-        return UnsafePointer(outputs[index])
+        return UnsafePointer(model.output(of: index))
     }
 
     /// The strongest activation of image `image` (a row of the last forward batch) in layer `index`:
@@ -223,19 +217,19 @@ public final class Projector {
                     let (signal, output) = (slices!.0, slices!.1)  // (n, 1, outH, outW) each
                     for b in 0..<n {
                         (signal + b * plane).update(from: g + (b * conv.outChannels + c) * plane, count: plane)
-                        (output + b * plane).update(from: outputs[i] + (b * conv.outChannels + c) * plane, count: plane)
+                        (output + b * plane).update(from: model.output(of: i) + (b * conv.outChannels + c) * plane, count: plane)
                     }
                     rectify(signal, count: n * plane, output: output, activation: conv.activation, method: method)
                     Projector.channelView(conv, c).transposedFilter(signal, dx, batch: n, workspace: workspace)
                     channel = nil
                 } else {
-                    rectify(g, count: n * conv.outputCount, output: outputs[i], activation: conv.activation, method: method)
+                    rectify(g, count: n * conv.outputCount, output: model.output(of: i), activation: conv.activation, method: method)
                     conv.transposedFilter(g, dx, batch: n, workspace: workspace)
                 }
             case let pool as MaxPool2D:
                 pool.unpool(g, dx, batch: n)
             default:  // average pooling (its adjoint) and dropout (the identity in evaluation); neither reads its input
-                layer.backward(outputs[i], outputs[i], g, dx, batch: n, workspace: workspace)
+                layer.backward(model.output(of: i), model.output(of: i), g, dx, batch: n, workspace: workspace)
             }
             (g, below) = (below, g)
         }

@@ -175,7 +175,15 @@ public final class Sequential {
     /// `backward` has run.
     @discardableResult
     public func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool) -> UnsafeMutablePointer<Float> {
-        forward(input, batch: n, training: training) { _, step in step() }
+        forward(input, batch: n, training: training, through: layers.count - 1) { _, step in step() }
+    }
+
+    /// Runs layers `0...last` only (e.g. up to a feature layer for a projection) and returns layer
+    /// `last`'s output `(n, outputShape)`; the outputs of those layers stay readable through `output(of:)`.
+    @discardableResult
+    public func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool, through last: Int) -> UnsafeMutablePointer<Float> {
+        precondition(layers.indices.contains(last), "no layer \(last)")
+        return forward(input, batch: n, training: training, through: last) { _, step in step() }
     }
 
     /// The output of layer `index` from the last forward pass, `(n, outputShape)`.
@@ -187,18 +195,20 @@ public final class Sequential {
         backward(logitGradient, inputGradient: inputGradient) { _, step in step() }
     }
 
-    /// The forward pass with `each(i, step)` wrapped around layer `i`'s step (for `profile`).
+    /// The forward pass through layer `last` with `each(i, step)` wrapped around layer `i`'s step (for `profile`).
     @discardableResult
-    private func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool, each: (Int, () -> Void) -> Void) -> UnsafeMutablePointer<Float> {
+    private func forward(
+        _ input: UnsafePointer<Float>, batch n: Int, training: Bool, through last: Int, each: (Int, () -> Void) -> Void
+    ) -> UnsafeMutablePointer<Float> {
         reserve(batch: n)
         lastInput = input
         lastBatch = n
         var x = input
-        for (i, layer) in layers.enumerated() {
+        for (i, layer) in layers[0...last].enumerated() {
             each(i) { layer.forward(x, self.outputs[i], batch: n, training: training, workspace: self.workspace) }
             x = UnsafePointer(outputs[i])
         }
-        return outputs[layers.count - 1]
+        return outputs[last]
     }
 
     /// The backward pass with `each(i, step)` wrapped around layer `i`'s step.
@@ -239,7 +249,7 @@ extension Sequential {
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         for _ in 0..<repeats {
-            forward(input, batch: n, training: true) { i, step in forwardTime[i] += seconds(step) }
+            forward(input, batch: n, training: true, through: layers.count - 1) { i, step in forwardTime[i] += seconds(step) }
             backward(logitGradient, inputGradient: nil) { i, step in backwardTime[i] += seconds(step) }
         }
         return layers.indices.map { (layers[$0].name, forwardTime[$0] / Double(repeats), backwardTime[$0] / Double(repeats)) }

@@ -144,6 +144,10 @@ struct SweepCommand: ParsableCommand {
 
 /// One `deconvnet train` child process of a sweep.
 struct SweepJob {
+    /// Set in each child's environment to the sweep's process id: a child whose parent is gone (the
+    /// sweep was killed) stops after its current step instead of training on unwatched.
+    static let parentVariable = "DECONVNET_SWEEP_PARENT"
+
     var name: String
     var directory: String
     /// Arguments after the executable, starting with `train`.
@@ -193,6 +197,7 @@ struct SweepJob {
             let process = Process()
             process.executableURL = Self.executable
             process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging([Self.parentVariable: String(getpid())]) { $1 }
             process.standardOutput = handle
             process.standardError = handle
             process.standardInput = FileHandle.nullDevice

@@ -18,10 +18,12 @@ enum CLI {
         return Bundle.main.bundleURL
     }
 
-    static func run(_ arguments: [String]) throws -> CommandResult {
+    /// Runs `deconvnet arguments`, with `environment` added to this process's environment.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("deconvnet")
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

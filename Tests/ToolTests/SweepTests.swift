@@ -57,4 +57,17 @@ final class SweepTests: XCTestCase {
         XCTAssertEqual(third.status, 0, third.stderr)
         XCTAssertTrue(third.stdout.contains("3 already done, 0 to train"), third.stdout)
     }
+
+    /// A run started by a sweep that is gone (here: a parent id that is not its parent) stops after
+    /// its first step with one line, instead of training on unwatched.
+    func testOrphanedSweepRunStops() throws {
+        let dir = try temporaryDirectory()
+        try writeCourseData(dir + "/data", perClass: 4, size: 8)
+        let result = try CLI.run(["train", "--data", dir + "/data", "--model", "conv:2:3:same,maxpool:2,fc", "--epochs", "2",
+                                  "--batch-size", "4", "--run", dir + "/run"],
+                                 environment: ["DECONVNET_SWEEP_PARENT": String(getpid() + 100_000)])
+        XCTAssertEqual(result.status, 1, result.stdout)
+        XCTAssertTrue(result.stderr.contains("the sweep that started this run has ended; stopping in epoch 1"), result.stderr)
+        XCTAssertFalse(result.stdout.contains("epoch 1/2"), "no epoch finished: " + result.stdout)
+    }
 }

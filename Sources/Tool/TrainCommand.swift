@@ -100,15 +100,12 @@ struct TrainCommand: ParsableCommand {
         let trainer = try makeTrainer()
         let total = trainer.epoch + epochs
         let progress = ProgressLine()
-        let sweep = ProcessInfo.processInfo.environment[SweepJob.parentVariable].flatMap { pid_t($0) }
+        if let sweep = ProcessInfo.processInfo.environment[SweepJob.parentVariable].flatMap({ pid_t($0) }) {
+            trainer.stopRequest = { getppid() == sweep ? nil : "the sweep that started this run has ended" }
+        }
         trainer.onEvent = { event in
             switch event {
             case let .step(epoch, batch, batches, loss):
-                if let sweep, getppid() != sweep {
-                    progress.finish()
-                    printError("the sweep that started this run has ended; stopping in epoch \(epoch) (the last epoch's checkpoint is kept)")
-                    Foundation.exit(1)
-                }
                 progress.update("epoch \(epoch)/\(total)", done: batch, of: batches, suffix: String(format: "loss %.4f", loss))
             case .epoch(let m):
                 progress.finish()

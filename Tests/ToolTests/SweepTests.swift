@@ -67,7 +67,7 @@ final class SweepTests: XCTestCase {
                                   "--batch-size", "4", "--run", dir + "/run"],
                                  environment: ["DECONVNET_SWEEP_PARENT": String(getpid() + 100_000)])
         XCTAssertEqual(result.status, 1, result.stdout)
-        XCTAssertTrue(result.stderr.contains("the sweep that started this run has ended; stopping in epoch 1"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("the sweep that started this run has ended; stopped in epoch 1"), result.stderr)
         XCTAssertFalse(result.stdout.contains("epoch 1/2"), "no epoch finished: " + result.stdout)
     }
 }

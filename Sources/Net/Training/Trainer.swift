@@ -4,6 +4,8 @@ import Foundation
 public enum TrainingError: LocalizedError, Equatable {
     case diverged(epoch: Int, step: Int, loss: Float, lastCheckpoint: String)
     case emptyData(String)
+    /// `Trainer.stopRequest` gave `reason` during epoch `epoch`.
+    case stopped(reason: String, epoch: Int, lastCheckpoint: String)
 
     public var errorDescription: String? {
         switch self {
@@ -11,6 +13,8 @@ public enum TrainingError: LocalizedError, Equatable {
             return "the loss became \(loss) at epoch \(epoch), step \(step): training stopped; the last good checkpoint is \(lastCheckpoint)"
         case .emptyData(let what):
             return what
+        case let .stopped(reason, epoch, lastCheckpoint):
+            return "\(reason); stopped in epoch \(epoch), the last epoch's checkpoint is \(lastCheckpoint)"
         }
     }
 }
@@ -37,6 +41,9 @@ public final class Trainer {
     public private(set) var epoch: Int
     public private(set) var step: Int
     public var onEvent: ((TrainingEvent) -> Void)?
+    /// Asked after every step; a reason stops the run with `TrainingError.stopped` (the partial epoch
+    /// is dropped, the last epoch's checkpoint stays).
+    public var stopRequest: (() -> String?)?
     private let schedule: Schedule
     private let augmentations: [Augmentation]
     private var events: EventWriter?
@@ -129,6 +136,10 @@ public final class Trainer {
                 seen += count
                 if step % max(1, config.logEvery) == 0 { try events?.addScalar("train/batch_loss", result.loss, step: step) }
                 onEvent?(.step(epoch: epoch + 1, batch: batch + 1, batches: batches, loss: Float(lossSum / Double(seen))))
+                if let reason = stopRequest?() {
+                    try? events?.flush()
+                    throw TrainingError.stopped(reason: reason, epoch: epoch + 1, lastCheckpoint: checkpointPath)
+                }
             }
             let seconds = Date().timeIntervalSince(start)
             epoch += 1

@@ -47,6 +47,14 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testSumOverLanesMatchesTheLoop() {
+        var random = SeededRandom(seed: 6)
+        for count in [0, 5, 8, 21, 784] {
+            let x = randomArray(count, &random)
+            XCTAssertEqual(Double(sum(x, count: count)), x.reduce(0.0) { $0 + Double($1) }, accuracy: 1e-4, "count \(count)")
+        }
+    }
+
     func testCol2imIsTheAdjointOfIm2col() {
         var random = SeededRandom(seed: 3)
         let g = ConvGeometry(inChannels: 2, height: 5, width: 6, kernel: 3, stride: 2, padding: 1)

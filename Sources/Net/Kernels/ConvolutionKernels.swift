@@ -85,9 +85,9 @@ public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, 
                         let dst = plane + iy * g.width
                         let src = from + y * ow
                         if s == 1 {
-                            let x0 = max(0, p - j), x1 = min(ow, g.width + p - j)
-                            var x = x0
-                            while x < x1 { dst[x - p + j] += src[x]; x += 1 }
+                            let x0 = max(0, p - j), x1 = max(x0, min(ow, g.width + p - j))
+                            let shifted = dst - p + j
+                            for x in x0..<x1 { shifted[x] += src[x] }
                         } else {
                             for x in 0..<ow {
                                 let ix = x * s - p + j

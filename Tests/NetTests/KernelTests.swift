@@ -47,6 +47,51 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Both ways of splitting a dense layer over the workers: more outputs (and inputs) than samples,
+    /// so that the workers split the features, and fewer, so that they split the batch.
+    func testDenseLayerMatchesNaiveEitherSplit() {
+        Workers.set(2)
+        var random = SeededRandom(seed: 5)
+        for (n, i, o) in [(2, 9, 6), (8, 6, 3)] {
+            let layer = Dense(name: "fc1", inputShape: [i], outFeatures: o, activation: .leakyRelu)
+            var weight = randomArray(o * i, &random), bias = randomArray(o, &random)
+            var weightGradient = [Float](repeating: 0, count: o * i), biasGradient = [Float](repeating: 0, count: o)
+            let x = randomArray(n * i, &random), dy = randomArray(n * o, &random)
+            var y = [Float](repeating: 0, count: n * o), d = dy, dx = [Float](repeating: 0, count: n * i)
+            weight.withUnsafeMutableBufferPointer { w in
+                bias.withUnsafeMutableBufferPointer { b in
+                    weightGradient.withUnsafeMutableBufferPointer { dw in
+                        biasGradient.withUnsafeMutableBufferPointer { db in
+                            layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
+                            layer.forward(x, &y, batch: n, training: true, workspace: Workspace())
+                            layer.backward(x, y, &d, &dx, batch: n, workspace: Workspace())
+                        }
+                    }
+                }
+            }
+            var slope = [Float](repeating: 0, count: n * o)  // dy · f'(pre-activation)
+            for r in 0..<n {
+                for c in 0..<o {
+                    var pre = bias[c]
+                    for k in 0..<i { pre += x[r * i + k] * weight[c * i + k] }
+                    XCTAssertEqual(y[r * o + c], pre < 0 ? pre * Activation.leakySlope : pre, accuracy: 1e-5, "y n\(n)")
+                    slope[r * o + c] = dy[r * o + c] * (pre < 0 ? Activation.leakySlope : 1)
+                }
+            }
+            for c in 0..<o {
+                XCTAssertEqual(biasGradient[c], (0..<n).reduce(0) { $0 + slope[$1 * o + c] }, accuracy: 1e-5, "db n\(n)")
+                for k in 0..<i {
+                    XCTAssertEqual(weightGradient[c * i + k], (0..<n).reduce(0) { $0 + slope[$1 * o + c] * x[$1 * i + k] }, accuracy: 1e-5, "dW n\(n)")
+                }
+            }
+            for r in 0..<n {
+                for k in 0..<i {
+                    XCTAssertEqual(dx[r * i + k], (0..<o).reduce(0) { $0 + slope[r * o + $1] * weight[$1 * i + k] }, accuracy: 1e-5, "dx n\(n)")
+                }
+            }
+        }
+    }
+
     func testSumOverLanesMatchesTheLoop() {
         var random = SeededRandom(seed: 6)
         for count in [0, 5, 8, 21, 784] {

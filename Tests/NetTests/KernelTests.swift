@@ -131,6 +131,26 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(back, [0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 4, 3, 0, 0, 0])
     }
 
+    /// The 2×2 stride-2 fast path against the loop: ties (values from a few levels), NaNs, an odd width
+    /// and rows whose last group of eight overlaps the one before.
+    func testMaxPoolTwoByTwoMatchesNaive() {
+        var random = SeededRandom(seed: 8)
+        for (height, width) in [(20, 20), (28, 28), (6, 21), (16, 17)] {
+            let g = ConvGeometry(inChannels: 3, height: height, width: width, kernel: 2, stride: 2)
+            let input = (0..<g.inputSize).map { _ -> Float in
+                let level = Float(random.int(below: 5))
+                return random.int(below: 40) == 0 ? .nan : level
+            }
+            let count = 3 * g.outHeight * g.outWidth
+            var (fast, slow) = ([Float](repeating: 0, count: count), [Float](repeating: 0, count: count))
+            var (fastSwitches, slowSwitches) = ([Int32](repeating: -1, count: count), [Int32](repeating: -1, count: count))
+            maxPoolForward(input, planes: 3, g, &fast, switches: &fastSwitches)
+            maxPoolForwardNaive(input, planes: 3, g, &slow, switches: &slowSwitches)
+            XCTAssertEqual(fastSwitches, slowSwitches, "\(height)x\(width)")
+            XCTAssertEqual(fast.map(\.bitPattern), slow.map(\.bitPattern), "\(height)x\(width)")
+        }
+    }
+
     func testAveragePoolStrideOne() {
         let g = ConvGeometry(inChannels: 1, height: 3, width: 3, kernel: 2, stride: 1)
         var output = [Float](repeating: 0, count: 4)

@@ -71,10 +71,7 @@ final class GradientCheckTests: XCTestCase {
         check(try model("conv:4:3:valid,conv:2:2:1,fc", ImageShape(channels: 1, height: 6, width: 7)))
     }
 
-    func testConvolutionAcrossChunks() throws {
-        let saved = Conv2D.columnBudget
-        Conv2D.columnBudget = 1  // one image per chunk
-        defer { Conv2D.columnBudget = saved }
+    func testConvolutionOddBatchAcrossWorkers() throws {
         check(try model("conv:3:3:same,fc", ImageShape(channels: 2, height: 4, width: 4)), batch: 5)
     }
 

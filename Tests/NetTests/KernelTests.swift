@@ -47,6 +47,59 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Both ways of splitting a dense layer over the workers: more outputs (and inputs) than samples,
+    /// so that the workers split the features, and fewer, so that they split the batch.
+    func testDenseLayerMatchesNaiveEitherSplit() {
+        Workers.set(2)
+        var random = SeededRandom(seed: 5)
+        for (n, i, o) in [(2, 9, 6), (8, 6, 3)] {
+            let layer = Dense(name: "fc1", inputShape: [i], outFeatures: o, activation: .leakyRelu)
+            var weight = randomArray(o * i, &random), bias = randomArray(o, &random)
+            var weightGradient = [Float](repeating: 0, count: o * i), biasGradient = [Float](repeating: 0, count: o)
+            let x = randomArray(n * i, &random), dy = randomArray(n * o, &random)
+            var y = [Float](repeating: 0, count: n * o), d = dy, dx = [Float](repeating: 0, count: n * i)
+            weight.withUnsafeMutableBufferPointer { w in
+                bias.withUnsafeMutableBufferPointer { b in
+                    weightGradient.withUnsafeMutableBufferPointer { dw in
+                        biasGradient.withUnsafeMutableBufferPointer { db in
+                            layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
+                            layer.forward(x, &y, batch: n, training: true, workspace: Workspace())
+                            layer.backward(x, y, &d, &dx, batch: n, workspace: Workspace())
+                        }
+                    }
+                }
+            }
+            var slope = [Float](repeating: 0, count: n * o)  // dy · f'(pre-activation)
+            for r in 0..<n {
+                for c in 0..<o {
+                    var pre = bias[c]
+                    for k in 0..<i { pre += x[r * i + k] * weight[c * i + k] }
+                    XCTAssertEqual(y[r * o + c], pre < 0 ? pre * Activation.leakySlope : pre, accuracy: 1e-5, "y n\(n)")
+                    slope[r * o + c] = dy[r * o + c] * (pre < 0 ? Activation.leakySlope : 1)
+                }
+            }
+            for c in 0..<o {
+                XCTAssertEqual(biasGradient[c], (0..<n).reduce(0) { $0 + slope[$1 * o + c] }, accuracy: 1e-5, "db n\(n)")
+                for k in 0..<i {
+                    XCTAssertEqual(weightGradient[c * i + k], (0..<n).reduce(0) { $0 + slope[$1 * o + c] * x[$1 * i + k] }, accuracy: 1e-5, "dW n\(n)")
+                }
+            }
+            for r in 0..<n {
+                for k in 0..<i {
+                    XCTAssertEqual(dx[r * i + k], (0..<o).reduce(0) { $0 + slope[r * o + $1] * weight[$1 * i + k] }, accuracy: 1e-5, "dx n\(n)")
+                }
+            }
+        }
+    }
+
+    func testSumOverLanesMatchesTheLoop() {
+        var random = SeededRandom(seed: 6)
+        for count in [0, 5, 8, 21, 784] {
+            let x = randomArray(count, &random)
+            XCTAssertEqual(Double(sum(x, count: count)), x.reduce(0.0) { $0 + Double($1) }, accuracy: 1e-4, "count \(count)")
+        }
+    }
+
     func testCol2imIsTheAdjointOfIm2col() {
         var random = SeededRandom(seed: 3)
         let g = ConvGeometry(inChannels: 2, height: 5, width: 6, kernel: 3, stride: 2, padding: 1)
@@ -76,6 +129,26 @@ final class KernelTests: XCTestCase {
         var back = [Float](repeating: -1, count: 16)
         maxPoolBackward([1, 2, 3, 4], planes: 1, g, switches: switches, &back)
         XCTAssertEqual(back, [0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 4, 3, 0, 0, 0])
+    }
+
+    /// The 2×2 stride-2 fast path against the loop: ties (values from a few levels), NaNs, an odd width
+    /// and rows whose last group of eight overlaps the one before.
+    func testMaxPoolTwoByTwoMatchesNaive() {
+        var random = SeededRandom(seed: 8)
+        for (height, width) in [(20, 20), (28, 28), (6, 21), (16, 17)] {
+            let g = ConvGeometry(inChannels: 3, height: height, width: width, kernel: 2, stride: 2)
+            let input = (0..<g.inputSize).map { _ -> Float in
+                let level = Float(random.int(below: 5))
+                return random.int(below: 40) == 0 ? .nan : level
+            }
+            let count = 3 * g.outHeight * g.outWidth
+            var (fast, slow) = ([Float](repeating: 0, count: count), [Float](repeating: 0, count: count))
+            var (fastSwitches, slowSwitches) = ([Int32](repeating: -1, count: count), [Int32](repeating: -1, count: count))
+            maxPoolForward(input, planes: 3, g, &fast, switches: &fastSwitches)
+            maxPoolForwardNaive(input, planes: 3, g, &slow, switches: &slowSwitches)
+            XCTAssertEqual(fastSwitches, slowSwitches, "\(height)x\(width)")
+            XCTAssertEqual(fast.map(\.bitPattern), slow.map(\.bitPattern), "\(height)x\(width)")
+        }
     }
 
     func testAveragePoolStrideOne() {

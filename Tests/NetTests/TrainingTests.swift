@@ -41,6 +41,29 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    func testAdamOverLanesAndTailMatchesTheScalarRuleBitForBit() {
+        var random = SeededRandom(seed: 4)
+        let count = 21  // two full lanes of 8 and a tail of 5
+        let (lr, wd): (Float, Float) = (0.01, 0.1)
+        let optimizer = Optimizer(.adam, parameterCount: count, weightDecay: wd)
+        var p = (0..<count).map { _ in random.uniform(-1, 1) }
+        var g = (0..<count).map { _ in random.uniform(-1, 1) }
+        var expected = p
+        var (m, v) = ([Float](repeating: 0, count: count), [Float](repeating: 0, count: count))
+        for t in 1...3 {
+            p.withUnsafeMutableBufferPointer { pp in g.withUnsafeMutableBufferPointer { optimizer.step(parameters: pp, gradients: $0, lr: lr) } }
+            let (c1, c2) = (1 - pow(Float(0.9), Float(t)), 1 - pow(Float(0.999), Float(t)))
+            let (stepSize, rc2) = (lr / c1, 1 / c2.squareRoot())
+            for i in 0..<count {
+                let gi = g[i] + wd * expected[i]
+                m[i] = 0.9 * m[i] + (1 - 0.9) * gi
+                v[i] = 0.999 * v[i] + (1 - 0.999) * gi * gi
+                expected[i] -= stepSize * m[i] / (v[i].squareRoot() * rc2 + 1e-8)
+            }
+            XCTAssertEqual(p, expected, "step \(t)")
+        }
+    }
+
     func testMomentumAndRMSpropAndAdagradUpdates() {
         for (kind, expected) in [(OptimizerKind.sgd, 1 - 0.1 * 0.5), (.momentum, 1 - 0.1 * 0.5 - 0.1 * (0.9 * 0.5 + 0.5)),
                                  (.adagrad, 1 - 0.1 - 0.1 * 0.5 / (0.5 * 2.0.squareRoot())),

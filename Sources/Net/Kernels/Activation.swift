@@ -12,18 +12,31 @@ public enum Activation: String, CaseIterable, Sendable, Codable {
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .relu: for i in 0..<count { x[i] = max(x[i], 0) }
-        case .leakyRelu: for i in 0..<count where x[i] < 0 { x[i] *= Activation.leakySlope }
+        case .leakyRelu:
+            for i in 0..<count {
+                let v = x[i]
+                x[i] = v < 0 ? v * Activation.leakySlope : v
+            }
         case .tanh: for i in 0..<count { x[i] = Foundation.tanh(x[i]) }
         case .sigmoid: for i in 0..<count { x[i] = 1 / (1 + exp(-x[i])) }
         case .identity: break
         }
     }
 
-    /// dx = dy · f'(x), in place over `gradient`, with f'(x) written in terms of y = f(x).
+    /// dx = dy · f'(x), in place over `gradient`, with f'(x) written in terms of y = f(x). The ReLUs
+    /// load unconditionally and select, so that their loops vectorise.
     public func backward(output y: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
-        case .relu: for i in 0..<count where y[i] <= 0 { gradient[i] = 0 }
-        case .leakyRelu: for i in 0..<count where y[i] < 0 { gradient[i] *= Activation.leakySlope }
+        case .relu:
+            for i in 0..<count {
+                let g = gradient[i]
+                gradient[i] = y[i] <= 0 ? 0 : g
+            }
+        case .leakyRelu:
+            for i in 0..<count {
+                let g = gradient[i]
+                gradient[i] = y[i] < 0 ? g * Activation.leakySlope : g
+            }
         case .tanh: for i in 0..<count { gradient[i] *= 1 - y[i] * y[i] }
         case .sigmoid: for i in 0..<count { gradient[i] *= y[i] * (1 - y[i]) }
         case .identity: break

@@ -1,6 +1,6 @@
 /// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`.
-/// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed as im2col over a chunk of
-/// the batch plus one sgemm; backward is two sgemms plus col2im.
+/// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed per image as im2col plus
+/// one sgemm; backward is two sgemms plus col2im per image.
 public final class Conv2D: Layer {
     public let name: String
     public let geometry: ConvGeometry
@@ -10,9 +10,6 @@ public final class Conv2D: Layer {
     public private(set) var bias: UnsafeMutablePointer<Float>!
     private var weightGradient: UnsafeMutablePointer<Float>!
     private var biasGradient: UnsafeMutablePointer<Float>!
-
-    /// Upper bound on floats of im2col columns one worker processes at once, to keep them in cache.
-    nonisolated(unsafe) public static var columnBudget = 1 << 21
 
     public init(name: String, geometry: ConvGeometry, outChannels: Int, activation: Activation) {
         self.name = name
@@ -33,64 +30,39 @@ public final class Conv2D: Layer {
         (weightGradient, biasGradient) = (gradients[0], gradients[1])
     }
 
-    /// Images per chunk so that one chunk's columns stay within `columnBudget`.
-    private func chunkSize(_ n: Int) -> Int {
-        max(1, min(n, Conv2D.columnBudget / (geometry.patchSize * geometry.positions)))
+    /// Per-worker scratch: the columns of one image `(K, P)`, then partial weight and bias gradients
+    /// `(O, K)`, `(O)`.
+    private func scratch(_ workspace: Workspace, worker: Int) -> (col: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>) {
+        let col = workspace.floats(scratchSize, worker: worker)
+        return (col, col + geometry.patchSize * geometry.positions)
     }
 
-    /// Per-worker scratch: columns `(K, chunk·P)`, the chunk's output `(O, chunk·P)`, and partial
-    /// weight and bias gradients `(O, K)`, `(O)`.
-    private struct Scratch {
-        var col, out, weightGradient, biasGradient: UnsafeMutablePointer<Float>
-    }
+    private var scratchSize: Int { geometry.patchSize * geometry.positions + outChannels * (geometry.patchSize + 1) }
 
-    private func reserveScratch(_ chunk: Int, _ workspace: Workspace) {
-        let columns = chunk * geometry.positions
-        workspace.reserve(columns * (geometry.patchSize + outChannels) + outChannels * (geometry.patchSize + 1))
-    }
-
-    private func scratch(_ chunk: Int, _ workspace: Workspace, worker: Int) -> Scratch {
-        let columns = chunk * geometry.positions
-        let col = workspace.floats(columns * (geometry.patchSize + outChannels) + outChannels * (geometry.patchSize + 1), worker: worker)
-        let out = col + columns * geometry.patchSize
-        let weightGradient = out + columns * outChannels
-        return Scratch(col: col, out: out, weightGradient: weightGradient, biasGradient: weightGradient + outChannels * geometry.patchSize)
-    }
-
+    /// Each worker takes its images one at a time: the columns of one image, `(K, P)`, stay in the
+    /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output. Products
+    /// over chunks of several images ran no faster (single-threaded OpenBLAS, every LeNet layer) and
+    /// needed a gather or scatter copy.
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
-        let (k, p, o) = (geometry.patchSize, geometry.positions, outChannels)
-        let chunk = chunkSize(max(1, n / Workers.count))
-        reserveScratch(chunk, workspace)
+        workspace.reserve(scratchSize)
         if n == 1 {
             forwardOne(input, output, workspace: workspace)
             return
         }
-        parallelRanges(n) { range, worker in
-            let s = scratch(chunk, workspace, worker: worker)
-            for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
-                let images = min(chunk, range.upperBound - start)
-                im2col(input + start * geometry.inputSize, images: images, geometry, s.col)
-                // (O, images·P) = W (O, K) × col (K, images·P)
-                sgemm(transposeA: false, transposeB: false, m: o, n: images * p, k: k, weight, lda: k, s.col, ldb: images * p, s.out, ldc: images * p)
-                for b in 0..<images {
-                    let y = output + (start + b) * o * p
-                    for c in 0..<o {
-                        let src = s.out + c * images * p + b * p
-                        let dst = y + c * p
-                        let bc = bias[c]
-                        for i in 0..<p { dst[i] = src[i] + bc }
-                    }
-                    activation.apply(y, count: o * p)
-                }
+        parallelRanges(n) { images, worker in
+            let col = scratch(workspace, worker: worker).col
+            for b in images {
+                im2col(input + b * geometry.inputSize, images: 1, geometry, col)
+                filter(col, channels: 0..<outChannels, output + b * outChannels * geometry.positions)
             }
         }
     }
 
     /// One image (interactive analyses: projections, occlusion's unoccluded pass, predict): the workers
-    /// split the output channels instead of the batch. Its `(O, P)` product is already NCHW.
+    /// split the output channels instead of the batch.
     private func forwardOne(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, workspace: Workspace) {
-        let (k, p) = (geometry.patchSize, geometry.positions)
-        let col = scratch(1, workspace, worker: 0).col
+        let p = geometry.positions
+        let col = scratch(workspace, worker: 0).col
         parallelRanges(geometry.inChannels) { channels, _ in  // each channel fills its own rows of col
             var part = geometry
             part.inChannels = channels.count
@@ -98,15 +70,18 @@ public final class Conv2D: Layer {
                    col + channels.lowerBound * geometry.kernelHeight * geometry.kernelWidth * p)
         }
         parallelRanges(outChannels, minimumPerWorker: 8) { channels, _ in
-            let y = output + channels.lowerBound * p
-            sgemm(transposeA: false, transposeB: false, m: channels.count, n: p, k: k, weight + channels.lowerBound * k, lda: k,
-                  col, ldb: p, y, ldc: p)
-            for (row, c) in channels.enumerated() {
-                let bc = bias[c]
-                for i in 0..<p { y[row * p + i] += bc }
-            }
-            activation.apply(y, count: channels.count * p)
+            filter(col, channels: channels, output + channels.lowerBound * p)
         }
+    }
+
+    /// y `(channels, P)` = f(W[channels] `(channels, K)` × col `(K, P)` + b[channels]) for one image:
+    /// the bias is written first and the product added to it.
+    private func filter(_ col: UnsafePointer<Float>, channels: Range<Int>, _ y: UnsafeMutablePointer<Float>) {
+        let (k, p) = (geometry.patchSize, geometry.positions)
+        for (row, c) in channels.enumerated() { (y + row * p).update(repeating: bias[c], count: p) }
+        sgemm(transposeA: false, transposeB: false, m: channels.count, n: p, k: k, weight + channels.lowerBound * k, lda: k,
+              col, ldb: p, beta: 1, y, ldc: p)
+        activation.apply(y, count: channels.count * p)
     }
 
     public func backward(
@@ -123,54 +98,41 @@ public final class Conv2D: Layer {
     }
 
     /// Weight gradients (when `input` is given) and input gradients (when `inputGradient` is given) of
-    /// the gradient `dy` at the output; through the activation's derivative when `output` is given.
-    /// Each worker sums its images' weight gradients privately; the partial sums are added in worker order.
+    /// the gradient `dy` at the output; through the activation's derivative, in place in `dy`, when
+    /// `output` is given (`dy` is only read otherwise). Each worker takes its images one at a time, reads
+    /// `dy` `(O, P)` of each where it lies, and sums their weight gradients privately; the partial sums
+    /// are added in worker order.
     private func transposedPass(
         _ dy: UnsafePointer<Float>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>?,
         batch n: Int, workspace: Workspace
     ) {
         let (k, p, o) = (geometry.patchSize, geometry.positions, outChannels)
-        let chunk = chunkSize(max(1, n / Workers.count))
-        reserveScratch(chunk, workspace)
-        parallelRanges(n) { range, worker in
-            let s = scratch(chunk, workspace, worker: worker)
-            s.weightGradient.update(repeating: 0, count: o * k + o)
-            for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
-                let images = min(chunk, range.upperBound - start)
-                let columns = images * p
-                for b in 0..<images {  // gather dy (images, O, P) as (O, images·P)
-                    let src = dy + (start + b) * o * p
-                    for c in 0..<o { (s.out + c * columns + b * p).update(from: src + c * p, count: p) }
-                    if let output {
-                        for c in 0..<o {
-                            activation.backward(output: output + (start + b) * o * p + c * p, gradient: s.out + c * columns + b * p, count: p)
-                        }
-                    }
-                }
+        workspace.reserve(scratchSize)
+        parallelRanges(n) { images, worker in
+            let (col, partial) = scratch(workspace, worker: worker)
+            let partialBias = partial + o * k
+            partial.update(repeating: 0, count: o * k + o)
+            for b in images {
+                let d = dy + b * o * p  // (O, P)
+                if let output { activation.backward(output: output + b * o * p, gradient: UnsafeMutablePointer(mutating: d), count: o * p) }
                 if let input {
-                    for c in 0..<o {
-                        var sum: Float = 0
-                        let row = s.out + c * columns
-                        for i in 0..<columns { sum += row[i] }
-                        s.biasGradient[c] += sum
-                    }
-                    im2col(input + start * geometry.inputSize, images: images, geometry, s.col)
-                    // dW (O, K) += dy (O, images·P) × colᵀ (images·P, K)
-                    sgemm(transposeA: false, transposeB: true, m: o, n: k, k: columns, s.out, lda: columns, s.col, ldb: columns,
-                          beta: 1, s.weightGradient, ldc: k)
+                    for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) }
+                    im2col(input + b * geometry.inputSize, images: 1, geometry, col)
+                    // dW (O, K) += dy (O, P) × colᵀ (P, K)
+                    sgemm(transposeA: false, transposeB: true, m: o, n: k, k: p, d, lda: p, col, ldb: p, beta: 1, partial, ldc: k)
                 }
                 if let inputGradient {
-                    // dcol (K, images·P) = Wᵀ (K, O) × dy (O, images·P)
-                    sgemm(transposeA: true, transposeB: false, m: k, n: columns, k: o, weight, lda: k, s.out, ldb: columns, s.col, ldc: columns)
-                    col2im(s.col, images: images, geometry, inputGradient + start * geometry.inputSize)
+                    // dcol (K, P) = Wᵀ (K, O) × dy (O, P)
+                    sgemm(transposeA: true, transposeB: false, m: k, n: p, k: o, weight, lda: k, d, ldb: p, col, ldc: p)
+                    col2im(col, images: 1, geometry, inputGradient + b * geometry.inputSize)
                 }
             }
         }
         guard input != nil else { return }
         for worker in 0..<workerCount(n) {
-            let s = scratch(chunk, workspace, worker: worker)
-            for i in 0..<(o * k) { weightGradient[i] += s.weightGradient[i] }
-            for c in 0..<o { biasGradient[c] += s.biasGradient[c] }
+            let partial = scratch(workspace, worker: worker).weightGradient
+            for i in 0..<(o * k) { weightGradient[i] += partial[i] }
+            for c in 0..<o { biasGradient[c] += partial[o * k + c] }
         }
     }
 }

@@ -27,39 +27,62 @@ public final class Dense: Layer {
         (weightGradient, biasGradient) = (gradients[0], gradients[1])
     }
 
+    /// The workers split whichever of the batch and the output features is larger: fc1 of LeNet5
+    /// (3136 → 1024, batch 100) runs its `(100, 3136) × (3136, 512)` halves about 25 % faster than
+    /// `(50, 3136) × (3136, 1024)`.
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
         let (i, o) = (inFeatures, outFeatures)
-        parallelRanges(n) { rows, _ in
-            // (rows, out) = x (rows, in) × Wᵀ (in, out)
-            let y = output + rows.lowerBound * o
-            sgemm(transposeA: false, transposeB: true, m: rows.count, n: o, k: i, input + rows.lowerBound * i, lda: i, weight, ldb: i, y, ldc: o)
-            for r in 0..<rows.count {
-                for c in 0..<o { y[r * o + c] += bias[c] }
+        if o > n {
+            parallelRanges(o) { features, _ in
+                // y[:, features] (n, features) = x (n, in) × W[features]ᵀ (in, features) + b[features]
+                let y = output + features.lowerBound
+                for r in 0..<n { (y + r * o).update(from: bias + features.lowerBound, count: features.count) }
+                sgemm(transposeA: false, transposeB: true, m: n, n: features.count, k: i, input, lda: i, weight + features.lowerBound * i, ldb: i,
+                      beta: 1, y, ldc: o)
+                for r in 0..<n { activation.apply(y + r * o, count: features.count) }
             }
-            activation.apply(y, count: rows.count * o)
+        } else {
+            parallelRanges(n) { rows, _ in
+                // y (rows, out) = x (rows, in) × Wᵀ (in, out) + b
+                let y = output + rows.lowerBound * o
+                for r in 0..<rows.count { (y + r * o).update(from: bias, count: o) }
+                sgemm(transposeA: false, transposeB: true, m: rows.count, n: o, k: i, input + rows.lowerBound * i, lda: i, weight, ldb: i,
+                      beta: 1, y, ldc: o)
+                activation.apply(y, count: rows.count * o)
+            }
         }
     }
 
+    /// The weight and bias gradients are split over the output features; the input gradient over the
+    /// input features or the batch, whichever is larger (as `forward`).
     public func backward(
         _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
         _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
     ) {
         let (i, o) = (inFeatures, outFeatures)
-        activation.backward(output: output, gradient: outputGradient, count: n * o)
-        for r in 0..<n {
-            let row = outputGradient + r * o
-            for c in 0..<o { biasGradient[c] += row[c] }
-        }
         parallelRanges(o) { features, _ in
+            let (u, dy) = (features.lowerBound, outputGradient + features.lowerBound)
+            for r in 0..<n {
+                activation.backward(output: output + r * o + u, gradient: dy + r * o, count: features.count)
+                for c in 0..<features.count { biasGradient[u + c] += dy[r * o + c] }
+            }
             // dW (features, in) += dy[:, features]ᵀ (features, n) × x (n, in)
-            sgemm(transposeA: true, transposeB: false, m: features.count, n: i, k: n, outputGradient + features.lowerBound, lda: o,
-                  input, ldb: i, beta: 1, weightGradient + features.lowerBound * i, ldc: i)
+            sgemm(transposeA: true, transposeB: false, m: features.count, n: i, k: n, dy, lda: o,
+                  input, ldb: i, beta: 1, weightGradient + u * i, ldc: i)
         }
         guard let inputGradient else { return }
-        parallelRanges(n) { rows, _ in
-            // dx (rows, in) = dy (rows, out) × W (out, in)
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: i, k: o, outputGradient + rows.lowerBound * o, lda: o,
-                  weight, ldb: i, inputGradient + rows.lowerBound * i, ldc: i)
+        if i > n {
+            parallelRanges(i) { columns, _ in
+                // dx[:, columns] (n, columns) = dy (n, out) × W[:, columns] (out, columns)
+                sgemm(transposeA: false, transposeB: false, m: n, n: columns.count, k: o, outputGradient, lda: o,
+                      weight + columns.lowerBound, ldb: i, inputGradient + columns.lowerBound, ldc: i)
+            }
+        } else {
+            parallelRanges(n) { rows, _ in
+                // dx (rows, in) = dy (rows, out) × W (out, in)
+                sgemm(transposeA: false, transposeB: false, m: rows.count, n: i, k: o, outputGradient + rows.lowerBound * o, lda: o,
+                      weight, ldb: i, inputGradient + rows.lowerBound * i, ldc: i)
+            }
         }
     }
 }

@@ -68,11 +68,16 @@ public final class Optimizer {
             let c1 = 1 - pow(beta1, Float(steps)), c2 = 1 - pow(beta2, Float(steps))
             let stepSize = lr / c1, rc2 = 1 / c2.squareRoot()
             let (m, v) = (s1!, s2!)
-            for i in 0..<count {
-                let gi = g[i] + wd * p[i]
-                m[i] = beta1 * m[i] + (1 - beta1) * gi
-                v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
-                p[i] -= stepSize * m[i] / (v[i].squareRoot() * rc2 + 1e-8)
+            // in lanes: the compiler leaves this loop scalar (memory-bound, it is most of a step outside the layers)
+            for i in stride(from: 0, to: count, by: Lanes.scalarCount) {
+                let w = min(Lanes.scalarCount, count - i)
+                let pi = loadLanes(p + i, w)
+                let gi = loadLanes(g + i, w) + wd * pi
+                let mi = beta1 * loadLanes(m + i, w) + (1 - beta1) * gi
+                let vi = beta2 * loadLanes(v + i, w) + (1 - beta2) * gi * gi
+                storeLanes(mi, m + i, w)
+                storeLanes(vi, v + i, w)
+                storeLanes(pi - stepSize * mi / (vi.squareRoot() * rc2 + 1e-8), p + i, w)
             }
         case .adagrad:
             let s = s1!

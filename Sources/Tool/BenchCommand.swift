@@ -17,6 +17,8 @@ struct BenchTrain: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
+    @OptionGroup var workerOptions: WorkerOptions
+
     @Option(name: .customLong("batch-size"), help: "Images per step.")
     var batchSize: Int = 100
 
@@ -38,6 +40,7 @@ struct BenchTrain: ParsableCommand {
     }
 
     func run() throws {
+        workerOptions.apply()
         let shape = modelOptions.defaultInputShape
         let model = try Sequential(spec: try modelOptions.spec(), inputShape: shape, classes: 10, activation: modelOptions.activation, seed: 1)
         let optimizer = Optimizer(.adam, parameterCount: model.parameterCount)
@@ -74,9 +77,9 @@ struct BenchTrain: ParsableCommand {
         let gflops = median * Double(macs) * 6 / 1e9
         if json {
             let unit = model.cell == nil ? "images_per_s" : "sequences_per_s"
-            print(#"{"task":"bench-train","model":"\#(modelOptions.model)","batch_size":\#(batchSize),"\#(unit)":\#(Int(median)),"gflops":\#(String(format: "%.1f", gflops)),"threads":\#(blasThreads)}"#)
+            print(#"{"task":"bench-train","model":"\#(modelOptions.model)","batch_size":\#(batchSize),"\#(unit)":\#(Int(median)),"gflops":\#(String(format: "%.1f", gflops)),"workers":\#(Workers.count)}"#)
         } else {
-            print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(blasThreads) BLAS threads")
+            print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(Workers.count) workers")
         }
     }
 }

@@ -20,20 +20,18 @@ struct BenchModelOptions: ParsableArguments {
     @Option(help: "Repeat the timing this many times and report the median.")
     var repeats: Int = 5
 
-    @Option(help: "Worker threads of the engine (default: one per core).")
-    var workers: Int?
+    @OptionGroup var workerOptions: WorkerOptions
 
     @Flag(help: "Print one JSON line.")
     var json = false
 
     func validate() throws {
         guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
-        if let workers, workers < 1 { throw ValidationError("--workers must be positive") }
     }
 
     /// A projector on the model and the index of `layer` in it.
     func load() throws -> (Projector, Int) {
-        if let workers { Workers.set(workers) }
+        workerOptions.apply()
         let model = try checkpoint.map { try Sequential.load(contentsOf: $0).model }
             ?? Sequential(spec: try preset.spec(), inputShape: preset.defaultInputShape, classes: 10, activation: preset.activation, seed: 1)
         let projector = try Projector(model: model)

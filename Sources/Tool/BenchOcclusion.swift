@@ -33,8 +33,7 @@ struct BenchOcclusion: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Positions through the fully computed layers at once (tuning).")
     var batchSize: Int?
 
-    @Option(help: "Worker threads (default: one per core).")
-    var workers: Int?
+    @OptionGroup var workerOptions: WorkerOptions
 
     @Flag(help: "Print one JSON line.")
     var json = false
@@ -46,11 +45,10 @@ struct BenchOcclusion: ParsableCommand {
         guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
         guard window > 0 else { throw ValidationError("--window must be positive") }
         guard stride > 0 else { throw ValidationError("--stride must be at least 1") }
-        if let workers, workers < 1 { throw ValidationError("--workers must be positive") }
     }
 
     func run() throws {
-        if let workers { Workers.set(workers) }
+        workerOptions.apply()
         let model: Sequential
         if let checkpoint {
             model = try loadCheckpoint(checkpoint).model

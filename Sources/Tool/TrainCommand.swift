@@ -10,7 +10,8 @@ struct TrainCommand: ParsableCommand {
         Writes RUN/metrics.jsonl (one line per epoch), RUN/checkpoint.safetensors after every epoch, \
         RUN/tensorboard/ event files and, with --save-every N, RUN/checkpoints/epoch-N.safetensors. \
         --resume CKPT continues a run with its stored settings for --epochs more epochs; epoch and step \
-        numbers, metrics and event files carry on.
+        numbers, metrics and event files carry on. The worker count is recorded too (a resumed run keeps \
+        its own unless --workers is given): the same --seed and --workers give the same weights bit for bit.
         """)
 
     @Option(help: "Data set directory (see `deconvnet data`).")
@@ -75,10 +76,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue from this checkpoint.")
     var resume: String?
 
-    @Option(help: ArgumentHelp(
-        "Worker threads the batches are split over (default: one per core; a resumed run keeps its own).",
-        discussion: "The same seed and worker count give the same weights bit for bit."))
-    var workers: Int?
+    @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
@@ -88,7 +86,6 @@ struct TrainCommand: ParsableCommand {
         if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
         if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
         if let size, size <= 0 { throw ValidationError("--size must be positive") }
-        if let workers, workers <= 0 { throw ValidationError("--workers must be positive") }
         do { _ = try Schedule(parsing: schedule) } catch { throw ValidationError(error.localizedDescription) }
         for a in augmentList where Augmentation(rawValue: a) == nil { throw ValidationError("unknown augmentation '\(a)' (flip, shift)") }
         if resume == nil && data == nil { throw ValidationError("--data is required (or --resume a run)") }
@@ -133,7 +130,7 @@ struct TrainCommand: ParsableCommand {
                 throw ValidationError("\(resume) has no training configuration to resume from")
             }
             if let data { config.data = data }
-            config.workers = workers ?? config.workers
+            config.workers = workerOptions.workers ?? config.workers
             if let count = config.workers { Workers.set(count) }
             let splits = try loadData(config.data, for: loaded.model)
             let optimizer = Optimizer(config.optimizer, parameterCount: loaded.model.parameterCount, weightDecay: config.weightDecay)
@@ -166,7 +163,7 @@ struct TrainCommand: ParsableCommand {
         config.data = dataPath
         config.grayscale = grayscale
         config.size = size
-        if let workers { Workers.set(workers) }
+        workerOptions.apply()
         config.workers = Workers.count
         let model: Sequential
         do {

@@ -49,5 +49,3 @@ public func setBLASThreads(_ count: Int) {
     openblas_set_num_threads(Int32(count))
 }
 
-/// The number of threads OpenBLAS uses.
-public var blasThreads: Int { Int(openblas_get_num_threads()) }

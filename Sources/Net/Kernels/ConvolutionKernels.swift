@@ -25,6 +25,18 @@ public struct ConvGeometry: Equatable, Sendable {
     public var inputSize: Int { inChannels * height * width }
 }
 
+extension ConvGeometry {
+    /// For stride 1 and kernel offset `(i, j)`: output rows `y0..<y1` and columns `x0..<x1` read the
+    /// image (at row `y − padding + i`, column `x − padding + j`); the others read the zero border.
+    @inline(__always)
+    func unitStrideReach(_ i: Int, _ j: Int) -> (y0: Int, y1: Int, x0: Int, x1: Int) {
+        let (oh, ow, p) = (outHeight, outWidth, padding)
+        let y0 = min(oh, max(0, p - i)), y1 = max(y0, min(oh, height + p - i))
+        let x0 = min(ow, max(0, p - j)), x1 = max(x0, min(ow, width + p - j))
+        return (y0, y1, x0, x1)
+    }
+}
+
 /// Unfolds `images` input images `(images, C, H, W)` into `col`, `(C·kh·kw, images·outH·outW)`:
 /// column `(b·outH + y)·outW + x` holds the window under output position (y, x) of image b, zero
 /// outside the padded border.
@@ -39,9 +51,7 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
                     let plane = input + (b * g.inChannels + c) * g.height * g.width
                     let out = row + b * oh * ow
                     if s == 1 {
-                        // output rows y0..<y1 and columns x0..<x1 read the image, the rest the zero border
-                        let y0 = min(oh, max(0, p - i)), y1 = max(y0, min(oh, g.height + p - i))
-                        let x0 = min(ow, max(0, p - j)), x1 = max(x0, min(ow, g.width + p - j))
+                        let (y0, y1, x0, x1) = g.unitStrideReach(i, j)
                         for k in 0..<(y0 * ow) { out[k] = 0 }
                         for y in y0..<y1 {
                             let dst = out + y * ow
@@ -85,8 +95,7 @@ public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, 
                     let plane = input + (b * g.inChannels + c) * g.height * g.width
                     let from = row + b * oh * ow
                     if s == 1 {
-                        let y0 = min(oh, max(0, p - i)), y1 = max(y0, min(oh, g.height + p - i))
-                        let x0 = min(ow, max(0, p - j)), x1 = max(x0, min(ow, g.width + p - j))
+                        let (y0, y1, x0, x1) = g.unitStrideReach(i, j)
                         for y in y0..<y1 {
                             addRow(from + y * ow + x0, plane + (y - p + i) * g.width - p + j + x0, count: x1 - x0)
                         }

@@ -39,10 +39,11 @@ let package = Package(
             dependencies: ["Net", "Deconv", "Occlusion",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "NetTests", dependencies: ["Net"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
         .testTarget(name: "DeconvTests", dependencies: ["Deconv", "Net"]),
         .testTarget(name: "OcclusionTests", dependencies: ["Occlusion", "Net"]),
-        .testTarget(name: "ToolTests", dependencies: ["Net", "Tool"]),
+        .testTarget(name: "ToolTests", dependencies: ["Net", "Tool", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Net
 
 /// A fresh empty directory under the system temporary directory, removed at the end of the test.

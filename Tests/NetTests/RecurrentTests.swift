@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Net
 
 /// The recurrent stack against straightforward Double implementations of the cell equations, against

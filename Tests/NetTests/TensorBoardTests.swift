@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Net
 
 final class TensorBoardTests: XCTestCase {

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 @testable import Net
 
 /// Checkpoints load into the PyTorch module of the same architecture with `load_state_dict(strict=True)`

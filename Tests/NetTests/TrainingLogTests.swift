@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 @testable import Net
 
 /// What a training run records besides metrics, read back by the real TensorBoard reader.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Net
 
 /// The occlusion commands end to end on a small random-weight model: files with the promised shapes,
@@ -57,32 +58,19 @@ final class OcclusionCommandTests: XCTestCase {
     /// The attribution against Captum's `Occlusion` on the PyTorch twin of the model (skipped without
     /// python3, torch, captum and safetensors).
     func testAttributionMatchesCaptum() throws {
-        func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3"] + arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-        }
-        try XCTSkipUnless((try? python(["-c", "import torch, captum, safetensors"]).status) == 0, "python3 with torch, captum and safetensors is not available")
+        try Python.require("torch, captum, safetensors")
         let dir = try temporaryDirectory()
         try writeCourseData(dir + "/data")
         let checkpoint = dir + "/model.safetensors"
         try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,conv:6:3:same,avgpool:2,fc:16,dropout:0.5,fc"),
                        inputShape: ImageShape(channels: 1, height: 12, width: 12), classes: 3, seed: 4)
             .checkpoint(classNames: ["0", "1", "2"], epoch: 0, step: 0).write(to: checkpoint)
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("python/check_occlusion_captum.py").path
+        let script = Python.script("check_occlusion_captum.py")
         for extra in [["--window", "4", "--stride", "1"], ["--window", "4", "--stride", "2", "--score", "logit", "--fill", "mean"]] {
             let out = dir + "/occ\(extra.count)\(extra[3])"
             let occlude = try CLI.run(["occlude", "--checkpoint", checkpoint, "--data", dir + "/data", "--index", "4", "--out", out, "--npy"] + extra)
             XCTAssertEqual(occlude.status, 0, occlude.stderr)
-            let check = try python([script, checkpoint, out])
+            let check = Python.run([script, checkpoint, out])
             XCTAssertEqual(check.status, 0, check.output)
         }
     }

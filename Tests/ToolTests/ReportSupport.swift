@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Net
 
 /// Fake run directories written file by file, as `deconvnet train` would leave them, without training.
@@ -57,16 +58,8 @@ extension XCTestCase {
         guard ["/usr/bin/chromium", "/usr/bin/chromium-browser"].contains(where: FileManager.default.isExecutableFile(atPath:)) else {
             throw XCTSkip("chromium is not installed (apt-get install chromium); the browser check did not run")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = [packageRoot + "/Tests/browser/check_report.sh", directory]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "check_report.sh: \(text)", file: file, line: line)
+        let (status, text) = runProcess("/bin/sh", [packageRoot + "/Tests/browser/check_report.sh", directory])
+        XCTAssertEqual(status, 0, "check_report.sh: \(text)", file: file, line: line)
         let keep = NSTemporaryDirectory() + "deconvnet-report-check/" + name.filter { $0.isLetter || $0.isNumber }
         try? FileManager.default.removeItem(atPath: keep)
         try FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)

@@ -32,25 +32,15 @@ public final class Dense: Layer {
     /// `(50, 3136) × (3136, 1024)`.
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
         let (i, o) = (inFeatures, outFeatures)
-        if o > n {
-            parallelRanges(o) { features, _ in
-                // y[:, features] (n, features) = x (n, in) × W[features]ᵀ (in, features) + b[features]
-                let y = output + features.lowerBound
-                for r in 0..<n { (y + r * o).update(from: bias + features.lowerBound, count: features.count) }
-                sgemm(transposeA: false, transposeB: true, m: n, n: features.count, k: i, input, lda: i, weight + features.lowerBound * i, ldb: i,
-                      beta: 1, y, ldc: o)
-                for r in 0..<n { activation.apply(y + r * o, count: features.count) }
-            }
-        } else {
-            parallelRanges(n) { rows, _ in
-                // y (rows, out) = x (rows, in) × Wᵀ (in, out) + b
-                let y = output + rows.lowerBound * o
-                for r in 0..<rows.count { (y + r * o).update(from: bias, count: o) }
-                sgemm(transposeA: false, transposeB: true, m: rows.count, n: o, k: i, input + rows.lowerBound * i, lda: i, weight, ldb: i,
-                      beta: 1, y, ldc: o)
-                activation.apply(y, count: rows.count * o)
-            }
+        // y[rows, features] = f(x[rows] (rows, in) × W[features]ᵀ (in, features) + b[features])
+        func block(_ rows: Range<Int>, _ features: Range<Int>) {
+            let y = output + rows.lowerBound * o + features.lowerBound
+            for r in 0..<rows.count { (y + r * o).update(from: bias + features.lowerBound, count: features.count) }
+            sgemm(transposeA: false, transposeB: true, m: rows.count, n: features.count, k: i, input + rows.lowerBound * i, lda: i,
+                  weight + features.lowerBound * i, ldb: i, beta: 1, y, ldc: o)
+            for r in 0..<rows.count { activation.apply(y + r * o, count: features.count) }
         }
+        splitLarger(rows: n, columns: o, block)
     }
 
     /// The weight and bias gradients are split over the output features; the input gradient over the
@@ -71,18 +61,21 @@ public final class Dense: Layer {
                   input, ldb: i, beta: 1, weightGradient + u * i, ldc: i)
         }
         guard let inputGradient else { return }
-        if i > n {
-            parallelRanges(i) { columns, _ in
-                // dx[:, columns] (n, columns) = dy (n, out) × W[:, columns] (out, columns)
-                sgemm(transposeA: false, transposeB: false, m: n, n: columns.count, k: o, outputGradient, lda: o,
-                      weight + columns.lowerBound, ldb: i, inputGradient + columns.lowerBound, ldc: i)
-            }
-        } else {
-            parallelRanges(n) { rows, _ in
-                // dx (rows, in) = dy (rows, out) × W (out, in)
-                sgemm(transposeA: false, transposeB: false, m: rows.count, n: i, k: o, outputGradient + rows.lowerBound * o, lda: o,
-                      weight, ldb: i, inputGradient + rows.lowerBound * i, ldc: i)
-            }
+        // dx[rows, columns] (rows, columns) = dy[rows] (rows, out) × W[:, columns] (out, columns)
+        func block(_ rows: Range<Int>, _ columns: Range<Int>) {
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: columns.count, k: o, outputGradient + rows.lowerBound * o, lda: o,
+                  weight + columns.lowerBound, ldb: i, inputGradient + rows.lowerBound * i + columns.lowerBound, ldc: i)
         }
+        splitLarger(rows: n, columns: i, block)
+    }
+}
+
+/// Runs `block(rows, columns)` on the workers over a `(rows, columns)` result, splitting whichever
+/// of the two is larger (all rows with a share of the columns, or a share of the rows with all columns).
+private func splitLarger(rows: Int, columns: Int, _ block: (Range<Int>, Range<Int>) -> Void) {
+    if columns > rows {
+        parallelRanges(columns) { part, _ in block(0..<rows, part) }
+    } else {
+        parallelRanges(rows) { part, _ in block(part, 0..<columns) }
     }
 }

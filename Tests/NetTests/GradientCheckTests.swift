@@ -75,6 +75,12 @@ final class GradientCheckTests: XCTestCase {
         check(try model("conv:3:3:same,fc", ImageShape(channels: 2, height: 4, width: 4)), batch: 5)
     }
 
+    func testConvolutionThroughWinograd() throws {
+        let model = try model("conv:16:5:same,fc", ImageShape(channels: 16, height: 5, width: 7))
+        XCTAssertTrue((model.layers[0] as! Conv2D).usesWinograd)
+        check(model, batch: 3)
+    }
+
     func testMaxPooling() throws {
         // a small step, so that no window's winner changes between the two evaluations
         check(try model("conv:2:3:same,maxpool:2,fc", ImageShape(channels: 1, height: 6, width: 6)), eps: 2e-3)

@@ -1,6 +1,8 @@
 /// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`.
 /// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed per image as im2col plus
-/// one sgemm; backward is two sgemms plus col2im per image.
+/// one sgemm; backward is two sgemms plus col2im per image. That is the reference path; 5×5 stride-1
+/// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`usesWinograd`), in the
+/// forward pass, the backward pass and `transposedFilter` alike.
 public final class Conv2D: Layer {
     public let name: String
     public let geometry: ConvGeometry
@@ -44,6 +46,10 @@ public final class Conv2D: Layer {
     /// over chunks of several images ran no faster (single-threaded OpenBLAS, every LeNet layer) and
     /// needed a gather or scatter copy.
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
+        if let tiling = winogradTiling {
+            winogradForward(input, output, batch: n, tiling, workspace: workspace)
+            return
+        }
         workspace.reserve(scratchSize)
         if n == 1 {
             forwardOne(input, output, workspace: workspace)
@@ -106,6 +112,10 @@ public final class Conv2D: Layer {
         _ dy: UnsafePointer<Float>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>?,
         batch n: Int, workspace: Workspace
     ) {
+        if let tiling = winogradTiling {
+            winogradTransposedPass(dy, output: output, input: input, inputGradient: inputGradient, batch: n, tiling, workspace: workspace)
+            return
+        }
         let (k, p, o) = (geometry.patchSize, geometry.positions, outChannels)
         workspace.reserve(scratchSize)
         parallelRanges(n) { images, worker in
@@ -134,5 +144,123 @@ public final class Conv2D: Layer {
             for i in 0..<(o * k) { weightGradient[i] += partial[i] }
             for c in 0..<o { biasGradient[c] += partial[o * k + c] }
         }
+    }
+}
+
+extension Conv2D {
+    /// Input and output channels from which a 5×5 stride-1 convolution takes F(2×2, 5×5).
+    static let winogradMinimumChannels = 16
+    /// Images per worker per batch of Winograd products: T = 10 · tiles per image (490 for 14×14).
+    static let winogradGroup = 10
+
+    /// Whether this layer computes with Winograd's F(2×2, 5×5) instead of im2col: a 5×5 kernel with
+    /// stride 1 and at least `winogradMinimumChannels` input and output channels, where the products
+    /// outweigh the tile transforms (their cost grows with C + O, the products' with C · O).
+    public var usesWinograd: Bool {
+        WinogradTiling.applies(to: geometry) && min(geometry.inChannels, outChannels) >= Conv2D.winogradMinimumChannels
+    }
+
+    var winogradTiling: WinogradTiling? { usesWinograd ? WinogradTiling(geometry) : nil }
+
+    /// Per-worker scratch of the Winograd path: transformed inputs V `(36, C, ld)`, products M
+    /// `(36, O, ld)`, a split plane for the transforms, partial weight and bias gradients in the
+    /// transformed domain `(36, O, C)`, `(O)`; and the transformed filters U `(36, O, C)` (worker 0's only).
+    private struct WinogradScratch {
+        var v, m, plane, partial, u: UnsafeMutablePointer<Float>
+    }
+
+    private func winogradScratchSize(_ t: WinogradTiling) -> Int {
+        let (c, o, ld) = (geometry.inChannels, outChannels, t.leadingDimension(images: Conv2D.winogradGroup))
+        return 36 * (c + o) * ld + t.scratchSize + 2 * 36 * o * c + o
+    }
+
+    private func winogradScratch(_ t: WinogradTiling, _ workspace: Workspace, worker: Int) -> WinogradScratch {
+        let (c, o, ld) = (geometry.inChannels, outChannels, t.leadingDimension(images: Conv2D.winogradGroup))
+        let v = workspace.floats(winogradScratchSize(t), worker: worker)
+        let m = v + 36 * c * ld, plane = m + 36 * o * ld
+        let partial = plane + t.scratchSize
+        return WinogradScratch(v: v, m: m, plane: plane, partial: partial, u: partial + 36 * o * c + o)
+    }
+
+    /// The forward pass through F(2×2, 5×5): U once for the pass, then each worker takes its images
+    /// in groups of `winogradGroup`, transforms them, multiplies and transforms back. One image splits
+    /// the input channels for its transform, then the output channels.
+    private func winogradForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, _ t: WinogradTiling, workspace: Workspace) {
+        let (c, o, p) = (geometry.inChannels, outChannels, geometry.positions)
+        let ld = t.leadingDimension(images: Conv2D.winogradGroup)
+        workspace.reserve(winogradScratchSize(t))
+        let shared = winogradScratch(t, workspace, worker: 0)
+        if n == 1 {
+            parallelRanges(c) { channels, worker in
+                winogradInputTransform(input, images: 1, channels: channels, t, shared.v, ld: ld, scratch: winogradScratch(t, workspace, worker: worker).plane)
+            }
+            parallelRanges(o, minimumPerWorker: 8) { channels, _ in
+                winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u)
+                winogradFilter(shared.u, shared.v, shared.m, outChannels: o, inChannels: c, channels: channels, tiles: t.tiles, ld: ld)
+                winogradOutputTransform(shared.m, images: 1, outChannels: o, channels: channels, t, ld: ld, bias: bias, output)
+                activation.apply(output + channels.lowerBound * p, count: channels.count * p)
+            }
+            return
+        }
+        parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u) }
+        parallelRanges(n) { images, worker in
+            let s = winogradScratch(t, workspace, worker: worker)
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: Conv2D.winogradGroup) {
+                let count = min(Conv2D.winogradGroup, images.upperBound - first)
+                let y = output + first * o * p  // (count, O, outH, outW)
+                winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
+                winogradFilter(shared.u, s.v, s.m, outChannels: o, inChannels: c, channels: 0..<o, tiles: count * t.tiles, ld: ld)
+                winogradOutputTransform(s.m, images: count, outChannels: o, channels: 0..<o, t, ld: ld, bias: bias, y)
+                activation.apply(y, count: count * o * p)
+            }
+        }
+    }
+
+    /// `transposedPass` through F(2×2, 5×5): each worker takes its images in groups, carries `dy` back
+    /// through the output transform once, and forms its weight gradient in the transformed domain
+    /// (dU += dM × Vᵀ, V transformed again from the input) and the input gradient (dV = Uᵀ × dM, back
+    /// through the input transform). The partial dU and bias sums are added in worker order, then dU is
+    /// carried back through the weight transform into the weight gradient.
+    private func winogradTransposedPass(
+        _ dy: UnsafePointer<Float>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>?,
+        batch n: Int, _ t: WinogradTiling, workspace: Workspace
+    ) {
+        let (c, o, p) = (geometry.inChannels, outChannels, geometry.positions)
+        let ld = t.leadingDimension(images: Conv2D.winogradGroup)
+        workspace.reserve(winogradScratchSize(t))
+        let shared = winogradScratch(t, workspace, worker: 0)
+        if inputGradient != nil {
+            parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u) }
+        }
+        parallelRanges(n) { images, worker in
+            let s = winogradScratch(t, workspace, worker: worker)
+            let partialBias = s.partial + 36 * o * c
+            if input != nil { s.partial.update(repeating: 0, count: 36 * o * c + o) }
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: Conv2D.winogradGroup) {
+                let count = min(Conv2D.winogradGroup, images.upperBound - first)
+                let d = UnsafeMutablePointer(mutating: dy + first * o * p)  // (count, O, outH, outW)
+                if let output { activation.backward(output: output + first * o * p, gradient: d, count: count * o * p) }
+                winogradOutputTransformAdjoint(d, images: count, outChannels: o, t, s.m, ld: ld, scratch: s.plane)
+                if let input {
+                    for b in 0..<count {
+                        for k in 0..<o { partialBias[k] += sum(d + (b * o + k) * p, count: p) }
+                    }
+                    winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
+                    winogradWeightGradient(s.m, s.v, s.partial, outChannels: o, inChannels: c, tiles: count * t.tiles, ld: ld)
+                }
+                if let inputGradient {
+                    winogradInputGradient(shared.u, s.m, s.v, outChannels: o, inChannels: c, tiles: count * t.tiles, ld: ld)
+                    winogradInputTransformAdjoint(s.v, images: count, t, ld: ld, inputGradient + first * geometry.inputSize, scratch: s.plane)
+                }
+            }
+        }
+        guard input != nil else { return }
+        let total = shared.partial  // (36, O, C), then (O)
+        for worker in 1..<workerCount(n) {
+            let partial = winogradScratch(t, workspace, worker: worker).partial
+            for i in 0..<(36 * o * c + o) { total[i] += partial[i] }
+        }
+        parallelRanges(o) { channels, _ in winogradWeightTransformAdjoint(total, outChannels: o, inChannels: c, channels: channels, weightGradient) }
+        for k in 0..<o { biasGradient[k] += total[36 * o * c + k] }
     }
 }

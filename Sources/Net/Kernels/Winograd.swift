@@ -42,7 +42,7 @@ public struct WinogradTiling: Equatable, Sendable {
         columns = (g.outWidth + 1) / 2
         planeRows = 2 * rows + 4
         let lanes = Lanes.scalarCount
-        planeStride = (columns + lanes - 1) / lanes * lanes + lanes  // loads of whole lanes up to two columns on
+        planeStride = (columns + 2 + lanes - 1) / lanes * lanes + lanes  // whole lanes up to two columns on
     }
 
     /// Whether the geometry is one F(2×2, 5×5) computes: a 5×5 kernel, stride 1, any padding.
@@ -52,8 +52,8 @@ public struct WinogradTiling: Equatable, Sendable {
     public var tiles: Int { rows * columns }
     /// The row stride `ld` of the `(36, channels, ld)` buffers for groups of up to `images` images.
     public func leadingDimension(images: Int) -> Int { images * tiles + Lanes.scalarCount }
-    /// Floats of scratch a transform needs: one split plane.
-    public var scratchSize: Int { 2 * planeRows * planeStride }
+    /// Floats of scratch a transform needs: a split plane, or six planes and a row for the input adjoint.
+    public var scratchSize: Int { (6 * planeRows + 2) * planeStride }
 }
 
 // MARK: Weights
@@ -134,39 +134,53 @@ public func winogradInputTransform(
 /// The adjoint of `winogradInputTransform` over all input channels: dX `(images, C, H, W)` = the sum over
 /// tiles of B dV Bᵀ, each tile's 6×6 window added where it lies (the parts in the zero border dropped).
 /// `dX` is overwritten; `dV` `(36, C, ld)`. `scratch`: `tiling.scratchSize` floats.
+///
+/// Column j of every tile's window goes to a plane of its own at the tile's column (`6 · planeRows ·
+/// planeStride` floats), so that each lane adds to a value of its own tile and every add reads what the
+/// last one stored at that very address; the six planes are summed once per image row. (Adding at the
+/// window's place in one plane, two lanes on for every other column, made each load straddle the
+/// store before it and ran twice as long.)
 public func winogradInputTransformAdjoint(
     _ dv: UnsafePointer<Float>, images: Int, _ t: WinogradTiling, ld: Int,
     _ dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
 ) {
     let g = t.geometry
-    let (c, plane, half) = (g.inChannels, g.height * g.width, t.planeRows * t.planeStride)
+    let (c, plane, planes) = (g.inChannels, g.height * g.width, t.planeRows * t.planeStride)
+    let row = scratch + 6 * planes  // one padded input row, (2 · planeStride)
     withTileLanes { x, work, y in
         for b in 0..<images {
             for ch in 0..<c {
-                scratch.update(repeating: 0, count: t.scratchSize)
-                let row = dv + ch * ld + b * t.tiles
+                scratch.update(repeating: 0, count: 6 * planes)
+                let tiles = dv + ch * ld + b * t.tiles
                 for ty in 0..<t.rows {
                     for tx in stride(from: 0, to: t.columns, by: Lanes.scalarCount) {
                         let past = Lanes.MaskStorage(0, 1, 2, 3, 4, 5, 6, 7) .>= Int32(t.columns - tx)  // lanes of the next row
-                        let at = row + ty * t.columns + tx
+                        let at = tiles + ty * t.columns + tx
                         for xi in 0..<36 { x[xi] = loadLanes(at + xi * c * ld, Lanes.scalarCount).replacing(with: 0, where: past) }
                         transform2D(x, from: 6, to: 6, work, y, inputColumnAdjoint)
                         for i in 0..<6 {
-                            let line = scratch + (2 * ty + i) * t.planeStride + tx
+                            let line = scratch + (2 * ty + i) * t.planeStride + tx + 2
                             for j in 0..<6 {
-                                let p = line + (j & 1) * half + j >> 1
+                                let p = line + j * planes
                                 storeLanes(loadLanes(p, Lanes.scalarCount) + y[i * 6 + j], p, Lanes.scalarCount)
                             }
                         }
                     }
                 }
+                // padded column X = 2k + parity holds column parity + 2s of tile k − s, s = 0, 1, 2
                 let out = dx + (b * c + ch) * plane
                 for yy in 0..<g.height {
                     let line = scratch + (yy + g.padding) * t.planeStride
-                    for xx in 0..<g.width {
-                        let column = xx + g.padding
-                        out[yy * g.width + xx] = line[(column & 1) * half + column >> 1]
+                    for k in stride(from: 0, to: (g.width + g.padding + 1) / 2, by: Lanes.scalarCount) {
+                        func column(_ parity: Int) -> Lanes {
+                            (0..<3).reduce(Lanes()) { sum, s in sum + loadLanes(line + (parity + 2 * s) * planes + k + 2 - s, Lanes.scalarCount) }
+                        }
+                        var pair = SIMD16<Float>()
+                        pair.evenHalf = column(0)
+                        pair.oddHalf = column(1)
+                        UnsafeMutableRawPointer(row + 2 * k).storeBytes(of: pair, as: SIMD16<Float>.self)
                     }
+                    (out + yy * g.width).update(from: row + g.padding, count: g.width)
                 }
             }
         }
@@ -370,14 +384,14 @@ private func outputColumnAdjoint(_ y: UnsafePointer<Lanes>, _ s: Int, _ m: Unsaf
     m[5 * t] = y1
 }
 
-/// Copies the plane `x` `(height, width)` into `split`, zeroed first (`tiling.scratchSize` floats):
+/// Copies the plane `x` `(height, width)` into `split`, zeroed first (`2 · planeRows · planeStride` floats):
 /// value (y, x) goes to row `y + offset`, column `(x + offset) / 2` of the even half (the first
 /// `planeRows · planeStride` floats) or the odd half, by the parity of `x + offset`. A tile's window
 /// columns are then whole-lane loads from the halves, one lane per tile.
 @inline(__always)
 private func splitPlane(_ x: UnsafePointer<Float>, height: Int, width: Int, offset: Int, _ t: WinogradTiling, _ split: UnsafeMutablePointer<Float>) {
     let half = t.planeRows * t.planeStride
-    split.update(repeating: 0, count: t.scratchSize)
+    split.update(repeating: 0, count: 2 * half)
     for y in 0..<height {
         let line = split + (y + offset) * t.planeStride
         for column in 0..<width {

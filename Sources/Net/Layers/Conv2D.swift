@@ -148,16 +148,24 @@ public final class Conv2D: Layer {
 }
 
 extension Conv2D {
-    /// Input and output channels from which a 5×5 stride-1 convolution takes F(2×2, 5×5).
-    static let winogradMinimumChannels = 16
-    /// Images per worker per batch of Winograd products: T = 10 · tiles per image (490 for 14×14).
-    static let winogradGroup = 10
+    /// Input channels from which a 5×5 stride-1 convolution takes F(2×2, 5×5), and the most output
+    /// channels per input channel (`bench wphases`-style timings of both paths, one core, 14×14 inputs).
+    static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
+    /// Images per worker per batch of Winograd products: T = 4 · tiles per image (196 for 14×14). Two
+    /// to five ran alike; ten and more ran slower, their products no longer fitting the core's cache.
+    static let winogradGroup = 4
 
     /// Whether this layer computes with Winograd's F(2×2, 5×5) instead of im2col: a 5×5 kernel with
-    /// stride 1 and at least `winogradMinimumChannels` input and output channels, where the products
-    /// outweigh the tile transforms (their cost grows with C + O, the products' with C · O).
+    /// stride 1, at least 8 input channels and at most 4 output channels per input channel. The
+    /// products cost 36·C·O per tile against 100·C·O directly; the input transforms grow with C (as
+    /// im2col does) and the output transforms with O, so many output channels over few input channels
+    /// lose (8 → 64: 0.9× the speed of im2col; 4 → 32: 0.75×), while 8 → 8 (1.6×), 8 → 16 (1.3×),
+    /// 32 → 64 (lenet5's conv2, 1.7×) and 32 → 1 (a projection's one-channel view, 2.4×) gain.
+    /// lenet5-classic's conv2 (6 → 16, 14×14 valid) ran 1.05–1.1× and stays on im2col.
     public var usesWinograd: Bool {
-        WinogradTiling.applies(to: geometry) && min(geometry.inChannels, outChannels) >= Conv2D.winogradMinimumChannels
+        let c = geometry.inChannels
+        return WinogradTiling.applies(to: geometry) && c >= Conv2D.winogradMinimumInputChannels
+            && outChannels <= Conv2D.winogradMaximumChannelRatio * c
     }
 
     var winogradTiling: WinogradTiling? { usesWinograd ? WinogradTiling(geometry) : nil }

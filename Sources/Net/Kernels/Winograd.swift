@@ -65,20 +65,15 @@ public struct WinogradTiling: Equatable, Sendable {
 public func winogradWeightTransform(
     _ weight: UnsafePointer<Float>, outChannels o: Int, inChannels c: Int, channels: Range<Int>, _ u: UnsafeMutablePointer<Float>
 ) {
-    withTileLanes { x, work, y in
-        for k in channels {
-            for c0 in stride(from: 0, to: c, by: Lanes.scalarCount) {
-                let lanes = min(Lanes.scalarCount, c - c0)
-                let filters = weight + (k * c + c0) * 25
-                for i in 0..<25 {
-                    var v = Lanes()
-                    for l in 0..<lanes { v[l] = filters[l * 25 + i] }
-                    x[i] = v
-                }
-                transform2D(x, from: 5, to: 6, work, y, filterColumn)
-                for xi in 0..<36 { storeLanes(y[xi], u + (xi * o + k) * c + c0, lanes) }
-            }
+    forEachFilterLanes(channels, inChannels: c) { k, c0, lanes, x, work, y in
+        let filters = weight + (k * c + c0) * 25
+        for i in 0..<25 {
+            var v = Lanes()
+            for l in 0..<lanes { v[l] = filters[l * 25 + i] }
+            x[i] = v
         }
+        transform2D(x, from: 5, to: 6, work, y, filterColumn)
+        for xi in 0..<36 { storeLanes(y[xi], u + (xi * o + k) * c + c0, lanes) }
     }
 }
 
@@ -87,17 +82,26 @@ public func winogradWeightTransform(
 public func winogradWeightTransformAdjoint(
     _ du: UnsafePointer<Float>, outChannels o: Int, inChannels c: Int, channels: Range<Int>, _ dw: UnsafeMutablePointer<Float>
 ) {
+    forEachFilterLanes(channels, inChannels: c) { k, c0, lanes, x, work, y in
+        for xi in 0..<36 { x[xi] = loadLanes(du + (xi * o + k) * c + c0, lanes) }
+        transform2D(x, from: 6, to: 5, work, y, filterColumnAdjoint)
+        let filters = dw + (k * c + c0) * 25
+        for i in 0..<25 {
+            for l in 0..<lanes { filters[l * 25 + i] += y[i][l] }
+        }
+    }
+}
+
+/// Runs `body(k, c0, lanes, x, work, y)` for the filters of output channel k and input channels
+/// `c0 ..< c0 + lanes`, eight at a time (one per lane), with the tile scratch of `withTileLanes`.
+@inline(__always)
+private func forEachFilterLanes(
+    _ channels: Range<Int>, inChannels c: Int,
+    _ body: (Int, Int, Int, UnsafeMutablePointer<Lanes>, UnsafeMutablePointer<Lanes>, UnsafeMutablePointer<Lanes>) -> Void
+) {
     withTileLanes { x, work, y in
         for k in channels {
-            for c0 in stride(from: 0, to: c, by: Lanes.scalarCount) {
-                let lanes = min(Lanes.scalarCount, c - c0)
-                for xi in 0..<36 { x[xi] = loadLanes(du + (xi * o + k) * c + c0, lanes) }
-                transform2D(x, from: 6, to: 5, work, y, filterColumnAdjoint)
-                let filters = dw + (k * c + c0) * 25
-                for i in 0..<25 {
-                    for l in 0..<lanes { filters[l * 25 + i] += y[i][l] }
-                }
-            }
+            for c0 in stride(from: 0, to: c, by: Lanes.scalarCount) { body(k, c0, min(Lanes.scalarCount, c - c0), x, work, y) }
         }
     }
 }

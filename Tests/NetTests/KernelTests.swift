@@ -47,6 +47,31 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The worker pool runs every range of a region exactly once, on distinct workers, over thousands of
+    /// short regions in a row (the helpers spin between them) and as the worker count changes.
+    func testParallelRangesCoverEachItemOnce() {
+        defer { Workers.set(2) }
+        for workers in [3, 1, 2, 4, 2] {
+            Workers.set(workers)
+            for total in [1, 2, 5, 97] {
+                for _ in 0..<200 {
+                    var hits = [Int](repeating: 0, count: total)
+                    var workerOf = [Int](repeating: -1, count: total)
+                    hits.withUnsafeMutableBufferPointer { hits in
+                        workerOf.withUnsafeMutableBufferPointer { workerOf in
+                            parallelRanges(total) { range, worker in
+                                for i in range { hits[i] += 1; workerOf[i] = worker }
+                            }
+                        }
+                    }
+                    XCTAssertEqual(hits, [Int](repeating: 1, count: total))
+                    XCTAssertEqual(Set(workerOf).count, min(total, workers))
+                    XCTAssertEqual(workerOf, workerOf.sorted(), "ranges are contiguous and in worker order")
+                }
+            }
+        }
+    }
+
     /// Both ways of splitting a dense layer over the workers: more outputs (and inputs) than samples,
     /// so that the workers split the features, and fewer, so that they split the batch.
     func testDenseLayerMatchesNaiveEitherSplit() {

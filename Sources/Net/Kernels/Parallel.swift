@@ -38,77 +38,109 @@ public func workerCount(_ total: Int, minimumPerWorker: Int = 1) -> Int {
     max(1, min(Workers.count, total / max(1, minimumPerWorker)))
 }
 
-/// Persistent helper threads that spin for a short while after each region before they sleep.
+/// Persistent helper threads that poll for a short while after each region before they sleep.
 /// A training step of a small model is a chain of ~1 ms regions (one per layer and pass); waking a
 /// sleeping thread for each (as `DispatchQueue.concurrentPerform` does) cost lenet5-classic a third
-/// of its second core, because the helper started each region ~0.4 ms late.
+/// of its second core, because the helper started each region ~0.4 ms late. The region's parts are
+/// claimed from a counter by whoever comes first, the calling thread included, so a helper that is
+/// not running (the machine is busy) never holds a region up.
 private final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
-    /// How long an idle helper keeps polling for the next region before it sleeps.
-    private static let spinNanoseconds: UInt64 = 500_000
+    /// How long a helper polls for the next region, and the caller for the helpers to finish, before sleeping.
+    private static let spinNanoseconds: UInt64 = 50_000
 
-    /// Starts a region when it changes: a count of regions times 256 plus the region's worker count,
-    /// so a helper reads which region and how many workers in one load.
-    private let generation = Atomic<Int>(0)
-    /// Helpers of the current region that have not finished.
-    private let pending = Atomic<Int>(0)
+    /// The current region in one word, so that a claim is always of the region it read: the count
+    /// of regions started (above bit 16), its number of parts (bits 8–15) and the next unclaimed part
+    /// (bits 0–7).
+    private let state = Atomic<Int>(0)
+    /// Parts of the current region not yet finished.
+    private let remaining = Atomic<Int>(0)
     private let wake = NSCondition()
+    /// Signalled by whoever finishes a region's last part, for a caller that stopped polling.
+    private let finished = NSCondition()
     /// Serialises regions started from different threads.
     private let regionLock = NSLock()
     nonisolated(unsafe) private var job: ((Int) -> Void)?
     nonisolated(unsafe) private var helpers = 0
 
-    /// Runs `body(w)` for `w` in `0..<workers`, `body(0)` on the calling thread, and returns when all are done.
-    func run(_ workers: Int, _ body: (Int) -> Void) {
-        precondition(workers < 256)
+    /// Runs `body(w)` for `w` in `0..<parts` on the calling thread and the helpers, and returns when all are done.
+    func run(_ parts: Int, _ body: (Int) -> Void) {
+        precondition(parts < 256)
         regionLock.lock()
         defer { regionLock.unlock() }
-        let current = generation.load(ordering: .relaxed)
-        while helpers < workers - 1 {
+        let region = state.load(ordering: .relaxed) >> 16
+        while helpers < parts - 1 {
             helpers += 1
-            let thread = Thread { [self, index = helpers] in serve(index, after: current) }
+            let thread = Thread { [self] in serve(after: region) }
             thread.stackSize = 1 << 20
             thread.start()
         }
         withoutActuallyEscaping(body) { body in
             job = body
-            pending.store(workers - 1, ordering: .relaxed)
+            remaining.store(parts, ordering: .relaxed)
             wake.lock()
-            generation.store((current >> 8 + 1) << 8 | workers, ordering: .releasing)
+            state.store((region + 1) << 16 | parts << 8, ordering: .releasing)
             wake.broadcast()
             wake.unlock()
-            body(0)
-            while pending.load(ordering: .acquiring) > 0 {}
+            work()
+            if !poll(until: { remaining.load(ordering: .acquiring) == 0 }) {
+                finished.lock()
+                while remaining.load(ordering: .acquiring) > 0 { finished.wait() }
+                finished.unlock()
+            }
             job = nil
         }
     }
 
-    /// Helper `index`'s loop: wait for the next region, run its share if the region has that many workers.
-    private func serve(_ index: Int, after start: Int) {
-        var seen = start
+    /// Claims and runs parts of the current region until none are left.
+    private func work() {
+        var current = state.load(ordering: .acquiring)
         while true {
-            seen = next(after: seen)
-            if index < seen & 255 {
-                job!(index)
-                pending.subtract(1, ordering: .releasing)
+            let (part, parts) = (current & 255, current >> 8 & 255)
+            guard part < parts else { return }
+            let (exchanged, original) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            guard exchanged else {
+                current = original
+                continue
             }
+            job!(part)
+            if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                finished.lock()
+                finished.signal()
+                finished.unlock()
+            }
+            current = state.load(ordering: .acquiring)
         }
     }
 
-    /// Polls until the generation moves past `seen`, then sleeps on the condition; returns the new one.
-    private func next(after seen: Int) -> Int {
-        let start = DispatchTime.now().uptimeNanoseconds
-        var polls = 0
+    /// A helper's loop: wait for a region after `seen`, help with it.
+    private func serve(after start: Int) {
+        var seen = start
         while true {
-            let now = generation.load(ordering: .acquiring)
-            if now != seen { return now }
-            polls += 1
-            if polls & 255 == 0 && DispatchTime.now().uptimeNanoseconds - start > Self.spinNanoseconds { break }
+            seen = next(after: seen)
+            work()
         }
+    }
+
+    /// Polls until a region after `seen` has started, then sleeps on the condition; returns its count.
+    private func next(after seen: Int) -> Int {
+        func region() -> Int { state.load(ordering: .acquiring) >> 16 }
+        if poll(until: { region() != seen }) { return region() }
         wake.lock()
         defer { wake.unlock() }
-        while generation.load(ordering: .acquiring) == seen { wake.wait() }
-        return generation.load(ordering: .acquiring)
+        while region() == seen { wake.wait() }
+        return region()
+    }
+
+    /// Polls `condition` for up to `spinNanoseconds`; whether it became true.
+    private func poll(until condition: () -> Bool) -> Bool {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var polls = 0
+        while !condition() {
+            polls += 1
+            if polls & 255 == 0 && DispatchTime.now().uptimeNanoseconds - start > Self.spinNanoseconds { return false }
+        }
+        return true
     }
 }

@@ -47,6 +47,93 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The direct convolution's output and weight gradient against the loop references, for odd sizes,
+    /// paddings and a second, partial group of eight output channels; and `Conv2D` on a batch, which
+    /// takes the direct path for its few output channels.
+    func testDirectConvolutionMatchesNaive() {
+        var random = SeededRandom(seed: 11)
+        for (c, o, h, w, kernel, padding) in [(3, 6, 32, 32, 5, 0), (2, 11, 7, 9, 3, 1), (1, 8, 6, 13, 5, 2), (4, 3, 5, 5, 1, 0)] {
+            let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kernel, padding: padding)
+            let direct = DirectConvolution(geometry: g, outChannels: o)
+            let x = randomArray(g.inputSize, &random), weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
+            let dy = randomArray(o * g.positions, &random)
+            var padded = [Float](repeating: .nan, count: direct.paddedSize)
+            var packed = [Float](repeating: .nan, count: direct.packedWeightSize)
+            var paddedGradient = [Float](repeating: .nan, count: direct.paddedGradientSize)
+            var fast = [Float](repeating: 0, count: o * g.positions), slow = fast
+            var fastGradient = [Float](repeating: 1, count: o * g.patchSize)
+            direct.pad(x, into: &padded)
+            direct.packWeights(weight, into: &packed)
+            direct.padGradient(dy, into: &paddedGradient)
+            direct.forward(padded: padded, packedWeights: packed, bias: bias, &fast)
+            direct.accumulateWeightGradient(padded: padded, paddedGradient: paddedGradient, into: &fastGradient)
+            conv2dNaive(x, images: 1, g, outChannels: o, weight: weight, bias: bias, &slow)
+            let (oh, ow) = (g.outHeight, g.outWidth)
+            for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4, "forward c\(c) o\(o) k\(kernel) p\(padding)") }
+            for oc in 0..<o {
+                for ci in 0..<c {
+                    for i in 0..<kernel {
+                        for j in 0..<kernel {
+                            var expected: Float = 1  // accumulates onto what was there
+                            for y in 0..<oh {
+                                for xx in 0..<ow {
+                                    let (iy, ix) = (y - padding + i, xx - padding + j)
+                                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                    expected += dy[(oc * oh + y) * ow + xx] * x[(ci * h + iy) * w + ix]
+                                }
+                            }
+                            XCTAssertEqual(fastGradient[((oc * c + ci) * kernel + i) * kernel + j], expected, accuracy: 1e-3,
+                                           "weight gradient c\(c) o\(o) k\(kernel) p\(padding)")
+                        }
+                    }
+                }
+            }
+        }
+        let g = ConvGeometry(inChannels: 3, height: 12, width: 11, kernel: 5, padding: 1)
+        let layer = Conv2D(name: "conv1", geometry: g, outChannels: 6, activation: .identity)
+        var weight = randomArray(6 * g.patchSize, &random), bias = randomArray(6, &random)
+        var dummyW = weight, dummyB = bias
+        let input = randomArray(3 * g.inputSize, &random)
+        var fast = [Float](repeating: 0, count: 3 * layer.outputCount), slow = fast
+        weight.withUnsafeMutableBufferPointer { w in
+            bias.withUnsafeMutableBufferPointer { b in
+                dummyW.withUnsafeMutableBufferPointer { dw in
+                    dummyB.withUnsafeMutableBufferPointer { db in
+                        layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
+                        layer.forward(input, &fast, batch: 3, training: false, workspace: Workspace())
+                        conv2dNaive(input, images: 3, g, outChannels: 6, weight: w.baseAddress!, bias: b.baseAddress!, &slow)
+                    }
+                }
+            }
+        }
+        for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4, "Conv2D on the direct path") }
+    }
+
+    /// The worker pool runs every range of a region exactly once, on distinct workers, over thousands of
+    /// short regions in a row (the helpers spin between them) and as the worker count changes.
+    func testParallelRangesCoverEachItemOnce() {
+        defer { Workers.set(2) }
+        for workers in [3, 1, 2, 4, 2] {
+            Workers.set(workers)
+            for total in [1, 2, 5, 97] {
+                for _ in 0..<200 {
+                    var hits = [Int](repeating: 0, count: total)
+                    var workerOf = [Int](repeating: -1, count: total)
+                    hits.withUnsafeMutableBufferPointer { hits in
+                        workerOf.withUnsafeMutableBufferPointer { workerOf in
+                            parallelRanges(total) { range, worker in
+                                for i in range { hits[i] += 1; workerOf[i] = worker }
+                            }
+                        }
+                    }
+                    XCTAssertEqual(hits, [Int](repeating: 1, count: total))
+                    XCTAssertEqual(Set(workerOf).count, min(total, workers))
+                    XCTAssertEqual(workerOf, workerOf.sorted(), "ranges are contiguous and in worker order")
+                }
+            }
+        }
+    }
+
     /// Both ways of splitting a dense layer over the workers: more outputs (and inputs) than samples,
     /// so that the workers split the features, and fewer, so that they split the batch.
     func testDenseLayerMatchesNaiveEitherSplit() {

@@ -2,7 +2,9 @@
 /// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed per image as im2col plus
 /// one sgemm; backward is two sgemms plus col2im per image. That is the reference path; 5×5 stride-1
 /// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`usesWinograd`), in the
-/// forward pass, the backward pass and `transposedFilter` alike.
+/// forward pass, the backward pass and `transposedFilter` alike, and other stride-1 layers with at
+/// most `DirectConvolution.maximumOutChannels` outputs compute their output and weight gradient
+/// directly (`DirectConvolution`).
 public final class Conv2D: Layer {
     public let name: String
     public let geometry: ConvGeometry
@@ -12,13 +14,23 @@ public final class Conv2D: Layer {
     public private(set) var bias: UnsafeMutablePointer<Float>!
     private var weightGradient: UnsafeMutablePointer<Float>!
     private var biasGradient: UnsafeMutablePointer<Float>!
+    /// The direct path, for the layers that take it, and its rearranged weights.
+    private let direct: DirectConvolution?
+    private let packedWeights: UnsafeMutablePointer<Float>?
 
     public init(name: String, geometry: ConvGeometry, outChannels: Int, activation: Activation) {
         self.name = name
         self.geometry = geometry
         self.outChannels = outChannels
         self.activation = activation
+        let takesDirect = geometry.stride == 1 && outChannels <= DirectConvolution.maximumOutChannels
+            && !Conv2D.usesWinograd(geometry, outChannels: outChannels)
+        direct = takesDirect
+            ? DirectConvolution(geometry: geometry, outChannels: outChannels) : nil
+        packedWeights = direct.map { .allocate(capacity: $0.packedWeightSize) }
     }
+
+    deinit { packedWeights?.deallocate() }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
     public var outputShape: [Int] { [outChannels, geometry.outHeight, geometry.outWidth] }
@@ -32,14 +44,19 @@ public final class Conv2D: Layer {
         (weightGradient, biasGradient) = (gradients[0], gradients[1])
     }
 
-    /// Per-worker scratch: the columns of one image `(K, P)`, then partial weight and bias gradients
+    /// Per-worker scratch: the columns of one image `(K, P)` (or, on the direct path, the image's
+    /// zero-bordered copy and its padded output gradient), then partial weight and bias gradients
     /// `(O, K)`, `(O)`.
     private func scratch(_ workspace: Workspace, worker: Int) -> (col: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>) {
         let col = workspace.floats(scratchSize, worker: worker)
-        return (col, col + geometry.patchSize * geometry.positions)
+        return (col, col + imageScratchSize)
     }
 
-    private var scratchSize: Int { geometry.patchSize * geometry.positions + outChannels * (geometry.patchSize + 1) }
+    private var imageScratchSize: Int {
+        max(geometry.patchSize * geometry.positions, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
+    }
+
+    private var scratchSize: Int { imageScratchSize + outChannels * (geometry.patchSize + 1) }
 
     /// Each worker takes its images one at a time: the columns of one image, `(K, P)`, stay in the
     /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output. Products
@@ -51,21 +68,29 @@ public final class Conv2D: Layer {
             return
         }
         workspace.reserve(scratchSize)
-        if n == 1 {
+        if n == 1 && direct == nil {
             forwardOne(input, output, workspace: workspace)
             return
         }
+        if let direct, let packedWeights { direct.packWeights(weight, into: packedWeights) }
         parallelRanges(n) { images, worker in
             let col = scratch(workspace, worker: worker).col
             for b in images {
-                im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                filter(col, channels: 0..<outChannels, output + b * outChannels * geometry.positions)
+                let y = output + b * outChannels * geometry.positions
+                if let direct, let packedWeights {
+                    direct.pad(input + b * geometry.inputSize, into: col)
+                    direct.forward(padded: col, packedWeights: packedWeights, bias: bias, y)
+                    activation.apply(y, count: outChannels * geometry.positions)
+                } else {
+                    im2col(input + b * geometry.inputSize, images: 1, geometry, col)
+                    filter(col, channels: 0..<outChannels, y)
+                }
             }
         }
     }
 
     /// One image (interactive analyses: projections, occlusion's unoccluded pass, predict): the workers
-    /// split the output channels instead of the batch.
+    /// split the output channels instead of the batch. (A direct-path layer has too few to split.)
     private func forwardOne(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let p = geometry.positions
         let col = scratch(workspace, worker: 0).col
@@ -127,9 +152,15 @@ public final class Conv2D: Layer {
                 if let output { activation.backward(output: output + b * o * p, gradient: UnsafeMutablePointer(mutating: d), count: o * p) }
                 if let input {
                     for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) }
-                    im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                    // dW (O, K) += dy (O, P) × colᵀ (P, K)
-                    sgemm(transposeA: false, transposeB: true, m: o, n: k, k: p, d, lda: p, col, ldb: p, beta: 1, partial, ldc: k)
+                    if let direct {
+                        direct.pad(input + b * geometry.inputSize, into: col)
+                        direct.padGradient(d, into: col + direct.paddedSize)
+                        direct.accumulateWeightGradient(padded: col, paddedGradient: col + direct.paddedSize, into: partial)
+                    } else {
+                        im2col(input + b * geometry.inputSize, images: 1, geometry, col)
+                        // dW (O, K) += dy (O, P) × colᵀ (P, K)
+                        sgemm(transposeA: false, transposeB: true, m: o, n: k, k: p, d, lda: p, col, ldb: p, beta: 1, partial, ldc: k)
+                    }
                 }
                 if let inputGradient {
                     // dcol (K, P) = Wᵀ (K, O) × dy (O, P)
@@ -162,10 +193,11 @@ extension Conv2D {
     /// lose (8 → 64: 0.9× the speed of im2col; 4 → 32: 0.75×), while 8 → 8 (1.6×), 8 → 16 (1.3×),
     /// 32 → 64 (lenet5's conv2, 1.7×) and 32 → 1 (a projection's one-channel view, 2.4×) gain.
     /// lenet5-classic's conv2 (6 → 16, 14×14 valid) ran 1.05–1.1× and stays on im2col.
-    public var usesWinograd: Bool {
+    public var usesWinograd: Bool { Conv2D.usesWinograd(geometry, outChannels: outChannels) }
+
+    private static func usesWinograd(_ geometry: ConvGeometry, outChannels: Int) -> Bool {
         let c = geometry.inChannels
-        return WinogradTiling.applies(to: geometry) && c >= Conv2D.winogradMinimumInputChannels
-            && outChannels <= Conv2D.winogradMaximumChannelRatio * c
+        return WinogradTiling.applies(to: geometry) && c >= winogradMinimumInputChannels && outChannels <= winogradMaximumChannelRatio * c
     }
 
     var winogradTiling: WinogradTiling? { usesWinograd ? WinogradTiling(geometry) : nil }

@@ -10,9 +10,6 @@ public struct DirectConvolution: Sendable {
     public let geometry: ConvGeometry
     public let outChannels: Int
 
-    /// The most output channels for which `Conv2D` takes this path (chosen by `deconvnet bench train`).
-    public static let maximumOutChannels = 8
-
     public init(geometry: ConvGeometry, outChannels: Int) {
         precondition(geometry.stride == 1, "direct convolution is for stride 1")
         self.geometry = geometry

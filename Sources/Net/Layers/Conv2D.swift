@@ -3,7 +3,7 @@
 /// one sgemm; backward is two sgemms plus col2im per image. That is the reference path; 5×5 stride-1
 /// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`usesWinograd`), in the
 /// forward pass, the backward pass and `transposedFilter` alike, and other stride-1 layers with at
-/// most `DirectConvolution.maximumOutChannels` outputs compute their output and weight gradient
+/// most `directMaximumOutChannels` outputs compute their output and weight gradient
 /// directly (`DirectConvolution`).
 public final class Conv2D: Layer {
     public let name: String
@@ -14,23 +14,28 @@ public final class Conv2D: Layer {
     public private(set) var bias: UnsafeMutablePointer<Float>!
     private var weightGradient: UnsafeMutablePointer<Float>!
     private var biasGradient: UnsafeMutablePointer<Float>!
-    /// The direct path, for the layers that take it, and its rearranged weights.
-    private let direct: DirectConvolution?
-    private let packedWeights: UnsafeMutablePointer<Float>?
+    /// The Winograd path's tiling, for the layers that take it (`usesWinograd`).
+    let winogradTiling: WinogradTiling?
+    /// The direct path, for the layers that take it, and its rearranged weights (refilled every forward pass).
+    private let direct: (kernel: DirectConvolution, packedWeights: UnsafeMutablePointer<Float>)?
 
     public init(name: String, geometry: ConvGeometry, outChannels: Int, activation: Activation) {
         self.name = name
         self.geometry = geometry
         self.outChannels = outChannels
         self.activation = activation
-        let takesDirect = geometry.stride == 1 && outChannels <= DirectConvolution.maximumOutChannels
-            && !Conv2D.usesWinograd(geometry, outChannels: outChannels)
-        direct = takesDirect
-            ? DirectConvolution(geometry: geometry, outChannels: outChannels) : nil
-        packedWeights = direct.map { .allocate(capacity: $0.packedWeightSize) }
+        let c = geometry.inChannels
+        winogradTiling = WinogradTiling.applies(to: geometry) && c >= Conv2D.winogradMinimumInputChannels
+            && outChannels <= Conv2D.winogradMaximumChannelRatio * c ? WinogradTiling(geometry) : nil
+        if winogradTiling == nil && geometry.stride == 1 && outChannels <= Conv2D.directMaximumOutChannels {
+            let kernel = DirectConvolution(geometry: geometry, outChannels: outChannels)
+            direct = (kernel, .allocate(capacity: kernel.packedWeightSize))
+        } else {
+            direct = nil
+        }
     }
 
-    deinit { packedWeights?.deallocate() }
+    deinit { direct?.packedWeights.deallocate() }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
     public var outputShape: [Int] { [outChannels, geometry.outHeight, geometry.outWidth] }
@@ -53,7 +58,7 @@ public final class Conv2D: Layer {
     }
 
     private var imageScratchSize: Int {
-        max(geometry.patchSize * geometry.positions, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
+        max(geometry.patchSize * geometry.positions, direct.map { $0.kernel.paddedSize + $0.kernel.paddedGradientSize } ?? 0)
     }
 
     private var scratchSize: Int { imageScratchSize + outChannels * (geometry.patchSize + 1) }
@@ -72,14 +77,14 @@ public final class Conv2D: Layer {
             forwardOne(input, output, workspace: workspace)
             return
         }
-        if let direct, let packedWeights { direct.packWeights(weight, into: packedWeights) }
+        if let direct { direct.kernel.packWeights(weight, into: direct.packedWeights) }
         parallelRanges(n) { images, worker in
             let col = scratch(workspace, worker: worker).col
             for b in images {
                 let y = output + b * outChannels * geometry.positions
-                if let direct, let packedWeights {
-                    direct.pad(input + b * geometry.inputSize, into: col)
-                    direct.forward(padded: col, packedWeights: packedWeights, bias: bias, y)
+                if let (kernel, packedWeights) = direct {
+                    kernel.pad(input + b * geometry.inputSize, into: col)
+                    kernel.forward(padded: col, packedWeights: packedWeights, bias: bias, y)
                     activation.apply(y, count: outChannels * geometry.positions)
                 } else {
                     im2col(input + b * geometry.inputSize, images: 1, geometry, col)
@@ -152,10 +157,10 @@ public final class Conv2D: Layer {
                 if let output { activation.backward(output: output + b * o * p, gradient: UnsafeMutablePointer(mutating: d), count: o * p) }
                 if let input {
                     for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) }
-                    if let direct {
-                        direct.pad(input + b * geometry.inputSize, into: col)
-                        direct.padGradient(d, into: col + direct.paddedSize)
-                        direct.accumulateWeightGradient(padded: col, paddedGradient: col + direct.paddedSize, into: partial)
+                    if let kernel = direct?.kernel {
+                        kernel.pad(input + b * geometry.inputSize, into: col)
+                        kernel.padGradient(d, into: col + kernel.paddedSize)
+                        kernel.accumulateWeightGradient(padded: col, paddedGradient: col + kernel.paddedSize, into: partial)
                     } else {
                         im2col(input + b * geometry.inputSize, images: 1, geometry, col)
                         // dW (O, K) += dy (O, P) × colᵀ (P, K)
@@ -193,14 +198,12 @@ extension Conv2D {
     /// lose (8 → 64: 0.9× the speed of im2col; 4 → 32: 0.75×), while 8 → 8 (1.6×), 8 → 16 (1.3×),
     /// 32 → 64 (lenet5's conv2, 1.7×) and 32 → 1 (a projection's one-channel view, 2.4×) gain.
     /// lenet5-classic's conv2 (6 → 16, 14×14 valid) ran 1.05–1.1× and stays on im2col.
-    public var usesWinograd: Bool { Conv2D.usesWinograd(geometry, outChannels: outChannels) }
+    public var usesWinograd: Bool { winogradTiling != nil }
 
-    private static func usesWinograd(_ geometry: ConvGeometry, outChannels: Int) -> Bool {
-        let c = geometry.inChannels
-        return WinogradTiling.applies(to: geometry) && c >= winogradMinimumInputChannels && outChannels <= winogradMaximumChannelRatio * c
-    }
-
-    var winogradTiling: WinogradTiling? { usesWinograd ? WinogradTiling(geometry) : nil }
+    /// The most output channels for which a stride-1 layer not on the Winograd path computes directly
+    /// (`DirectConvolution`). 8 (lenet5-classic's conv1, 6 channels) ran 1.3–1.4× im2col on one core; 16,
+    /// which also took its conv2 (16 channels, 10 of 16 lanes used per row), made the model slower.
+    static let directMaximumOutChannels = 8
 
     /// Per-worker scratch of the Winograd path: transformed inputs V `(36, C, ld)`, products M
     /// `(36, O, ld)`, a split plane for the transforms, partial weight and bias gradients in the

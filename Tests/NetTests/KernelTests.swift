@@ -48,11 +48,15 @@ final class KernelTests: XCTestCase {
     }
 
     /// The direct convolution's output and weight gradient against the loop references, for odd sizes,
-    /// paddings and a second, partial group of eight output channels; and `Conv2D` on a batch, which
-    /// takes the direct path for its few output channels.
+    /// paddings, output channels that fill no whole tile (1, 5, 7, 8, 11), rows of more than one block
+    /// of four vectors (38 wide) and kernels wider than one block of five columns (7); and `Conv2D` on
+    /// a batch, which takes the direct path for its few output channels.
     func testDirectConvolutionMatchesNaive() {
         var random = SeededRandom(seed: 11)
-        for (c, o, h, w, kernel, padding) in [(3, 6, 32, 32, 5, 0), (2, 11, 7, 9, 3, 1), (1, 8, 6, 13, 5, 2), (4, 3, 5, 5, 1, 0)] {
+        for (c, o, h, w, kernel, padding) in [
+            (3, 6, 32, 32, 5, 0), (2, 11, 7, 9, 3, 1), (1, 8, 6, 13, 5, 2), (4, 3, 5, 5, 1, 0),
+            (3, 1, 9, 11, 3, 1), (2, 5, 12, 38, 5, 0), (1, 7, 10, 21, 7, 3), (3, 8, 28, 28, 5, 2), (2, 5, 30, 30, 3, 1),
+        ] {
             let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kernel, padding: padding)
             let direct = DirectConvolution(geometry: g, outChannels: o)
             let x = randomArray(g.inputSize, &random), weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)

@@ -7,9 +7,10 @@
 ///   broadcast weights and 4 image loads feed 12 multiply-adds.
 /// - `accumulateWeightGradient`: 2 output channels by up to 5 kernel columns; per 8 output positions,
 ///   2 gradient loads and 5 image loads feed 10 multiply-adds (3 channels would need 19 registers).
-/// On lenet5-classic's conv1 (one core, 100 images) the forward pass took 1.0 ms and the weight
-/// gradient 1.0 ms, against 1.75 and 1.65 ms with one tile of 8 channels by 8 positions, which loaded
-/// an image vector (or 8 gradient vectors) for every 8 multiply-adds and left 2 of its 8 channels empty.
+/// The tiles before these, 8 channels by 8 positions, loaded an image vector (or 8 gradient vectors)
+/// for every 8 multiply-adds and left 2 of the 8 channels empty for lenet5-classic's conv1; with these,
+/// its forward pass per step of 100 images took 1.15 ms instead of 1.83 and its backward 1.37 ms
+/// instead of 2.63 (`bench train --model lenet5-classic --workers 1 --profile`, medians of 4).
 /// `im2col` plus `sgemm` stays the reference, and the path for every other layer.
 ///
 /// Both kernels read the image from a zero-bordered copy, `(C, H + 2p, rowStride)`, made by `pad`,
@@ -102,9 +103,8 @@ public struct DirectConvolution: Sendable {
             let b = Lanes(repeating: bias[min(o0 + l, outChannels - 1)])
             for v in 0..<n { sums[v][l] = b }
         }
-        // repeat-while, not for-in: the zero-trip guards of for-in loops made the compiler copy the
-        // sums between registers every tap and spill them (2.7 ms per 100 lenet5-classic images
-        // against 1.0 ms).
+        // repeat-while, not for-in: with for-in's zero-trip guards the compiler copied the sums between
+        // registers every tap and spilled them (this tile ran 2.7× slower on lenet5-classic's conv1).
         var ci = 0
         repeat {
             var i = 0

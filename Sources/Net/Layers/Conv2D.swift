@@ -201,8 +201,12 @@ extension Conv2D {
     public var usesWinograd: Bool { winogradTiling != nil }
 
     /// The most output channels for which a stride-1 layer not on the Winograd path computes directly
-    /// (`DirectConvolution`). 8 (lenet5-classic's conv1, 6 channels) ran 1.3–1.4× im2col on one core; 16,
-    /// which also took its conv2 (16 channels, 10 of 16 lanes used per row), made the model slower.
+    /// (`DirectConvolution`). 8 (lenet5-classic's conv1, 6 channels) ran 1.3–1.4× im2col on one core
+    /// with the kernel's first tiles, more with its current ones. 16 also takes lenet5-classic's conv2
+    /// (16 channels, 10 of 16 lanes used per row): with the first tiles the model ran slower; with the
+    /// current ones 3% faster (conv2 per 100 images: forward 1.43 → 1.31 ms, backward 3.43 → 3.32 ms),
+    /// but conv5's first layer (3 → 16, 3×3 same) then ran its forward pass slower (0.98 → 1.1–1.2 ms)
+    /// and its backward faster (1.63 → 1.3–1.4 ms), so the limit stays at 8.
     static let directMaximumOutChannels = 8
 
     /// Per-worker scratch of the Winograd path: transformed inputs V `(36, C, ld)`, products M

@@ -223,10 +223,10 @@ final class KernelTests: XCTestCase {
     }
 
     /// The 2×2 stride-2 fast path against the loop: ties (values from a few levels), NaNs, an odd width
-    /// and rows whose last group of eight overlaps the one before.
+    /// rows whose last group of eight overlaps the one before, and rows narrower than eight outputs.
     func testMaxPoolTwoByTwoMatchesNaive() {
         var random = SeededRandom(seed: 8)
-        for (height, width) in [(20, 20), (28, 28), (6, 21), (16, 17)] {
+        for (height, width) in [(20, 20), (28, 28), (6, 21), (16, 17), (10, 10), (7, 9), (4, 6)] {
             let g = ConvGeometry(inChannels: 3, height: height, width: width, kernel: 2, stride: 2)
             let input = (0..<g.inputSize).map { _ -> Float in
                 let level = Float(random.int(below: 5))

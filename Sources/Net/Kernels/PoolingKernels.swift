@@ -1,16 +1,21 @@
 /// Max pooling over `planes` planes of `(H, W)` with a k×k window and stride s, no padding.
 /// `output` is `(planes, outH, outW)`; `switches` records, for each output, the index `y·W + x` of
 /// the winning input inside its plane (the first maximum, scanning rows then columns, as PyTorch; a NaN
-/// when there is one: the first of the last window row that holds one). The common 2×2 window with stride 2 runs eight outputs at a time
-/// when a row has at least eight; everything else is `maxPoolForwardNaive`.
+/// when there is one: the first of the last window row that holds one). The common 2×2 window with
+/// stride 2 runs eight outputs at a time (`maxPoolNarrowRows` where a row has fewer than eight);
+/// everything else is `maxPoolForwardNaive`.
 public func maxPoolForward(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
     let (w, oh, ow) = (g.width, g.outHeight, g.outWidth)
     let lanes = Lanes.scalarCount
-    guard g.kernelHeight == 2, g.stride == 2, ow >= lanes else {
+    guard g.kernelHeight == 2, g.stride == 2 else {
         maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
+        return
+    }
+    if ow < lanes {
+        maxPoolNarrowRows(input, planes: planes, g, output, switches: switches)
         return
     }
     let step = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
@@ -25,28 +30,73 @@ public func maxPoolForward(
                 let at = 2 * y * w + 2 * x  // the window's top-left, inside the plane
                 let top = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self)
                 let bottom = UnsafeRawPointer(src + at + w).loadUnaligned(as: SIMD16<Float>.self)
-                // the four candidates in scan order: top left, top right, bottom left, bottom right
-                let (a, b, c, d) = (top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf)
-                let topLeft = step &+ Int32(at)
-                var best = a, index = topLeft
-                func take(_ v: Lanes, _ offset: Int, where mask: SIMDMask<SIMD8<Int32>>) {
-                    best.replace(with: v, where: mask)
-                    index.replace(with: topLeft &+ Int32(offset), where: mask)
-                }
-                take(b, 1, where: b .> best)
-                take(c, w, where: c .> best)
-                take(d, w + 1, where: d .> best)
-                // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
-                take(b, 1, where: b .!= b)
-                take(a, 0, where: a .!= a)
-                take(d, w + 1, where: d .!= d)
-                take(c, w, where: c .!= c)
+                let (best, index) = maxOfWindows(top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf, at: step &+ Int32(at), width: w)
                 UnsafeMutableRawPointer(dst + y * ow + x).storeBytes(of: best, as: Lanes.self)
                 UnsafeMutableRawPointer(sw + y * ow + x).storeBytes(of: index, as: SIMD8<Int32>.self)
                 x += lanes
             }
         }
     }
+}
+
+/// 2×2 stride-2 pooling of planes whose rows have fewer than eight outputs (lenet5-classic's pool2,
+/// 10×10 → 5×5): eight outputs of a plane at a time in reading order, their windows gathered, so the
+/// choice stays free of branches (one branch per candidate ran slower than the loop oracle). A plane
+/// of fewer than eight outputs goes to `maxPoolForwardNaive`.
+private func maxPoolNarrowRows(
+    _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
+    _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
+) {
+    let (w, outputs, lanes) = (g.width, g.outHeight * g.outWidth, Lanes.scalarCount)
+    guard outputs >= lanes else {
+        maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
+        return
+    }
+    // the top-left corner of each output's window inside its plane, the same for every plane
+    let corners = (0..<outputs).map { k in Int32(2 * (k / g.outWidth) * w + 2 * (k % g.outWidth)) }
+    corners.withUnsafeBufferPointer { corners in
+        for plane in 0..<planes {
+            let src = input + plane * g.height * w
+            var k = 0
+            while k < outputs {
+                k = min(k, outputs - lanes)  // the last group overlaps its predecessor
+                let at = UnsafeRawPointer(corners.baseAddress! + k).loadUnaligned(as: SIMD8<Int32>.self)
+                var (a, b, c, d) = (Lanes(), Lanes(), Lanes(), Lanes())
+                for l in 0..<lanes {
+                    let window = src + Int(at[l])
+                    (a[l], b[l], c[l], d[l]) = (window[0], window[1], window[w], window[w + 1])
+                }
+                let (best, index) = maxOfWindows(a, b, c, d, at: at, width: w)
+                UnsafeMutableRawPointer(output + plane * outputs + k).storeBytes(of: best, as: Lanes.self)
+                UnsafeMutableRawPointer(switches + plane * outputs + k).storeBytes(of: index, as: SIMD8<Int32>.self)
+                k += lanes
+            }
+        }
+    }
+}
+
+/// Eight 2×2 windows side by side, their candidates in scan order (top left `a`, top right `b`, bottom
+/// left `c`, bottom right `d`) and the top-left indices `at`: each window's maximum and the index of
+/// its winner, by `maxPoolForwardNaive`'s rule.
+@inline(__always)
+private func maxOfWindows(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes, at: SIMD8<Int32>, width w: Int) -> (Lanes, SIMD8<Int32>) {
+    var best = a, index = at
+    take(&best, &index, b, at &+ 1, where: b .> best)
+    take(&best, &index, c, at &+ Int32(w), where: c .> best)
+    take(&best, &index, d, at &+ Int32(w + 1), where: d .> best)
+    // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
+    take(&best, &index, b, at &+ 1, where: b .!= b)
+    take(&best, &index, a, at, where: a .!= a)
+    take(&best, &index, d, at &+ Int32(w + 1), where: d .!= d)
+    take(&best, &index, c, at &+ Int32(w), where: c .!= c)
+    return (best, index)
+}
+
+/// Replaces `best` and `index` by `value` and `valueIndex` in the lanes of `mask`.
+@inline(__always)
+private func take(_ best: inout Lanes, _ index: inout SIMD8<Int32>, _ value: Lanes, _ valueIndex: SIMD8<Int32>, where mask: SIMDMask<SIMD8<Int32>>) {
+    best.replace(with: value, where: mask)
+    index.replace(with: valueIndex, where: mask)
 }
 
 /// The loop-based oracle for `maxPoolForward`, same arguments, any window and stride.

@@ -222,7 +222,7 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(back, [0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 4, 3, 0, 0, 0])
     }
 
-    /// The 2×2 stride-2 fast path against the loop: ties (values from a few levels), NaNs, an odd width
+    /// The 2×2 stride-2 fast path against the loop: ties (values from a few levels), NaNs, an odd width,
     /// rows whose last group of eight overlaps the one before, and rows narrower than eight outputs.
     func testMaxPoolTwoByTwoMatchesNaive() {
         var random = SeededRandom(seed: 8)

@@ -13,3 +13,20 @@ struct Deconvnet: ParsableCommand {
         ]
     )
 }
+
+extension Deconvnet {
+    /// Runs the command line. A failure prints one line on stderr, `Error: <message>`, and exits
+    /// non-zero (64 for a bad flag or value, 1 otherwise): ArgumentParser's own `main` follows a bad flag
+    /// with the usage text, which `--help` still prints.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let message = self.message(for: error)
+            guard exitCode(for: error) != .success, !message.isEmpty else { exit(withError: error) }
+            printError("Error: " + message)
+            exit(withError: exitCode(for: error))
+        }
+    }
+}

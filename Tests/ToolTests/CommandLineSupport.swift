@@ -49,7 +49,7 @@ extension XCTestCase {
         let result = try CLI.run(arguments)
         XCTAssertNotEqual(result.status, 0, "\(arguments) should fail", file: file, line: line)
         let lines = result.stderr.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        XCTAssertGreaterThanOrEqual(lines.count, 1, file: file, line: line)
+        XCTAssertEqual(lines.count, 1, "stderr was: \(result.stderr)", file: file, line: line)
         XCTAssertTrue(lines.first?.contains(needle) ?? false, "stderr was: \(result.stderr)", file: file, line: line)
         XCTAssertFalse(result.stderr.contains("Fatal error") || result.stderr.contains("Stack dump"), result.stderr, file: file, line: line)
         XCTAssertLessThan(result.status, 128, "killed by a signal", file: file, line: line)

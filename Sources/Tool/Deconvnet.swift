@@ -23,10 +23,10 @@ extension Deconvnet {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            let message = self.message(for: error)
-            guard exitCode(for: error) != .success, !message.isEmpty else { exit(withError: error) }
+            let (message, code) = (self.message(for: error), exitCode(for: error))
+            guard code != .success, !message.isEmpty else { exit(withError: error) }
             printError("Error: " + message)
-            exit(withError: exitCode(for: error))
+            exit(withError: code)
         }
     }
 }

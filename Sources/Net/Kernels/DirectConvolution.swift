@@ -25,13 +25,15 @@ public struct DirectConvolution: Sendable {
         self.outChannels = outChannels
     }
 
-    /// Output channels per tile of `forward` and of `accumulateWeightGradient` (the second dimension
-    /// of `ForwardSums` and `GradientSums`).
-    static let forwardChannels = 3, gradientChannels = 2
-    /// A tile's sums: `n` vectors of 8 output positions by 3 output channels.
-    private typealias ForwardSums<let n: Int> = InlineArray<n, InlineArray<3, Lanes>>
-    /// A tile's sums: `n` kernel columns by 2 output channels, each over 8 output positions.
-    private typealias GradientSums<let n: Int> = InlineArray<n, InlineArray<2, Lanes>>
+    /// The sums of one vector of 8 output positions (`forward`) or of one kernel column (over 8 output
+    /// positions, `accumulateWeightGradient`) for each output channel of a tile.
+    private typealias ForwardChannelSums = InlineArray<3, Lanes>
+    private typealias GradientChannelSums = InlineArray<2, Lanes>
+    /// A tile's sums: `n` vectors of 8 output positions, or `n` kernel columns, by the tile's channels.
+    private typealias ForwardSums<let n: Int> = InlineArray<n, ForwardChannelSums>
+    private typealias GradientSums<let n: Int> = InlineArray<n, GradientChannelSums>
+    /// Output channels per tile of `forward` and of `accumulateWeightGradient`.
+    static let forwardChannels = ForwardChannelSums.count, gradientChannels = GradientChannelSums.count
 
     /// Output columns rounded up to whole lanes: the row length of the padded output gradient.
     public var laneWidth: Int { (geometry.outWidth + Lanes.scalarCount - 1) / Lanes.scalarCount * Lanes.scalarCount }

@@ -103,14 +103,7 @@ public final class OcclusionSweep {
                 if let conv = layer as? Conv2D {
                     let g = conv.geometry
                     if g.stride == 1 && g.inChannels >= deltaMinimumChannels {
-                        var w = [Float](repeating: 0, count: conv.outChannels * g.patchSize)
-                        let (c, kk, o) = (g.inChannels, g.kernelHeight * g.kernelWidth, conv.outChannels)
-                        for out in 0..<o {
-                            for ch in 0..<c {
-                                for ij in 0..<kk { w[(ch * kk + ij) * o + out] = conv.weight[(out * c + ch) * kk + ij] }
-                            }
-                        }
-                        stages.append(.convDelta(conv, weights: w))
+                        stages.append(.convDelta(conv, weights: weightsByInputChannel(conv.weight, g, outChannels: conv.outChannels)))
                     } else {
                         stages.append(.conv(conv))
                     }
@@ -128,14 +121,8 @@ public final class OcclusionSweep {
         self.stages = stages
         fullFrom = stages.count
         if denseByChange, fullFrom > 0, let dense = model.layers[fullFrom] as? Dense, dense.inputShape.count == 3 {
-            let (c, locations, o) = (dense.inputShape[0], dense.inputShape[1] * dense.inputShape[2], dense.outFeatures)
-            var w = [Float](repeating: 0, count: o * c * locations)
-            for l in 0..<locations {
-                for out in 0..<o {
-                    for ch in 0..<c { w[(l * o + out) * c + ch] = dense.weight[out * c * locations + ch * locations + l] }
-                }
-            }
-            denseDelta = (dense, w)
+            denseDelta = (dense, weightsByLocation(dense.weight, outFeatures: dense.outFeatures, channels: dense.inputShape[0],
+                                                   locations: dense.inputShape[1] * dense.inputShape[2]))
         } else {
             denseDelta = nil
         }
@@ -184,13 +171,11 @@ public final class OcclusionSweep {
                         }
                     }
                 }
-                var hwc = [Float](repeating: 0, count: y.count)  // (outH, outW, O), as the scatter adds
                 for c in 0..<o {
-                    for i in 0..<g.positions {
-                        y[c * g.positions + i] += conv.bias[c]
-                        hwc[i * o + c] = y[c * g.positions + i]
-                    }
+                    for i in 0..<g.positions { y[c * g.positions + i] += conv.bias[c] }
                 }
+                var hwc = [Float](repeating: 0, count: y.count)  // (outH, outW, O), as the scatter adds
+                channelsLast(y, channels: o, positions: g.positions, &hwc)
                 pre[index] = hwc
                 y.withUnsafeMutableBufferPointer { conv.activation.apply($0.baseAddress!, count: $0.count) }
             } else if index == fullFrom, let (dense, _) = denseDelta {
@@ -374,151 +359,77 @@ public final class OcclusionSweep {
                 }
                 if let g {
                     let next = changed.map { changedOutputs($0, g) }
-                    var outOffsets = [Int](repeating: 0, count: m + 1)
-                    for b in 0..<m { outOffsets[b + 1] = outOffsets[b] + outShape[0] * next[b].area }
+                    let outOffsets = BoxedValues.offsets(next, channels: outShape[0])
                     let out = s.values[flip].reserve(outOffsets[m])
-                    let from = Changes(boxes: changed, values: values, offsets: offsets)
-                    let to = Changes(boxes: next, values: out, offsets: outOffsets)
+                    let from = BoxedValues(boxes: changed, values: values, offsets: offsets)
+                    let to = BoxedValues(boxes: next, values: out, offsets: outOffsets)
                     switch stage {
-                    case .conv(let conv): convolve(conv, input: inputBase, from, to, s)
+                    case .conv(let conv):
+                        let scratch = s.columns.reserve(convolveBoxesScratchSize(g, outChannels: conv.outChannels, outputs: next))
+                        convolveBoxes(inputBase, g, outChannels: conv.outChannels, weight: conv.weight, bias: conv.bias, activation: conv.activation,
+                                      from: from, to: to, scratch: scratch)
                     case let .convDelta(conv, weights):
-                        pre[index].withUnsafeBufferPointer { convolveByChange(conv, weights: weights, input: inputBase, pre: $0.baseAddress!, from, to, s) }
-                    case .maxPool: pool2d(g, max: true, input: inputBase, from, to, s)
-                    case .avgPool: pool2d(g, max: false, input: inputBase, from, to, s)
+                        let scratch = s.columns.reserve(convolveByChangeScratchSize(g, outChannels: conv.outChannels, inputs: changed, outputs: next))
+                        pre[index].withUnsafeBufferPointer { pre in
+                            weights.withUnsafeBufferPointer { weights in
+                                convolveByChange(inputBase, g, outChannels: conv.outChannels, weights: weights.baseAddress!, pre: pre.baseAddress!,
+                                                 activation: conv.activation, from: from, to: to, scratch: scratch)
+                            }
+                        }
+                    case .maxPool:
+                        let scratch = s.columns.reserve(poolBoxesScratchSize(g, outputs: next))
+                        if s.switches.count < outOffsets[m] { s.switches = [Int32](repeating: 0, count: outOffsets[m]) }
+                        s.switches.withUnsafeMutableBufferPointer { sw in
+                            poolBoxes(inputBase, g, from: from, to: to, scratch: scratch) { maxPoolForward($0, planes: g.inChannels, $1, $2, switches: sw.baseAddress!) }
+                        }
+                    case .avgPool:
+                        let scratch = s.columns.reserve(poolBoxesScratchSize(g, outputs: next))
+                        poolBoxes(inputBase, g, from: from, to: to, scratch: scratch) { avgPoolForward($0, planes: g.inChannels, $1, $2) }
                     case .identity: break
                     }
                     (changed, offsets, values) = (next, outOffsets, out)
                     flip ^= 1
                 }
                 if let feature, feature.layer == index {
-                    let (ow, plane, c) = (outShape[2], outShape[1] * outShape[2], feature.channel)
-                    for b in 0..<m {
-                        let box = changed[b]
-                        let block = values + offsets[b] + c * box.area
-                        var delta: Float = 0
-                        for y in 0..<box.height {
-                            let row = outputBase.baseAddress! + c * plane + (box.y0 + y) * ow + box.x0
-                            for x in 0..<box.width { delta += block[y * box.width + x] - row[x] }
-                        }
-                        activity[b] += delta
-                    }
+                    addChannelSumChanges(BoxedValues(boxes: changed, values: values, offsets: offsets), base: outputBase.baseAddress!,
+                                         h: outShape[1], w: outShape[2], channel: feature.channel, activity)
                 }
                 inputBase = outputBase.baseAddress!
             }
             s.times[index] += cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - t0
         }
         let t0 = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
+        let result = BoxedValues(boxes: changed, values: values, offsets: offsets)
         switch sink {
         case let .assemble(boundaryBase, shape, into):
-            let (c, h, w) = (shape[0], shape[1], shape[2])
-            let count = c * h * w
-            boundaryBase.withUnsafeBufferPointer { src in
-                for b in 0..<m {
-                    let dst = into + b * count
-                    dst.update(from: src.baseAddress!, count: count)
-                    let box = changed[b]
-                    guard !box.isEmpty else { continue }
-                    for ch in 0..<c {
-                        for y in 0..<box.height {
-                            (dst + (ch * h + box.y0 + y) * w + box.x0).update(from: values + offsets[b] + (ch * box.height + y) * box.width, count: box.width)
-                        }
-                    }
-                }
-            }
+            boundaryBase.withUnsafeBufferPointer { pasteBoxes(result, base: $0.baseAddress!, c: shape[0], h: shape[1], w: shape[2], into) }
         case let .changes(boundaryBase, shape, into, changeOffsets):
-            let (c, h, w) = (shape[0], shape[1], shape[2])
-            boundaryBase.withUnsafeBufferPointer { src in
-                for b in 0..<m {
-                    let box = changed[b]
-                    let dst = into + changeOffsets[b]
-                    for ch in 0..<c {
-                        for y in 0..<box.height {
-                            let row = src.baseAddress! + (ch * h + box.y0 + y) * w + box.x0
-                            let from = values + offsets[b] + (ch * box.height + y) * box.width
-                            let to = dst + (ch * box.height + y) * box.width
-                            for x in 0..<box.width { to[x] = from[x] - row[x] }
-                        }
-                    }
-                }
+            boundaryBase.withUnsafeBufferPointer {
+                boxDifferences(result, base: $0.baseAddress!, c: shape[0], h: shape[1], w: shape[2], into, offsets: changeOffsets)
             }
         }
         s.times[fullFrom] += cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - t0
     }
 
-    /// `output` `(n, O)` = f(pre + Σ over each copy's changed locations l of W_l · Δx_l): for every input
-    /// location, the copies whose box covers it are gathered into `(n_l, C)`, multiplied by that
-    /// location's `(O, C)` weight block in one sgemm and added to their rows. Workers split the outputs.
+    /// `output` `(n, O)` for the dense layer updated by W·Δx (`Net.denseByChange`): the changes are
+    /// grouped by input location, then the workers split the output features.
     private func denseByChange(
-        _ dense: Dense, weights: [Float], pre: [Float], changes: UnsafePointer<Float>, boxes: [PlaneBox], offsets: [Int],
+        _ dense: Dense, weights: [Float], pre: [Float], changes: UnsafeMutablePointer<Float>, boxes: [PlaneBox], offsets: [Int],
         shape: [Int], output: UnsafeMutablePointer<Float>
     ) {
-        let (c, w, o, n) = (shape[0], shape[2], dense.outFeatures, boxes.count)
-        let locations = shape[1] * shape[2]
-        var counts = [Int](repeating: 0, count: locations + 1)
-        for box in boxes {
-            for y in box.y0..<box.y1 {
-                for x in box.x0..<box.x1 { counts[y * w + x + 1] += 1 }
-            }
-        }
-        for l in 0..<locations { counts[l + 1] += counts[l] }  // now the start of each location's rows
-        var members = [Int](repeating: 0, count: counts[locations])
-        let gathered = scratch[0].gathered.reserve(max(1, counts[locations] * c))  // (Σ n_l, C)
-        var fillLevel = Array(counts[0..<locations])
-        for (b, box) in boxes.enumerated() {
-            for y in box.y0..<box.y1 {
-                for x in box.x0..<box.x1 {
-                    let row = fillLevel[y * w + x]
-                    fillLevel[y * w + x] += 1
-                    members[row] = b
-                    let src = changes + offsets[b] + (y - box.y0) * box.width + (x - box.x0)
-                    let dst = gathered + row * c
-                    for ch in 0..<c { dst[ch] = src[ch * box.area] }
-                }
-            }
-        }
-        let widest = (0..<locations).map { counts[$0 + 1] - counts[$0] }.max() ?? 0
+        let (c, o, n) = (shape[0], dense.outFeatures, boxes.count)
+        let gathered = scratch[0].gathered.reserve(max(1, boxes.reduce(0) { $0 + $1.area } * c))  // (Σ areas, C)
+        let groups = ChangesByLocation(BoxedValues(boxes: boxes, values: changes, offsets: offsets), channels: c, height: shape[1], width: shape[2], into: gathered)
         pre.withUnsafeBufferPointer { pre in
             weights.withUnsafeBufferPointer { weights in
-                parallelRanges(o, minimumPerWorker: 64) { outs, worker in
-                    let (o0, k) = (outs.lowerBound, outs.count)
-                    for b in 0..<n { (output + b * o + o0).update(from: pre.baseAddress! + o0, count: k) }
-                    let product = scratch[worker].product.reserve(max(1, widest * k))
-                    for l in 0..<locations where counts[l + 1] > counts[l] {
-                        let rows = counts[l + 1] - counts[l]
-                        // (n_l, k) = Δ (n_l, C) × W_lᵀ (C, k)
-                        sgemm(transposeA: false, transposeB: true, m: rows, n: k, k: c, gathered + counts[l] * c, lda: c,
-                              weights.baseAddress! + (l * o + o0) * c, ldb: c, product, ldc: k)
-                        for r in 0..<rows {
-                            let dst = output + members[counts[l] + r] * o + o0
-                            let src = product + r * k
-                            addVector(src, into: dst, count: k)
-                        }
-                    }
-                    for b in 0..<n { dense.activation.apply(output + b * o + o0, count: k) }
+                parallelRanges(o, minimumPerWorker: 64) { features, worker in
+                    let product = scratch[worker].product.reserve(max(1, groups.widest * features.count))
+                    Net.denseByChange(pre: pre.baseAddress!, weights: weights.baseAddress!, gathered: gathered, groups, channels: c, outFeatures: o,
+                                      features: features, copies: n, activation: dense.activation, output, scratch: product)
                 }
             }
         }
     }
-}
-
-/// The changed part of one layer's output for a group of occluded copies: copy `b` changed inside
-/// `boxes[b]`, its new values `(C, box.h, box.w)` at `values + offsets[b]`.
-private struct Changes {
-    var boxes: [PlaneBox]
-    var values: UnsafeMutablePointer<Float>
-    var offsets: [Int]
-}
-
-/// The output positions of a convolution or pooling layer of geometry `g` whose window overlaps
-/// `box` of its input: rows `⌈(y0 + p − k + 1)/s⌉ … ⌊(y1 − 1 + p)/s⌋`, clipped to the output.
-public func changedOutputs(_ box: PlaneBox, _ g: ConvGeometry) -> PlaneBox {
-    guard !box.isEmpty else { return .empty }
-    func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
-    let (p, s) = (g.padding, g.stride)
-    let y0 = max(0, -floorDiv(-(box.y0 + p - g.kernelHeight + 1), s)), y1 = min(g.outHeight, floorDiv(box.y1 - 1 + p, s) + 1)
-    let x0 = max(0, -floorDiv(-(box.x0 + p - g.kernelWidth + 1), s)), x1 = min(g.outWidth, floorDiv(box.x1 - 1 + p, s) + 1)
-    let out = PlaneBox(y0: y0, y1: y1, x0: x0, x1: x1)
-    return out.isEmpty ? .empty : out
 }
 
 /// CPU seconds of `clock` (`CLOCK_THREAD_CPUTIME_ID` or `CLOCK_PROCESS_CPUTIME_ID`).
@@ -559,186 +470,4 @@ final class WorkerScratch {
     init(slots: Int) { times = [Double](repeating: 0, count: slots + 1) }
 
     func resetTimes() { for i in times.indices { times[i] = 0 } }
-}
-
-/// Writes the patch of rows `fy0 ..< fy0 + fh` and columns `fx0 ..< fx0 + fw` of `base` `(C, H, W)`
-/// into `patch` `(C, fh, fw)`: zero outside the image, `values` `(C, box.h, box.w)` inside `box`.
-func fillPatch(
-    _ base: UnsafePointer<Float>, c: Int, h: Int, w: Int, fy0: Int, fx0: Int, fh: Int, fw: Int,
-    box: PlaneBox, values: UnsafePointer<Float>, _ patch: UnsafeMutablePointer<Float>
-) {
-    let a = min(fw, max(0, -fx0)), e = max(a, min(fw, w - fx0))
-    let xa = max(box.x0, fx0), xe = min(box.x1, fx0 + fw)
-    for ch in 0..<c {
-        let plane = base + ch * h * w
-        let changed = values + ch * box.area
-        for r in 0..<fh {
-            let iy = fy0 + r
-            let row = patch + (ch * fh + r) * fw
-            if iy < 0 || iy >= h {
-                row.update(repeating: 0, count: fw)
-                continue
-            }
-            row.update(repeating: 0, count: a)
-            (row + a).update(from: plane + iy * w + fx0 + a, count: e - a)
-            (row + e).update(repeating: 0, count: fw - e)
-            if iy >= box.y0 && iy < box.y1 && xa < xe {
-                (row + xa - fx0).update(from: changed + (iy - box.y0) * box.width + (xa - box.x0), count: xe - xa)
-            }
-        }
-    }
-}
-
-extension OcclusionSweep {
-    /// The changed outputs of a convolution for each copy, recomputed: patches → one im2col matrix
-    /// `(C·kh·kw, Σ areas)` → one sgemm → bias and activation into `to` (per copy `(O, box.h, box.w)`).
-    fileprivate func convolve(_ conv: Conv2D, input: UnsafePointer<Float>, _ from: Changes, _ to: Changes, _ s: WorkerScratch) {
-        let g = conv.geometry
-        let (c, h, w, kh, kw, st, p, o) = (g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.stride, g.padding, conv.outChannels)
-        let k = g.patchSize
-        var columnOffsets = [Int](repeating: 0, count: to.boxes.count + 1)
-        for b in to.boxes.indices { columnOffsets[b + 1] = columnOffsets[b] + to.boxes[b].area }
-        let n = columnOffsets[to.boxes.count]
-        guard n > 0 else { return }
-        let col = s.columns.reserve(k * n)  // (C·kh·kw, n)
-        for (b, box) in to.boxes.enumerated() where !box.isEmpty {
-            let (fh, fw) = ((box.height - 1) * st + kh, (box.width - 1) * st + kw)
-            let patch = s.patch.reserve(c * fh * fw)  // (C, fh, fw)
-            fillPatch(input, c: c, h: h, w: w, fy0: box.y0 * st - p, fx0: box.x0 * st - p, fh: fh, fw: fw,
-                      box: from.boxes[b], values: from.values + from.offsets[b], patch)
-            let (oh, ow) = (box.height, box.width)
-            for ch in 0..<c {
-                for i in 0..<kh {
-                    for j in 0..<kw {
-                        let row = col + ((ch * kh + i) * kw + j) * n + columnOffsets[b]
-                        for y in 0..<oh {
-                            let src = patch + (ch * fh + y * st + i) * fw + j
-                            let dst = row + y * ow
-                            if st == 1 {
-                                dst.update(from: src, count: ow)
-                            } else {
-                                for x in 0..<ow { dst[x] = src[x * st] }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let product = s.product.reserve(o * n)
-        // (O, n) = W (O, K) × col (K, n)
-        sgemm(transposeA: false, transposeB: false, m: o, n: n, k: k, conv.weight, lda: k, col, ldb: n, product, ldc: n)
-        for (b, box) in to.boxes.enumerated() where !box.isEmpty {
-            let area = box.area
-            let block = to.values + to.offsets[b]
-            for ch in 0..<o {
-                let src = product + ch * n + columnOffsets[b]
-                let dst = block + ch * area
-                let bias = conv.bias[ch]
-                for i in 0..<area { dst[i] = src[i] + bias }
-            }
-            conv.activation.apply(block, count: o * area)
-        }
-    }
-
-    /// The changed outputs of a stride-1 convolution for each copy, from the change of its input:
-    /// Δ `(Σ input areas, C)` = new − unoccluded input inside each copy's box; Z `(Σ, kh·kw·O)` = Δ × W'
-    /// in one sgemm; each row of Z then adds, tap by tap, an O-vector at the output its input pixel
-    /// reaches (input (y, x) reaches output (y + p − i, x + p − j) through tap (i, j)), on top of the
-    /// unoccluded pre-activation `pre` `(outH, outW, O)`. Channels last keeps those additions contiguous;
-    /// the sum is activated and stored as `(O, box.h, box.w)`.
-    fileprivate func convolveByChange(
-        _ conv: Conv2D, weights: [Float], input: UnsafePointer<Float>, pre: UnsafePointer<Float>, _ from: Changes, _ to: Changes, _ s: WorkerScratch
-    ) {
-        let g = conv.geometry
-        let (c, h, w, kh, kw, p, o) = (g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.padding, conv.outChannels)
-        let ow = g.outWidth
-        var rowOffsets = [Int](repeating: 0, count: from.boxes.count + 1)
-        for b in from.boxes.indices { rowOffsets[b + 1] = rowOffsets[b] + from.boxes[b].area }
-        let n = rowOffsets[from.boxes.count]
-        let delta = s.columns.reserve(max(1, n * c))  // (n, C)
-        for (b, box) in from.boxes.enumerated() where !box.isEmpty {
-            let area = box.area
-            for ch in 0..<c {
-                let src = from.values + from.offsets[b] + ch * area
-                let dst = delta + rowOffsets[b] * c + ch
-                for y in 0..<box.height {
-                    let row = input + (ch * h + box.y0 + y) * w + box.x0
-                    for x in 0..<box.width { dst[(y * box.width + x) * c] = src[y * box.width + x] - row[x] }
-                }
-            }
-        }
-        let taps = kh * kw * o
-        let z = s.product.reserve(max(1, n * taps))
-        if n > 0 {
-            // (n, kh·kw·O) = Δ (n, C) × W' (C, kh·kw·O)
-            weights.withUnsafeBufferPointer { wr in
-                sgemm(transposeA: false, transposeB: false, m: n, n: taps, k: c, delta, lda: c, wr.baseAddress!, ldb: taps, z, ldc: taps)
-            }
-        }
-        for (b, out) in to.boxes.enumerated() where !out.isEmpty {
-            let (bh, bw) = (out.height, out.width)
-            let sum = s.patch.reserve(bh * bw * o)  // (bh, bw, O)
-            for y in 0..<bh { (sum + y * bw * o).update(from: pre + ((out.y0 + y) * ow + out.x0) * o, count: bw * o) }
-            let box = from.boxes[b]
-            for y in 0..<box.height {
-                for x in 0..<box.width {
-                    let zrow = z + (rowOffsets[b] + y * box.width + x) * taps
-                    for i in 0..<kh {
-                        let oy = box.y0 + y + p - i - out.y0
-                        guard oy >= 0 && oy < bh else { continue }
-                        for j in 0..<kw {
-                            let ox = box.x0 + x + p - j - out.x0
-                            guard ox >= 0 && ox < bw else { continue }
-                            let dst = sum + (oy * bw + ox) * o
-                            let src = zrow + (i * kw + j) * o
-                            addVector(src, into: dst, count: o)
-                        }
-                    }
-                }
-            }
-            conv.activation.apply(sum, count: bh * bw * o)
-            let block = to.values + to.offsets[b]
-            let area = bh * bw
-            for q in 0..<area {
-                for k in 0..<o { block[k * area + q] = sum[q * o + k] }
-            }
-        }
-    }
-
-    /// The changed outputs of a max or average pooling layer for each copy, by Net's pooling kernels on
-    /// a patch of the input.
-    fileprivate func pool2d(_ g: ConvGeometry, max: Bool, input: UnsafePointer<Float>, _ from: Changes, _ to: Changes, _ s: WorkerScratch) {
-        let (c, k, st) = (g.inChannels, g.kernelHeight, g.stride)
-        for (b, box) in to.boxes.enumerated() where !box.isEmpty {
-            let (fh, fw) = ((box.height - 1) * st + k, (box.width - 1) * st + g.kernelWidth)
-            let patch = s.patch.reserve(c * fh * fw)
-            fillPatch(input, c: c, h: g.height, w: g.width, fy0: box.y0 * st, fx0: box.x0 * st, fh: fh, fw: fw,
-                      box: from.boxes[b], values: from.values + from.offsets[b], patch)
-            let pg = ConvGeometry(inChannels: c, height: fh, width: fw, kernel: k, stride: st)
-            if max {
-                if s.switches.count < c * box.area { s.switches = [Int32](repeating: 0, count: c * box.area) }
-                s.switches.withUnsafeMutableBufferPointer { sw in
-                    maxPoolForward(patch, planes: c, pg, to.values + to.offsets[b], switches: sw.baseAddress!)
-                }
-            } else {
-                avgPoolForward(patch, planes: c, pg, to.values + to.offsets[b])
-            }
-        }
-    }
-}
-
-/// `y[i] += x[i]` for `i < count`, eight lanes at a time.
-@inline(__always)
-func addVector(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-    var i = 0
-    let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
-    while i + 8 <= count {
-        let sum = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) + rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        ry.storeBytes(of: sum, toByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    while i < count {
-        y[i] += x[i]
-        i += 1
-    }
 }

@@ -104,15 +104,6 @@ final class SweepTests: XCTestCase {
             }
         }
     }
-
-    func testChangedOutputs() {
-        let conv = ConvGeometry(inChannels: 1, height: 28, width: 28, kernel: 5, padding: 2)
-        XCTAssertEqual(changedOutputs(PlaneBox(y: 0, x: 10, height: 8, width: 8), conv), PlaneBox(y0: 0, y1: 10, x0: 8, x1: 20))
-        let pool = ConvGeometry(inChannels: 1, height: 28, width: 28, kernel: 2, stride: 2)
-        XCTAssertEqual(changedOutputs(PlaneBox(y0: 3, y1: 6, x0: 4, x1: 6), pool), PlaneBox(y0: 1, y1: 3, x0: 2, x1: 3))
-        let odd = ConvGeometry(inChannels: 1, height: 5, width: 5, kernel: 2, stride: 2)  // row 4 is in no window
-        XCTAssertTrue(changedOutputs(PlaneBox(y0: 4, y1: 5, x0: 0, x1: 5), odd).isEmpty)
-    }
 }
 
 /// Recurrent models: the sweep falls back to full batched passes from the recurrent stack on.

@@ -137,7 +137,7 @@ private func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Fl
 
 /// dst += src over one short row: whole lanes, then four values if as many are left, then one at a time.
 @inline(__always)
-private func addRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+func addRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
     let lanes = Lanes.scalarCount
     var x = 0
     while x + lanes <= count {

@@ -1,0 +1,377 @@
+/// Kernels for copies of one sample that differ from it only inside a box of each plane (occluded
+/// copies of an image): a layer's changed outputs are recomputed, or updated by the change of its
+/// input, from the unchanged sample's values and the changed boxes alone. The oracles are the whole
+/// layer run on each copy rebuilt in full (`conv2dNaive`, the pooling kernels, a dense loop).
+
+/// The changed part of one layer's values for a group of copies of one sample: copy `b` differs from
+/// the unchanged sample only inside `boxes[b]`, and its values there, `(C, box.h, box.w)`, start at
+/// `values + offsets[b]`.
+public struct BoxedValues {
+    public var boxes: [PlaneBox]
+    public var values: UnsafeMutablePointer<Float>
+    public var offsets: [Int]
+
+    public init(boxes: [PlaneBox], values: UnsafeMutablePointer<Float>, offsets: [Int]) {
+        precondition(offsets.count >= boxes.count, "one offset per box")
+        self.boxes = boxes
+        self.values = values
+        self.offsets = offsets
+    }
+
+    /// The block offsets of `boxes` laid out one after another with `channels` planes each:
+    /// `boxes.count + 1` values, the last one the total size.
+    public static func offsets(_ boxes: [PlaneBox], channels: Int) -> [Int] {
+        var offsets = [Int](repeating: 0, count: boxes.count + 1)
+        for (b, box) in boxes.enumerated() { offsets[b + 1] = offsets[b] + channels * box.area }
+        return offsets
+    }
+}
+
+/// The output positions of a convolution or pooling window of geometry `g` that overlap `box` of its
+/// input: rows `⌈(y0 + p − k + 1)/s⌉ … ⌊(y1 − 1 + p)/s⌋`, clipped to the output (`.empty` if none).
+public func changedOutputs(_ box: PlaneBox, _ g: ConvGeometry) -> PlaneBox {
+    guard !box.isEmpty else { return .empty }
+    func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
+    let (p, s) = (g.padding, g.stride)
+    let y0 = max(0, -floorDiv(-(box.y0 + p - g.kernelHeight + 1), s)), y1 = min(g.outHeight, floorDiv(box.y1 - 1 + p, s) + 1)
+    let x0 = max(0, -floorDiv(-(box.x0 + p - g.kernelWidth + 1), s)), x1 = min(g.outWidth, floorDiv(box.x1 - 1 + p, s) + 1)
+    let out = PlaneBox(y0: y0, y1: y1, x0: x0, x1: x1)
+    return out.isEmpty ? .empty : out
+}
+
+extension ConvGeometry {
+    /// The input region, in input coordinates and reaching into the padding, that the windows of the
+    /// output positions `outputs` read.
+    public func inputPatch(_ outputs: PlaneBox) -> PlaneBox {
+        PlaneBox(y: outputs.y0 * stride - padding, x: outputs.x0 * stride - padding,
+                 height: (outputs.height - 1) * stride + kernelHeight, width: (outputs.width - 1) * stride + kernelWidth)
+    }
+}
+
+/// Writes `region` of one changed copy of `base` `(C, H, W)` into `patch` `(C, region.h, region.w)`:
+/// zero outside the image, `values` `(C, box.h, box.w)` inside `box`, `base` elsewhere.
+public func fillPatch(
+    _ base: UnsafePointer<Float>, c: Int, h: Int, w: Int, region: PlaneBox,
+    box: PlaneBox, values: UnsafePointer<Float>, _ patch: UnsafeMutablePointer<Float>
+) {
+    let (fy0, fx0, fh, fw) = (region.y0, region.x0, region.height, region.width)
+    let a = min(fw, max(0, -fx0)), e = max(a, min(fw, w - fx0))
+    let xa = max(box.x0, fx0), xe = min(box.x1, fx0 + fw)
+    for ch in 0..<c {
+        let plane = base + ch * h * w
+        let changed = values + ch * box.area
+        for r in 0..<fh {
+            let iy = fy0 + r
+            let row = patch + (ch * fh + r) * fw
+            if iy < 0 || iy >= h {
+                row.update(repeating: 0, count: fw)
+                continue
+            }
+            row.update(repeating: 0, count: a)
+            (row + a).update(from: plane + iy * w + fx0 + a, count: e - a)
+            (row + e).update(repeating: 0, count: fw - e)
+            if iy >= box.y0 && iy < box.y1 && xa < xe {
+                (row + xa - fx0).update(from: changed + (iy - box.y0) * box.width + (xa - box.x0), count: xe - xa)
+            }
+        }
+    }
+}
+
+/// Floats of scratch `convolveBoxes` needs for the output boxes `outputs`.
+public func convolveBoxesScratchSize(_ g: ConvGeometry, outChannels o: Int, outputs: [PlaneBox]) -> Int {
+    let n = outputs.reduce(0) { $0 + $1.area }
+    let patch = outputs.map { $0.isEmpty ? 0 : g.inChannels * g.inputPatch($0).area }.max() ?? 0
+    return max(1, (g.patchSize + o) * n + patch)
+}
+
+/// The outputs `to.boxes[b]` of the convolution `y = f(W ⋆ x + b)` (geometry `g`, `weight`
+/// `(O, C, kh, kw)`, `bias` `(O)`) for copies of `input` `(C, H, W)` changed as `from` says, written
+/// into `to` (per copy `(O, box.h, box.w)`). The windows under every copy's outputs, read from a patch
+/// of its input, go into one im2col matrix `(C·kh·kw, Σ areas)` and one sgemm. `scratch` holds
+/// `convolveBoxesScratchSize` floats.
+public func convolveBoxes(
+    _ input: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    activation: Activation, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+) {
+    let (c, kh, kw, st) = (g.inChannels, g.kernelHeight, g.kernelWidth, g.stride)
+    let k = g.patchSize
+    let columnOffsets = BoxedValues.offsets(to.boxes, channels: 1)
+    let n = columnOffsets[to.boxes.count]
+    guard n > 0 else { return }
+    let col = scratch  // (C·kh·kw, n)
+    let product = col + k * n  // (O, n)
+    let patch = product + o * n  // (C, fh, fw), one copy at a time
+    for (b, box) in to.boxes.enumerated() where !box.isEmpty {
+        let region = g.inputPatch(box)
+        let (fh, fw) = (region.height, region.width)
+        fillPatch(input, c: c, h: g.height, w: g.width, region: region, box: from.boxes[b], values: from.values + from.offsets[b], patch)
+        let (oh, ow) = (box.height, box.width)
+        for ch in 0..<c {
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    let row = col + ((ch * kh + i) * kw + j) * n + columnOffsets[b]
+                    for y in 0..<oh {
+                        let src = patch + (ch * fh + y * st + i) * fw + j
+                        let dst = row + y * ow
+                        if st == 1 {
+                            dst.update(from: src, count: ow)
+                        } else {
+                            for x in 0..<ow { dst[x] = src[x * st] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // (O, n) = W (O, K) × col (K, n)
+    sgemm(transposeA: false, transposeB: false, m: o, n: n, k: k, weight, lda: k, col, ldb: n, product, ldc: n)
+    for (b, box) in to.boxes.enumerated() where !box.isEmpty {
+        let area = box.area
+        let block = to.values + to.offsets[b]
+        for ch in 0..<o {
+            let src = product + ch * n + columnOffsets[b]
+            let dst = block + ch * area
+            let bias = bias[ch]
+            for i in 0..<area { dst[i] = src[i] + bias }
+        }
+        activation.apply(block, count: o * area)
+    }
+}
+
+/// A convolution weight `(O, C, kh, kw)` rearranged for `convolveByChange`: `(C, kh·kw·O)`.
+public func weightsByInputChannel(_ weight: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int) -> [Float] {
+    let (c, kk) = (g.inChannels, g.kernelHeight * g.kernelWidth)
+    var w = [Float](repeating: 0, count: o * g.patchSize)
+    for out in 0..<o {
+        for ch in 0..<c {
+            for ij in 0..<kk { w[(ch * kk + ij) * o + out] = weight[(out * c + ch) * kk + ij] }
+        }
+    }
+    return w
+}
+
+/// `(P, C)` = the transpose of `x` `(C, P)`: a pre-activation `(O, outH, outW)` in the channels-last
+/// layout `(outH, outW, O)` that `convolveByChange` adds to.
+public func channelsLast(_ x: UnsafePointer<Float>, channels c: Int, positions p: Int, _ y: UnsafeMutablePointer<Float>) {
+    for ch in 0..<c {
+        for i in 0..<p { y[i * c + ch] = x[ch * p + i] }
+    }
+}
+
+/// Floats of scratch `convolveByChange` needs for the input boxes `inputs` and output boxes `outputs`.
+public func convolveByChangeScratchSize(_ g: ConvGeometry, outChannels o: Int, inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
+    let n = inputs.reduce(0) { $0 + $1.area }
+    let widest = outputs.map(\.area).max() ?? 0
+    return max(1, n * (g.inChannels + g.kernelHeight * g.kernelWidth * o) + widest * o)
+}
+
+/// The outputs `to.boxes[b]` of a stride-1 convolution `y = f(W ⋆ x + b)` for copies of `input`
+/// `(C, H, W)` changed as `from` says, from the change of the input alone: Δ `(Σ input areas, C)` =
+/// changed − unchanged input inside each copy's box; Z `(Σ, kh·kw·O)` = Δ × `weights` (from
+/// `weightsByInputChannel`) in one sgemm; each row of Z then adds, tap by tap, an O-vector at the output
+/// its input pixel reaches (input (y, x) reaches output (y + p − i, x + p − j) through tap (i, j)), on
+/// top of the unchanged sample's pre-activation `pre` `(outH, outW, O)` (`W ⋆ x + b`, channels last, so
+/// that those additions are contiguous). The sum is activated and written into `to` as `(O, box.h, box.w)`.
+/// Its multiply-adds scale with the changed input box rather than the larger changed output box.
+/// `scratch` holds `convolveByChangeScratchSize` floats.
+public func convolveByChange(
+    _ input: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int, weights: UnsafePointer<Float>, pre: UnsafePointer<Float>,
+    activation: Activation, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+) {
+    precondition(g.stride == 1, "convolveByChange needs stride 1")
+    let (c, h, w, kh, kw, p) = (g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.padding)
+    let ow = g.outWidth
+    let rowOffsets = BoxedValues.offsets(from.boxes, channels: 1)
+    let n = rowOffsets[from.boxes.count]
+    let taps = kh * kw * o
+    let delta = scratch  // (n, C)
+    let z = delta + n * c  // (n, kh·kw·O)
+    let sum = z + n * taps  // (bh, bw, O), one copy at a time
+    for (b, box) in from.boxes.enumerated() where !box.isEmpty {
+        let area = box.area
+        for ch in 0..<c {
+            let src = from.values + from.offsets[b] + ch * area
+            let dst = delta + rowOffsets[b] * c + ch
+            for y in 0..<box.height {
+                let row = input + (ch * h + box.y0 + y) * w + box.x0
+                for x in 0..<box.width { dst[(y * box.width + x) * c] = src[y * box.width + x] - row[x] }
+            }
+        }
+    }
+    if n > 0 {
+        // (n, kh·kw·O) = Δ (n, C) × W' (C, kh·kw·O)
+        sgemm(transposeA: false, transposeB: false, m: n, n: taps, k: c, delta, lda: c, weights, ldb: taps, z, ldc: taps)
+    }
+    for (b, out) in to.boxes.enumerated() where !out.isEmpty {
+        let (bh, bw) = (out.height, out.width)
+        for y in 0..<bh { (sum + y * bw * o).update(from: pre + ((out.y0 + y) * ow + out.x0) * o, count: bw * o) }
+        let box = from.boxes[b]
+        for y in 0..<box.height {
+            for x in 0..<box.width {
+                let zrow = z + (rowOffsets[b] + y * box.width + x) * taps
+                for i in 0..<kh {
+                    let oy = box.y0 + y + p - i - out.y0
+                    guard oy >= 0 && oy < bh else { continue }
+                    for j in 0..<kw {
+                        let ox = box.x0 + x + p - j - out.x0
+                        guard ox >= 0 && ox < bw else { continue }
+                        addRow(zrow + (i * kw + j) * o, sum + (oy * bw + ox) * o, count: o)
+                    }
+                }
+            }
+        }
+        activation.apply(sum, count: bh * bw * o)
+        let block = to.values + to.offsets[b]
+        let area = bh * bw
+        for q in 0..<area {
+            for k in 0..<o { block[k * area + q] = sum[q * o + k] }
+        }
+    }
+}
+
+/// Floats of scratch `poolBoxes` needs for the output boxes `outputs`.
+public func poolBoxesScratchSize(_ g: ConvGeometry, outputs: [PlaneBox]) -> Int {
+    max(1, outputs.map { $0.isEmpty ? 0 : g.inChannels * g.inputPatch($0).area }.max() ?? 0)
+}
+
+/// The outputs `to.boxes[b]` of a pooling layer of geometry `g` (no padding) for copies of `input`
+/// `(C, H, W)` changed as `from` says: for each copy, `pool(patch, patchGeometry, output)` runs the
+/// layer's kernel on the patch `(C, fh, fw)` of its input under those outputs and writes
+/// `(C, box.h, box.w)` into `to`. `scratch` holds `poolBoxesScratchSize` floats.
+public func poolBoxes(
+    _ input: UnsafePointer<Float>, _ g: ConvGeometry, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>,
+    _ pool: (UnsafePointer<Float>, ConvGeometry, UnsafeMutablePointer<Float>) -> Void
+) {
+    precondition(g.padding == 0, "poolBoxes needs a window without padding")
+    for (b, box) in to.boxes.enumerated() where !box.isEmpty {
+        let region = g.inputPatch(box)
+        fillPatch(input, c: g.inChannels, h: g.height, w: g.width, region: region, box: from.boxes[b], values: from.values + from.offsets[b], scratch)
+        var patchGeometry = ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width, kernel: g.kernelHeight, stride: g.stride)
+        patchGeometry.kernelWidth = g.kernelWidth
+        pool(scratch, patchGeometry, to.values + to.offsets[b])
+    }
+}
+
+/// Writes copy `b` of `changes` in full, `(C, H, W)` at `output + b·C·H·W`: `base` `(C, H, W)` with
+/// the copy's box pasted in.
+public func pasteBoxes(_ changes: BoxedValues, base: UnsafePointer<Float>, c: Int, h: Int, w: Int, _ output: UnsafeMutablePointer<Float>) {
+    let count = c * h * w
+    for (b, box) in changes.boxes.enumerated() {
+        let dst = output + b * count
+        dst.update(from: base, count: count)
+        guard !box.isEmpty else { continue }
+        for ch in 0..<c {
+            for y in 0..<box.height {
+                (dst + (ch * h + box.y0 + y) * w + box.x0).update(from: changes.values + changes.offsets[b] + (ch * box.height + y) * box.width, count: box.width)
+            }
+        }
+    }
+}
+
+/// Changed − unchanged values inside each copy's box: `changes`' block `b` minus the same box of
+/// `base` `(C, H, W)`, written as `(C, box.h, box.w)` at `output + offsets[b]`.
+public func boxDifferences(
+    _ changes: BoxedValues, base: UnsafePointer<Float>, c: Int, h: Int, w: Int, _ output: UnsafeMutablePointer<Float>, offsets: [Int]
+) {
+    for (b, box) in changes.boxes.enumerated() {
+        let dst = output + offsets[b]
+        for ch in 0..<c {
+            for y in 0..<box.height {
+                let row = base + (ch * h + box.y0 + y) * w + box.x0
+                let from = changes.values + changes.offsets[b] + (ch * box.height + y) * box.width
+                let to = dst + (ch * box.height + y) * box.width
+                for x in 0..<box.width { to[x] = from[x] - row[x] }
+            }
+        }
+    }
+}
+
+/// How the plane sums of channel `channel` change: for each copy `b`, the sum over its box of
+/// changed − unchanged values of that channel (`base` `(C, H, W)`), added to `sums[b]`.
+public func addChannelSumChanges(
+    _ changes: BoxedValues, base: UnsafePointer<Float>, h: Int, w: Int, channel: Int, _ sums: UnsafeMutablePointer<Float>
+) {
+    for (b, box) in changes.boxes.enumerated() {
+        let block = changes.values + changes.offsets[b] + channel * box.area
+        var delta: Float = 0
+        for y in 0..<box.height {
+            let row = base + (channel * h + box.y0 + y) * w + box.x0
+            for x in 0..<box.width { delta += block[y * box.width + x] - row[x] }
+        }
+        sums[b] += delta
+    }
+}
+
+/// A dense weight `(O, C·H·W)` over an image input rearranged for `denseByChange`: `(H·W, O, C)`,
+/// one `(O, C)` block per input location.
+public func weightsByLocation(_ weight: UnsafePointer<Float>, outFeatures o: Int, channels c: Int, locations: Int) -> [Float] {
+    var w = [Float](repeating: 0, count: o * c * locations)
+    for l in 0..<locations {
+        for out in 0..<o {
+            for ch in 0..<c { w[(l * o + out) * c + ch] = weight[out * c * locations + ch * locations + l] }
+        }
+    }
+    return w
+}
+
+/// The input changes of a dense layer's copies regrouped by input location, for `denseByChange`.
+public struct ChangesByLocation {
+    /// `(H·W + 1)`: location `l`'s rows of the gathered changes are `starts[l] ..< starts[l + 1]`.
+    public var starts: [Int]
+    /// The copy each gathered row belongs to.
+    public var members: [Int]
+    /// The most rows of any location.
+    public var widest: Int
+
+    /// Gathers `changes` (per copy `(C, box.h, box.w)`, changed − unchanged input of planes `h`×`w`) into
+    /// `gathered` `(Σ areas, C)`, grouped by location. `gathered` holds `Σ areas · C` floats.
+    public init(_ changes: BoxedValues, channels c: Int, height h: Int, width w: Int, into gathered: UnsafeMutablePointer<Float>) {
+        let locations = h * w
+        var counts = [Int](repeating: 0, count: locations + 1)
+        for box in changes.boxes {
+            for y in box.y0..<box.y1 {
+                for x in box.x0..<box.x1 { counts[y * w + x + 1] += 1 }
+            }
+        }
+        widest = counts.max() ?? 0
+        for l in 0..<locations { counts[l + 1] += counts[l] }  // now the start of each location's rows
+        members = [Int](repeating: 0, count: counts[locations])
+        var fillLevel = Array(counts[0..<locations])
+        for (b, box) in changes.boxes.enumerated() {
+            for y in box.y0..<box.y1 {
+                for x in box.x0..<box.x1 {
+                    let row = fillLevel[y * w + x]
+                    fillLevel[y * w + x] += 1
+                    members[row] = b
+                    let src = changes.values + changes.offsets[b] + (y - box.y0) * box.width + (x - box.x0)
+                    let dst = gathered + row * c
+                    for ch in 0..<c { dst[ch] = src[ch * box.area] }
+                }
+            }
+        }
+        starts = counts
+    }
+}
+
+/// Output features `features` of a dense layer `y = f(W·x + b)` for `copies` copies of its input
+/// changed by Δ: `output[b, features]` = f(`pre` + Σ over the copy's changed locations l of W_l · Δx_l),
+/// `pre` `(O)` being the unchanged sample's `W·x + b`, `weights` from `weightsByLocation` and Δ gathered
+/// by location into `gathered` (`groups`). One sgemm per location over the copies that changed there.
+/// `output` is `(copies, O)`; `scratch` holds `groups.widest · features.count` floats.
+public func denseByChange(
+    pre: UnsafePointer<Float>, weights: UnsafePointer<Float>, gathered: UnsafePointer<Float>, _ groups: ChangesByLocation,
+    channels c: Int, outFeatures o: Int, features: Range<Int>, copies n: Int, activation: Activation,
+    _ output: UnsafeMutablePointer<Float>, scratch product: UnsafeMutablePointer<Float>
+) {
+    let (o0, k) = (features.lowerBound, features.count)
+    for b in 0..<n { (output + b * o + o0).update(from: pre + o0, count: k) }
+    let starts = groups.starts
+    for l in 0..<(starts.count - 1) where starts[l + 1] > starts[l] {
+        let rows = starts[l + 1] - starts[l]
+        // (n_l, k) = Δ (n_l, C) × W_lᵀ (C, k)
+        sgemm(transposeA: false, transposeB: true, m: rows, n: k, k: c, gathered + starts[l] * c, lda: c,
+              weights + (l * o + o0) * c, ldb: c, product, ldc: k)
+        for r in 0..<rows { addRow(product + r * k, output + groups.members[starts[l] + r] * o + o0, count: k) }
+    }
+    for b in 0..<n { activation.apply(output + b * o + o0, count: k) }
+}

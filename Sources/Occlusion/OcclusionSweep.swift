@@ -418,8 +418,9 @@ public final class OcclusionSweep {
         shape: [Int], output: UnsafeMutablePointer<Float>
     ) {
         let (c, o, n) = (shape[0], dense.outFeatures, boxes.count)
-        let gathered = scratch[0].gathered.reserve(max(1, boxes.reduce(0) { $0 + $1.area } * c))  // (Σ areas, C)
-        let groups = ChangesByLocation(BoxedValues(boxes: boxes, values: changes, offsets: offsets), channels: c, height: shape[1], width: shape[2], into: gathered)
+        let groups = ChangesByLocation(boxes, height: shape[1], width: shape[2])
+        let gathered = scratch[0].gathered.reserve(max(1, groups.members.count * c))  // (rows, C)
+        groups.gather(BoxedValues(boxes: boxes, values: changes, offsets: offsets), channels: c, into: gathered)
         pre.withUnsafeBufferPointer { pre in
             weights.withUnsafeBufferPointer { weights in
                 parallelRanges(o, minimumPerWorker: 64) { features, worker in

@@ -79,6 +79,26 @@ final class BoxKernelTests: XCTestCase {
         return y
     }
 
+    /// Runs `update(weight, bias, unchanged, from, input, to)` for a random convolution of geometry `g`
+    /// on the adversarial copies and checks its outputs against `conv2dNaive` on every rebuilt copy.
+    func checkConvolution(
+        _ g: ConvGeometry, o: Int, _ activation: Activation, _ random: inout SeededRandom,
+        _ update: (_ weight: [Float], _ bias: [Float], _ copies: Copies, _ from: BoxedValues, _ input: UnsafePointer<Float>, _ to: BoxedValues) -> Void
+    ) {
+        let weight = (0..<(o * g.patchSize)).map { _ in random.uniform(-1, 1) }, bias = (0..<o).map { _ in random.uniform(-1, 1) }
+        let copies = Copies(c: g.inChannels, h: g.height, w: g.width, boxes: adversarialBoxes(h: g.height, w: g.width), &random)
+        let outputs = copies.boxes.map { changedOutputs($0, g) }
+        let offsets = BoxedValues.offsets(outputs, channels: o)
+        var changed = [Float](repeating: .nan, count: offsets.last!)
+        copies.withBoxedValues { from, input in
+            changed.withUnsafeMutableBufferPointer { update(weight, bias, copies, from, input, BoxedValues(boxes: outputs, values: $0.baseAddress!, offsets: offsets)) }
+        }
+        let what = "c\(g.inChannels) o\(o) \(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) p\(g.padding)"
+        assertBoxes(changed, offsets: offsets, outputs: outputs, full: { convolved(copies.rebuilt($0), g, o: o, weight: weight, bias: bias, activation) },
+                    unchanged: convolved(copies.base, g, o: o, weight: weight, bias: bias, activation), o: o, oh: g.outHeight, ow: g.outWidth,
+                    accuracy: 1e-4, what)
+    }
+
     /// One input channel and many, padding 0–2, strides 1–3 (rows and columns no window reads), square
     /// and non-square kernels, 1×1.
     func testConvolveBoxesMatchesNaive() {
@@ -89,22 +109,10 @@ final class BoxKernelTests: XCTestCase {
         ] {
             var g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kh, stride: stride, padding: padding)
             g.kernelWidth = kw
-            let weight = (0..<(o * g.patchSize)).map { _ in random.uniform(-1, 1) }, bias = (0..<o).map { _ in random.uniform(-1, 1) }
-            let copies = Copies(c: c, h: h, w: w, boxes: adversarialBoxes(h: h, w: w), &random)
-            let outputs = copies.boxes.map { changedOutputs($0, g) }
-            let offsets = BoxedValues.offsets(outputs, channels: o)
-            var changed = [Float](repeating: .nan, count: offsets.last!)
-            var scratch = [Float](repeating: .nan, count: convolveBoxesScratchSize(g, outChannels: o, outputs: outputs))
-            copies.withBoxedValues { from, input in
-                changed.withUnsafeMutableBufferPointer { out in
-                    convolveBoxes(input, g, outChannels: o, weight: weight, bias: bias, activation: activation, from: from,
-                                  to: BoxedValues(boxes: outputs, values: out.baseAddress!, offsets: offsets), scratch: &scratch)
-                }
+            checkConvolution(g, o: o, activation, &random) { weight, bias, _, from, input, to in
+                var scratch = [Float](repeating: .nan, count: convolveBoxesScratchSize(g, outChannels: o, outputs: to.boxes))
+                convolveBoxes(input, g, outChannels: o, weight: weight, bias: bias, activation: activation, from: from, to: to, scratch: &scratch)
             }
-            let what = "c\(c) o\(o) \(kh)x\(kw) s\(stride) p\(padding)"
-            assertBoxes(changed, offsets: offsets, outputs: outputs, full: { convolved(copies.rebuilt($0), g, o: o, weight: weight, bias: bias, activation) },
-                        unchanged: convolved(copies.base, g, o: o, weight: weight, bias: bias, activation), o: o, oh: g.outHeight, ow: g.outWidth,
-                        accuracy: 1e-4, what)
         }
     }
 
@@ -117,26 +125,14 @@ final class BoxKernelTests: XCTestCase {
         ] {
             var g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kh, padding: padding)
             g.kernelWidth = kw
-            let weight = (0..<(o * g.patchSize)).map { _ in random.uniform(-1, 1) }, bias = (0..<o).map { _ in random.uniform(-1, 1) }
-            let copies = Copies(c: c, h: h, w: w, boxes: adversarialBoxes(h: h, w: w), &random)
-            let outputs = copies.boxes.map { changedOutputs($0, g) }
-            let offsets = BoxedValues.offsets(outputs, channels: o)
-            var changed = [Float](repeating: .nan, count: offsets.last!)
-            var scratch = [Float](repeating: .nan, count: convolveByChangeScratchSize(g, outChannels: o, inputs: copies.boxes, outputs: outputs))
-            let preActivation = convolved(copies.base, g, o: o, weight: weight, bias: bias, .identity)
-            var pre = [Float](repeating: .nan, count: preActivation.count)
-            channelsLast(preActivation, channels: o, positions: g.positions, &pre)
-            let rearranged = weight.withUnsafeBufferPointer { weightsByInputChannel($0.baseAddress!, g, outChannels: o) }
-            copies.withBoxedValues { from, input in
-                changed.withUnsafeMutableBufferPointer { out in
-                    convolveByChange(input, g, outChannels: o, weights: rearranged, pre: pre, activation: activation, from: from,
-                                     to: BoxedValues(boxes: outputs, values: out.baseAddress!, offsets: offsets), scratch: &scratch)
-                }
+            checkConvolution(g, o: o, activation, &random) { weight, bias, copies, from, input, to in
+                var scratch = [Float](repeating: .nan, count: convolveByChangeScratchSize(g, outChannels: o, inputs: from.boxes, outputs: to.boxes))
+                let preActivation = convolved(copies.base, g, o: o, weight: weight, bias: bias, .identity)
+                var pre = [Float](repeating: .nan, count: preActivation.count)
+                channelsLast(preActivation, channels: o, positions: g.positions, &pre)
+                let rearranged = weight.withUnsafeBufferPointer { weightsByInputChannel($0.baseAddress!, g, outChannels: o) }
+                convolveByChange(input, g, outChannels: o, weights: rearranged, pre: pre, activation: activation, from: from, to: to, scratch: &scratch)
             }
-            let what = "c\(c) o\(o) \(kh)x\(kw) p\(padding)"
-            assertBoxes(changed, offsets: offsets, outputs: outputs, full: { convolved(copies.rebuilt($0), g, o: o, weight: weight, bias: bias, activation) },
-                        unchanged: convolved(copies.base, g, o: o, weight: weight, bias: bias, activation), o: o, oh: g.outHeight, ow: g.outWidth,
-                        accuracy: 1e-4, what)
         }
     }
 
@@ -198,8 +194,8 @@ final class BoxKernelTests: XCTestCase {
             copies.withBoxedValues { changes, base in
                 differences.withUnsafeMutableBufferPointer { d in
                     boxDifferences(changes, base: base, c: c, h: h, w: w, d.baseAddress!, offsets: changes.offsets)
-                    let groups = ChangesByLocation(BoxedValues(boxes: changes.boxes, values: d.baseAddress!, offsets: changes.offsets),
-                                                   channels: c, height: h, width: w, into: &gathered)
+                    let groups = ChangesByLocation(changes.boxes, height: h, width: w)
+                    groups.gather(BoxedValues(boxes: changes.boxes, values: d.baseAddress!, offsets: changes.offsets), channels: c, into: &gathered)
                     for features in [0..<min(o, 64), min(o, 64)..<o] {
                         var scratch = [Float](repeating: .nan, count: max(1, groups.widest * features.count))
                         denseByChange(pre: &pre, weights: rearranged, gathered: gathered, groups, channels: c, outFeatures: o, features: features,

@@ -314,42 +314,55 @@ public func weightsByLocation(_ weight: UnsafePointer<Float>, outFeatures o: Int
     return w
 }
 
-/// The input changes of a dense layer's copies regrouped by input location, for `denseByChange`.
+/// The rows of a dense layer's input changes regrouped by input location, for `denseByChange`.
 public struct ChangesByLocation {
-    /// `(H·W + 1)`: location `l`'s rows of the gathered changes are `starts[l] ..< starts[l + 1]`.
+    /// `(H·W + 1)`: location `l`'s rows are `starts[l] ..< starts[l + 1]`, `starts[H·W]` rows in all.
     public var starts: [Int]
-    /// The copy each gathered row belongs to.
+    /// The copy each row belongs to.
     public var members: [Int]
     /// The most rows of any location.
     public var widest: Int
+    private let width: Int
 
-    /// Gathers `changes` (per copy `(C, box.h, box.w)`, changed − unchanged input of planes `h`×`w`) into
-    /// `gathered` `(Σ areas, C)`, grouped by location. `gathered` holds `Σ areas · C` floats.
-    public init(_ changes: BoxedValues, channels c: Int, height h: Int, width w: Int, into gathered: UnsafeMutablePointer<Float>) {
+    /// The rows of copies changed inside `boxes` of planes `h`×`w`: one per copy and changed location.
+    public init(_ boxes: [PlaneBox], height h: Int, width w: Int) {
+        width = w
         let locations = h * w
         var counts = [Int](repeating: 0, count: locations + 1)
-        for box in changes.boxes {
+        for box in boxes {
             for y in box.y0..<box.y1 {
                 for x in box.x0..<box.x1 { counts[y * w + x + 1] += 1 }
             }
         }
         widest = counts.max() ?? 0
         for l in 0..<locations { counts[l + 1] += counts[l] }  // now the start of each location's rows
+        starts = counts
         members = [Int](repeating: 0, count: counts[locations])
-        var fillLevel = Array(counts[0..<locations])
-        for (b, box) in changes.boxes.enumerated() {
+        forEachRow(boxes) { row, b, _, _ in members[row] = b }
+    }
+
+    /// Calls `body(row, copy, y, x)` for every changed location of every copy, in the order of `members`.
+    private func forEachRow(_ boxes: [PlaneBox], _ body: (Int, Int, Int, Int) -> Void) {
+        var fillLevel = Array(starts.dropLast())
+        for (b, box) in boxes.enumerated() {
             for y in box.y0..<box.y1 {
                 for x in box.x0..<box.x1 {
-                    let row = fillLevel[y * w + x]
-                    fillLevel[y * w + x] += 1
-                    members[row] = b
-                    let src = changes.values + changes.offsets[b] + (y - box.y0) * box.width + (x - box.x0)
-                    let dst = gathered + row * c
-                    for ch in 0..<c { dst[ch] = src[ch * box.area] }
+                    body(fillLevel[y * width + x], b, y, x)
+                    fillLevel[y * width + x] += 1
                 }
             }
         }
-        starts = counts
+    }
+
+    /// Writes `changes` (the boxes of `init`, changed − unchanged input, per copy `(C, box.h, box.w)`)
+    /// into `gathered` `(rows, C)`.
+    public func gather(_ changes: BoxedValues, channels c: Int, into gathered: UnsafeMutablePointer<Float>) {
+        forEachRow(changes.boxes) { row, b, y, x in
+            let box = changes.boxes[b]
+            let src = changes.values + changes.offsets[b] + (y - box.y0) * box.width + (x - box.x0)
+            let dst = gathered + row * c
+            for ch in 0..<c { dst[ch] = src[ch * box.area] }
+        }
     }
 }
 

@@ -311,3 +311,56 @@ extension Conv2D {
         for k in 0..<o { biasGradient[k] += total[36 * o * c + k] }
     }
 }
+
+extension Conv2D {
+    /// Through the input's change (`convolveByChange`) when asked and the stride is 1; else recomputed
+    /// from patches of the input (`convolveBoxes`).
+    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? {
+        byChange && geometry.stride == 1 ? ConvolutionByChange(self) : ConvolutionBoxes(layer: self)
+    }
+}
+
+/// A convolution's changed outputs recomputed: the windows under them, one im2col matrix, one sgemm.
+private struct ConvolutionBoxes: BoxUpdate {
+    let layer: Conv2D
+    var readsPreActivation: Bool { false }
+
+    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
+        convolveBoxesScratchSize(layer.geometry, outChannels: layer.outChannels, outputs: outputs)
+    }
+
+    func update(
+        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+    ) {
+        convolveBoxes(input, layer.geometry, outChannels: layer.outChannels, weight: layer.weight, bias: layer.bias, activation: layer.activation,
+                      from: from, to: to, scratch: scratch)
+    }
+}
+
+/// A stride-1 convolution's changed outputs from its input's change, with its weight rearranged to
+/// `(C, kh·kw·O)` (copied when made): its multiply-adds scale with the changed input box rather than
+/// the larger changed output box, but the product's inner size is only C.
+private struct ConvolutionByChange: BoxUpdate {
+    let layer: Conv2D
+    let weights: [Float]
+
+    init(_ layer: Conv2D) {
+        self.layer = layer
+        weights = weightsByInputChannel(layer.weight, layer.geometry, outChannels: layer.outChannels)
+    }
+
+    var readsPreActivation: Bool { true }
+
+    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
+        convolveByChangeScratchSize(layer.geometry, outChannels: layer.outChannels, inputs: inputs, outputs: outputs)
+    }
+
+    func update(
+        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+    ) {
+        weights.withUnsafeBufferPointer { w in
+            convolveByChange(input, layer.geometry, outChannels: layer.outChannels, weights: w.baseAddress!, pre: preActivation!,
+                             activation: layer.activation, from: from, to: to, scratch: scratch)
+        }
+    }
+}

@@ -79,3 +79,39 @@ private func splitLarger(rows: Int, columns: Int, _ block: (Range<Int>, Range<In
         parallelRanges(rows) { part, _ in block(part, 0..<columns) }
     }
 }
+
+extension Dense {
+    /// Over an image input, `y = f(W·x₀ + b + W·Δx)` with Δx restricted to each copy's box (`denseByChange`).
+    public func changeUpdate() -> (any ChangeUpdate)? { inputShape.count == 3 ? DenseByChange(self) : nil }
+}
+
+/// A dense layer over an image input updated by its input's change, with its weight rearranged to
+/// `(H·W, O, C)` (copied when made): one `(O, C)` block per input location.
+private struct DenseByChange: ChangeUpdate {
+    let layer: Dense
+    let weights: [Float]
+
+    init(_ layer: Dense) {
+        self.layer = layer
+        let shape = layer.inputShape
+        weights = weightsByLocation(layer.weight, outFeatures: layer.outFeatures, channels: shape[0], locations: shape[1] * shape[2])
+    }
+
+    /// The changes are grouped by input location into worker 0's scratch, then the workers split the
+    /// output features, each with its product after them in its own scratch.
+    func update(preActivation: UnsafePointer<Float>, changes: BoxedValues, _ output: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        let (c, h, w, o) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2], layer.outFeatures)
+        let groups = ChangesByLocation(changes.boxes, height: h, width: w)
+        let gatheredSize = groups.members.count * c  // (rows, C)
+        workspace.reserve(gatheredSize + groups.widest * o + 1)
+        let gathered = workspace.floats(gatheredSize)
+        groups.gather(changes, channels: c, into: gathered)
+        weights.withUnsafeBufferPointer { weights in
+            parallelRanges(o, minimumPerWorker: 64) { features, worker in
+                denseByChange(pre: preActivation, weights: weights.baseAddress!, gathered: gathered, groups, channels: c, outFeatures: o,
+                              features: features, copies: changes.boxes.count, activation: layer.activation, output,
+                              scratch: workspace.floats(gatheredSize + groups.widest * features.count, worker: worker) + gatheredSize)
+            }
+        }
+    }
+}

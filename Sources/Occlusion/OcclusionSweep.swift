@@ -5,22 +5,16 @@ import Net
 /// what an occluder can change.
 ///
 /// The unoccluded image goes through the network once. Then, for a batch of occluder boxes, the
-/// leading convolution, pooling and dropout layers (the *incremental part*) are updated box by box: a
-/// change inside rows `y0..<y1` (and some columns) of a layer's input changes only the outputs whose
-/// window reaches into it, `changedOutputs(_:_:)`, so each layer touches only that footprint (which
-/// grows layer by layer) and the rest of its output stays the unoccluded one. For each layer and batch:
-/// - a convolution with few input channels recomputes its changed outputs: the windows under them,
-///   read from a patch of its input (unoccluded values with the changed box pasted in), go into one
-///   im2col matrix for the whole batch and one `sgemm`;
-/// - a stride-1 convolution with many input channels adds, to its unoccluded pre-activation, the
-///   convolution of its input's change: one `sgemm` of the change `(Σ pixels, C)` with the rearranged
-///   filters `(C, kh·kw·O)`, scattered tap by tap. Its multiply-adds scale with the changed input box
-///   rather than the (larger) changed output box;
-/// - max and average pooling run Net's pooling kernels on a patch around the changed outputs.
-/// A dense layer right after the incremental part adds `W·Δx` to its unoccluded pre-activation, `Δx`
-/// being the change inside the last changed box, one `sgemm` per input location over the copies that
-/// changed there. From there on (or from the first layer the sweep does not know, such as a recurrent
-/// stack, with every occluded copy rebuilt in full) the layers run their ordinary batched forward pass.
+/// leading image-to-image layers that have a `boxUpdate` (the *incremental part*: convolution,
+/// pooling, and dropout as the identity) are updated box by box: a change inside a box of a layer's
+/// input changes only the outputs whose window reaches into it, `changedOutputs(_:_:)`, so each layer
+/// computes only that footprint (which grows layer by layer) and the rest of its output stays the
+/// unoccluded one. Each worker takes a few copies at a time (`workerBatch`), one matrix product per
+/// convolution for all of them. A layer with a `changeUpdate` right after the incremental part (a
+/// dense layer) adds `W·Δx` to its unoccluded pre-activation, `Δx` being the change inside the last
+/// changed box. From there on (or from the first layer without an update, such as a recurrent stack,
+/// with every occluded copy rebuilt in full) the layers run their ordinary batched forward pass.
+/// The kernels are Net's (`BoxKernels.swift`), behind the layers' `boxUpdate` and `changeUpdate`.
 ///
 /// `Mode.full` skips all of this: every occluded image goes through every layer (the reference the
 /// incremental result is tested against). Positions are split across `Workers.count` threads; BLAS runs
@@ -51,10 +45,10 @@ public final class OcclusionSweep {
     public let model: Sequential
     public let mode: Mode
     /// Index of the first layer that is computed in full for every occluded copy; the layers before
-    /// it are updated incrementally (0 in `.full` mode or when the first layer is not convolutional).
+    /// it are updated incrementally (0 in `.full` mode or when the first layer has no box update).
     public let fullFrom: Int
-    /// Whether layer `fullFrom` is a dense layer updated as `W·Δx` (see `init`).
-    public var updatesDenseByChange: Bool { denseDelta != nil }
+    /// Whether layer `fullFrom` is updated as `W·Δx` (see `init`).
+    public var updatesDenseByChange: Bool { changeUpdate != nil }
     /// Occluded copies that go through the fully computed layers together.
     public var batchSize = 512
     /// Occluded copies one worker updates at once in the incremental part (one sgemm per convolution).
@@ -64,68 +58,48 @@ public final class OcclusionSweep {
     /// time, so that the breakdown means something on a busy machine.
     public private(set) var profile: [(name: String, seconds: Double)] = []
 
-    private enum Stage {
-        /// Recomputed from a patch of its input: im2col of the changed outputs' windows, one sgemm.
-        case conv(Conv2D)
-        /// Updated by the change of its input: weights rearranged to `(C, kh·kw·O)`, one sgemm of the
-        /// input change `(Σ areas, C)` with them, scattered onto the unoccluded pre-activation.
-        case convDelta(Conv2D, weights: [Float])
-        case maxPool(MaxPool2D)
-        case avgPool(AvgPool2D)
-        case identity
-    }
+    /// The box update of each layer before `fullFrom`; nil for a layer that is the identity in evaluation.
+    private let updates: [(any BoxUpdate)?]
+    /// Layer `fullFrom`'s update by the change of its input, when it has one and it is asked for.
+    private let changeUpdate: (any ChangeUpdate)?
+    /// The unoccluded pass, keeping the pre-activations the updates read.
+    private let baseRecord: ForwardRecord
+    /// The batched passes of the layers from `fullFrom` on.
+    private let tailRecord: ForwardRecord
+    /// Each worker's scratch for the incremental part: two blocks of changed values, then the updates' scratch.
+    private let workspace = Workspace()
+    /// The boundary of one batch (one region): the inputs of layer `fullFrom` or their changes, then
+    /// the output of the change update.
+    private let boundary = Workspace()
 
-    private let stages: [Stage]
-    /// Layer `fullFrom` when it is a dense layer over an image-shaped input, with its weight rearranged
-    /// to `(H·W, O, C)`: one `(O, C)` block per input location.
-    private let denseDelta: (layer: Dense, weights: [Float])?
-    private var scratch: [WorkerScratch] = []
-    private var tailOutputs: [FloatScratch] = []
-    private let boundary = FloatScratch()
-    private let deltas = FloatScratch()
-
-    /// Plans the sweep for `model`. The layers before the first one that is not a convolution, pooling or
-    /// dropout layer are updated incrementally. A convolution with stride 1 and at least
-    /// `deltaMinimumChannels` input channels is updated through the change of its input (fewer
-    /// multiply-adds than recomputing its changed outputs: the change covers a smaller box than the outputs
-    /// it reaches, but the matrix product's inner size is only C); others recompute their changed outputs.
-    /// A dense layer right after the incremental part is updated as `y = f(W·x₀ + W·Δx)` with `Δx`
-    /// restricted to the changed box, one product per input location. The rearranged weights are copied
-    /// now: make a new sweep after changing the model's parameters. `denseByChange: false` computes that
-    /// layer in full instead.
+    /// Plans the sweep for `model`. The leading image-to-image layers with a `boxUpdate` are updated
+    /// incrementally. A convolution with at least `deltaMinimumChannels` input channels is asked for its
+    /// update through the change of its input (fewer multiply-adds than recomputing its changed outputs:
+    /// the change covers a smaller box than the outputs it reaches, but the matrix product's inner size
+    /// is only C). The layer right after the incremental part is updated through its `changeUpdate`
+    /// (`y = f(W·x₀ + b + W·Δx)`) unless `denseByChange` is false. The updates copy rearranged weights
+    /// now: make a new sweep after changing the model's parameters.
     public init(model: Sequential, mode: Mode = .incremental, deltaMinimumChannels: Int = 16, denseByChange: Bool = true) {
         self.model = model
         self.mode = mode
-        var stages: [Stage] = []
+        var updates: [(any BoxUpdate)?] = []
         if mode == .incremental {
             for layer in model.layers {
-                guard layer.inputShape.count == 3, layer.outputShape.count == 3 else { break }
-                if let conv = layer as? Conv2D {
-                    let g = conv.geometry
-                    if g.stride == 1 && g.inChannels >= deltaMinimumChannels {
-                        stages.append(.convDelta(conv, weights: weightsByInputChannel(conv.weight, g, outChannels: conv.outChannels)))
-                    } else {
-                        stages.append(.conv(conv))
-                    }
-                } else if let pool = layer as? MaxPool2D {
-                    stages.append(.maxPool(pool))
-                } else if let pool = layer as? AvgPool2D {
-                    stages.append(.avgPool(pool))
-                } else if layer is Dropout {
-                    stages.append(.identity)  // the identity in evaluation
-                } else {
-                    break
+                guard layer.inputShape.count == 3, layer.outputShape.count == 3, let window = layer.window else { break }
+                if layer.isIdentityInEvaluation {
+                    updates.append(nil)
+                    continue
                 }
+                guard let update = layer.boxUpdate(byChange: window.inChannels >= deltaMinimumChannels) else { break }
+                updates.append(update)
             }
         }
-        self.stages = stages
-        fullFrom = stages.count
-        if denseByChange, fullFrom > 0, let dense = model.layers[fullFrom] as? Dense, dense.inputShape.count == 3 {
-            denseDelta = (dense, weightsByLocation(dense.weight, outFeatures: dense.outFeatures, channels: dense.inputShape[0],
-                                                   locations: dense.inputShape[1] * dense.inputShape[2]))
-        } else {
-            denseDelta = nil
-        }
+        self.updates = updates
+        fullFrom = updates.count
+        changeUpdate = denseByChange && fullFrom > 0 ? model.layers[fullFrom].changeUpdate() : nil
+        let readsPre = updates.indices.filter { updates[$0]?.readsPreActivation ?? false } + (changeUpdate == nil ? [] : [fullFrom])
+        baseRecord = ForwardRecord(model, keepingPreActivationsOf: Set(readsPre))
+        tailRecord = ForwardRecord(model)
         resetProfile()
     }
 
@@ -133,8 +107,8 @@ public final class OcclusionSweep {
     public func resetProfile() {
         var names = ["base"]
         names += model.layers[0..<fullFrom].map { "\($0.name) (incremental)" }
-        names.append(denseDelta == nil ? "assemble" : "collect changes")
-        names += model.layers[fullFrom...].enumerated().map { "\($1.name) (\($0 == 0 && denseDelta != nil ? "W·Δx" : "full"))" }
+        names.append(changeUpdate == nil ? "assemble" : "collect changes")
+        names += model.layers[fullFrom...].enumerated().map { "\($1.name) (\($0 == 0 && changeUpdate != nil ? "W·Δx" : "full"))" }
         names.append("scores")
         profile = names.map { ($0, 0) }
     }
@@ -148,53 +122,21 @@ public final class OcclusionSweep {
     /// Every layer's output for `image` `(C, H, W)`, unoccluded, in layer order.
     public func activations(_ image: [Float]) -> [[Float]] { basePass(image).outputs }
 
-    /// The unoccluded pass: every layer's output, plus the pre-activations of the layers updated through
-    /// their input's change (convolutions as `(outH, outW, O)`, the dense layer as `(O)`), which those
-    /// layers compute here instead of their own forward pass.
+    /// The unoccluded pass: every layer's output, plus the pre-activations the updates read (of the
+    /// incremental layers channels last, `(outH, outW, O)`; of the change-updated layer `(O)`).
     func basePass(_ image: [Float]) -> (outputs: [[Float]], pre: [[Float]]) {
-        var outputs: [[Float]] = []
+        image.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: 1, training: false, into: baseRecord) }
+        let outputs = model.layers.indices.map { Array(UnsafeBufferPointer(start: baseRecord.output(of: $0), count: model.layers[$0].outputCount)) }
         var pre = [[Float]](repeating: [], count: model.layers.count)
-        for (index, layer) in model.layers.enumerated() {
-            let input = index == 0 ? image : outputs[index - 1]
-            var y = [Float](repeating: 0, count: layer.outputCount)
-            if index < fullFrom, case .convDelta(let conv, _) = stages[index] {
-                let g = conv.geometry
-                let o = conv.outChannels
-                var col = [Float](repeating: 0, count: g.patchSize * g.positions)
-                input.withUnsafeBufferPointer { x in
-                    col.withUnsafeMutableBufferPointer { col in
-                        im2col(x.baseAddress!, images: 1, g, col.baseAddress!)
-                        y.withUnsafeMutableBufferPointer { y in
-                            // (O, P) = W (O, K) × col (K, P)
-                            sgemm(transposeA: false, transposeB: false, m: o, n: g.positions, k: g.patchSize, conv.weight, lda: g.patchSize,
-                                  col.baseAddress!, ldb: g.positions, y.baseAddress!, ldc: g.positions)
-                        }
-                    }
-                }
-                for c in 0..<o {
-                    for i in 0..<g.positions { y[c * g.positions + i] += conv.bias[c] }
-                }
-                var hwc = [Float](repeating: 0, count: y.count)  // (outH, outW, O), as the scatter adds
-                channelsLast(y, channels: o, positions: g.positions, &hwc)
-                pre[index] = hwc
-                y.withUnsafeMutableBufferPointer { conv.activation.apply($0.baseAddress!, count: $0.count) }
-            } else if index == fullFrom, let (dense, _) = denseDelta {
-                for o in 0..<dense.outFeatures { y[o] = dense.bias[o] }
-                input.withUnsafeBufferPointer { x in
-                    y.withUnsafeMutableBufferPointer { y in
-                        // (1, O) = x (1, I) × Wᵀ (I, O), plus the bias already in y
-                        sgemm(transposeA: false, transposeB: true, m: 1, n: dense.outFeatures, k: dense.inFeatures, x.baseAddress!, lda: dense.inFeatures,
-                              dense.weight, ldb: dense.inFeatures, beta: 1, y.baseAddress!, ldc: dense.outFeatures)
-                    }
-                }
-                pre[index] = y
-                y.withUnsafeMutableBufferPointer { dense.activation.apply($0.baseAddress!, count: $0.count) }
+        for index in baseRecord.preActivationLayers {
+            let shape = model.layers[index].outputShape
+            let count = shape.reduce(1, *)
+            if index == fullFrom {
+                pre[index] = Array(UnsafeBufferPointer(start: baseRecord.preActivation(of: index), count: count))
             } else {
-                input.withUnsafeBufferPointer { x in
-                    y.withUnsafeMutableBufferPointer { layer.forward(x.baseAddress!, $0.baseAddress!, batch: 1, training: false, workspace: model.scratch) }
-                }
+                pre[index] = [Float](repeating: 0, count: count)
+                channelsLast(baseRecord.preActivation(of: index), channels: shape[0], positions: shape[1] * shape[2], &pre[index])
             }
-            outputs.append(y)
         }
         return (outputs, pre)
     }
@@ -215,82 +157,81 @@ public final class OcclusionSweep {
         let classes = model.classes
         let (base, pre) = unoccluded
         var logits = [Float](repeating: 0, count: boxes.count * classes)
-        var activity = [Float](repeating: 0, count: feature == nil ? 0 : boxes.count)
-        let plane = PlaneBox(y0: 0, y1: shape.height, x0: 0, x1: shape.width)
-        let clipped = boxes.map { $0.intersection(plane) }
-        let baseActivity = feature.map { channelSum(base[$0.layer], layer: $0.layer, channel: $0.channel) } ?? 0
-        while scratch.count < Workers.count { scratch.append(WorkerScratch(slots: fullFrom)) }
-        for w in 0..<scratch.count { scratch[w].resetTimes() }
+        var activity = [Float](repeating: feature.map { channelSum(base[$0.layer], layer: $0.layer, channel: $0.channel) } ?? 0, count: boxes.count)
+        // footprints[i][b]: the changed box of layer i's input for occluder b; footprints[fullFrom]: of the boundary
+        var footprints = [boxes.map { $0.intersection(PlaneBox(y0: 0, y1: shape.height, x0: 0, x1: shape.width)) }]
+        for (index, update) in updates.enumerated() {
+            footprints.append(update == nil ? footprints[index] : footprints[index].map { changedOutputs($0, model.layers[index].window!) })
+        }
         let boundaryShape = fullFrom == 0 ? [shape.channels, shape.height, shape.width] : model.layers[fullFrom - 1].outputShape
         let boundaryCount = boundaryShape.reduce(1, *)
         let boundaryBase = fullFrom == 0 ? image : base[fullFrom - 1]
+        let scratch = reserveWorkerScratch(footprints)
         let nb = max(1, min(batchSize, boxes.count))
-        let x = boundary.reserve(denseDelta == nil ? nb * boundaryCount : 1)
-        while tailOutputs.count < model.layers.count { tailOutputs.append(FloatScratch()) }
+        var times = [Double](repeating: 0, count: Workers.count * (fullFrom + 1))  // per worker, per incremental layer and the boundary
 
-        image.withUnsafeBufferPointer { img in
-            for first in stride(from: 0, to: boxes.count, by: nb) {
-                let n = min(nb, boxes.count - first)
-                let batchBoxes = clipped[first..<(first + n)]
-                // With the dense layer updated by W·Δx, each copy's change at the boundary is collected
-                // as `(C, box.h, box.w)` at `changeOffsets[b]` instead of assembling whole inputs.
-                var changeBoxes: [PlaneBox] = []
-                var changeOffsets: [Int] = []
-                if denseDelta != nil {
-                    changeBoxes = batchBoxes.map(boundaryBox)
-                    changeOffsets = [0]
-                    for box in changeBoxes { changeOffsets.append(changeOffsets.last! + boundaryShape[0] * box.area) }
-                }
-                let changes = deltas.reserve(changeOffsets.last ?? 1)
-                var incrementalActivity = [Float](repeating: baseActivity, count: n)
-                incrementalActivity.withUnsafeMutableBufferPointer { act in
+        for first in stride(from: 0, to: boxes.count, by: nb) {
+            let n = min(nb, boxes.count - first)
+            let batch = first..<(first + n)
+            // With a change update, each copy's change at the boundary is collected as `(C, box.h, box.w)`
+            // at `changeOffsets[b]` instead of assembling whole inputs.
+            let changeBoxes = Array(footprints[fullFrom][batch])
+            let changeOffsets = BoxedValues.offsets(changeBoxes, channels: boundaryShape[0])
+            let inputSize = changeUpdate == nil ? n * boundaryCount : changeOffsets[n]
+            boundary.reserve(inputSize + n * model.layers[fullFrom].outputCount, workers: 1)
+            let x = boundary.floats(inputSize)
+            activity.withUnsafeMutableBufferPointer { sums in
+                times.withUnsafeMutableBufferPointer { times in
                     parallelRanges(n) { range, worker in
-                        let s = scratch[worker]
                         for chunk in stride(from: range.lowerBound, to: range.upperBound, by: workerBatch) {
-                            let m = min(workerBatch, range.upperBound - chunk)
-                            let sink: Sink = denseDelta == nil
-                                ? .assemble(base: boundaryBase, shape: boundaryShape, into: x + chunk * boundaryCount)
-                                : .changes(base: boundaryBase, shape: boundaryShape, into: changes, offsets: Array(changeOffsets[chunk..<(chunk + m)]))
-                            updateIncrementally(
-                                image: img.baseAddress!, base: base, pre: pre, boxes: batchBoxes[(first + chunk)..<(first + chunk + m)], fill: fill,
-                                feature: feature, activity: act.baseAddress! + chunk, sink: sink, scratch: s)
+                            let copies = chunk..<min(chunk + workerBatch, range.upperBound)
+                            let result = updateIncrementally(
+                                image, base: base, pre: pre, footprints: footprints, copies: (first + copies.lowerBound)..<(first + copies.upperBound), fill: fill,
+                                feature: feature, sums: sums.baseAddress! + first + chunk, scratch: workspace.floats(scratch.total, worker: worker),
+                                block: scratch.block, times: times.baseAddress! + worker * (fullFrom + 1))
+                            let t0 = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
+                            boundaryBase.withUnsafeBufferPointer { src in
+                                let (c, h, w) = (boundaryShape[0], boundaryShape[1], boundaryShape[2])
+                                if changeUpdate == nil {
+                                    pasteBoxes(result, base: src.baseAddress!, c: c, h: h, w: w, x + chunk * boundaryCount)
+                                } else {
+                                    boxDifferences(result, base: src.baseAddress!, c: c, h: h, w: w, x, offsets: Array(changeOffsets[copies]))
+                                }
+                            }
+                            times[worker * (fullFrom + 1) + fullFrom] += cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - t0
                         }
                     }
                 }
-                for i in 0...fullFrom { profile[1 + i].seconds += scratch.reduce(0) { $0 + $1.times[i] } }
-                for w in 0..<scratch.count { scratch[w].resetTimes() }
+            }
+            for i in 0...fullFrom {
+                profile[1 + i].seconds += (0..<Workers.count).reduce(0) { $0 + times[$1 * (fullFrom + 1) + i] }
+            }
+            for i in times.indices { times[i] = 0 }
 
-                var input = UnsafePointer(x)
-                var next = fullFrom
-                if let (dense, weights) = denseDelta {
-                    let y = tailOutputs[fullFrom].reserve(n * dense.outFeatures)
-                    time(2 + fullFrom) {
-                        denseByChange(dense, weights: weights, pre: pre[fullFrom], changes: changes, boxes: changeBoxes, offsets: changeOffsets,
-                                      shape: boundaryShape, output: y)
-                    }
-                    input = UnsafePointer(y)
-                    next += 1
-                }
-                for i in next..<model.layers.count {
-                    let layer = model.layers[i]
-                    let y = tailOutputs[i].reserve(n * layer.outputCount)
-                    time(2 + i) { layer.forward(input, y, batch: n, training: false, workspace: model.scratch) }
-                    input = UnsafePointer(y)
-                }
-                time(profile.count - 1) {
-                    logits.withUnsafeMutableBufferPointer { l in
-                        (l.baseAddress! + first * classes).update(from: input, count: n * classes)
-                    }
-                    guard let feature else { return }
-                    for b in 0..<n {
-                        activity[first + b] = feature.layer < fullFrom
-                            ? incrementalActivity[b]
-                            : channelSum(tailOutputs[feature.layer].pointer + b * model.layers[feature.layer].outputCount, layer: feature.layer, channel: feature.channel)
+            var input = UnsafePointer(x)
+            var next = fullFrom
+            if let changeUpdate {
+                let y = x + inputSize
+                time(2 + fullFrom) {
+                    pre[fullFrom].withUnsafeBufferPointer { pre in
+                        changeUpdate.update(preActivation: pre.baseAddress!, changes: BoxedValues(boxes: changeBoxes, values: x, offsets: changeOffsets), y,
+                                            workspace: tailRecord.workspace)
                     }
                 }
+                input = UnsafePointer(y)
+                next += 1
+            }
+            for i in next..<model.layers.count {
+                time(2 + i) { input = UnsafePointer(model.forward(input, batch: n, training: false, from: i, through: i, into: tailRecord)) }
+            }
+            time(profile.count - 1) {
+                logits.withUnsafeMutableBufferPointer { ($0.baseAddress! + first * classes).update(from: input, count: n * classes) }
+                guard let feature, feature.layer >= fullFrom else { return }
+                let output = feature.layer == fullFrom && changeUpdate != nil ? x + inputSize : tailRecord.output(of: feature.layer)
+                for b in 0..<n { activity[first + b] = channelSum(output + b * model.layers[feature.layer].outputCount, layer: feature.layer, channel: feature.channel) }
             }
         }
-        return Evaluation(logits: logits, featureActivity: activity)
+        return Evaluation(logits: logits, featureActivity: feature == nil ? [] : activity)
     }
 
     /// Total of `channel`'s plane in one sample's output of layer `index` (its value for a vector output).
@@ -306,130 +247,61 @@ public final class OcclusionSweep {
         output.withUnsafeBufferPointer { channelSum($0.baseAddress!, layer: index, channel: channel) }
     }
 
-    /// The changed box of the incremental part's output for an occluder box.
-    private func boundaryBox(_ box: PlaneBox) -> PlaneBox {
-        var box = box
-        for stage in stages {
-            switch stage {
-            case .conv(let conv), .convDelta(let conv, _): box = changedOutputs(box, conv.geometry)
-            case .maxPool(let pool): box = changedOutputs(box, pool.geometry)
-            case .avgPool(let pool): box = changedOutputs(box, pool.geometry)
-            case .identity: break
+    /// Reserves each worker's scratch for `workerBatch` copies of the largest footprints: two blocks of
+    /// changed values, then the largest scratch of any update. A group's scratch is at most the sum of
+    /// its copies' (each kernel's is a sum over its copies plus a patch as large as one copy's), so the
+    /// bound holds for every group. Returns the floats of one block and of the whole.
+    private func reserveWorkerScratch(_ footprints: [[PlaneBox]]) -> (block: Int, total: Int) {
+        var values = 0, updateScratch = 1
+        for index in 0...fullFrom {
+            let channels = index == 0 ? model.inputShape.channels : model.layers[index - 1].outputShape[0]
+            values = max(values, channels * (footprints[index].map(\.area).max() ?? 0))
+            guard index < fullFrom, let update = updates[index] else { continue }
+            for (input, output) in zip(footprints[index], footprints[index + 1]) {
+                updateScratch = max(updateScratch, update.scratchSize(inputs: [input], outputs: [output]))
             }
         }
-        return box
+        let (block, total) = (workerBatch * values, workerBatch * (2 * values + updateScratch))
+        workspace.reserve(total)
+        return (block, total)
     }
 
-    /// Where the incremental part leaves its result.
-    private enum Sink {
-        /// Whole inputs of layer `fullFrom`, `(m, shape)`: the unoccluded values with the changed box pasted in.
-        case assemble(base: [Float], shape: [Int], into: UnsafeMutablePointer<Float>)
-        /// Only the change inside each copy's box, `(C, box.h, box.w)` at `into + offsets[b]`.
-        case changes(base: [Float], shape: [Int], into: UnsafeMutablePointer<Float>, offsets: [Int])
-    }
-
-    /// The incremental part for the occluders `boxes`: walks the layers before `fullFrom`, keeping for
-    /// each occluder only its changed box of each layer's output, and hands the result to `sink`.
+    /// The incremental part for occluders `copies` (indices into `footprints`' lists): walks the layers
+    /// before `fullFrom`, keeping for each occluder only its changed box of each layer's output, and
+    /// returns the changed boxes of the last one. `scratch` holds two blocks of `block` floats for the
+    /// changed values, then the updates' scratch. Adds each copy's change of the tracked feature map's
+    /// sum to `sums`.
     private func updateIncrementally(
-        image: UnsafePointer<Float>, base: [[Float]], pre: [[Float]], boxes: ArraySlice<PlaneBox>, fill: [Float],
-        feature: Feature?, activity: UnsafeMutablePointer<Float>, sink: Sink, scratch s: WorkerScratch
-    ) {
-        let m = boxes.count
-        var changed = Array(boxes)  // the changed box of the current layer's output, per occluder
-        var offsets = [Int](repeating: 0, count: m + 1)  // where each occluder's block starts in `values`
-        let shape = model.inputShape
-        for b in 0..<m { offsets[b + 1] = offsets[b] + shape.channels * changed[b].area }
-        var values = s.values[0].reserve(offsets[m])  // per occluder `(C, box.h, box.w)`: the changed values
-        for b in 0..<m {
-            let area = changed[b].area
-            for c in 0..<shape.channels { (values + offsets[b] + c * area).update(repeating: fill[c], count: area) }
+        _ image: [Float], base: [[Float]], pre: [[Float]], footprints: [[PlaneBox]], copies: Range<Int>, fill: [Float],
+        feature: Feature?, sums: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, block: Int, times: UnsafeMutablePointer<Double>
+    ) -> BoxedValues {
+        var changed = BoxedValues(boxes: Array(footprints[0][copies]), values: scratch, offsets: [])
+        changed.offsets = BoxedValues.offsets(changed.boxes, channels: model.inputShape.channels)
+        for (b, box) in changed.boxes.enumerated() {
+            for c in fill.indices { (changed.values + changed.offsets[b] + c * box.area).update(repeating: fill[c], count: box.area) }
         }
-        var flip = 1
-        var inputBase = image
-        for (index, stage) in stages.enumerated() {
+        var spare = scratch + block
+        for (index, update) in updates.enumerated() {
             let t0 = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
-            let outShape = model.layers[index].outputShape
-            base[index].withUnsafeBufferPointer { outputBase in
-                var g: ConvGeometry?
-                switch stage {
-                case .identity: break
-                case .conv(let conv), .convDelta(let conv, _): g = conv.geometry
-                case .maxPool(let pool): g = pool.geometry
-                case .avgPool(let pool): g = pool.geometry
-                }
-                if let g {
-                    let next = changed.map { changedOutputs($0, g) }
-                    let outOffsets = BoxedValues.offsets(next, channels: outShape[0])
-                    let out = s.values[flip].reserve(outOffsets[m])
-                    let from = BoxedValues(boxes: changed, values: values, offsets: offsets)
-                    let to = BoxedValues(boxes: next, values: out, offsets: outOffsets)
-                    switch stage {
-                    case .conv(let conv):
-                        let scratch = s.columns.reserve(convolveBoxesScratchSize(g, outChannels: conv.outChannels, outputs: next))
-                        convolveBoxes(inputBase, g, outChannels: conv.outChannels, weight: conv.weight, bias: conv.bias, activation: conv.activation,
-                                      from: from, to: to, scratch: scratch)
-                    case let .convDelta(conv, weights):
-                        let scratch = s.columns.reserve(convolveByChangeScratchSize(g, outChannels: conv.outChannels, inputs: changed, outputs: next))
-                        pre[index].withUnsafeBufferPointer { pre in
-                            weights.withUnsafeBufferPointer { weights in
-                                convolveByChange(inputBase, g, outChannels: conv.outChannels, weights: weights.baseAddress!, pre: pre.baseAddress!,
-                                                 activation: conv.activation, from: from, to: to, scratch: scratch)
-                            }
-                        }
-                    case .maxPool:
-                        let scratch = s.columns.reserve(poolBoxesScratchSize(g, outputs: next))
-                        if s.switches.count < outOffsets[m] { s.switches = [Int32](repeating: 0, count: outOffsets[m]) }
-                        s.switches.withUnsafeMutableBufferPointer { sw in
-                            poolBoxes(inputBase, g, from: from, to: to, scratch: scratch) { maxPoolForward($0, planes: g.inChannels, $1, $2, switches: sw.baseAddress!) }
-                        }
-                    case .avgPool:
-                        let scratch = s.columns.reserve(poolBoxesScratchSize(g, outputs: next))
-                        poolBoxes(inputBase, g, from: from, to: to, scratch: scratch) { avgPoolForward($0, planes: g.inChannels, $1, $2) }
-                    case .identity: break
+            let layer = model.layers[index]
+            if let update {
+                let next = Array(footprints[index + 1][copies])
+                let to = BoxedValues(boxes: next, values: spare, offsets: BoxedValues.offsets(next, channels: layer.outputShape[0]))
+                let input = index == 0 ? image : base[index - 1]
+                input.withUnsafeBufferPointer { input in
+                    pre[index].withUnsafeBufferPointer { pre in
+                        update.update(input.baseAddress!, preActivation: pre.baseAddress, from: changed, to: to, scratch: scratch + 2 * block)
                     }
-                    (changed, offsets, values) = (next, outOffsets, out)
-                    flip ^= 1
                 }
-                if let feature, feature.layer == index {
-                    addChannelSumChanges(BoxedValues(boxes: changed, values: values, offsets: offsets), base: outputBase.baseAddress!,
-                                         h: outShape[1], w: outShape[2], channel: feature.channel, activity)
-                }
-                inputBase = outputBase.baseAddress!
+                (changed, spare) = (to, changed.values)
             }
-            s.times[index] += cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - t0
-        }
-        let t0 = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
-        let result = BoxedValues(boxes: changed, values: values, offsets: offsets)
-        switch sink {
-        case let .assemble(boundaryBase, shape, into):
-            boundaryBase.withUnsafeBufferPointer { pasteBoxes(result, base: $0.baseAddress!, c: shape[0], h: shape[1], w: shape[2], into) }
-        case let .changes(boundaryBase, shape, into, changeOffsets):
-            boundaryBase.withUnsafeBufferPointer {
-                boxDifferences(result, base: $0.baseAddress!, c: shape[0], h: shape[1], w: shape[2], into, offsets: changeOffsets)
+            if let feature, feature.layer == index {
+                let s = layer.outputShape
+                base[index].withUnsafeBufferPointer { addChannelSumChanges(changed, base: $0.baseAddress!, h: s[1], w: s[2], channel: feature.channel, sums) }
             }
+            times[index] += cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - t0
         }
-        s.times[fullFrom] += cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - t0
-    }
-
-    /// `output` `(n, O)` for the dense layer updated by W·Δx (`Net.denseByChange`): the changes are
-    /// grouped by input location, then the workers split the output features.
-    private func denseByChange(
-        _ dense: Dense, weights: [Float], pre: [Float], changes: UnsafeMutablePointer<Float>, boxes: [PlaneBox], offsets: [Int],
-        shape: [Int], output: UnsafeMutablePointer<Float>
-    ) {
-        let (c, o, n) = (shape[0], dense.outFeatures, boxes.count)
-        let groups = ChangesByLocation(boxes, height: shape[1], width: shape[2])
-        let gathered = scratch[0].gathered.reserve(max(1, groups.members.count * c))  // (rows, C)
-        groups.gather(BoxedValues(boxes: boxes, values: changes, offsets: offsets), channels: c, into: gathered)
-        pre.withUnsafeBufferPointer { pre in
-            weights.withUnsafeBufferPointer { weights in
-                parallelRanges(o, minimumPerWorker: 64) { features, worker in
-                    let product = scratch[worker].product.reserve(max(1, groups.widest * features.count))
-                    Net.denseByChange(pre: pre.baseAddress!, weights: weights.baseAddress!, gathered: gathered, groups, channels: c, outFeatures: o,
-                                      features: features, copies: n, activation: dense.activation, output, scratch: product)
-                }
-            }
-        }
+        return changed
     }
 }
 
@@ -438,37 +310,4 @@ func cpuSeconds(_ clock: clockid_t) -> Double {
     var t = timespec()
     clock_gettime(clock, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}
-
-/// A growable float buffer; contents undefined after growth.
-final class FloatScratch {
-    private(set) var pointer: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
-    private var capacity = 1
-
-    deinit { pointer.deallocate() }
-
-    func reserve(_ n: Int) -> UnsafeMutablePointer<Float> {
-        if n > capacity {
-            pointer.deallocate()
-            pointer = .allocate(capacity: n)
-            capacity = n
-        }
-        return pointer
-    }
-}
-
-/// One worker's buffers for the incremental part.
-final class WorkerScratch {
-    let values = [FloatScratch(), FloatScratch()]
-    let patch = FloatScratch()
-    let columns = FloatScratch()
-    let product = FloatScratch()
-    let gathered = FloatScratch()
-    var switches: [Int32] = []
-    /// Busy seconds per incremental layer, plus one slot for assembling the boundary.
-    var times: [Double]
-
-    init(slots: Int) { times = [Double](repeating: 0, count: slots + 1) }
-
-    func resetTimes() { for i in times.indices { times[i] = 0 } }
 }

@@ -111,6 +111,21 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try Sequential(spec: try ModelSpec(parsing: "fc:4"), inputShape: ImageShape(channels: 1, height: 5, width: 5), classes: 3))
     }
 
+    /// A pass from a later layer, on the output of the layer before it, gives the whole pass's logits bit for bit.
+    func testForwardFromALaterLayerMatchesTheWholePass() throws {
+        let shape = ImageShape(channels: 1, height: 12, width: 12)
+        let model = try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,conv:6:3:same,fc:8,dropout:0.5,fc"), inputShape: shape, classes: 3, seed: 5)
+        var random = SeededRandom(seed: 6)
+        let x = (0..<(2 * shape.count)).map { _ in random.uniform() }
+        let (whole, part) = (ForwardRecord(model), ForwardRecord(model))
+        let logits = x.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: model.forward($0.baseAddress!, batch: 2, training: false, into: whole), count: 6)) }
+        for first in 1..<model.layers.count {
+            let out = model.forward(whole.output(of: first - 1), batch: 2, training: false, from: first, into: part)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: out, count: 6)), logits, "from layer \(first)")
+            XCTAssertEqual(part.start, first)
+        }
+    }
+
     func testSameSeedSameWeightsBitForBit() throws {
         let data = stripes(count: 30)
         func train() throws -> [Float] {

@@ -41,6 +41,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let trainer = try makeTrainer()
+        trainer.drawFilters = { filterRow($0, shape: $1) }
         let total = trainer.epoch + epochs
         let progress = ProgressLine()
         if let sweep = ProcessInfo.processInfo.environment[SweepJob.parentVariable].flatMap({ pid_t($0) }) {

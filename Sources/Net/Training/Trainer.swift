@@ -44,6 +44,9 @@ public final class Trainer {
     /// Asked after every step; a reason stops the run with `TrainingError.stopped` (the partial epoch
     /// is dropped, the last epoch's checkpoint stays).
     public var stopRequest: (() -> String?)?
+    /// Draws the first convolution's filters for `RUN/filters/` and TensorBoard; nil (the default)
+    /// records no filter snapshots. `train` passes its `filterRow`.
+    public var drawFilters: FilterDrawing?
     private var events: EventWriter?
     private var log: TrainingLog?
 
@@ -76,7 +79,7 @@ public final class Trainer {
         if config.logging {
             let events = try EventWriter(appendingTo: runDirectory + "/tensorboard")
             self.events = events
-            log = TrainingLog(model: model, runDirectory: runDirectory, events: events, probe: test ?? train)
+            log = TrainingLog(model: model, runDirectory: runDirectory, events: events, probe: test ?? train, drawFilters: drawFilters)
         }
         defer {
             try? events?.close()

@@ -15,7 +15,7 @@ struct FiltersCommand: ParsableCommand {
     var out: String
 
     func run() throws {
-        let (loaded, projector) = try model.load()
+        let (loaded, projector) = try model.loadProjector()
         let conv = projector.featureLayers.lazy.map { loaded.model.layers[$0] }.first { $0.isConvolution }!
         let (view, weight) = loaded.model.parameter(named: "\(conv.name).weight")!  // (O, C, k, k)
         let (outChannels, c, k) = (view.shape[0], view.shape[1], view.shape[2])

@@ -51,32 +51,13 @@ final class WinogradTests: XCTestCase {
         return (dw, dx)
     }
 
-    /// The same gradients by loops in Double, plus the forward output without bias.
+    /// The same gradients by `conv2dNaive` and `conv2dBackwardNaive` in Double, plus the forward output without bias.
     func referenceGradients(_ x: [Float], _ w: [Float], _ dy: [Float], images n: Int, _ g: ConvGeometry, outChannels o: Int) -> (y: [Double], dw: [Double], dx: [Double]) {
-        let (c, oh, ow, pad) = (g.inChannels, g.outHeight, g.outWidth, g.padding)
+        let (x, w, dy) = (x.map(Double.init), w.map(Double.init), dy.map(Double.init))
         var y = [Double](repeating: 0, count: n * o * g.positions)
-        var dw = [Double](repeating: 0, count: o * c * 25), dx = [Double](repeating: 0, count: n * g.inputSize)
-        for b in 0..<n {
-            for k in 0..<o {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        let out = ((b * o + k) * oh + oy) * ow + ox
-                        for ch in 0..<c {
-                            for i in 0..<5 {
-                                for j in 0..<5 {
-                                    let (iy, ix) = (oy - pad + i, ox - pad + j)
-                                    guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
-                                    let (xi, wi) = (((b * c + ch) * g.height + iy) * g.width + ix, ((k * c + ch) * 5 + i) * 5 + j)
-                                    y[out] += Double(x[xi]) * Double(w[wi])
-                                    dw[wi] += Double(dy[out]) * Double(x[xi])
-                                    dx[xi] += Double(dy[out]) * Double(w[wi])
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        var dw = [Double](repeating: 0, count: o * g.patchSize), dx = [Double](repeating: .nan, count: n * g.inputSize)
+        conv2dNaive(x, images: n, g, outChannels: o, weight: w, bias: nil, &y)
+        conv2dBackwardNaive(dy, images: n, g, outChannels: o, input: x, weight: w, inputGradient: &dx, weightGradient: &dw, biasGradient: nil)
         return (y, dw, dx)
     }
 
@@ -135,7 +116,7 @@ final class WinogradTests: XCTestCase {
         XCTAssertFalse(Conv2D(name: "conv1", geometry: ConvGeometry(inChannels: 1, height: 7, width: 9, kernel: 5, padding: 2), outChannels: o, activation: .identity).usesWinograd)
         var weight = randomArray(o * c * 25, &random), bias = randomArray(o, &random)
         var weightGradient = [Float](repeating: 0, count: o * c * 25), biasGradient = [Float](repeating: 0, count: o)
-        for n in [2 * Conv2D.winogradGroup + 3, 1] {
+        for n in [2 * WinogradConvolution.group + 3, 1] {
             let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
             let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
             var y = [Float](repeating: 0, count: n * o * g.positions), d = dy

@@ -42,8 +42,7 @@ final class ConvolutionPathTests: XCTestCase {
             let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kernel, stride: stride, padding: padding)
             let layer = Conv2D(name: "conv1", geometry: g, outChannels: o, activation: .identity)
             XCTAssertEqual(layer.path, layer.preferredPath)
-            var weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
-            var weightGradient = [Float](repeating: 0, count: weight.count), biasGradient = [Float](repeating: 0, count: o)
+            let weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
             for path in ConvolutionPath.allCases {
                 XCTAssertEqual(layer.reasonItCannotTake(path) == nil, path == .im2col || stride == 1 && (path == .direct || kernel == 5), "\(path)")
                 guard layer.reasonItCannotTake(path) == nil else { continue }
@@ -57,31 +56,46 @@ final class ConvolutionPathTests: XCTestCase {
                     conv2dNaive(x, images: n, g, outChannels: o, weight: weight, bias: bias, &expected)
                     conv2dBackwardNaive(dy, images: n, g, outChannels: o, input: x, weight: weight,
                                         inputGradient: &expectedDx, weightGradient: &expectedDw, biasGradient: &expectedDb)
-                    var y = [Float](repeating: .nan, count: dy.count), d = dy
-                    var dx = [Float](repeating: .nan, count: x.count), transposed = dx
-                    weight.withUnsafeMutableBufferPointer { wp in
-                        bias.withUnsafeMutableBufferPointer { bp in
-                            weightGradient.withUnsafeMutableBufferPointer { dw in
-                                biasGradient.withUnsafeMutableBufferPointer { db in
-                                    dw.update(repeating: 0)
-                                    db.update(repeating: 0)
-                                    layer.bind(parameters: [wp.baseAddress!, bp.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
-                                    let workspace = Workspace()
-                                    layer.forward(x, &y, batch: n, training: true, workspace: workspace)
-                                    layer.backward(x, y, &d, &dx, batch: n, workspace: workspace)
-                                    layer.transposedFilter(dy, &transposed, batch: n, workspace: workspace)
-                                }
-                            }
-                        }
-                    }
+                    let run = layer.passes(x, dy, weight: weight, bias: bias, batch: n)
                     let label = "\(path) c\(c) o\(o) k\(kernel) s\(stride) p\(padding) n\(n)"
-                    for i in y.indices { XCTAssertEqual(y[i], expected[i], accuracy: 1e-4, "y " + label) }
-                    for i in dx.indices { XCTAssertEqual(dx[i], expectedDx[i], accuracy: 1e-4, "dx " + label) }
-                    for i in weightGradient.indices { XCTAssertEqual(weightGradient[i], expectedDw[i], accuracy: 1e-3, "dW " + label) }
-                    for i in biasGradient.indices { XCTAssertEqual(biasGradient[i], expectedDb[i], accuracy: 1e-3, "db " + label) }
-                    XCTAssertEqual(transposed, dx, "transposedFilter " + label)
+                    for i in run.y.indices { XCTAssertEqual(run.y[i], expected[i], accuracy: 1e-4, "y " + label) }
+                    for i in run.dx.indices { XCTAssertEqual(run.dx[i], expectedDx[i], accuracy: 1e-4, "dx " + label) }
+                    for i in run.dw.indices { XCTAssertEqual(run.dw[i], expectedDw[i], accuracy: 1e-3, "dW " + label) }
+                    for i in run.db.indices { XCTAssertEqual(run.db[i], expectedDb[i], accuracy: 1e-3, "db " + label) }
+                    XCTAssertEqual(run.transposed, run.dx, "transposedFilter " + label)
                 }
             }
         }
+    }
+}
+
+/// What one training step's passes through a convolution layer give, and `transposedFilter`'s result.
+struct ConvolutionPasses {
+    var y, dx, dw, db, transposed: [Float]
+}
+
+extension Conv2D {
+    /// forward of `x` `(n, C, H, W)`, backward of `dy` `(n, O, outH, outW)` with the parameter gradients
+    /// zeroed first, and `transposedFilter` of `dy`, with the layer bound to copies of `weight` and `bias`;
+    /// outputs pre-filled with NaN.
+    func passes(_ x: [Float], _ dy: [Float], weight: [Float], bias: [Float], batch n: Int) -> ConvolutionPasses {
+        var (weight, bias) = (weight, bias)
+        var dw = [Float](repeating: 0, count: weight.count), db = [Float](repeating: 0, count: bias.count)
+        var y = [Float](repeating: .nan, count: dy.count), d = dy
+        var dx = [Float](repeating: .nan, count: x.count), transposed = dx
+        weight.withUnsafeMutableBufferPointer { w in
+            bias.withUnsafeMutableBufferPointer { b in
+                dw.withUnsafeMutableBufferPointer { dwp in
+                    db.withUnsafeMutableBufferPointer { dbp in
+                        bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dwp.baseAddress!, dbp.baseAddress!])
+                        let workspace = Workspace()
+                        forward(x, &y, batch: n, training: true, workspace: workspace)
+                        backward(x, y, &d, &dx, batch: n, workspace: workspace)
+                        transposedFilter(dy, &transposed, batch: n, workspace: workspace)
+                    }
+                }
+            }
+        }
+        return ConvolutionPasses(y: y, dx: dx, dw: dw, db: db, transposed: transposed)
     }
 }

@@ -114,35 +114,18 @@ final class WinogradTests: XCTestCase {
         let layer = Conv2D(name: "conv2", geometry: g, outChannels: o, activation: .identity)
         XCTAssertTrue(layer.usesWinograd)
         XCTAssertFalse(Conv2D(name: "conv1", geometry: ConvGeometry(inChannels: 1, height: 7, width: 9, kernel: 5, padding: 2), outChannels: o, activation: .identity).usesWinograd)
-        var weight = randomArray(o * c * 25, &random), bias = randomArray(o, &random)
-        var weightGradient = [Float](repeating: 0, count: o * c * 25), biasGradient = [Float](repeating: 0, count: o)
+        let weight = randomArray(o * c * 25, &random), bias = randomArray(o, &random)
         for n in [2 * WinogradConvolution.group + 3, 1] {
             let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
             let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
-            var y = [Float](repeating: 0, count: n * o * g.positions), d = dy
-            var dx = [Float](repeating: 0, count: n * g.inputSize), transposed = dx
-            let workspace = Workspace()
-            weight.withUnsafeMutableBufferPointer { w in
-                bias.withUnsafeMutableBufferPointer { b in
-                    weightGradient.withUnsafeMutableBufferPointer { dw in
-                        biasGradient.withUnsafeMutableBufferPointer { db in
-                            dw.update(repeating: 0)
-                            db.update(repeating: 0)
-                            layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
-                            layer.forward(x, &y, batch: n, training: true, workspace: workspace)
-                            layer.backward(x, y, &d, &dx, batch: n, workspace: workspace)
-                            layer.transposedFilter(dy, &transposed, batch: n, workspace: workspace)
-                        }
-                    }
-                }
-            }
+            let run = layer.passes(x, dy, weight: weight, bias: bias, batch: n)
             let withBias = reference.y.enumerated().map { $0.element + Double(bias[$0.offset / g.positions % o]) }
-            XCTAssertLessThan(relativeError(y, withBias), 1e-5, "y n\(n)")
-            XCTAssertLessThan(relativeError(weightGradient, reference.dw), 1e-5, "dW n\(n)")
-            XCTAssertLessThan(relativeError(dx, reference.dx), 1e-5, "dX n\(n)")
-            XCTAssertEqual(transposed, dx, "transposedFilter n\(n)")
+            XCTAssertLessThan(relativeError(run.y, withBias), 1e-5, "y n\(n)")
+            XCTAssertLessThan(relativeError(run.dw, reference.dw), 1e-5, "dW n\(n)")
+            XCTAssertLessThan(relativeError(run.dx, reference.dx), 1e-5, "dX n\(n)")
+            XCTAssertEqual(run.transposed, run.dx, "transposedFilter n\(n)")
             let biasReference = (0..<o).map { k in (0..<n).reduce(0.0) { total, b in total + (0..<g.positions).reduce(0.0) { $0 + Double(dy[(b * o + k) * g.positions + $1]) } } }
-            XCTAssertLessThan(relativeError(biasGradient, biasReference), 1e-5, "db n\(n)")
+            XCTAssertLessThan(relativeError(run.db, biasReference), 1e-5, "db n\(n)")
         }
     }
 }

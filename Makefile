@@ -2,8 +2,9 @@
 #   make demo   installs what is missing, builds in release, inspects the committed Fashion-MNIST model
 #   make test   installs what is missing, runs every test (release build with testability)
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist
-# for the checks: headless Chromium renders the HTML reports
+APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist \
+	libfreetype-dev libfontconfig-dev fonts-dejavu-core fonts-wqy-microhei
+# for the checks: headless Chromium renders the HTML reports and the SVG figures
 TEST_APT_PACKAGES := chromium
 PIP_PACKAGES := numpy safetensors tensorboard
 FASHION := /usr/share/datasets/fashion-mnist

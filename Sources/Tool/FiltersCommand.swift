@@ -10,16 +10,21 @@ struct FiltersCommand: ParsableCommand {
         abstract: "Draw the first layer's convolution filters as a grid (in colour for RGB inputs).")
 
     @OptionGroup var model: CheckpointOptions
+    @OptionGroup var figures: FigureOptions
 
-    @Option(help: ArgumentHelp("PNG to write.", valueName: "file.png"))
+    @Option(help: ArgumentHelp("PNG (or SVG) to write.", valueName: "file.png"))
     var out: String
+
+    func validate() throws {
+        try figures.validate(out: out)
+    }
 
     func run() throws {
         let (loaded, projector) = try model.load()
         let conv = projector.featureLayers.lazy.compactMap { loaded.model.layers[$0] as? Conv2D }.first!
         let g = conv.geometry
         let (k, c) = (g.kernelHeight, g.inChannels)
-        let scale = tileScale(k, target: 48)
+        let scale = tileScale(k, target: 48) * figures.scale
         var tiles: [Canvas] = []
         var captions: [String] = []
         for o in 0..<conv.outChannels {
@@ -36,9 +41,10 @@ struct FiltersCommand: ParsableCommand {
         }
         let columns = c == 1 || c == 3 ? min(8, tiles.count) : c
         let grid = Grid(wrapping: tiles, captions: captions, columns: columns).render()
-        try figure(title: "\(conv.name): \(conv.outChannels) filters \(k)x\(k)" + (c == 3 ? ", RGB" : c == 1 ? "" : ", one tile per input channel"), grid,
-                   notes: [Normalization.symmetric.description + (c == 3 ? " (R, G, B scaled together)" : "")])
-            .writePNG(to: out)
+        try figures.write(figure(title: "\(conv.name): \(conv.outChannels) filters \(k)x\(k)" + (c == 3 ? ", RGB" : c == 1 ? "" : ", one tile per input channel"), grid,
+                                 notes: [Normalization.symmetric.description + (c == 3 ? " (R, G, B scaled together)" : "")],
+                                 extras: c == 3 ? [] : [symmetricKey(unit: "weight")]),
+                          to: out)
         print("wrote \(out): \(conv.outChannels) filters of \(conv.name), \(k)x\(k)x\(c)")
     }
 }

@@ -39,8 +39,7 @@ struct InvarianceCommand: ParsableCommand {
             Writes DIR/invariance.csv and DIR/invariance.svg (a self-contained line chart).
             """)
 
-    @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @OptionGroup var source: ImageSource
 
@@ -64,7 +63,7 @@ struct InvarianceCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadCheckpoint(checkpoint)
+        let loaded = try checkpoint.load()
         let model = loaded.model
         let input = try source.load(for: model)
         let (pixels, name, label) = (input.pixels, input.name, input.label)
@@ -93,8 +92,8 @@ struct InvarianceCommand: ParsableCommand {
         ])
         try writeAtomically(Array(svg.utf8), to: "\(out)/invariance.svg")
         let kept = points.filter { $0.predicted == cls }.count
-        print("\(name): \(transform.rawValue) over \(amounts.count) amounts (\(formatValue(amounts.first!))...\(formatValue(amounts.last!)) \(unit)); layers \(firstName) and \(lastName); class \(cls) (\(className))")
-        print("still predicted as class \(cls) at \(kept) of \(points.count) amounts; p(\(className)) \(formatValue(points.map(\.probability).min()!))...\(formatValue(points.map(\.probability).max()!))")
+        print(printable("\(name): \(transform.rawValue) over \(amounts.count) amounts (\(formatValue(amounts.first!))...\(formatValue(amounts.last!)) \(unit)); layers \(firstName) and \(lastName); class \(cls) (\(className))"))
+        print(printable("still predicted as class \(cls) at \(kept) of \(points.count) amounts; p(\(className)) \(formatValue(points.map(\.probability).min()!))...\(formatValue(points.map(\.probability).max()!))"))
         print("wrote \(out)/invariance.csv and \(out)/invariance.svg")
     }
 }

@@ -18,11 +18,13 @@ enum CLI {
         return Bundle.main.bundleURL
     }
 
-    /// Runs `deconvnet arguments`, with `environment` added to this process's environment.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+    /// Runs `deconvnet arguments` in `directory` (default: this process's), with `environment` added to
+    /// this process's environment.
+    static func run(_ arguments: [String], environment: [String: String] = [:], in directory: String? = nil) throws -> CommandResult {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("deconvnet")
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -44,10 +46,12 @@ extension XCTestCase {
         return path
     }
 
-    /// Asserts a clean failure: non-zero exit, one readable line on stderr containing `needle`, no crash.
-    func assertCleanFailure(_ arguments: [String], mentions needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Asserts a clean failure: non-zero exit (`status`, when given), one readable line on stderr
+    /// containing `needle`, no crash.
+    func assertCleanFailure(_ arguments: [String], mentions needle: String, status: Int32? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
         let result = try CLI.run(arguments)
         XCTAssertNotEqual(result.status, 0, "\(arguments) should fail", file: file, line: line)
+        if let status { XCTAssertEqual(result.status, status, "exit status of \(arguments): \(result.stderr)", file: file, line: line) }
         let lines = result.stderr.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         XCTAssertEqual(lines.count, 1, "stderr was: \(result.stderr)", file: file, line: line)
         XCTAssertTrue(lines.first?.contains(needle) ?? false, "stderr was: \(result.stderr)", file: file, line: line)

@@ -3,8 +3,8 @@ import Net
 
 /// How a signal is carried down through the activation of each convolution on the way to the input.
 /// Every method unpools through the max-pool switches of the forward pass, spreads evenly through
-/// average pooling, and filters with the transposed convolution filters (`Conv2D.transposedFilter`);
-/// they differ only at a convolution's fused activation, where the signal `g` at its output becomes:
+/// average pooling, and filters with the transposed convolution filters (each layer's `backwardData`);
+/// they differ only at a layer's fused activation, where the signal `g` at its output becomes:
 ///
 /// - `deconvnet` (Zeiler & Fergus 2013): `max(g, 0)`. The deconvnet always rectifies with a ReLU of the
 ///   signal itself, whatever the forward activation was (tanh, sigmoid, leaky ReLU alike) and without
@@ -61,11 +61,12 @@ public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
 
 /// Projects single activations of a convolutional network down to pixel space (Zeiler & Fergus 2013).
 ///
-/// The forward pass runs the model's own layers up to the chosen layer and keeps every output and
-/// every max-pool's switches; the projection then walks back down: at the chosen layer all activations
-/// but the seed are zero, and for each layer going down it unpools through the switches
-/// (`MaxPool2D.unpool`), rectifies as `ProjectionMethod` says, and filters with the transposed filters
-/// (`Conv2D.transposedFilter`) down to the input. Many seeds run at once as a batch, one per image.
+/// The forward pass runs the model's own layers up to the chosen layer into the projector's record,
+/// which keeps every output and every max-pool's switches; the projection then walks back down: at the
+/// chosen layer all activations but the seed are zero, and for each layer going down it rectifies as
+/// `ProjectionMethod` says where the layer has a fused activation, then takes the layer's
+/// `backwardData` (unpooling through the switches, filtering with the transposed filters) down to the
+/// input. Many seeds run at once as a batch, one per image.
 ///
 /// Scale: every step is positively homogeneous, so the projection of a seed of value `a ≥ 0` is `a`
 /// times that of a unit seed. The outputs are for the seed values passed in (1 by default); the
@@ -75,35 +76,32 @@ public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
 /// The deconvnet projection equals the input gradient of the chosen activation with every ReLU's
 /// backward replaced by a ReLU of the incoming signal (max-pool gradients through the switches,
 /// convolution gradients through the transposed filters); the tests check this against loops.
-/// When all seeds of a batch lie in one channel, the first convolution below them filters through a
-/// one-output-channel view of its filters (the same `transposedFilter` kernel, a 1/O share of the work).
+/// When all seeds of a batch lie in one channel, the first layer with a fused activation going down
+/// takes only that channel of the signal (its `backwardData` over one output channel, a 1/O share of
+/// the work).
 ///
-/// A projector uses the model's layer outputs and max-pool switches between `forward` and `project`:
-/// do not run the model (or another projector on it) in between.
+/// A projector is one caller's: it owns its record and buffers and changes nothing in the model, so
+/// projectors on different threads may share one model. `project` uses the record of this
+/// projector's last `forward`.
 public final class Projector {
     public let model: Sequential
-    /// Indices of the layers one can project from: every layer with `(C, H, W)` output below the first
-    /// dense or recurrent layer (convolutions, poolings, dropouts).
+    /// Indices of the layers one can project from: every layer with a window (`Layer.window`: image in,
+    /// image out) below the first dense or recurrent layer (convolutions, poolings, dropouts).
     public let featureLayers: [Int]
+    /// The record of the last `forward`: the feature layers' outputs and the max-pool switches.
+    public let record: ForwardRecord
 
-    private var workspace: Workspace { model.scratch }
     private var capacity = 0
     private var signals: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
     private var slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
-    private var forwardBatch = 0
-    private var forwardDepth = -1
 
     /// Throws `ProjectionError.noConvolution` when the model has no convolution below its first dense
     /// or recurrent layer.
     public init(model: Sequential) throws {
         self.model = model
-        var feature: [Int] = []
-        for (i, layer) in model.layers.enumerated() {
-            guard layer is Conv2D || layer is MaxPool2D || layer is AvgPool2D || layer is Dropout, layer.outputShape.count == 3 else { break }
-            feature.append(i)
-        }
-        guard feature.contains(where: { model.layers[$0] is Conv2D }) else { throw ProjectionError.noConvolution(spec: model.spec.description) }
-        featureLayers = feature
+        featureLayers = Array(model.layers.indices.prefix { model.layers[$0].window != nil })
+        guard featureLayers.contains(where: { model.layers[$0].isConvolution }) else { throw ProjectionError.noConvolution(spec: model.spec.description) }
+        record = ForwardRecord(model)
     }
 
     deinit { release() }
@@ -141,29 +139,24 @@ public final class Projector {
     private func reserve(batch n: Int) {
         guard n > capacity else { return }
         release()
-        let last = featureLayers.last!
-        let widest = model.layers[0...last].map { max($0.inputCount, $0.outputCount) }.max()!
-        signals = (.allocate(capacity: n * widest), .allocate(capacity: n * widest))
-        let plane = model.layers[0...last].map { $0.outputShape[1] * $0.outputShape[2] }.max()!
+        let layers = model.layers[0...featureLayers.last!]
+        signals = signalBuffers(layers, batch: n)
+        let plane = layers.map { $0.outputShape[1] * $0.outputShape[2] }.max()!
         slices = (.allocate(capacity: n * plane), .allocate(capacity: n * plane))
         capacity = n
     }
 
-    /// Runs the model's layers `0...layer` on `input` `(n, C, H, W)` in evaluation mode
-    /// (`Sequential.forward(_:batch:training:through:)`); their outputs (see `activations(of:)`) and the
-    /// max-pool switches stay in the model for `project`.
+    /// Runs the model's layers `0...layer` on `input` `(n, C, H, W)` in evaluation mode into `record`
+    /// (their outputs, see `activations(of:)`, and the max-pool switches), for `project`.
     public func forward(_ input: UnsafePointer<Float>, batch n: Int, through layer: Int) {
         precondition(featureLayers.contains(layer), "layer \(layer) is not a feature layer")
         reserve(batch: n)
-        model.forward(input, batch: n, training: false, through: layer)
-        forwardBatch = n
-        forwardDepth = layer
+        model.forward(input, batch: n, training: false, through: layer, into: record)
     }
 
     /// Layer `index`'s output from the last `forward`, `(n, C, H, W)`.
     public func activations(of index: Int) -> UnsafePointer<Float> {
-        precondition(index <= forwardDepth, "run forward through layer \(index) first")
-        return UnsafePointer(model.output(of: index))
+        UnsafePointer(record.output(of: index))
     }
 
     /// The strongest activation of image `image` (a row of the last forward batch) in layer `index`:
@@ -193,10 +186,9 @@ public final class Projector {
     /// Run `forward` through `index` or higher first, with the same batch.
     public func project(_ seeds: [FeatureUnit], values: [Float]? = nil, from index: Int, method: ProjectionMethod, into result: UnsafeMutablePointer<Float>) {
         let n = seeds.count
-        precondition(n == forwardBatch && index <= forwardDepth && featureLayers.contains(index), "run forward with these images first")
+        precondition(n == record.batch && index <= record.depth && featureLayers.contains(index), "run forward with these images first")
         precondition(values.map { $0.count == n } ?? true, "one value per seed")
-        let (a, b) = signals!
-        var (g, below) = (a, b)
+        let (g, spare) = signals!
         let top = model.layers[index]
         let s = top.outputShape
         g.update(repeating: 0, count: n * top.outputCount)
@@ -205,55 +197,65 @@ public final class Projector {
             g[image * top.outputCount + (unit.channel * s[1] + unit.y) * s[2] + unit.x] = values?[image] ?? 1
         }
         // While every seed is in one channel, only that channel of the signal is non-zero, so the first
-        // convolution going down runs on a one-output-channel view of its filters (same kernel, 1/O the work).
-        var channel = Set(seeds.map(\.channel)).count == 1 ? seeds[0].channel : nil
-        for i in stride(from: index, through: 0, by: -1) {
-            let layer = model.layers[i]
-            let dx = i == 0 ? result : below  // (n, layer.inputShape)
-            switch layer {
-            case let conv as Conv2D:
-                if let c = channel {
-                    let plane = conv.geometry.positions
-                    let (signal, output) = (slices!.0, slices!.1)  // (n, 1, outH, outW) each
-                    for b in 0..<n {
-                        (signal + b * plane).update(from: g + (b * conv.outChannels + c) * plane, count: plane)
-                        (output + b * plane).update(from: model.output(of: i) + (b * conv.outChannels + c) * plane, count: plane)
-                    }
-                    rectify(signal, count: n * plane, output: output, activation: conv.activation, method: method)
-                    Projector.channelView(conv, c).transposedFilter(signal, dx, batch: n, workspace: workspace)
-                    channel = nil
-                } else {
-                    rectify(g, count: n * conv.outputCount, output: model.output(of: i), activation: conv.activation, method: method)
-                    conv.transposedFilter(g, dx, batch: n, workspace: workspace)
-                }
-            case let pool as MaxPool2D:
-                pool.unpool(g, dx, batch: n)
-            default:  // average pooling (its adjoint) and dropout (the identity in evaluation); neither reads its input
-                layer.backward(model.output(of: i), model.output(of: i), g, dx, batch: n, workspace: workspace)
+        // layer going down that mixes channels takes only that one (1/O the work).
+        let channel = Set(seeds.map(\.channel)).count == 1 ? seeds[0].channel : nil
+        carryDown(model, record, from: index, signal: g, spare: spare, channel: channel.map { ($0, slices!) }, method: method, into: result)
+    }
+}
+
+/// Two buffers for a signal carried down through `layers`, each as large as the widest input or
+/// output of a batch of `n`.
+func signalBuffers(_ layers: ArraySlice<any Layer>, batch n: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+    let widest = layers.map { max($0.inputCount, $0.outputCount) }.max()!
+    return (.allocate(capacity: n * widest), .allocate(capacity: n * widest))
+}
+
+/// Carries `signal` `(n, outputShape)` at layer `top`'s output down through layers `top...0` of
+/// `record`'s last pass to `result` `(n, C, H, W)`: at each layer with a fused activation it is
+/// rectified as `method` says, then it goes through the layer's `backwardData`. `signal` and `spare`
+/// (each as large as the widest layer, `signalBuffers`) are overwritten. When `channel` is given with
+/// two `(n, outH, outW)` buffers, only that channel of the signal is non-zero, and the first layer with
+/// a fused activation takes just that channel.
+func carryDown(
+    _ model: Sequential, _ record: ForwardRecord, from top: Int, signal: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
+    channel: (index: Int, slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>))?, method: ProjectionMethod,
+    into result: UnsafeMutablePointer<Float>
+) {
+    let n = record.batch
+    var (g, below) = (signal, spare)
+    var channel = channel
+    for i in stride(from: top, through: 0, by: -1) {
+        let layer = model.layers[i]
+        let (memory, workspace) = (record.memories[i], record.workspace)
+        let dx = i == 0 ? result : below  // (n, layer.inputShape)
+        if let activation = layer.fusedActivation, let (c, (slice, output)) = channel {
+            let (channels, plane) = (layer.outputShape[0], layer.outputCount / layer.outputShape[0])
+            for b in 0..<n {  // (n, 1, outH, outW) each
+                (slice + b * plane).update(from: g + (b * channels + c) * plane, count: plane)
+                (output + b * plane).update(from: record.output(of: i) + (b * channels + c) * plane, count: plane)
             }
-            (g, below) = (below, g)
+            rectify(slice, count: n * plane, output: output, activation: activation, method: method)
+            layer.backwardData(slice, channels: c..<(c + 1), dx, batch: n, memory: memory, workspace: workspace)
+            channel = nil
+        } else {
+            if let activation = layer.fusedActivation {
+                rectify(g, count: n * layer.outputCount, output: record.output(of: i), activation: activation, method: method)
+            }
+            layer.backwardData(g, channels: nil, dx, batch: n, memory: memory, workspace: workspace)
         }
+        (g, below) = (below, g)
     }
+}
 
-    /// Output channel `c` of `conv` as a convolution of its own: the same filter and bias memory,
-    /// one output channel. Only for `transposedFilter`, which writes no parameter gradients.
-    private static func channelView(_ conv: Conv2D, _ c: Int) -> Conv2D {
-        let view = Conv2D(name: conv.name, geometry: conv.geometry, outChannels: 1, activation: conv.activation)
-        let parameters = [conv.weight + c * conv.geometry.patchSize, conv.bias + c]
-        view.bind(parameters: parameters, gradients: parameters)
-        return view
-    }
-
-    /// The signal at a convolution's output, carried through its activation as `method` says (in place).
-    private func rectify(_ g: UnsafeMutablePointer<Float>, count: Int, output: UnsafePointer<Float>, activation: Activation, method: ProjectionMethod) {
-        switch method {
-        case .deconvnet:
-            for i in 0..<count { g[i] = max(g[i], 0) }
-        case .guided:
-            for i in 0..<count { g[i] = max(g[i], 0) }
-            activation.backward(output: output, gradient: g, count: count)
-        case .gradient:
-            activation.backward(output: output, gradient: g, count: count)
-        }
+/// The signal at a layer's output, carried through its fused activation as `method` says (in place).
+private func rectify(_ g: UnsafeMutablePointer<Float>, count: Int, output: UnsafePointer<Float>, activation: Activation, method: ProjectionMethod) {
+    switch method {
+    case .deconvnet:
+        for i in 0..<count { g[i] = max(g[i], 0) }
+    case .guided:
+        for i in 0..<count { g[i] = max(g[i], 0) }
+        activation.backward(output: output, gradient: g, count: count)
+    case .gradient:
+        activation.backward(output: output, gradient: g, count: count)
     }
 }

@@ -5,7 +5,8 @@ import Net
 ///
 /// Going up through a layer with kernel k, stride s and padding p:
 /// `size' = size + (k − 1)·jump`, `offset' = offset − p·jump`, `jump' = jump·s`; the input itself
-/// has size 1, jump 1, offset 0. Dropout leaves the field unchanged. For `lenet5` ('same' padding):
+/// has size 1, jump 1, offset 0; each layer's `window` gives k, s and p (dropout's is 1×1 and leaves the
+/// field unchanged). For `lenet5` ('same' padding):
 /// conv1 5, pool1 6, conv2 14, pool2 16 pixels.
 public struct ReceptiveField: Equatable, Sendable, Codable {
     /// Side of the window in input pixels.
@@ -37,22 +38,11 @@ public struct ReceptiveField: Equatable, Sendable, Codable {
     }
 
     /// The fields of the outputs of `layers` in order, starting from the input; nil from the first
-    /// layer without `(C, H, W)` geometry (dense, recurrent) on.
+    /// layer without a window (dense, recurrent) on.
     public static func fields(of layers: [any Layer]) -> [ReceptiveField?] {
         var field: ReceptiveField? = .pixel
         return layers.map { layer in
-            switch layer {
-            case let conv as Conv2D:
-                field = field?.through(kernel: conv.geometry.kernelHeight, stride: conv.geometry.stride, padding: conv.geometry.padding)
-            case let pool as MaxPool2D:
-                field = field?.through(kernel: pool.geometry.kernelHeight, stride: pool.geometry.stride, padding: pool.geometry.padding)
-            case let pool as AvgPool2D:
-                field = field?.through(kernel: pool.geometry.kernelHeight, stride: pool.geometry.stride, padding: pool.geometry.padding)
-            case is Dropout:
-                break
-            default:
-                field = nil
-            }
+            field = layer.window.flatMap { w in field?.through(kernel: w.kernelHeight, stride: w.stride, padding: w.padding) }
             return field
         }
     }

@@ -52,7 +52,7 @@ public func correspondence(
     for image in images where image.count != shape.count { throw .imageShape(got: image.count, expected: shape) }
     let bounds = PlaneBox(y0: 0, y1: shape.height, x0: 0, x1: shape.width)
     guard !region.isEmpty, region.intersection(bounds) == region else { throw .regionOutsideImage(region, height: shape.height, width: shape.width) }
-    let layers = layers ?? model.layers.indices.filter { !(model.layers[$0] is Dropout) && $0 < model.layers.count - 1 }
+    let layers = layers ?? model.layers.indices.filter { !model.layers[$0].isIdentityInEvaluation && $0 < model.layers.count - 1 }
 
     var random = SeededRandom(seed: seed)
     var regions = [region]
@@ -72,12 +72,13 @@ public func correspondence(
         }
     }
     var deltas = [[Float]](repeating: [], count: layers.count)  // per layer, per region
+    let record = ForwardRecord(model)
     batch.withUnsafeBufferPointer { x in
-        _ = model.forward(x.baseAddress!, batch: (regions.count + 1) * n, training: false)
+        _ = model.forward(x.baseAddress!, batch: (regions.count + 1) * n, training: false, into: record)
     }
     for (li, layer) in layers.enumerated() {
         let count = model.layers[layer].outputCount
-        let out = model.output(of: layer)
+        let out = record.output(of: layer)
         for r in regions.indices {
             let changes = (0..<n).map { i in
                 (0..<count).map { k in out[i * count + k] - out[((r + 1) * n + i) * count + k] }

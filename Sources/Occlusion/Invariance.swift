@@ -107,10 +107,11 @@ public func invarianceCurve(
     var batch = image
     for a in amounts { batch += transform.apply(image, shape, amount: a) }
     let n = amounts.count + 1
-    batch.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: n, training: false) }
+    let record = ForwardRecord(model)
+    batch.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: n, training: false, into: record) }
     func distance(_ layer: Int, _ i: Int) -> Float {
         let count = model.layers[layer].outputCount
-        let out = model.output(of: layer)
+        let out = record.output(of: layer)
         var sum: Float = 0
         for k in 0..<count {
             let d = out[k] - out[i * count + k]
@@ -120,7 +121,7 @@ public func invarianceCurve(
     }
     let classes = model.classes
     var probabilities = [Float](repeating: 0, count: n * classes)
-    probabilities.withUnsafeMutableBufferPointer { softmax(model.output(of: model.layers.count - 1), batch: n, classes: classes, $0.baseAddress!) }
+    probabilities.withUnsafeMutableBufferPointer { softmax(record.output(of: model.layers.count - 1), batch: n, classes: classes, $0.baseAddress!) }
     return amounts.enumerated().map { k, a in
         let row = probabilities[((k + 1) * classes)..<((k + 2) * classes)]
         return InvariancePoint(amount: a, firstDistance: distance(firstLayer, k + 1), lastDistance: distance(lastLayer, k + 1),
@@ -131,7 +132,7 @@ public func invarianceCurve(
 /// The layers of Figure 5 for `model`: the first convolution (or the first layer) and the last hidden
 /// layer (the last layer before the classifier that is not a dropout).
 public func invarianceLayers(_ model: Sequential) -> (first: Int, last: Int) {
-    let first = model.layers.firstIndex { $0 is Conv2D } ?? 0
-    let hidden = model.layers.indices.dropLast().last { !(model.layers[$0] is Dropout) } ?? first
+    let first = model.layers.firstIndex { $0.isConvolution } ?? 0
+    let hidden = model.layers.indices.dropLast().last { !model.layers[$0].isIdentityInEvaluation } ?? first
     return (first, hidden)
 }

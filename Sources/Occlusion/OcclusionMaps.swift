@@ -67,7 +67,7 @@ extension OcclusionSweep {
             guard let found = model.layer(named: name) else { throw .layerNotFound(name, available: model.layers.map(\.name)) }
             return found.index
         }
-        if let last = model.layers.lastIndex(where: { $0 is Conv2D }) { return last }
+        if let last = model.layers.lastIndex(where: { $0.isConvolution }) { return last }
         return max(0, model.layers.count - 2)
     }
 

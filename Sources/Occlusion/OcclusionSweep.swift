@@ -80,6 +80,8 @@ public final class OcclusionSweep {
     /// to `(H·W, O, C)`: one `(O, C)` block per input location.
     private let denseDelta: (layer: Dense, weights: [Float])?
     private var scratch: [WorkerScratch] = []
+    /// The memories and workspace of the layers' own forward passes.
+    private let record: ForwardRecord
     private var tailOutputs: [FloatScratch] = []
     private let boundary = FloatScratch()
     private let deltas = FloatScratch()
@@ -96,6 +98,7 @@ public final class OcclusionSweep {
     public init(model: Sequential, mode: Mode = .incremental, deltaMinimumChannels: Int = 16, denseByChange: Bool = true) {
         self.model = model
         self.mode = mode
+        record = ForwardRecord(model)
         var stages: [Stage] = []
         if mode == .incremental {
             for layer in model.layers {
@@ -206,7 +209,9 @@ public final class OcclusionSweep {
                 y.withUnsafeMutableBufferPointer { dense.activation.apply($0.baseAddress!, count: $0.count) }
             } else {
                 input.withUnsafeBufferPointer { x in
-                    y.withUnsafeMutableBufferPointer { layer.forward(x.baseAddress!, $0.baseAddress!, batch: 1, training: false, workspace: model.scratch) }
+                    y.withUnsafeMutableBufferPointer {
+                        layer.forward(x.baseAddress!, $0.baseAddress!, batch: 1, training: false, memory: record.memories[index], workspace: record.workspace)
+                    }
                 }
             }
             outputs.append(y)
@@ -289,7 +294,7 @@ public final class OcclusionSweep {
                 for i in next..<model.layers.count {
                     let layer = model.layers[i]
                     let y = tailOutputs[i].reserve(n * layer.outputCount)
-                    time(2 + i) { layer.forward(input, y, batch: n, training: false, workspace: model.scratch) }
+                    time(2 + i) { layer.forward(input, y, batch: n, training: false, memory: record.memories[i], workspace: record.workspace) }
                     input = UnsafePointer(y)
                 }
                 time(profile.count - 1) {

@@ -48,13 +48,14 @@ struct BenchTrain: ParsableCommand {
         let input = (0..<batchSize * shape.count).map { _ in random.uniform() }
         let labels = (0..<batchSize).map { _ in Int32(random.int(below: 10)) }
         var gradient = [Float](repeating: 0, count: batchSize * 10)
+        let record = ForwardRecord(model)
         func run(_ count: Int) {
             input.withUnsafeBufferPointer { x in
                 labels.withUnsafeBufferPointer { y in
                     gradient.withUnsafeMutableBufferPointer { g in
                         for _ in 0..<count {
                             _ = model.trainStep(x.baseAddress!, labels: y.baseAddress!, batch: batchSize, loss: .ce,
-                                                optimizer: optimizer, lr: 1e-3, clipNorm: nil, logitGradient: g.baseAddress!)
+                                                optimizer: optimizer, lr: 1e-3, clipNorm: nil, logitGradient: g.baseAddress!, record: record)
                         }
                     }
                 }

@@ -75,8 +75,10 @@ func conversionNote(_ original: ImageShape, to target: ImageShape) -> String {
 
 /// Softmax probabilities `(classes)` of `model` for one image `(C, H, W)` in [0, 1].
 func classProbabilities(_ model: Sequential, _ pixels: [Float]) -> [Float] {
-    let logits = pixels.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: 1, training: false) }
-    return softmax(Array(UnsafeBufferPointer(start: logits, count: model.classes)))
+    let record = ForwardRecord(model)
+    return pixels.withUnsafeBufferPointer { x in
+        softmax(Array(UnsafeBufferPointer(start: model.forward(x.baseAddress!, batch: 1, training: false, into: record), count: model.classes)))
+    }
 }
 
 /// Prints `text` to standard error.

@@ -21,14 +21,15 @@ struct FiltersCommand: ParsableCommand {
 
     func run() throws {
         let (loaded, projector) = try model.loadProjector()
-        let conv = projector.featureLayers.lazy.compactMap { loaded.model.layers[$0] as? Conv2D }.first!
-        let g = conv.geometry
-        let (k, c) = (g.kernelHeight, g.inChannels)
+        let conv = projector.featureLayers.lazy.map { loaded.model.layers[$0] }.first { $0.isConvolution }!
+        let (view, weight) = loaded.model.parameter(named: "\(conv.name).weight")!  // (O, C, k, k)
+        let (outChannels, c, k) = (view.shape[0], view.shape[1], view.shape[2])
+        let patch = c * k * k
         let scale = tileScale(k, target: 48) * figures.scale
         var tiles: [Canvas] = []
         var captions: [String] = []
-        for o in 0..<conv.outChannels {
-            let w = Array(UnsafeBufferPointer(start: conv.weight + o * g.patchSize, count: g.patchSize))  // (C, k, k)
+        for o in 0..<outChannels {
+            let w = Array(weight[o * patch..<(o + 1) * patch])  // (C, k, k)
             if c == 3 {
                 tiles.append(tile(w, channels: 3, height: k, width: k, .symmetric, scale: scale))
                 captions.append("\(o)")
@@ -41,10 +42,10 @@ struct FiltersCommand: ParsableCommand {
         }
         let columns = c == 1 || c == 3 ? min(8, tiles.count) : c
         let grid = Grid(wrapping: tiles, captions: captions, columns: columns).render()
-        try figures.write(figure(title: "\(conv.name): \(conv.outChannels) filters \(k)x\(k)" + (c == 3 ? ", RGB" : c == 1 ? "" : ", one tile per input channel"), grid,
+        try figures.write(figure(title: "\(conv.name): \(outChannels) filters \(k)x\(k)" + (c == 3 ? ", RGB" : c == 1 ? "" : ", one tile per input channel"), grid,
                                  notes: [Normalization.symmetric.description + (c == 3 ? " (R, G, B scaled together)" : "")],
                                  extras: c == 3 ? [] : [symmetricKey(unit: "weight")]),
                           to: out)
-        print("wrote \(out): \(conv.outChannels) filters of \(conv.name), \(k)x\(k)x\(c)")
+        print("wrote \(out): \(outChannels) filters of \(conv.name), \(k)x\(k)x\(c)")
     }
 }

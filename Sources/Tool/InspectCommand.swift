@@ -76,7 +76,7 @@ struct InspectCommand: ParsableCommand {
 
         page.section("Occlusion", try occlusion(model, input, predicted: predicted, name: name))
 
-        if let projector = try? Projector(model: model), let layer = projector.featureLayers.last(where: { model.layers[$0] is Conv2D }) {
+        if let projector = try? Projector(model: model), let layer = projector.featureLayers.last(where: { model.layers[$0].isConvolution }) {
             let (projections, maps) = try convolutionSections(projector, layer: layer, input)
             page.section("Projections of the strongest features", projections)
             page.section("Saliency", try saliency(model, input, predicted: predicted, name: name))
@@ -188,19 +188,4 @@ struct InspectCommand: ParsableCommand {
         ], caption: "Gradient saliency of the predicted class's logit (\(name(predicted))) with respect to the input: signed, scaled symmetrically (0 = mid-gray); magnitude, heat from its min to its max",
            key: try InspectPage.inline(colorBar(.heat, lo: lo, hi: hi, unit: "|∂ logit / ∂ pixel|")))
     }
-}
-
-/// The gradient `(C, H, W)` of `model`'s logit `c` with respect to the input image `pixels`
-/// (`Sequential.backward` from a one-hot logit gradient, evaluation mode). Leaves the parameter
-/// gradients zeroed.
-func inputGradient(_ model: Sequential, _ pixels: [Float], logit c: Int) -> [Float] {
-    var gradient = [Float](repeating: 0, count: pixels.count)
-    var seed = [Float](repeating: 0, count: model.classes)
-    seed[c] = 1
-    pixels.withUnsafeBufferPointer { x in
-        model.forward(x.baseAddress!, batch: 1, training: false)
-        gradient.withUnsafeMutableBufferPointer { model.backward(seed, inputGradient: $0.baseAddress!) }
-    }
-    model.zeroGradients()
-    return gradient
 }

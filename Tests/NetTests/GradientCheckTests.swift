@@ -17,9 +17,10 @@ final class GradientCheckTests: XCTestCase {
         let r = (0..<n * model.classes).map { _ in random.uniform(-1, 1) }
         let dropouts = model.layers.compactMap { $0 as? Dropout }
         let dropoutState = dropouts.map(\.random)
+        let record = ForwardRecord(model)
         func loss() -> Double {
             for (d, state) in zip(dropouts, dropoutState) { d.random = state }
-            let logits = x.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: n, training: true) }
+            let logits = x.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: n, training: true, into: record) }
             return (0..<r.count).reduce(0.0) { $0 + Double(r[$1] * logits[$1]) }
         }
         _ = loss()
@@ -27,8 +28,8 @@ final class GradientCheckTests: XCTestCase {
         var dx = [Float](repeating: 0, count: x.count)
         x.withUnsafeBufferPointer { input in
             for (d, state) in zip(dropouts, dropoutState) { d.random = state }
-            model.forward(input.baseAddress!, batch: n, training: true)
-            dx.withUnsafeMutableBufferPointer { model.backward(r, inputGradient: $0.baseAddress!) }
+            model.forward(input.baseAddress!, batch: n, training: true, into: record)
+            dx.withUnsafeMutableBufferPointer { model.backward(r, record: record, inputGradient: $0.baseAddress!) }
         }
         let analyticParameters = Array(model.gradients)
 

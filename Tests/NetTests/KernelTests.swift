@@ -37,7 +37,7 @@ final class KernelTests: XCTestCase {
                             let input = randomArray(n * g.inputSize, &random)
                             var fast = [Float](repeating: 0, count: n * layer.outputCount)
                             var slow = fast
-                            layer.forward(input, &fast, batch: n, training: false, workspace: Workspace())
+                            layer.forward(input, &fast, batch: n, training: false, memory: LayerMemory(), workspace: Workspace())
                             conv2dNaive(input, images: n, g, outChannels: 20, weight: w.baseAddress!, bias: b.baseAddress!, &slow)
                             for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-4, "k\(kernel) p\(padding) s\(stride) n\(n)") }
                         }
@@ -104,7 +104,7 @@ final class KernelTests: XCTestCase {
                 dummyW.withUnsafeMutableBufferPointer { dw in
                     dummyB.withUnsafeMutableBufferPointer { db in
                         layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
-                        layer.forward(input, &fast, batch: 3, training: false, workspace: Workspace())
+                        layer.forward(input, &fast, batch: 3, training: false, memory: LayerMemory(), workspace: Workspace())
                         conv2dNaive(input, images: 3, g, outChannels: 6, weight: w.baseAddress!, bias: b.baseAddress!, &slow)
                     }
                 }
@@ -154,8 +154,9 @@ final class KernelTests: XCTestCase {
                     weightGradient.withUnsafeMutableBufferPointer { dw in
                         biasGradient.withUnsafeMutableBufferPointer { db in
                             layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
-                            layer.forward(x, &y, batch: n, training: true, workspace: Workspace())
-                            layer.backward(x, y, &d, &dx, batch: n, workspace: Workspace())
+                            let memory = LayerMemory()
+                            layer.forward(x, &y, batch: n, training: true, memory: memory, workspace: Workspace())
+                            layer.backward(x, y, &d, &dx, batch: n, memory: memory, workspace: Workspace())
                         }
                     }
                 }

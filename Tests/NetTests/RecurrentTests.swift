@@ -84,9 +84,10 @@ final class RecurrentTests: XCTestCase {
                 let m = try model("\(kind.rawValue):\(h):\(layers),fc")
                 setLiteralWeights(m)
                 let x = randomInput(n * shape.count, seed: 11)
-                m.forward(x, batch: n, training: false)
+                let record = ForwardRecord(m)
+                m.forward(x, batch: n, training: false, into: record)
                 let expected = reference(kind, m, x: x.map(Double.init), n: n, t: 4, f: 5, hidden: h, layers: layers)
-                let got = m.output(of: 0)
+                let got = record.output(of: 0)
                 for i in 0..<(n * h) {
                     XCTAssertEqual(Double(got[i]), expected[i], accuracy: 2e-6, "\(kind) \(h) × \(layers), value \(i)")
                 }
@@ -98,11 +99,13 @@ final class RecurrentTests: XCTestCase {
     func testForwardAfterBatchGrowsAndShrinks() throws {
         let m = try model("gru:3:2,fc")
         let x = randomInput(5 * shape.count, seed: 4)
-        let single = Array(UnsafeBufferPointer(start: m.forward(x, batch: 1, training: false), count: 4))
-        _ = m.forward(x, batch: 5, training: false)
-        let again = Array(UnsafeBufferPointer(start: m.forward(x, batch: 1, training: false), count: 4))
+        let record = ForwardRecord(m)
+        let single = Array(UnsafeBufferPointer(start: m.forward(x, batch: 1, training: false, into: record), count: 4))
+        _ = m.forward(x, batch: 5, training: false, into: record)
+        let again = Array(UnsafeBufferPointer(start: m.forward(x, batch: 1, training: false, into: record), count: 4))
         let firstOfFive = try model("gru:3:2,fc")
-        let five = Array(UnsafeBufferPointer(start: firstOfFive.forward(x, batch: 5, training: false), count: 4))
+        let fiveRecord = ForwardRecord(firstOfFive)
+        let five = Array(UnsafeBufferPointer(start: firstOfFive.forward(x, batch: 5, training: false, into: fiveRecord), count: 4))
         for i in 0..<4 {
             XCTAssertEqual(single[i], again[i])
             XCTAssertEqual(single[i], five[i], accuracy: 1e-6)
@@ -116,14 +119,15 @@ final class RecurrentTests: XCTestCase {
         let classes = 4
         var x = randomInput(n * shape.count, seed: 5)
         let w = randomInput(n * classes, seed: 6)
+        let record = ForwardRecord(m)
         func loss() -> Double {
-            let logits = m.forward(x, batch: n, training: true)
+            let logits = m.forward(x, batch: n, training: true, into: record)
             return (0..<(n * classes)).reduce(0) { $0 + Double(logits[$1]) * Double(w[$1]) }
         }
         _ = loss()
         m.zeroGradients()
         var dx = [Float](repeating: .nan, count: x.count)  // overwritten by backward
-        m.backward(w, inputGradient: &dx)
+        m.backward(w, record: record, inputGradient: &dx)
         let analytic = Array(m.gradients)
 
         func compare(_ a: Float, _ numeric: Double, _ what: String) {
@@ -159,7 +163,7 @@ final class RecurrentTests: XCTestCase {
 
         // Parameter gradients accumulate.
         _ = loss()
-        m.backward(w)
+        m.backward(w, record: record)
         for p in 0..<analytic.count {
             XCTAssertEqual(m.gradients[p], 2 * analytic[p], accuracy: 1e-5 + 1e-5 * abs(analytic[p]), "\(spec): accumulation", file: file, line: line)
         }
@@ -223,14 +227,15 @@ final class RecurrentTests: XCTestCase {
         for kind in CellKind.allCases {
             let m = try model("\(kind.rawValue):6:2,fc")
             let x = randomInput(n * shape.count, seed: 9)
-            m.forward(x, batch: n, training: false)
+            let record = ForwardRecord(m)
+            m.forward(x, batch: n, training: false, into: record)
             var parameters: [String: Any] = [:]
             for v in m.views where v.name.hasPrefix("rnn.") {
                 parameters[String(v.name.dropFirst(4))] = ["shape": v.shape, "values": (0..<v.count).map { Double(m.parameters[v.offset + $0]) }]
             }
             specs.append([
                 "kind": kind.rawValue, "features": 5, "steps": 4, "hidden": 6, "layers": 2, "batch": n,
-                "parameters": parameters, "input": x.map(Double.init), "output": (0..<(n * 6)).map { Double(m.output(of: 0)[$0]) },
+                "parameters": parameters, "input": x.map(Double.init), "output": (0..<(n * 6)).map { Double(record.output(of: 0)[$0]) },
             ])
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("recurrent-\(getpid()).json").path

@@ -9,7 +9,8 @@ final class TorchInteropTests: XCTestCase {
     func assertTorchAgrees(_ spec: String, _ shape: ImageShape, activation: Activation = .relu, file: StaticString = #filePath, line: UInt = #line) throws {
         let model = try Sequential(spec: try ModelSpec(parsing: spec), inputShape: shape, classes: 10, activation: activation, seed: 11)
         let input = [Float](repeating: 0.5, count: shape.count)
-        let logits = Array(UnsafeBufferPointer(start: model.forward(input, batch: 1, training: false), count: 10))
+        let record = ForwardRecord(model)
+        let logits = Array(UnsafeBufferPointer(start: model.forward(input, batch: 1, training: false, into: record), count: 10))
         let path = NSTemporaryDirectory() + "torch-\(UUID().uuidString).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try model.checkpoint(classNames: (0..<10).map(String.init), epoch: 0, step: 0,

@@ -124,7 +124,7 @@ final class WinogradTests: XCTestCase {
     }
 
     /// A Conv2D that takes the Winograd path, over two workers with more than one group each, one image
-    /// (its own channel split), and `transposedFilter`, against the loops.
+    /// (its own channel split), and `backwardData` (all channels, and a subset of them), against the loops.
     func testLayerTakesWinogradAndMatchesLoops() {
         Workers.set(2)
         var random = SeededRandom(seed: 14)
@@ -139,8 +139,10 @@ final class WinogradTests: XCTestCase {
             let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
             let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
             var y = [Float](repeating: 0, count: n * o * g.positions), d = dy
-            var dx = [Float](repeating: 0, count: n * g.inputSize), transposed = dx
-            let workspace = Workspace()
+            var dx = [Float](repeating: 0, count: n * g.inputSize), transposed = dx, subset = dx
+            let (workspace, memory) = (Workspace(), LayerMemory())
+            let channels = 3..<5  // their (n, 2, outH, outW) part of dy
+            let dySubset = (0..<n).flatMap { b in dy[((b * o + channels.lowerBound) * g.positions)..<((b * o + channels.upperBound) * g.positions)] }
             weight.withUnsafeMutableBufferPointer { w in
                 bias.withUnsafeMutableBufferPointer { b in
                     weightGradient.withUnsafeMutableBufferPointer { dw in
@@ -148,9 +150,10 @@ final class WinogradTests: XCTestCase {
                             dw.update(repeating: 0)
                             db.update(repeating: 0)
                             layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
-                            layer.forward(x, &y, batch: n, training: true, workspace: workspace)
-                            layer.backward(x, y, &d, &dx, batch: n, workspace: workspace)
-                            layer.transposedFilter(dy, &transposed, batch: n, workspace: workspace)
+                            layer.forward(x, &y, batch: n, training: true, memory: memory, workspace: workspace)
+                            layer.backward(x, y, &d, &dx, batch: n, memory: memory, workspace: workspace)
+                            layer.backwardData(dy, channels: nil, &transposed, batch: n, memory: memory, workspace: workspace)
+                            layer.backwardData(dySubset, channels: channels, &subset, batch: n, memory: memory, workspace: workspace)
                         }
                     }
                 }
@@ -159,7 +162,10 @@ final class WinogradTests: XCTestCase {
             XCTAssertLessThan(relativeError(y, withBias), 1e-5, "y n\(n)")
             XCTAssertLessThan(relativeError(weightGradient, reference.dw), 1e-5, "dW n\(n)")
             XCTAssertLessThan(relativeError(dx, reference.dx), 1e-5, "dX n\(n)")
-            XCTAssertEqual(transposed, dx, "transposedFilter n\(n)")
+            XCTAssertEqual(transposed, dx, "backwardData n\(n)")
+            var masked = dy  // dy with every channel outside the subset zeroed
+            for i in masked.indices where !channels.contains(i / g.positions % o) { masked[i] = 0 }
+            XCTAssertLessThan(relativeError(subset, referenceGradients(x, weight, masked, images: n, g, outChannels: o).dx), 1e-5, "backwardData of channels n\(n)")
             let biasReference = (0..<o).map { k in (0..<n).reduce(0.0) { total, b in total + (0..<g.positions).reduce(0.0) { $0 + Double(dy[(b * o + k) * g.positions + $1]) } } }
             XCTAssertLessThan(relativeError(biasGradient, biasReference), 1e-5, "db n\(n)")
         }

@@ -31,6 +31,7 @@ final class SweepTests: XCTestCase {
         let shape = model.inputShape
         var logits: [Float] = []
         var activity: [Float] = []
+        let record = ForwardRecord(model)
         for box in boxes {
             var x = image
             for c in 0..<shape.channels {
@@ -39,13 +40,13 @@ final class SweepTests: XCTestCase {
                 }
             }
             x.withUnsafeBufferPointer { p in
-                let out = model.forward(p.baseAddress!, batch: 1, training: false)
+                let out = model.forward(p.baseAddress!, batch: 1, training: false, into: record)
                 logits += Array(UnsafeBufferPointer(start: out, count: model.classes))
             }
             if let feature {
                 let layer = model.layers[feature.layer]
                 let plane = layer.outputShape.count == 3 ? layer.outputShape[1] * layer.outputShape[2] : 1
-                let out = model.output(of: feature.layer) + feature.channel * plane
+                let out = record.output(of: feature.layer) + feature.channel * plane
                 activity.append((0..<plane).reduce(Float(0)) { $0 + out[$1] })
             }
         }
@@ -133,10 +134,11 @@ final class RecurrentSweepTests: XCTestCase {
             XCTAssertLessThan(maxDifference(fast.logits, full.logits), 1e-4, spec)
             XCTAssertLessThan(maxDifference(fast.featureActivity, full.featureActivity), 1e-4, spec)
             var reference: [Float] = []
+            let record = ForwardRecord(model)
             for box in boxes {
                 let x = occluded(image, shape, box: box, fill: [0])
                 x.withUnsafeBufferPointer { p in
-                    reference += Array(UnsafeBufferPointer(start: model.forward(p.baseAddress!, batch: 1, training: false), count: 4))
+                    reference += Array(UnsafeBufferPointer(start: model.forward(p.baseAddress!, batch: 1, training: false, into: record), count: 4))
                 }
             }
             XCTAssertLessThan(maxDifference(fast.logits, reference), 1e-4, spec)

@@ -2,7 +2,7 @@
 /// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed per image as im2col plus
 /// one sgemm; backward is two sgemms plus col2im per image. That is the reference path; 5×5 stride-1
 /// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`usesWinograd`), in the
-/// forward pass, the backward pass and `transposedFilter` alike, and other stride-1 layers with at
+/// forward pass, the backward pass and `backwardData` alike, and other stride-1 layers with at
 /// most `directMaximumOutChannels` outputs compute their output and weight gradient
 /// directly (`DirectConvolution`).
 public final class Conv2D: Layer {
@@ -16,26 +16,28 @@ public final class Conv2D: Layer {
     private var biasGradient: UnsafeMutablePointer<Float>!
     /// The Winograd path's tiling, for the layers that take it (`usesWinograd`).
     let winogradTiling: WinogradTiling?
-    /// The direct path, for the layers that take it, and its rearranged weights (refilled every forward pass).
-    private let direct: (kernel: DirectConvolution, packedWeights: UnsafeMutablePointer<Float>)?
+    /// The direct path, for the layers that take it.
+    private let direct: DirectConvolution?
+
+    /// The direct path's rearranged weights, refilled by every forward pass into the caller's memory.
+    private final class PackedWeights {
+        let pointer: UnsafeMutablePointer<Float>
+        init(count: Int) { pointer = .allocate(capacity: count) }
+        deinit { pointer.deallocate() }
+    }
 
     public init(name: String, geometry: ConvGeometry, outChannels: Int, activation: Activation) {
         self.name = name
         self.geometry = geometry
         self.outChannels = outChannels
         self.activation = activation
-        let c = geometry.inChannels
-        winogradTiling = WinogradTiling.applies(to: geometry) && c >= Conv2D.winogradMinimumInputChannels
-            && outChannels <= Conv2D.winogradMaximumChannelRatio * c ? WinogradTiling(geometry) : nil
+        winogradTiling = Conv2D.takesWinograd(geometry, outChannels: outChannels) ? WinogradTiling(geometry) : nil
         if winogradTiling == nil && geometry.stride == 1 && outChannels <= Conv2D.directMaximumOutChannels {
-            let kernel = DirectConvolution(geometry: geometry, outChannels: outChannels)
-            direct = (kernel, .allocate(capacity: kernel.packedWeightSize))
+            direct = DirectConvolution(geometry: geometry, outChannels: outChannels)
         } else {
             direct = nil
         }
     }
-
-    deinit { direct?.packedWeights.deallocate() }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
     public var outputShape: [Int] { [outChannels, geometry.outHeight, geometry.outWidth] }
@@ -43,6 +45,8 @@ public final class Conv2D: Layer {
         [("weight", [outChannels, geometry.inChannels, geometry.kernelHeight, geometry.kernelWidth]), ("bias", [outChannels])]
     }
     public var multiplyAdds: Int { outChannels * geometry.patchSize * geometry.positions }
+    public var window: ConvGeometry? { geometry }
+    public var fusedActivation: Activation? { activation }
 
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         (weight, bias) = (parameters[0], parameters[1])
@@ -58,7 +62,7 @@ public final class Conv2D: Layer {
     }
 
     private var imageScratchSize: Int {
-        max(geometry.patchSize * geometry.positions, direct.map { $0.kernel.paddedSize + $0.kernel.paddedGradientSize } ?? 0)
+        max(geometry.patchSize * geometry.positions, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
     }
 
     private var scratchSize: Int { imageScratchSize + outChannels * (geometry.patchSize + 1) }
@@ -67,28 +71,33 @@ public final class Conv2D: Layer {
     /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output. Products
     /// over chunks of several images ran no faster (single-threaded OpenBLAS, every LeNet layer) and
     /// needed a gather or scatter copy.
-    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
+                        memory: LayerMemory, workspace: Workspace) {
         if let tiling = winogradTiling {
-            winogradForward(input, output, batch: n, tiling, workspace: workspace)
+            winogradForward(input, output, batch: n, tiling, memory: memory, workspace: workspace)
             return
         }
         workspace.reserve(scratchSize)
         if n == 1 && direct == nil {
-            forwardOne(input, output, workspace: workspace)
+            forwardOne(input, output, memory: memory, workspace: workspace)
             return
         }
-        if let direct { direct.kernel.packWeights(weight, into: direct.packedWeights) }
+        let packedWeights = direct.map { kernel in
+            let packed = memory.state { PackedWeights(count: kernel.packedWeightSize) }.pointer
+            kernel.packWeights(weight, into: packed)
+            return packed
+        }
         parallelRanges(n) { images, worker in
             let col = scratch(workspace, worker: worker).col
             for b in images {
                 let y = output + b * outChannels * geometry.positions
-                if let (kernel, packedWeights) = direct {
+                if let kernel = direct, let packedWeights {
                     kernel.pad(input + b * geometry.inputSize, into: col)
                     kernel.forward(padded: col, packedWeights: packedWeights, bias: bias, y)
-                    activation.apply(y, count: outChannels * geometry.positions)
+                    activate(y, count: outChannels * geometry.positions, in: output, memory: memory)
                 } else {
                     im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                    filter(col, channels: 0..<outChannels, y)
+                    filter(col, channels: 0..<outChannels, y, in: output, memory: memory)
                 }
             }
         }
@@ -96,7 +105,7 @@ public final class Conv2D: Layer {
 
     /// One image (interactive analyses: projections, occlusion's unoccluded pass, predict): the workers
     /// split the output channels instead of the batch. (A direct-path layer has too few to split.)
-    private func forwardOne(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, workspace: Workspace) {
+    private func forwardOne(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, memory: LayerMemory, workspace: Workspace) {
         let p = geometry.positions
         let col = scratch(workspace, worker: 0).col
         parallelRanges(geometry.inChannels) { channels, _ in  // each channel fills its own rows of col
@@ -106,47 +115,56 @@ public final class Conv2D: Layer {
                    col + channels.lowerBound * geometry.kernelHeight * geometry.kernelWidth * p)
         }
         parallelRanges(outChannels, minimumPerWorker: 8) { channels, _ in
-            filter(col, channels: channels, output + channels.lowerBound * p)
+            filter(col, channels: channels, output + channels.lowerBound * p, in: output, memory: memory)
         }
     }
 
     /// y `(channels, P)` = f(W[channels] `(channels, K)` × col `(K, P)` + b[channels]) for one image:
-    /// the bias is written first and the product added to it.
-    private func filter(_ col: UnsafePointer<Float>, channels: Range<Int>, _ y: UnsafeMutablePointer<Float>) {
+    /// the bias is written first and the product added to it. `y` lies inside `output` (see `activate`).
+    private func filter(_ col: UnsafePointer<Float>, channels: Range<Int>, _ y: UnsafeMutablePointer<Float>,
+                        in output: UnsafeMutablePointer<Float>, memory: LayerMemory) {
         let (k, p) = (geometry.patchSize, geometry.positions)
         for (row, c) in channels.enumerated() { (y + row * p).update(repeating: bias[c], count: p) }
         sgemm(transposeA: false, transposeB: false, m: channels.count, n: p, k: k, weight + channels.lowerBound * k, lda: k,
               col, ldb: p, beta: 1, y, ldc: p)
-        activation.apply(y, count: channels.count * p)
+        activate(y, count: channels.count * p, in: output, memory: memory)
     }
 
     public func backward(
         _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
     ) {
-        transposedPass(outputGradient, output: output, input: input, inputGradient: inputGradient, batch: n, workspace: workspace)
+        transposedPass(outputGradient, channels: 0..<outChannels, output: output, input: input, inputGradient: inputGradient, batch: n, workspace: workspace)
     }
 
     /// The deconvnet's filtering step: `inputGradient` `(n, C, H, W)` = the transposed convolution of
-    /// `outputGradient` `(n, O, outH, outW)` with the same (flipped) filters. No bias, no activation.
-    public func transposedFilter(_ outputGradient: UnsafePointer<Float>, _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, workspace: Workspace) {
-        transposedPass(outputGradient, output: nil, input: nil, inputGradient: inputGradient, batch: n, workspace: workspace)
+    /// `signal` `(n, O, outH, outW)` (or `(n, channels.count, outH, outW)`: only those output channels
+    /// and their filters) with the same (flipped) filters. No bias, no activation.
+    public func backwardData(
+        _ signal: UnsafePointer<Float>, channels: Range<Int>?,
+        _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, memory: LayerMemory, workspace: Workspace
+    ) {
+        transposedPass(signal, channels: channels ?? 0..<outChannels, output: nil, input: nil, inputGradient: inputGradient, batch: n, workspace: workspace)
     }
 
     /// Weight gradients (when `input` is given) and input gradients (when `inputGradient` is given) of
     /// the gradient `dy` at the output; through the activation's derivative, in place in `dy`, when
-    /// `output` is given (`dy` is only read otherwise). Each worker takes its images one at a time, reads
-    /// `dy` `(O, P)` of each where it lies, and sums their weight gradients privately; the partial sums
-    /// are added in worker order.
+    /// `output` is given (`dy` is only read otherwise). `dy` holds the output channels `channels`, with
+    /// their filters (all of them when weight gradients are formed). Each worker takes its images one
+    /// at a time, reads `dy` `(O, P)` of each where it lies, and sums their weight gradients privately;
+    /// the partial sums are added in worker order.
     private func transposedPass(
-        _ dy: UnsafePointer<Float>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>?,
-        batch n: Int, workspace: Workspace
+        _ dy: UnsafePointer<Float>, channels: Range<Int>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?,
+        inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
     ) {
-        if let tiling = winogradTiling {
-            winogradTransposedPass(dy, output: output, input: input, inputGradient: inputGradient, batch: n, tiling, workspace: workspace)
+        precondition(input == nil || channels == 0..<outChannels, "weight gradients take every output channel")
+        let weight = self.weight + channels.lowerBound * geometry.patchSize
+        if Conv2D.takesWinograd(geometry, outChannels: channels.count) {
+            winogradTransposedPass(dy, channels: channels, output: output, input: input, inputGradient: inputGradient, batch: n,
+                                   winogradTiling ?? WinogradTiling(geometry), workspace: workspace)
             return
         }
-        let (k, p, o) = (geometry.patchSize, geometry.positions, outChannels)
+        let (k, p, o) = (geometry.patchSize, geometry.positions, channels.count)
         workspace.reserve(scratchSize)
         parallelRanges(n) { images, worker in
             let (col, partial) = scratch(workspace, worker: worker)
@@ -157,7 +175,7 @@ public final class Conv2D: Layer {
                 if let output { activation.backward(output: output + b * o * p, gradient: UnsafeMutablePointer(mutating: d), count: o * p) }
                 if let input {
                     for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) }
-                    if let kernel = direct?.kernel {
+                    if let kernel = direct {
                         kernel.pad(input + b * geometry.inputSize, into: col)
                         kernel.padGradient(d, into: col + kernel.paddedSize)
                         kernel.accumulateWeightGradient(padded: col, paddedGradient: col + kernel.paddedSize, into: partial)
@@ -187,6 +205,13 @@ extension Conv2D {
     /// Input channels from which a 5×5 stride-1 convolution takes F(2×2, 5×5), and the most output
     /// channels per input channel (`bench wphases`-style timings of both paths, one core, 14×14 inputs).
     static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
+
+    /// Whether a convolution of `geometry` with `outChannels` outputs (a whole layer, or the channels a
+    /// `backwardData` is given) computes with F(2×2, 5×5); see `usesWinograd`.
+    static func takesWinograd(_ geometry: ConvGeometry, outChannels: Int) -> Bool {
+        WinogradTiling.applies(to: geometry) && geometry.inChannels >= winogradMinimumInputChannels
+            && outChannels <= winogradMaximumChannelRatio * geometry.inChannels
+    }
     /// Images per worker per batch of Winograd products: T = 4 · tiles per image (196 for 14×14). Two
     /// to five ran alike; ten and more ran slower, their products no longer fitting the core's cache.
     static let winogradGroup = 4
@@ -232,7 +257,9 @@ extension Conv2D {
     /// The forward pass through F(2×2, 5×5): U once for the pass, then each worker takes its images
     /// in groups of `winogradGroup`, transforms them, multiplies and transforms back. One image splits
     /// the input channels for its transform, then the output channels.
-    private func winogradForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, _ t: WinogradTiling, workspace: Workspace) {
+    private func winogradForward(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, _ t: WinogradTiling, memory: LayerMemory, workspace: Workspace
+    ) {
         let (c, o, p) = (geometry.inChannels, outChannels, geometry.positions)
         let ld = t.leadingDimension(images: Conv2D.winogradGroup)
         workspace.reserve(winogradScratchSize(t))
@@ -245,7 +272,7 @@ extension Conv2D {
                 winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u)
                 winogradFilter(shared.u, shared.v, shared.m, outChannels: o, inChannels: c, channels: channels, tiles: t.tiles, ld: ld)
                 winogradOutputTransform(shared.m, images: 1, outChannels: o, channels: channels, t, ld: ld, bias: bias, output)
-                activation.apply(output + channels.lowerBound * p, count: channels.count * p)
+                activate(output + channels.lowerBound * p, count: channels.count * p, in: output, memory: memory)
             }
             return
         }
@@ -258,7 +285,7 @@ extension Conv2D {
                 winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
                 winogradFilter(shared.u, s.v, s.m, outChannels: o, inChannels: c, channels: 0..<o, tiles: count * t.tiles, ld: ld)
                 winogradOutputTransform(s.m, images: count, outChannels: o, channels: 0..<o, t, ld: ld, bias: bias, y)
-                activation.apply(y, count: count * o * p)
+                activate(y, count: count * o * p, in: output, memory: memory)
             }
         }
     }
@@ -269,10 +296,11 @@ extension Conv2D {
     /// through the input transform). The partial dU and bias sums are added in worker order, then dU is
     /// carried back through the weight transform into the weight gradient.
     private func winogradTransposedPass(
-        _ dy: UnsafePointer<Float>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>?,
-        batch n: Int, _ t: WinogradTiling, workspace: Workspace
+        _ dy: UnsafePointer<Float>, channels: Range<Int>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?,
+        inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, _ t: WinogradTiling, workspace: Workspace
     ) {
-        let (c, o, p) = (geometry.inChannels, outChannels, geometry.positions)
+        let (c, o, p) = (geometry.inChannels, channels.count, geometry.positions)
+        let weight = self.weight + channels.lowerBound * geometry.patchSize
         let ld = t.leadingDimension(images: Conv2D.winogradGroup)
         workspace.reserve(winogradScratchSize(t))
         let shared = winogradScratch(t, workspace, worker: 0)

@@ -21,6 +21,7 @@ public final class Dense: Layer {
     public var inFeatures: Int { inputCount }
     public var parameterShapes: [(suffix: String, shape: [Int])] { [("weight", [outFeatures, inFeatures]), ("bias", [outFeatures])] }
     public var multiplyAdds: Int { outFeatures * inFeatures }
+    public var fusedActivation: Activation? { activation }
 
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {
         (weight, bias) = (parameters[0], parameters[1])
@@ -30,7 +31,8 @@ public final class Dense: Layer {
     /// The workers split whichever of the batch and the output features is larger: fc1 of LeNet5
     /// (3136 → 1024, batch 100) runs its `(100, 3136) × (3136, 512)` halves about 25 % faster than
     /// `(50, 3136) × (3136, 1024)`.
-    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
+                        memory: LayerMemory, workspace: Workspace) {
         let (i, o) = (inFeatures, outFeatures)
         // y[rows, features] = f(x[rows] (rows, in) × W[features]ᵀ (in, features) + b[features])
         func block(_ rows: Range<Int>, _ features: Range<Int>) {
@@ -38,7 +40,7 @@ public final class Dense: Layer {
             for r in 0..<rows.count { (y + r * o).update(from: bias + features.lowerBound, count: features.count) }
             sgemm(transposeA: false, transposeB: true, m: rows.count, n: features.count, k: i, input + rows.lowerBound * i, lda: i,
                   weight + features.lowerBound * i, ldb: i, beta: 1, y, ldc: o)
-            for r in 0..<rows.count { activation.apply(y + r * o, count: features.count) }
+            for r in 0..<rows.count { activate(y + r * o, count: features.count, in: output, memory: memory) }
         }
         splitLarger(rows: n, columns: o, block)
     }
@@ -47,7 +49,7 @@ public final class Dense: Layer {
     /// input features or the batch, whichever is larger (as `forward`).
     public func backward(
         _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
     ) {
         let (i, o) = (inFeatures, outFeatures)
         parallelRanges(o) { features, _ in
@@ -61,10 +63,22 @@ public final class Dense: Layer {
                   input, ldb: i, beta: 1, weightGradient + u * i, ldc: i)
         }
         guard let inputGradient else { return }
-        // dx[rows, columns] (rows, columns) = dy[rows] (rows, out) × W[:, columns] (out, columns)
+        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
+    }
+
+    /// dx `(n, in)` = signal `(n, features)` × W[features] `(features, in)`, the features being
+    /// `channels` (all when nil).
+    public func backwardData(
+        _ signal: UnsafePointer<Float>, channels: Range<Int>?,
+        _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, memory: LayerMemory, workspace: Workspace
+    ) {
+        let i = inFeatures
+        let features = channels ?? 0..<outFeatures
+        let o = features.count
+        // dx[rows, columns] (rows, columns) = dy[rows] (rows, o) × W[features, columns] (o, columns)
         func block(_ rows: Range<Int>, _ columns: Range<Int>) {
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: columns.count, k: o, outputGradient + rows.lowerBound * o, lda: o,
-                  weight + columns.lowerBound, ldb: i, inputGradient + rows.lowerBound * i + columns.lowerBound, ldc: i)
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: columns.count, k: o, signal + rows.lowerBound * o, lda: o,
+                  weight + features.lowerBound * i + columns.lowerBound, ldb: i, inputGradient + rows.lowerBound * i + columns.lowerBound, ldc: i)
         }
         splitLarger(rows: n, columns: i, block)
     }

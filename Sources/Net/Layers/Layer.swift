@@ -38,8 +38,33 @@ public final class Workspace {
     }
 }
 
+/// What one layer's forward pass leaves for its backward pass and for the analyses: the layer's
+/// own per-call state (max-pool switches, a dropout mask, recurrent time steps) and, when asked for,
+/// its pre-activations. Owned by a `ForwardRecord`, one per layer, never by the layer, so that one
+/// model can serve several callers (threads) at once.
+public final class LayerMemory {
+    /// `(n, outputShape)`: the layer's output before its fused activation, written by its forward pass
+    /// when the record keeps pre-activations for this layer (`ForwardRecord(_:keepingPreActivationsOf:)`);
+    /// nil otherwise.
+    public internal(set) var preActivation: UnsafeMutablePointer<Float>?
+    private var state: AnyObject?
+
+    public init() {}
+
+    /// The layer's own state, made by `make` on first use. A memory serves one layer, so `State` is
+    /// always the same type for it.
+    public func state<State: AnyObject>(_ make: () -> State) -> State {
+        if let state { return unsafeDowncast(state, to: State.self) }
+        let made = make()
+        state = made
+        return made
+    }
+}
+
 /// One stage of a network. Shapes are per sample: `[C, H, W]` for images, `[F]` for vectors; the
-/// batch size comes with each call. Parameters live in the model's flat block (`bind`).
+/// batch size comes with each call. Parameters live in the model's flat block (`bind`). A layer keeps
+/// nothing from one call to the next: what a pass leaves behind goes into the caller's `LayerMemory`,
+/// and scratch into the caller's `Workspace`, so one layer may run on several threads at once.
 ///
 /// Backward contract: `outputGradient` may be modified in place; `inputGradient`, when not nil, is
 /// overwritten; parameter gradients are accumulated (zeroed once per step by the model).
@@ -52,22 +77,86 @@ public protocol Layer: AnyObject {
     var parameterShapes: [(suffix: String, shape: [Int])] { get }
     /// Multiply-adds of one forward pass of one sample.
     var multiplyAdds: Int { get }
+    /// The window of input positions each output position reads (kernel, stride, padding, on the
+    /// `(C, H, W)` input), for layers that map images to images position by position: convolution and
+    /// pooling, and 1×1 for dropout. Receptive fields and occlusion footprints follow it. nil for dense
+    /// and recurrent layers (every output reads the whole input).
+    var window: ConvGeometry? { get }
+    /// The activation applied at the end of `forward` (where projections rectify), nil for none.
+    var fusedActivation: Activation? { get }
+    /// Whether the layer is the identity in evaluation mode (dropout).
+    var isIdentityInEvaluation: Bool { get }
+    /// PyTorch's default initialisation bound U(±bound) for every tensor, when it is not 1/√fan_in
+    /// (recurrent layers: 1/√hidden).
+    var initializationBound: Float? { get }
     /// Points the layer at its slices of the flat parameter and gradient blocks, in `parameterShapes` order.
     func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>])
-    /// input `(n, inputShape)` → output `(n, outputShape)`.
-    func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace)
-    /// Gradients of the loss with respect to the input and the parameters, given the forward pass's input and output.
+    /// input `(n, inputShape)` → output `(n, outputShape)`; leaves in `memory` what `backward` and
+    /// `backwardData` need.
+    func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
+                 memory: LayerMemory, workspace: Workspace)
+    /// Gradients of the loss with respect to the input and the parameters, given the forward pass's
+    /// input, output and memory.
     func backward(
         _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace)
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace)
+    /// The backward-data pass of the layer's map up to its fused activation, for the analyses: the
+    /// input gradient `(n, inputShape)` (overwritten) of a gradient `signal` at the pre-activation,
+    /// with no activation derivative and no parameter gradients. For the linear layers it is the
+    /// transpose: a convolution filters with its transposed filters, max pooling places each value at
+    /// its switch, average pooling spreads it evenly, dropout copies (or masks, after a training pass).
+    /// When `channels` is given, `signal` is `(n, channels.count, outH, outW)` (or `(n, channels.count)`)
+    /// and holds only those output channels, the others being zero. What it needs of the forward pass
+    /// (switches, a mask, recurrent states) is in `memory`.
+    func backwardData(
+        _ signal: UnsafePointer<Float>, channels: Range<Int>?,
+        _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, memory: LayerMemory, workspace: Workspace)
 }
 
 extension Layer {
     public var parameterShapes: [(suffix: String, shape: [Int])] { [] }
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
     public var multiplyAdds: Int { 0 }
+    public var window: ConvGeometry? { nil }
+    public var fusedActivation: Activation? { nil }
+    public var isIdentityInEvaluation: Bool { false }
+    public var initializationBound: Float? { nil }
     /// Values per sample of the output.
     public var outputCount: Int { outputShape.reduce(1, *) }
     /// Values per sample of the input.
     public var inputCount: Int { inputShape.reduce(1, *) }
+    /// Whether the layer is a convolution in the analyses' sense: a window with learned filters and a
+    /// fused activation (where projections rectify, whose filters `filters` draws).
+    public var isConvolution: Bool { window != nil && fusedActivation != nil && !parameterShapes.isEmpty }
+
+    /// Applies the fused activation to `count` values at `y` inside `output` (the layer's output of
+    /// the batch), keeping the values before it at the same place in `memory.preActivation` when the
+    /// record asks for them.
+    func activate(_ y: UnsafeMutablePointer<Float>, count: Int, in output: UnsafeMutablePointer<Float>, memory: LayerMemory) {
+        if let pre = memory.preActivation { (pre + (y - output)).update(from: y, count: count) }
+        fusedActivation?.apply(y, count: count)
+    }
+}
+
+/// Runs `body(planes)` on the workers over the `(n, channels)` planes a channel-wise layer (pooling,
+/// dropout) reads from a `signal` of `channels.count` of its `count` channels: `planes` are indices
+/// into `signal`'s planes; plane `q` is channel `channels.lowerBound + q % channels.count` of image
+/// `q / channels.count`, which `plane(q)` gives as an index into the full `(n, count)` planes. Each
+/// call covers planes that are contiguous in both. Clears `result` `(n, count, plane)` first when
+/// `channels` is a subset.
+func channelwise(
+    batch n: Int, channels: Range<Int>?, of count: Int, clearing result: UnsafeMutablePointer<Float>, planeSize: Int,
+    _ body: (_ signalPlanes: Range<Int>, _ fullPlane: Int) -> Void
+) {
+    let cs = channels ?? 0..<count
+    if cs.count < count { result.update(repeating: 0, count: n * count * planeSize) }
+    parallelRanges(n * cs.count) { planes, _ in
+        var q = planes.lowerBound
+        while q < planes.upperBound {
+            let (b, j) = (q / cs.count, q % cs.count)
+            let end = cs.count == count ? planes.upperBound : min(planes.upperBound, (b + 1) * cs.count)
+            body(q..<end, b * count + cs.lowerBound + j)
+            q = end
+        }
+    }
 }

@@ -1,10 +1,14 @@
-/// Max pooling, k×k window, stride s, no padding. The forward pass records its switches (the argmax
-/// of each window) as public data, because the deconvnet's unpooling needs them.
+/// Max pooling, k×k window, stride s, no padding. The forward pass leaves its switches (the argmax
+/// of each window) in the caller's memory, as data, because the deconvnet's unpooling needs them.
 public final class MaxPool2D: Layer {
     public let name: String
     public let geometry: ConvGeometry
-    /// `(n, C, outH, outW)`: index `y·W + x` of each output's winner inside its input plane, from the last forward pass.
-    public private(set) var switches: [Int32] = []
+
+    /// The switches of one forward pass: `(n, C, outH, outW)`, index `y·W + x` of each output's winner
+    /// inside its input plane.
+    public final class Switches {
+        public internal(set) var indices: [Int32] = []
+    }
 
     public init(name: String, inputShape: [Int], size: Int, stride: Int) {
         self.name = name
@@ -13,11 +17,17 @@ public final class MaxPool2D: Layer {
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
     public var outputShape: [Int] { [geometry.inChannels, geometry.outHeight, geometry.outWidth] }
+    public var window: ConvGeometry? { geometry }
 
-    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
-        if switches.count < n * outputCount { switches = [Int32](repeating: 0, count: n * outputCount) }
+    /// The switches the last forward pass into `memory` left.
+    public func switches(in memory: LayerMemory) -> Switches { memory.state(Switches.init) }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
+                        memory: LayerMemory, workspace: Workspace) {
+        let switches = switches(in: memory)
+        if switches.indices.count < n * outputCount { switches.indices = [Int32](repeating: 0, count: n * outputCount) }
         let (inPlane, outPlane) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth)
-        switches.withUnsafeMutableBufferPointer { sw in
+        switches.indices.withUnsafeMutableBufferPointer { sw in
             parallelRanges(n * geometry.inChannels) { planes, _ in
                 let first = planes.lowerBound
                 maxPoolForward(input + first * inPlane, planes: planes.count, geometry, output + first * outPlane, switches: sw.baseAddress! + first * outPlane)
@@ -27,20 +37,25 @@ public final class MaxPool2D: Layer {
 
     public func backward(
         _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
     ) {
         guard let inputGradient else { return }
-        unpool(outputGradient, inputGradient, batch: n)
+        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
     }
 
-    /// Places each value of `output` `(n, C, outH, outW)` at its switch in `input` `(n, C, H, W)`,
-    /// zero elsewhere: the deconvnet's unpooling, and the max-pool gradient.
-    public func unpool(_ output: UnsafePointer<Float>, _ input: UnsafeMutablePointer<Float>, batch n: Int) {
+    /// Places each value of `signal` at its switch in `inputGradient` `(n, C, H, W)`, zero elsewhere:
+    /// the deconvnet's unpooling, and the max-pool gradient.
+    public func backwardData(
+        _ signal: UnsafePointer<Float>, channels: Range<Int>?,
+        _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, memory: LayerMemory, workspace: Workspace
+    ) {
         let (inPlane, outPlane) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth)
-        switches.withUnsafeBufferPointer { sw in
-            parallelRanges(n * geometry.inChannels) { planes, _ in
-                let first = planes.lowerBound
-                maxPoolBackward(output + first * outPlane, planes: planes.count, geometry, switches: sw.baseAddress! + first * outPlane, input + first * inPlane)
+        let switches = switches(in: memory)
+        precondition(switches.indices.count >= n * outputCount, "run forward with this memory first")
+        switches.indices.withUnsafeBufferPointer { sw in
+            channelwise(batch: n, channels: channels, of: geometry.inChannels, clearing: inputGradient, planeSize: inPlane) { planes, full in
+                maxPoolBackward(signal + planes.lowerBound * outPlane, planes: planes.count, geometry, switches: sw.baseAddress! + full * outPlane,
+                                inputGradient + full * inPlane)
             }
         }
     }
@@ -59,16 +74,29 @@ public final class AvgPool2D: Layer {
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
     public var outputShape: [Int] { [geometry.inChannels, geometry.outHeight, geometry.outWidth] }
     public var multiplyAdds: Int { outputCount * geometry.kernelHeight * geometry.kernelWidth }
+    public var window: ConvGeometry? { geometry }
 
-    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
+                        memory: LayerMemory, workspace: Workspace) {
         avgPoolForward(input, planes: n * geometry.inChannels, geometry, output)
     }
 
     public func backward(
         _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
     ) {
         guard let inputGradient else { return }
-        avgPoolBackward(outputGradient, planes: n * geometry.inChannels, geometry, inputGradient)
+        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
+    }
+
+    /// Spreads each value of `signal` evenly over its window (the adjoint of averaging).
+    public func backwardData(
+        _ signal: UnsafePointer<Float>, channels: Range<Int>?,
+        _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, memory: LayerMemory, workspace: Workspace
+    ) {
+        let (inPlane, outPlane) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth)
+        channelwise(batch: n, channels: channels, of: geometry.inChannels, clearing: inputGradient, planeSize: inPlane) { planes, full in
+            avgPoolBackward(signal + planes.lowerBound * outPlane, planes: planes.count, geometry, inputGradient + full * inPlane)
+        }
     }
 }

@@ -19,9 +19,9 @@ func makeRecurrentLayer(_ kind: CellKind, hidden: Int, layers: Int, inputShape: 
 /// loop; each step then multiplies the batch's hidden states by `W_hhᵀ`, with the batch split over
 /// the workers (each runs its samples through all steps with single-threaded products). Backward
 /// keeps the gate gradients of all steps and forms the weight gradients with large products at the
-/// end (rnn and lstm: one product for both weights). The states of the last forward pass stay in the
-/// layer until the next, about `T·n·(G + 3)·hidden` floats per layer.
-public final class Recurrent: Layer, RecurrentInitialization {
+/// end (rnn and lstm: one product for both weights). The states of a forward pass, about
+/// `T·n·(G + 3)·hidden` floats per layer, stay in the caller's memory (`Pass`) for the backward pass.
+public final class Recurrent: Layer {
     public let name: String
     public let kind: CellKind
     public let inputShape: [Int]
@@ -47,18 +47,37 @@ public final class Recurrent: Layer, RecurrentInitialization {
         var extra: UnsafeMutablePointer<Float>  // lstm: tanh(c); gru: W_hn h + b_hn (T, N, H)
     }
 
-    private var states: [State] = []
-    private var sequence: UnsafeMutablePointer<Float>?  // layer 0's input, time-major (T, N, F)
-    private var gateGradient: UnsafeMutablePointer<Float>?  // d(pre-activations) (T, N, G·H)
-    private var recurrentGateGradient: UnsafeMutablePointer<Float>?  // gru: the same with r⊙dn in the n slice
-    private var sequenceGradient: UnsafeMutablePointer<Float>?  // from the layer above (T, N, max(H, F))
-    private var rowState: UnsafeMutablePointer<Float>?  // per sample: dh, dc (N, 2H), gru's h W_hhᵀ (N, 3H)
-    private var fusedBias: UnsafeMutablePointer<Float>?  // per layer (G·H): added to the input projection
+    /// What one forward pass keeps for its backward pass, and the backward pass's buffers: in the
+    /// caller's `LayerMemory`, grown to the largest batch seen.
+    private final class Pass {
+        var states: [State] = []
+        var sequence: UnsafeMutablePointer<Float>?  // layer 0's input, time-major (T, N, F)
+        var gateGradient: UnsafeMutablePointer<Float>?  // d(pre-activations) (T, N, G·H)
+        var recurrentGateGradient: UnsafeMutablePointer<Float>?  // gru: the same with r⊙dn in the n slice
+        var sequenceGradient: UnsafeMutablePointer<Float>?  // from the layer above (T, N, max(H, F))
+        var rowState: UnsafeMutablePointer<Float>?  // per sample: dh, dc (N, 2H), gru's h W_hhᵀ (N, 3H)
+        var fusedBias: UnsafeMutablePointer<Float>  // per layer (G·H): added to the input projection
+        var ones: UnsafeMutablePointer<Float>?  // (T·N) ones, for bias gradients
+        var joinedInputs: UnsafeMutablePointer<Float>?  // (T, N, in + H) for the weight gradients
+        var capacity = 0
+        var lastBatch = 0
+
+        init(fusedBiasCount: Int) { fusedBias = .allocate(capacity: fusedBiasCount) }
+
+        deinit {
+            release()
+            fusedBias.deallocate()
+        }
+
+        func release() {
+            for s in states { [s.gates, s.hidden, s.cell, s.extra].forEach { $0.deallocate() } }
+            states = []
+            for p in [sequence, gateGradient, recurrentGateGradient, sequenceGradient, rowState, ones, joinedInputs] { p?.deallocate() }
+            capacity = 0
+        }
+    }
+
     private var zeroRow: UnsafeMutablePointer<Float>?  // (G·H) zeros: the state before step 0
-    private var ones: UnsafeMutablePointer<Float>?  // (T·N) ones, for bias gradients
-    private var joinedInputs: UnsafeMutablePointer<Float>?  // (T, N, in + H) for the weight gradients
-    private var capacity = 0
-    private var lastBatch = 0
 
     /// Throws `ModelError.shape` unless `inputShape` is a grayscale image `[1, T, F]`.
     public init(name: String = "rnn", kind: CellKind, hidden: Int, layers: Int, inputShape: [Int]) throws(ModelError) {
@@ -72,16 +91,11 @@ public final class Recurrent: Layer, RecurrentInitialization {
         self.hidden = hidden
         self.depth = layers
         self.inputShape = inputShape
-        fusedBias = .allocate(capacity: layers * gateCount * hidden)
         zeroRow = .allocate(capacity: gateCount * hidden)
         zeroRow!.initialize(repeating: 0, count: gateCount * hidden)
     }
 
-    deinit {
-        release()
-        fusedBias?.deallocate()
-        zeroRow?.deallocate()
-    }
+    deinit { zeroRow?.deallocate() }
 
     /// Time steps: the image's rows.
     public var timeSteps: Int { inputShape[1] }
@@ -97,7 +111,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
     }
 
     public var outputShape: [Int] { [hidden] }
-    public var defaultBound: Float { 1 / Float(hidden).squareRoot() }
+    public var initializationBound: Float? { 1 / Float(hidden).squareRoot() }
 
     private func inFeatures(_ l: Int) -> Int { l == 0 ? features : hidden }
 
@@ -122,25 +136,30 @@ public final class Recurrent: Layer, RecurrentInitialization {
             (every(gradients, 0), every(gradients, 1), every(gradients, 2), every(gradients, 3))
     }
 
-    /// The hidden states of layer `l` at every step of the last forward pass, `(T, n, hidden)`, time-major.
-    public func hiddenStates(layer l: Int) -> UnsafePointer<Float> {
-        precondition(l < depth && capacity > 0, "run forward first")
-        return UnsafePointer(states[l].hidden)
+    /// The hidden states of layer `l` at every step of the last forward pass into `memory`, `(T, n, hidden)`, time-major.
+    public func hiddenStates(layer l: Int, in memory: LayerMemory) -> UnsafePointer<Float> {
+        let pass = self.pass(memory)
+        precondition(l < depth && pass.capacity > 0, "run forward first")
+        return UnsafePointer(pass.states[l].hidden)
     }
 
-    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool, workspace: Workspace) {
-        reserve(batch: n)
-        lastBatch = n
+    private func pass(_ memory: LayerMemory) -> Pass { memory.state { Pass(fusedBiasCount: depth * gateCount * hidden) } }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
+                        memory: LayerMemory, workspace: Workspace) {
+        let pass = self.pass(memory)
+        reserve(pass, batch: n)
+        pass.lastBatch = n
         let (t, f, h, g) = (timeSteps, features, hidden, gateCount * hidden)
-        let x0 = sequence!
+        let x0 = pass.sequence!
         for b in 0..<n {  // (N, T, F) → (T, N, F)
             for s in 0..<t { (x0 + (s * n + b) * f).update(from: input + (b * t + s) * f, count: f) }
         }
         for l in 0..<depth {
-            let state = states[l]
-            let x = l == 0 ? UnsafePointer(x0) : UnsafePointer(states[l - 1].hidden)
+            let state = pass.states[l]
+            let x = l == 0 ? UnsafePointer(x0) : UnsafePointer(pass.states[l - 1].hidden)
             let k = inFeatures(l)
-            let bias = fusedBias! + l * g
+            let bias = pass.fusedBias + l * g
             for j in 0..<g { bias[j] = biasIH[l][j] + (kind == .gru && j >= 2 * h ? 0 : biasHH[l][j]) }
             let wih = UnsafePointer(weightIH[l])
             parallelRanges(t * n) { rows, _ in
@@ -151,18 +170,18 @@ public final class Recurrent: Layer, RecurrentInitialization {
                       beta: 1, a, ldc: g)
             }
             parallelRanges(n) { rows, _ in
-                for s in 0..<t { step(layer: l, time: s, rows: rows, batch: n) }
+                for s in 0..<t { step(layer: l, time: s, rows: rows, batch: n, pass) }
             }
         }
-        output.update(from: states[depth - 1].hidden + (t - 1) * n * h, count: n * h)
+        output.update(from: pass.states[depth - 1].hidden + (t - 1) * n * h, count: n * h)
     }
 
     /// One time step of layer `l` for samples `rows`: adds `h W_hhᵀ` to the step's input projection
     /// and applies the cell.
-    private func step(layer l: Int, time s: Int, rows: Range<Int>, batch n: Int) {
+    private func step(layer l: Int, time s: Int, rows: Range<Int>, batch n: Int, _ pass: Pass) {
         let (h, g) = (hidden, gateCount * hidden)
         let m = rows.count
-        let state = states[l]
+        let state = pass.states[l]
         let whh = UnsafePointer(weightHH[l])
         let here = s * n + rows.lowerBound  // first row of this step and range in (T, N, ·)
         let before = here - n
@@ -198,7 +217,7 @@ public final class Recurrent: Layer, RecurrentInitialization {
         case .gru:
             let hn = state.extra + here * h
             let bhn = UnsafePointer(biasHH[l] + 2 * h)
-            let hh = rowState! + rows.lowerBound * g  // h W_hhᵀ (m, 3H)
+            let hh = pass.rowState! + rows.lowerBound * g  // h W_hhᵀ (m, 3H)
             if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, hh, ldc: g) }
             let zeros = UnsafePointer(zeroRow!)
             for r in 0..<m {
@@ -223,23 +242,42 @@ public final class Recurrent: Layer, RecurrentInitialization {
 
     public func backward(
         _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
     ) {
-        precondition(n == lastBatch, "backward needs the forward pass of the same batch")
+        backPropagate(outputGradient, inputGradient, batch: n, parameterGradients: true, pass(memory), workspace: workspace)
+    }
+
+    /// The input gradient of the whole stack (a recurrent layer has no fused activation), without
+    /// parameter gradients. `channels` must be nil.
+    public func backwardData(
+        _ signal: UnsafePointer<Float>, channels: Range<Int>?,
+        _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, memory: LayerMemory, workspace: Workspace
+    ) {
+        precondition(channels == nil, "a recurrent layer takes every output unit")
+        backPropagate(signal, inputGradient, batch: n, parameterGradients: false, pass(memory), workspace: workspace)
+    }
+
+    /// Back-propagation through the stack from `outputGradient` `(n, hidden)`: the input gradient when
+    /// asked for, and the parameter gradients when `parameterGradients`.
+    private func backPropagate(
+        _ outputGradient: UnsafePointer<Float>, _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, parameterGradients: Bool,
+        _ pass: Pass, workspace: Workspace
+    ) {
+        precondition(n == pass.lastBatch, "backward needs the forward pass of the same batch")
         let (t, f, h, g) = (timeSteps, features, hidden, gateCount * hidden)
-        let dGates = gateGradient!
-        let dRecurrent = kind == .gru ? recurrentGateGradient! : dGates
-        let dSequence = sequenceGradient!
+        let dGates = pass.gateGradient!
+        let dRecurrent = kind == .gru ? pass.recurrentGateGradient! : dGates
+        let dSequence = pass.sequenceGradient!
         for l in stride(from: depth - 1, through: 0, by: -1) {
             let above = l == depth - 1 ? nil : UnsafePointer(dSequence)
             let k = inFeatures(l)
-            let x = l == 0 ? UnsafePointer(sequence!) : UnsafePointer(states[l - 1].hidden)
-            let hs = UnsafePointer(states[l].hidden)
-            let joined = joinedInputs!  // (T, N, in + H): x_t and h_{t−1} side by side (rnn, lstm)
+            let x = l == 0 ? UnsafePointer(pass.sequence!) : UnsafePointer(pass.states[l - 1].hidden)
+            let hs = UnsafePointer(pass.states[l].hidden)
+            let joined = pass.joinedInputs!  // (T, N, in + H): x_t and h_{t−1} side by side (rnn, lstm)
             let zeros = UnsafePointer(zeroRow!)
             parallelRanges(n) { rows, _ in
-                backThroughTime(layer: l, rows: rows, batch: n, fromAbove: above, outputGradient: outputGradient)
-                guard kind != .gru else { return }
+                backThroughTime(layer: l, rows: rows, batch: n, fromAbove: above, outputGradient: outputGradient, pass)
+                guard kind != .gru && parameterGradients else { return }
                 for s in 0..<t {
                     for b in rows {
                         let row = joined + (s * n + b) * (k + h)
@@ -256,7 +294,8 @@ public final class Recurrent: Layer, RecurrentInitialization {
                           wih, ldb: k, dSequence + rows.lowerBound * k, ldc: k)
                 }
             }
-            let ones = UnsafePointer(self.ones!)
+            guard parameterGradients else { continue }
+            let ones = UnsafePointer(pass.ones!)
             let (dwih, dwhh, dbih, dbhh) = (weightIHGradient[l], weightHHGradient[l], biasIHGradient[l], biasHHGradient[l])
             workspace.reserve((g / workerCount(g) + 1) * (k + h))
             parallelRanges(g) { units, worker in
@@ -304,15 +343,15 @@ public final class Recurrent: Layer, RecurrentInitialization {
     /// every step. The hidden-state gradient comes from the layer above at every step (`fromAbove`,
     /// `(T, N, H)`), or for the top layer from `outputGradient` `(N, H)` at the last step.
     private func backThroughTime(
-        layer l: Int, rows: Range<Int>, batch n: Int, fromAbove above: UnsafePointer<Float>?, outputGradient: UnsafePointer<Float>
+        layer l: Int, rows: Range<Int>, batch n: Int, fromAbove above: UnsafePointer<Float>?, outputGradient: UnsafePointer<Float>, _ pass: Pass
     ) {
         let (t, h, g) = (timeSteps, hidden, gateCount * hidden)
         let m = rows.count
-        let state = states[l]
+        let state = pass.states[l]
         let whh = UnsafePointer(weightHH[l])
-        let dGates = gateGradient!
-        let dRecurrent = kind == .gru ? recurrentGateGradient! : dGates
-        let dh = rowState! + rows.lowerBound * 2 * h  // (m, H) gradient of this step's h
+        let dGates = pass.gateGradient!
+        let dRecurrent = kind == .gru ? pass.recurrentGateGradient! : dGates
+        let dh = pass.rowState! + rows.lowerBound * 2 * h  // (m, H) gradient of this step's h
         let dc = dh + m * h  // (m, H) lstm: gradient of this step's c
         let zeros = UnsafePointer(zeroRow!)
         dh.update(repeating: 0, count: 2 * m * h)
@@ -383,30 +422,23 @@ public final class Recurrent: Layer, RecurrentInitialization {
         }
     }
 
-    private func reserve(batch n: Int) {
-        guard n > capacity else { return }
-        release()
+    private func reserve(_ pass: Pass, batch n: Int) {
+        guard n > pass.capacity else { return }
+        pass.release()
         let (t, h, g) = (timeSteps, hidden, gateCount * hidden)
         func block(_ count: Int) -> UnsafeMutablePointer<Float> { .allocate(capacity: max(1, count)) }
-        states = (0..<depth).map { _ in
+        pass.states = (0..<depth).map { _ in
             State(gates: block(t * n * g), hidden: block(t * n * h), cell: block(kind == .lstm ? t * n * h : 0),
                   extra: block(kind == .rnn ? 0 : t * n * h))
         }
-        sequence = block(t * n * features)
-        gateGradient = block(t * n * g)
-        recurrentGateGradient = block(kind == .gru ? t * n * g : 0)
-        sequenceGradient = block(t * n * max(h, features))
-        rowState = block(n * max(2 * h, g))
-        ones = block(t * n)
-        joinedInputs = block(kind == .gru ? 0 : t * n * (max(features, h) + h))
-        ones!.initialize(repeating: 1, count: t * n)
-        capacity = n
-    }
-
-    private func release() {
-        for s in states { [s.gates, s.hidden, s.cell, s.extra].forEach { $0.deallocate() } }
-        states = []
-        for p in [sequence, gateGradient, recurrentGateGradient, sequenceGradient, rowState, ones, joinedInputs] { p?.deallocate() }
-        capacity = 0
+        pass.sequence = block(t * n * features)
+        pass.gateGradient = block(t * n * g)
+        pass.recurrentGateGradient = block(kind == .gru ? t * n * g : 0)
+        pass.sequenceGradient = block(t * n * max(h, features))
+        pass.rowState = block(n * max(2 * h, g))
+        pass.ones = block(t * n)
+        pass.joinedInputs = block(kind == .gru ? 0 : t * n * (max(features, h) + h))
+        pass.ones!.initialize(repeating: 1, count: t * n)
+        pass.capacity = n
     }
 }

@@ -2,7 +2,9 @@ import Dispatch
 
 /// A network run in order forward and in reverse backward, with one flat block of parameters and
 /// one of gradients (named views in PyTorch's state-dict order), so an optimizer is one loop and a
-/// checkpoint is a header plus tensors.
+/// checkpoint is a header plus tensors. The model holds no state of its passes: each caller passes
+/// its own `ForwardRecord`, so several threads may run one model at once (training excepted: it
+/// writes the parameters and gradients).
 public final class Sequential {
     public let spec: ModelSpec
     public let inputShape: ImageShape
@@ -15,13 +17,6 @@ public final class Sequential {
     public let parameters: UnsafeMutableBufferPointer<Float>
     /// Gradients, same layout as `parameters`; accumulated by `backward`, cleared by `zeroGradients`.
     public let gradients: UnsafeMutableBufferPointer<Float>
-
-    private let workspace = Workspace()
-    private var capacity = 0
-    private var outputs: [UnsafeMutablePointer<Float>] = []
-    private var outputGradients: [UnsafeMutablePointer<Float>] = []
-    private var lastInput: UnsafePointer<Float>?
-    private var lastBatch = 0
 
     /// Builds the layers for `spec` on images of `inputShape`; throws `ModelError` when a stage does
     /// not fit (a window larger than its input, an image model on the wrong input, …).
@@ -58,7 +53,6 @@ public final class Sequential {
     deinit {
         parameters.deallocate()
         gradients.deallocate()
-        for p in outputs + outputGradients { p.deallocate() }
     }
 
     private static func buildLayers(_ spec: ModelSpec, inputShape: ImageShape, classes: Int, activation: Activation, seed: UInt64) throws -> [any Layer] {
@@ -126,7 +120,7 @@ public final class Sequential {
         var lastFanIn = 1
         for (layer, view) in viewsByLayer() {
             let buffer = UnsafeMutableBufferPointer(rebasing: parameters[view.offset..<view.offset + view.count])
-            let bound = (layer as? RecurrentInitialization)?.defaultBound
+            let bound = layer.initializationBound
             if view.shape.count >= 2 {
                 scheme.fill(weight: buffer, shape: view.shape, recurrentBound: bound, random: &random)
                 lastFanIn = view.shape.dropFirst().reduce(1, *)
@@ -148,13 +142,19 @@ public final class Sequential {
         return result
     }
 
+    /// The parameter tensor called `name` (PyTorch's state-dict name, e.g. `conv1.weight`) in PyTorch's
+    /// layout `view.shape`, or nil when there is none.
+    public func parameter(named name: String) -> (view: ParameterView, values: UnsafeMutableBufferPointer<Float>)? {
+        views.first { $0.name == name }.map { ($0, UnsafeMutableBufferPointer(rebasing: parameters[$0.offset..<$0.offset + $0.count])) }
+    }
+
     /// Number of parameters.
     public var parameterCount: Int { parameters.count }
 
     /// Whether `activation` is applied anywhere: after a convolution or a hidden dense layer. The
     /// recurrent presets (cells, then the classifier) have none.
     public var usesActivation: Bool {
-        layers.contains { $0 is Conv2D || (($0 as? Dense).map { $0.activation != .identity } ?? false) }
+        layers.contains { ($0.fusedActivation ?? .identity) != .identity }
     }
 
     /// The layer with that name and its position.
@@ -162,64 +162,53 @@ public final class Sequential {
         layers.enumerated().first { $0.element.name == name }.map { ($0.offset, $0.element) }
     }
 
-    private func reserve(batch n: Int) {
-        guard n > capacity else { return }
-        for p in outputs + outputGradients { p.deallocate() }
-        outputs = layers.map { .allocate(capacity: n * $0.outputCount) }
-        outputGradients = layers.map { .allocate(capacity: n * $0.outputCount) }
-        capacity = n
-    }
-
-    /// Runs the network on `input` `(n, C, H, W)` and returns the logits `(n, classes)`. Every layer's
-    /// output stays readable through `output(of:)` until the next call. `input` must stay valid until
-    /// `backward` has run.
+    /// Runs layers `0...last` (all by default) on `input` `(n, C, H, W)` into `record` and returns layer
+    /// `last`'s output `(n, outputShape)`: the logits `(n, classes)` of a whole pass. Every layer's output
+    /// stays readable through `record.output(of:)` until the record's next pass; `input` must stay
+    /// valid until `backward` has run.
     @discardableResult
-    public func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool) -> UnsafeMutablePointer<Float> {
-        forward(input, batch: n, training: training, through: layers.count - 1) { _, step in step() }
+    public func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool, through last: Int? = nil, into record: ForwardRecord) -> UnsafeMutablePointer<Float> {
+        forward(input, batch: n, training: training, through: last ?? layers.count - 1, into: record) { _, step in step() }
     }
 
-    /// Runs layers `0...last` only (e.g. up to a feature layer for a projection) and returns layer
-    /// `last`'s output `(n, outputShape)`; the outputs of those layers stay readable through `output(of:)`.
-    @discardableResult
-    public func forward(_ input: UnsafePointer<Float>, batch n: Int, training: Bool, through last: Int) -> UnsafeMutablePointer<Float> {
-        precondition(layers.indices.contains(last), "no layer \(last)")
-        return forward(input, batch: n, training: training, through: last) { _, step in step() }
-    }
-
-    /// The output of layer `index` from the last forward pass, `(n, outputShape)`.
-    public func output(of index: Int) -> UnsafeMutablePointer<Float> { outputs[index] }
-
-    /// Back-propagates `logitGradient` `(n, classes)` (it is modified) through the last forward pass,
-    /// accumulating into `gradients`; writes the input gradient `(n, C, H, W)` when asked.
-    public func backward(_ logitGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>? = nil) {
-        backward(logitGradient, inputGradient: inputGradient) { _, step in step() }
+    /// Back-propagates `logitGradient` `(n, classes)` (it is modified) through `record`'s last forward
+    /// pass (of every layer), accumulating into `gradients`; writes the input gradient `(n, C, H, W)`
+    /// when asked.
+    public func backward(_ logitGradient: UnsafePointer<Float>, record: ForwardRecord, inputGradient: UnsafeMutablePointer<Float>? = nil) {
+        backward(logitGradient, record: record, inputGradient: inputGradient) { _, step in step() }
     }
 
     /// The forward pass through layer `last` with `each(i, step)` wrapped around layer `i`'s step (for `profile`).
     @discardableResult
     private func forward(
-        _ input: UnsafePointer<Float>, batch n: Int, training: Bool, through last: Int, each: (Int, () -> Void) -> Void
+        _ input: UnsafePointer<Float>, batch n: Int, training: Bool, through last: Int, into record: ForwardRecord, each: (Int, () -> Void) -> Void
     ) -> UnsafeMutablePointer<Float> {
-        reserve(batch: n)
-        lastInput = input
-        lastBatch = n
+        precondition(layers.indices.contains(last), "no layer \(last)")
+        precondition(record.model == ObjectIdentifier(self), "the record belongs to another model")
+        record.begin(batch: n, through: last, input: input)
         var x = input
         for (i, layer) in layers[0...last].enumerated() {
-            each(i) { layer.forward(x, self.outputs[i], batch: n, training: training, workspace: self.workspace) }
-            x = UnsafePointer(outputs[i])
+            let y = record.output(of: i)
+            each(i) { layer.forward(x, y, batch: n, training: training, memory: record.memories[i], workspace: record.workspace) }
+            x = UnsafePointer(y)
         }
-        return outputs[last]
+        return record.output(of: last)
     }
 
     /// The backward pass with `each(i, step)` wrapped around layer `i`'s step.
-    private func backward(_ logitGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?, each: (Int, () -> Void) -> Void) {
-        let n = lastBatch
-        let last = layers.count - 1
+    private func backward(
+        _ logitGradient: UnsafePointer<Float>, record: ForwardRecord, inputGradient: UnsafeMutablePointer<Float>?, each: (Int, () -> Void) -> Void
+    ) {
+        let (n, last) = (record.batch, layers.count - 1)
+        precondition(record.model == ObjectIdentifier(self) && record.depth == last, "backward needs a whole forward pass of this model")
+        let outputGradients = record.gradients()
         outputGradients[last].update(from: logitGradient, count: n * layers[last].outputCount)
         for i in stride(from: last, through: 0, by: -1) {
-            let input = i == 0 ? lastInput! : UnsafePointer(outputs[i - 1])
+            let input = i == 0 ? record.input! : UnsafePointer(record.output(of: i - 1))
             let dx = i == 0 ? inputGradient : outputGradients[i - 1]
-            each(i) { self.layers[i].backward(input, self.outputs[i], self.outputGradients[i], dx, batch: n, workspace: self.workspace) }
+            each(i) {
+                self.layers[i].backward(input, record.output(of: i), outputGradients[i], dx, batch: n, memory: record.memories[i], workspace: record.workspace)
+            }
         }
     }
 
@@ -227,14 +216,6 @@ public final class Sequential {
     public func zeroGradients() {
         gradients.update(repeating: 0)
     }
-
-    /// The shared scratch memory, for analyses that call layers directly.
-    public var scratch: Workspace { workspace }
-}
-
-/// Layers whose PyTorch default initialisation is U(±1/√hidden) for every tensor.
-public protocol RecurrentInitialization {
-    var defaultBound: Float { get }
 }
 
 extension Sequential {
@@ -243,14 +224,15 @@ extension Sequential {
     public func profile(_ input: UnsafePointer<Float>, batch n: Int, logitGradient: UnsafePointer<Float>, repeats: Int) -> [(name: String, forward: Double, backward: Double)] {
         var forwardTime = [Double](repeating: 0, count: layers.count)
         var backwardTime = [Double](repeating: 0, count: layers.count)
+        let record = ForwardRecord(self)
         func seconds(_ body: () -> Void) -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
             body()
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         for _ in 0..<repeats {
-            forward(input, batch: n, training: true, through: layers.count - 1) { i, step in forwardTime[i] += seconds(step) }
-            backward(logitGradient, inputGradient: nil) { i, step in backwardTime[i] += seconds(step) }
+            forward(input, batch: n, training: true, through: layers.count - 1, into: record) { i, step in forwardTime[i] += seconds(step) }
+            backward(logitGradient, record: record, inputGradient: nil) { i, step in backwardTime[i] += seconds(step) }
         }
         return layers.indices.map { (layers[$0].name, forwardTime[$0] / Double(repeats), backwardTime[$0] / Double(repeats)) }
     }

@@ -18,10 +18,11 @@ extension Sequential {
         var input = [Float](repeating: 0, count: n * inputShape.count)
         var total: Double = 0
         var hits = [Int](repeating: 0, count: classes), seen = [Int](repeating: 0, count: classes)
+        let record = ForwardRecord(self)
         for start in stride(from: 0, to: data.count, by: n) {
             let indices = Array(start..<min(start + n, data.count))
             input.withUnsafeMutableBufferPointer { data.fill($0.baseAddress!, indices: indices[...]) }
-            let logits = input.withUnsafeBufferPointer { forward($0.baseAddress!, batch: indices.count, training: false) }
+            let logits = input.withUnsafeBufferPointer { forward($0.baseAddress!, batch: indices.count, training: false, into: record) }
             let value = data.labels.withUnsafeBufferPointer {
                 loss.evaluate(logits, labels: $0.baseAddress! + start, batch: indices.count, classes: classes, gradient: nil).loss
             }

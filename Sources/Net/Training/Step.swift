@@ -6,16 +6,17 @@ public struct StepResult {
 }
 
 extension Sequential {
-    /// Trains on `input` `(n, C, H, W)` with `labels` `(n)`; `logitGradient` is scratch of `n·classes` floats.
+    /// Trains on `input` `(n, C, H, W)` with `labels` `(n)`; `logitGradient` is scratch of `n·classes`
+    /// floats, and `record` the passes' (keep one for all steps).
     public func trainStep(
         _ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch n: Int, loss: Loss,
-        optimizer: Optimizer, lr: Float, clipNorm: Float?, logitGradient: UnsafeMutablePointer<Float>
+        optimizer: Optimizer, lr: Float, clipNorm: Float?, logitGradient: UnsafeMutablePointer<Float>, record: ForwardRecord
     ) -> StepResult {
-        let logits = forward(input, batch: n, training: true)
+        let logits = forward(input, batch: n, training: true, into: record)
         let (value, correct) = loss.evaluate(logits, labels: labels, batch: n, classes: classes, gradient: logitGradient)
         guard value.isFinite else { return StepResult(loss: value, correct: correct) }
         zeroGradients()
-        backward(logitGradient)
+        backward(logitGradient, record: record)
         if let clipNorm { clipGradientNorm(gradients, maxNorm: clipNorm) }
         optimizer.step(parameters: parameters, gradients: gradients, lr: lr)
         return StepResult(loss: value, correct: correct)

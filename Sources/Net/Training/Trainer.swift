@@ -95,6 +95,7 @@ public final class Trainer {
         var input = [Float](repeating: 0, count: n * shape.count)
         var labels = [Int32](repeating: 0, count: n)
         var logitGradient = [Float](repeating: 0, count: n * model.classes)
+        let passes = ForwardRecord(model)
         var history: [EpochMetrics] = []
         let stepLimit = maxSteps.map { step + $0 }
         while epoch < totalEpochs, stepLimit.map({ step < $0 }) ?? true {
@@ -118,7 +119,7 @@ public final class Trainer {
                     labels.withUnsafeBufferPointer { y in
                         logitGradient.withUnsafeMutableBufferPointer { g in
                             model.trainStep(x.baseAddress!, labels: y.baseAddress!, batch: count, loss: config.loss, optimizer: optimizer,
-                                            lr: lr, clipNorm: config.clipNorm, logitGradient: g.baseAddress!)
+                                            lr: lr, clipNorm: config.clipNorm, logitGradient: g.baseAddress!, record: passes)
                         }
                     }
                 }

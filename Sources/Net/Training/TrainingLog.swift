@@ -120,10 +120,11 @@ final class TrainingLog {
     /// Records everything for the state after `epoch` (0 = before training).
     func record(epoch: Int, step: Int) throws {
         guard probeCount > 0 else { return }
-        probe.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: probeCount, training: false) }
+        let record = ForwardRecord(model)
+        probe.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: probeCount, training: false, into: record) }
         var layers: [String: ActivationStatistics] = [:]
-        for (i, layer) in model.layers.enumerated() where layer is Conv2D {
-            let values = UnsafeBufferPointer(start: model.output(of: i), count: probeCount * layer.outputCount)
+        for (i, layer) in model.layers.enumerated() where layer.isConvolution {
+            let values = UnsafeBufferPointer(start: record.output(of: i), count: probeCount * layer.outputCount)
             layers[layer.name] = ActivationStatistics(values)
             try events.addHistogram("activations/\(layer.name)", values: values, step: epoch)
         }

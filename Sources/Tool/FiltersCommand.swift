@@ -40,7 +40,7 @@ struct FiltersCommand: ParsableCommand {
                 }
             }
         }
-        let columns = c == 1 || c == 3 ? min(8, tiles.count) : c
+        let columns = c == 1 || c == 3 ? min(tiles.count > 64 ? 16 : 8, tiles.count) : c
         let grid = Grid(wrapping: tiles, captions: captions, columns: columns).render()
         try figures.write(figure(title: "\(conv.name): \(outChannels) filters \(k)x\(k)" + (c == 3 ? ", RGB" : c == 1 ? "" : ", one tile per input channel"), grid,
                                  notes: [Normalization.symmetric.description + (c == 3 ? " (R, G, B scaled together)" : "")],

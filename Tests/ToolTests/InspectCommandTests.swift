@@ -57,7 +57,7 @@ final class InspectCommandTests: XCTestCase {
         }
         XCTAssertEqual(Set(pictures.filter { $0.hasPrefix("tiles/featuremap-") }).count, 6, "one tile per feature map of conv2")
         XCTAssertEqual(captures(#"<th>(ch \d+): "#, in: html).count, 4, "one column header per projected feature map, as page text")
-        XCTAssertEqual(captures(#"<svg (xmlns)"#, in: html).count, 4, "colour bars of the occlusion, projections, saliency and feature maps as inline SVG")
+        XCTAssertEqual(captures(#"<div class="key">(<svg) "#, in: html).count, 4, "colour bars of the occlusion, projections, saliency and feature maps as inline SVG")
         XCTAssertTrue(html.contains("True class: class 0"), "test image 2 is of class 0")
         XCTAssertTrue(html.contains("the 4 feature maps with the largest activations"))
         XCTAssertTrue(html.contains("guided-backprop and gradient projections"))

@@ -148,12 +148,13 @@ struct Canvas {
 
     /// The picture as SVG: its pixels (without text) as one embedded PNG drawn pixel for pixel, and
     /// each line of text as `<text>`, stretched to the width it has in the PNG so layouts agree. Not
-    /// `standalone`: without the XML declaration, for inline SVG in HTML.
+    /// `standalone`: without the XML declaration and namespaces, for inline SVG in HTML (whose parser
+    /// supplies them).
     func svg(standalone: Bool = true) throws -> String {
         let background = try Image(width: width, height: height, channels: 3, pixels: pixels).pngData().base64EncodedString()
         let families = (Typesetter.shared.families + ["sans-serif"]).map { $0 == "sans-serif" ? $0 : "'\($0)'" }.joined(separator: ", ")
         var out = (standalone ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" : "") + """
-            <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)">
+            <svg\(standalone ? " xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\"" : "") width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)">
             <image x="0" y="0" width="\(width)" height="\(height)" preserveAspectRatio="none" style="image-rendering:pixelated" xlink:href="data:image/png;base64,\(background)"/>
             <g font-family="\(families)" style="font-kerning:none">
 

@@ -11,15 +11,18 @@ struct RangeArgument: ExpressibleByArgument {
 
     init?(argument: String) {
         let parts = argument.split(separator: ":").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 3, let a = parts[0], let b = parts[1], let s = parts[2], s > 0, a <= b else { return nil }
+        guard parts.count == 3, let a = parts[0], let b = parts[1], let s = parts[2], a.isFinite, b.isFinite, s.isFinite, s > 0, a <= b else { return nil }
         (from, to, step) = (a, b, s)
     }
 
     init(_ r: (from: Float, to: Float, step: Float)) { (from, to, step) = r }
 
+    /// How many amounts the range holds; a `Double`, so that a range too long to count is refused
+    /// rather than trapped on.
+    var count: Double { ((Double(to) - Double(from)) / Double(step) + 1e-4).rounded(.down) + 1 }
+
     var amounts: [Float] {
-        let n = Int(((to - from) / step + 1e-4).rounded(.down))
-        return (0...n).map { from + Float($0) * step }
+        (0..<Int(count)).map { from + Float($0) * step }
     }
 }
 
@@ -59,7 +62,7 @@ struct InvarianceCommand: ParsableCommand {
         try source.requireOne()
         if let target, target < 0 { throw ValidationError("--target must be 0 or more, not \(target)") }
         if transform == .scale, let range, range.from <= 0 { throw ValidationError("scale factors must be positive") }
-        if let range, range.amounts.count > 2000 { throw ValidationError("--range gives more than 2000 amounts") }
+        if let range, range.count > 2000 { throw ValidationError("--range gives more than 2000 amounts") }
     }
 
     func run() throws {

@@ -74,7 +74,7 @@ struct TrainCommand: ParsableCommand {
             let loaded = try Sequential.load(contentsOf: resume)
             guard let json = loaded.checkpoint.metadata[CheckpointKey.config],
                   var config = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
-                throw CheckpointError.invalidMetadata(path: resume, reason: "it holds no training configuration to resume from")
+                throw CheckpointError.invalidMetadata(path: resume, reason: "has no training configuration to resume from")
             }
             if let data { config.data = absolutePath(data) }
             config.workers = workerOptions.workers ?? config.workers

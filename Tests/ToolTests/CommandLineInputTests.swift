@@ -25,6 +25,10 @@ final class CommandLineInputTests: XCTestCase {
         // the model reads 12x12 images: half the side is 6
         try assertCleanFailure(["inspect", "--checkpoint", checkpoint, "--image", image, "--window", "7", "--out", dir + "/page"], mentions: "--window", status: 64)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/page"), "nothing is written for a bad flag")
+        for range in ["inf:inf:1", "0:1:nan", "0:1e30:1e-30"] {
+            try assertCleanFailure(["invariance", "--checkpoint", checkpoint, "--image", image, "--transform", "translate", "--range", range, "--out", dir + "/inv"],
+                                   mentions: "--range", status: 64)
+        }
     }
 
     func testDataThatDoesNotFitTheModelIsARunTimeError() throws {

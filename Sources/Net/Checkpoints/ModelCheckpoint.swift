@@ -61,7 +61,8 @@ extension Sequential {
     }
 
     /// Rebuilds a model from a checkpoint file written by `checkpoint(…)`: reads the spec, activation,
-    /// input shape and classes from the metadata, builds the model and loads its parameters.
+    /// input shape and classes from the metadata, builds the model and loads its parameters. Throws
+    /// `CheckpointError`, naming the file, for an unreadable file or metadata that describes no model.
     public static func load(contentsOf path: String) throws -> LoadedModel {
         let checkpoint = try Checkpoint.read(from: path)
         let meta = checkpoint.metadata

@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
         .testTarget(name: "DeconvTests", dependencies: ["Deconv", "Net"]),
-        .testTarget(name: "OcclusionTests", dependencies: ["Occlusion", "Net"]),
+        .testTarget(name: "OcclusionTests", dependencies: ["Occlusion", "Deconv", "Net"]),
         .testTarget(name: "ToolTests", dependencies: ["Net", "Tool", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -34,6 +34,10 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Also print the time of each layer's forward and backward pass.")
     var profile = false
 
+    @Option(name: .customLong("conv-path"),
+            help: "Compute every convolution with this path (auto: each layer's own). A layer that cannot take it stops the run.")
+    var convPath: ConvPathChoice = .auto
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard steps > 0, repeats > 0 else { throw ValidationError("--steps and --repeats must be positive") }
@@ -43,6 +47,7 @@ struct BenchTrain: ParsableCommand {
         workerOptions.apply()
         let shape = modelOptions.defaultInputShape
         let model = try Sequential(spec: try modelOptions.spec(), inputShape: shape, classes: 10, activation: modelOptions.activation, seed: 1)
+        try convPath.apply(to: model)
         let optimizer = Optimizer(.adam, parameterCount: model.parameterCount)
         var random = SeededRandom(seed: 2)
         let input = (0..<batchSize * shape.count).map { _ in random.uniform() }
@@ -79,16 +84,35 @@ struct BenchTrain: ParsableCommand {
         if json {
             /// One line of `bench train --json`; a recurrent model counts sequences, not images.
             struct Result: Encodable {
-                var task = "bench-train", model: String, batchSize: Int, imagesPerSecond: Int?, sequencesPerSecond: Int?, gflops: Double, workers: Int
+                var task = "bench-train", model: String, batchSize: Int, imagesPerSecond: Int?, sequencesPerSecond: Int?, gflops: Double, workers: Int, convPath: String
                 enum CodingKeys: String, CodingKey {
-                    case task, model, batchSize = "batch_size", imagesPerSecond = "images_per_s", sequencesPerSecond = "sequences_per_s", gflops, workers
+                    case task, model, batchSize = "batch_size", imagesPerSecond = "images_per_s", sequencesPerSecond = "sequences_per_s", gflops, workers, convPath = "conv_path"
                 }
             }
             print(jsonString(Result(model: modelOptions.model, batchSize: batchSize, imagesPerSecond: model.cell == nil ? Int(median) : nil,
-                                    sequencesPerSecond: model.cell == nil ? nil : Int(median), gflops: rounded(gflops, 1), workers: Workers.count)))
+                                    sequencesPerSecond: model.cell == nil ? nil : Int(median), gflops: rounded(gflops, 1), workers: Workers.count,
+                                    convPath: convPath.rawValue)))
         } else {
-            print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(Workers.count) workers")
+            print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(Workers.count) workers\(convPath == .auto ? "" : ", conv path \(convPath.rawValue)")")
         }
+    }
+}
+
+/// `--conv-path`: each convolution's own path (`Conv2D.preferredPath`), or one path for all of them,
+/// to measure the paths against each other. A layer that cannot take the path given stops the run
+/// (exit 64) instead of falling back, so that a timing never mixes paths unnoticed.
+enum ConvPathChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto, im2col, winograd, direct
+
+    /// Makes every convolution of `model` take the path; throws `ValidationError` naming the first
+    /// layer that cannot, before any layer changes.
+    func apply(to model: Sequential) throws {
+        guard let path = ConvolutionPath(rawValue: rawValue) else { return }
+        let convolutions = model.layers.compactMap { $0 as? Conv2D }
+        if let conv = convolutions.first(where: { $0.reasonItCannotTake(path) != nil }) {
+            throw ValidationError("--conv-path \(rawValue): \(conv.name) cannot take it (\(conv.reasonItCannotTake(path)!))")
+        }
+        for conv in convolutions { conv.take(path) }
     }
 }
 

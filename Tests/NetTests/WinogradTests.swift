@@ -51,32 +51,13 @@ final class WinogradTests: XCTestCase {
         return (dw, dx)
     }
 
-    /// The same gradients by loops in Double, plus the forward output without bias.
+    /// The same gradients by `conv2dNaive` and `conv2dBackwardNaive` in Double, plus the forward output without bias.
     func referenceGradients(_ x: [Float], _ w: [Float], _ dy: [Float], images n: Int, _ g: ConvGeometry, outChannels o: Int) -> (y: [Double], dw: [Double], dx: [Double]) {
-        let (c, oh, ow, pad) = (g.inChannels, g.outHeight, g.outWidth, g.padding)
+        let (x, w, dy) = (x.map(Double.init), w.map(Double.init), dy.map(Double.init))
         var y = [Double](repeating: 0, count: n * o * g.positions)
-        var dw = [Double](repeating: 0, count: o * c * 25), dx = [Double](repeating: 0, count: n * g.inputSize)
-        for b in 0..<n {
-            for k in 0..<o {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        let out = ((b * o + k) * oh + oy) * ow + ox
-                        for ch in 0..<c {
-                            for i in 0..<5 {
-                                for j in 0..<5 {
-                                    let (iy, ix) = (oy - pad + i, ox - pad + j)
-                                    guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
-                                    let (xi, wi) = (((b * c + ch) * g.height + iy) * g.width + ix, ((k * c + ch) * 5 + i) * 5 + j)
-                                    y[out] += Double(x[xi]) * Double(w[wi])
-                                    dw[wi] += Double(dy[out]) * Double(x[xi])
-                                    dx[xi] += Double(dy[out]) * Double(w[wi])
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        var dw = [Double](repeating: 0, count: o * g.patchSize), dx = [Double](repeating: .nan, count: n * g.inputSize)
+        conv2dNaive(x, images: n, g, outChannels: o, weight: w, bias: nil, &y)
+        conv2dBackwardNaive(dy, images: n, g, outChannels: o, input: x, weight: w, inputGradient: &dx, weightGradient: &dw, biasGradient: nil)
         return (y, dw, dx)
     }
 
@@ -124,7 +105,7 @@ final class WinogradTests: XCTestCase {
     }
 
     /// A Conv2D that takes the Winograd path, over two workers with more than one group each, one image
-    /// (its own channel split), and `backwardData` (all channels, and a subset of them), against the loops.
+    /// (its own channel split), and `backwardData` (all channels and two of them), against the loops.
     func testLayerTakesWinogradAndMatchesLoops() {
         Workers.set(2)
         var random = SeededRandom(seed: 14)
@@ -133,41 +114,20 @@ final class WinogradTests: XCTestCase {
         let layer = Conv2D(name: "conv2", geometry: g, outChannels: o, activation: .identity)
         XCTAssertTrue(layer.usesWinograd)
         XCTAssertFalse(Conv2D(name: "conv1", geometry: ConvGeometry(inChannels: 1, height: 7, width: 9, kernel: 5, padding: 2), outChannels: o, activation: .identity).usesWinograd)
-        var weight = randomArray(o * c * 25, &random), bias = randomArray(o, &random)
-        var weightGradient = [Float](repeating: 0, count: o * c * 25), biasGradient = [Float](repeating: 0, count: o)
-        for n in [2 * Conv2D.winogradGroup + 3, 1] {
+        let weight = randomArray(o * c * 25, &random), bias = randomArray(o, &random)
+        for n in [2 * WinogradConvolution.group + 3, 1] {
             let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
             let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
-            var y = [Float](repeating: 0, count: n * o * g.positions), d = dy
-            var dx = [Float](repeating: 0, count: n * g.inputSize), transposed = dx, subset = dx
-            let (workspace, memory) = (Workspace(), LayerMemory())
-            let channels = 3..<5  // their (n, 2, outH, outW) part of dy
-            let dySubset = (0..<n).flatMap { b in dy[((b * o + channels.lowerBound) * g.positions)..<((b * o + channels.upperBound) * g.positions)] }
-            weight.withUnsafeMutableBufferPointer { w in
-                bias.withUnsafeMutableBufferPointer { b in
-                    weightGradient.withUnsafeMutableBufferPointer { dw in
-                        biasGradient.withUnsafeMutableBufferPointer { db in
-                            dw.update(repeating: 0)
-                            db.update(repeating: 0)
-                            layer.bind(parameters: [w.baseAddress!, b.baseAddress!], gradients: [dw.baseAddress!, db.baseAddress!])
-                            layer.forward(x, &y, batch: n, training: true, memory: memory, workspace: workspace)
-                            layer.backward(x, y, &d, &dx, batch: n, memory: memory, workspace: workspace)
-                            layer.backwardData(dy, channels: nil, &transposed, batch: n, memory: memory, workspace: workspace)
-                            layer.backwardData(dySubset, channels: channels, &subset, batch: n, memory: memory, workspace: workspace)
-                        }
-                    }
-                }
-            }
+            let run = layer.passes(x, dy, weight: weight, bias: bias, batch: n)
             let withBias = reference.y.enumerated().map { $0.element + Double(bias[$0.offset / g.positions % o]) }
-            XCTAssertLessThan(relativeError(y, withBias), 1e-5, "y n\(n)")
-            XCTAssertLessThan(relativeError(weightGradient, reference.dw), 1e-5, "dW n\(n)")
-            XCTAssertLessThan(relativeError(dx, reference.dx), 1e-5, "dX n\(n)")
-            XCTAssertEqual(transposed, dx, "backwardData n\(n)")
-            var masked = dy  // dy with every channel outside the subset zeroed
-            for i in masked.indices where !channels.contains(i / g.positions % o) { masked[i] = 0 }
-            XCTAssertLessThan(relativeError(subset, referenceGradients(x, weight, masked, images: n, g, outChannels: o).dx), 1e-5, "backwardData of channels n\(n)")
+            XCTAssertLessThan(relativeError(run.y, withBias), 1e-5, "y n\(n)")
+            XCTAssertLessThan(relativeError(run.dw, reference.dw), 1e-5, "dW n\(n)")
+            XCTAssertLessThan(relativeError(run.dx, reference.dx), 1e-5, "dX n\(n)")
+            XCTAssertEqual(run.transposed, run.dx, "backwardData n\(n)")
+            let masked = referenceGradients(x, weight, run.maskedGradient, images: n, g, outChannels: o)
+            XCTAssertLessThan(relativeError(run.subset, masked.dx), 1e-5, "backwardData of channels n\(n)")
             let biasReference = (0..<o).map { k in (0..<n).reduce(0.0) { total, b in total + (0..<g.positions).reduce(0.0) { $0 + Double(dy[(b * o + k) * g.positions + $1]) } } }
-            XCTAssertLessThan(relativeError(biasGradient, biasReference), 1e-5, "db n\(n)")
+            XCTAssertLessThan(relativeError(run.db, biasReference), 1e-5, "db n\(n)")
         }
     }
 }

@@ -155,11 +155,12 @@ private func addRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Flo
     }
 }
 
-/// The loop-based oracle for a convolution (cross-correlation, as PyTorch's `conv2d`):
+/// The loop-based oracle for a convolution (cross-correlation, as PyTorch's `conv2d`), summed in `T`:
 /// `input` `(N, C, H, W)`, `weight` `(O, C, kh, kw)`, `bias` `(O)`, `output` `(N, O, outH, outW)`.
-public func conv2dNaive(
-    _ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, outChannels: Int,
-    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>
+@inlinable
+public func conv2dNaive<T: BinaryFloatingPoint>(
+    _ input: UnsafePointer<T>, images: Int, _ g: ConvGeometry, outChannels: Int,
+    weight: UnsafePointer<T>, bias: UnsafePointer<T>?, _ output: UnsafeMutablePointer<T>
 ) {
     let (oh, ow, kh, kw) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
     for b in 0..<images {
@@ -178,6 +179,42 @@ public func conv2dNaive(
                         }
                     }
                     output[((b * outChannels + o) * oh + y) * ow + x] = sum
+                }
+            }
+        }
+    }
+}
+
+/// The loop-based oracle for a convolution's backward pass, the adjoint of `conv2dNaive` (no
+/// activation), summed in `T`: for the gradient `outputGradient` `(N, O, outH, outW)` at the output of
+/// `input` `(N, C, H, W)` and `weight` `(O, C, kh, kw)`, `inputGradient` `(N, C, H, W)` is
+/// overwritten with Wᵀ ⋆ dy, and the weight gradient `(O, C, kh, kw)` and bias gradient `(O)` are added
+/// to `weightGradient` and `biasGradient`; each only when given.
+@inlinable
+public func conv2dBackwardNaive<T: BinaryFloatingPoint>(
+    _ outputGradient: UnsafePointer<T>, images: Int, _ g: ConvGeometry, outChannels: Int,
+    input: UnsafePointer<T>, weight: UnsafePointer<T>,
+    inputGradient: UnsafeMutablePointer<T>?, weightGradient: UnsafeMutablePointer<T>?, biasGradient: UnsafeMutablePointer<T>?
+) {
+    let (oh, ow, kh, kw) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
+    inputGradient?.update(repeating: 0, count: images * g.inputSize)
+    for b in 0..<images {
+        for o in 0..<outChannels {
+            for y in 0..<oh {
+                for x in 0..<ow {
+                    let d = outputGradient[((b * outChannels + o) * oh + y) * ow + x]
+                    biasGradient?[o] += d
+                    for c in 0..<g.inChannels {
+                        for i in 0..<kh {
+                            for j in 0..<kw {
+                                let iy = y * g.stride - g.padding + i, ix = x * g.stride - g.padding + j
+                                guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
+                                let at = ((b * g.inChannels + c) * g.height + iy) * g.width + ix, tap = ((o * g.inChannels + c) * kh + i) * kw + j
+                                weightGradient?[tap] += d * input[at]
+                                inputGradient?[at] += d * weight[tap]
+                            }
+                        }
+                    }
                 }
             }
         }

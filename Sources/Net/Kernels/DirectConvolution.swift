@@ -7,10 +7,6 @@
 ///   broadcast weights and 4 image loads feed 12 multiply-adds.
 /// - `accumulateWeightGradient`: 2 output channels by up to 5 kernel columns; per 8 output positions,
 ///   2 gradient loads and 5 image loads feed 10 multiply-adds (3 channels would need 19 registers).
-/// The tiles before these, 8 channels by 8 positions, loaded an image vector (or 8 gradient vectors)
-/// for every 8 multiply-adds and left 2 of the 8 channels empty for lenet5-classic's conv1; with these,
-/// its forward pass per step of 100 images took 1.15 ms instead of 1.83 and its backward 1.37 ms
-/// instead of 2.63 (`bench train --model lenet5-classic --workers 1 --profile`, medians of 4).
 /// `im2col` plus `sgemm` stays the reference, and the path for every other layer.
 ///
 /// Both kernels read the image from a zero-bordered copy, `(C, H + 2p, rowStride)`, made by `pad`,

@@ -39,11 +39,11 @@ public func workerCount(_ total: Int, minimumPerWorker: Int = 1) -> Int {
 }
 
 /// Persistent helper threads that poll for a short while after each region before they sleep.
-/// A training step of a small model is a chain of ~1 ms regions (one per layer and pass); waking a
-/// sleeping thread for each (as `DispatchQueue.concurrentPerform` does) cost lenet5-classic a third
-/// of its second core, because the helper started each region ~0.4 ms late. The region's parts are
-/// claimed from a counter by whoever comes first, the calling thread included, so a helper that is
-/// not running (the machine is busy) never holds a region up.
+/// A training step of a small model is a chain of ~1 ms regions (one per layer and pass), and a
+/// sleeping thread woken for each (as `DispatchQueue.concurrentPerform` does) starts ~0.4 ms late,
+/// a large share of every region. The region's parts are claimed from a counter by whoever comes
+/// first, the calling thread included, so a helper that is not running (the machine is busy) never
+/// holds a region up.
 private final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 

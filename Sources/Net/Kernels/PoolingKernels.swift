@@ -41,7 +41,7 @@ public func maxPoolForward(
 
 /// 2×2 stride-2 pooling of planes whose rows have fewer than eight outputs (lenet5-classic's pool2,
 /// 10×10 → 5×5): eight outputs of a plane at a time in reading order, their windows gathered, so the
-/// choice stays free of branches (one branch per candidate ran slower than the loop oracle). A plane
+/// choice stays free of branches (a branch per candidate is slower than even the loop oracle). A plane
 /// of fewer than eight outputs goes to `maxPoolForwardNaive`.
 private func maxPoolNarrowRows(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,

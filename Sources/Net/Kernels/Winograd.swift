@@ -143,9 +143,8 @@ public func winogradInputTransform(
 ///
 /// Column j of every tile's window goes to a plane of its own at the tile's column (`6 · planeRows ·
 /// planeStride` floats), so that each lane adds to a value of its own tile and every add reads what the
-/// last one stored at that very address; the six planes are summed once per image row. (Adding at the
-/// window's place in one plane, two lanes on for every other column, made each load straddle the
-/// store before it and ran twice as long.)
+/// last one stored at that very address, never a load straddling the store before it; the six planes
+/// are summed once per image row.
 public func winogradInputTransformAdjoint(
     _ dv: UnsafePointer<Float>, images: Int, _ t: WinogradTiling, ld: Int,
     _ dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>

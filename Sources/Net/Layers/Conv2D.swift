@@ -1,10 +1,10 @@
 /// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`.
 /// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed per image as im2col plus
 /// one sgemm; backward is two sgemms plus col2im per image. That is the reference path; 5×5 stride-1
-/// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`usesWinograd`), in the
-/// forward pass, the backward pass and `backwardData` alike, and other stride-1 layers with at
-/// most `directMaximumOutChannels` outputs compute their output and weight gradient
-/// directly (`DirectConvolution`).
+/// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`WinogradConvolution`), in
+/// the forward pass, the backward pass and `backwardData` alike, and other stride-1 layers with at
+/// most `directMaximumOutChannels` outputs compute their output and weight gradient directly
+/// (`DirectConvolution`). `path` says which; `take(_:)` forces one, to measure them against each other.
 public final class Conv2D: Layer {
     public let name: String
     public let geometry: ConvGeometry
@@ -14,10 +14,12 @@ public final class Conv2D: Layer {
     public private(set) var bias: UnsafeMutablePointer<Float>!
     private var weightGradient: UnsafeMutablePointer<Float>!
     private var biasGradient: UnsafeMutablePointer<Float>!
-    /// The Winograd path's tiling, for the layers that take it (`usesWinograd`).
-    let winogradTiling: WinogradTiling?
-    /// The direct path, for the layers that take it.
-    private let direct: DirectConvolution?
+    /// The path this layer computes with: `preferredPath` unless `take(_:)` chose another.
+    public private(set) var path = ConvolutionPath.im2col
+    /// The Winograd path, for a layer that takes it.
+    private var winograd: WinogradConvolution?
+    /// The direct path, for a layer that takes it.
+    private var direct: DirectConvolution?
 
     /// The direct path's rearranged weights, refilled by every forward pass into the caller's memory.
     private final class PackedWeights {
@@ -31,12 +33,7 @@ public final class Conv2D: Layer {
         self.geometry = geometry
         self.outChannels = outChannels
         self.activation = activation
-        winogradTiling = Conv2D.takesWinograd(geometry, outChannels: outChannels) ? WinogradTiling(geometry) : nil
-        if winogradTiling == nil && geometry.stride == 1 && outChannels <= Conv2D.directMaximumOutChannels {
-            direct = DirectConvolution(geometry: geometry, outChannels: outChannels)
-        } else {
-            direct = nil
-        }
+        take(preferredPath)
     }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
@@ -68,13 +65,16 @@ public final class Conv2D: Layer {
     private var scratchSize: Int { imageScratchSize + outChannels * (geometry.patchSize + 1) }
 
     /// Each worker takes its images one at a time: the columns of one image, `(K, P)`, stay in the
-    /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output. Products
-    /// over chunks of several images ran no faster (single-threaded OpenBLAS, every LeNet layer) and
-    /// needed a gather or scatter copy.
+    /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output (a product
+    /// over several images would need a gather or scatter copy, and is no faster on the LeNet layers).
+    /// When the record keeps this layer's pre-activations, the Winograd path applies the activation
+    /// after the whole pass, to keep them.
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
                         memory: LayerMemory, workspace: Workspace) {
-        if let tiling = winogradTiling {
-            winogradForward(input, output, batch: n, tiling, memory: memory, workspace: workspace)
+        if let winograd {
+            let keep = memory.preActivation != nil
+            winograd.forward(input, weight: weight, bias: bias, activation: keep ? .identity : activation, output, batch: n, workspace: workspace)
+            if keep { activate(output, count: n * outputCount, in: output, memory: memory) }
             return
         }
         workspace.reserve(scratchSize)
@@ -150,18 +150,22 @@ public final class Conv2D: Layer {
     /// Weight gradients (when `input` is given) and input gradients (when `inputGradient` is given) of
     /// the gradient `dy` at the output; through the activation's derivative, in place in `dy`, when
     /// `output` is given (`dy` is only read otherwise). `dy` holds the output channels `channels`, with
-    /// their filters (all of them when weight gradients are formed). Each worker takes its images one
-    /// at a time, reads `dy` `(O, P)` of each where it lies, and sums their weight gradients privately;
-    /// the partial sums are added in worker order.
+    /// their filters (all of them when weight gradients are formed); a subset takes the path a layer of
+    /// that many outputs would prefer (unless `take(_:)` chose this layer's). Each worker takes its
+    /// images one at a time, reads `dy` `(O, P)` of each where it lies, and sums their weight gradients
+    /// privately; the partial sums are added in worker order.
     private func transposedPass(
         _ dy: UnsafePointer<Float>, channels: Range<Int>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?,
         inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
     ) {
         precondition(input == nil || channels == 0..<outChannels, "weight gradients take every output channel")
         let weight = self.weight + channels.lowerBound * geometry.patchSize
-        if Conv2D.takesWinograd(geometry, outChannels: channels.count) {
-            winogradTransposedPass(dy, channels: channels, output: output, input: input, inputGradient: inputGradient, batch: n,
-                                   winogradTiling ?? WinogradTiling(geometry), workspace: workspace)
+        let subsetPath = path == preferredPath ? Conv2D.preferredPath(geometry, outChannels: channels.count) : path
+        if let winograd = channels.count == outChannels ? winograd
+            : subsetPath == .winograd ? WinogradConvolution(geometry: geometry, outChannels: channels.count) : nil {
+            winograd.backward(dy, output: output, activation: activation, weight: weight,
+                              weightGradients: input.map { ($0, weightGradient, biasGradient) }, inputGradient: inputGradient,
+                              batch: n, workspace: workspace)
             return
         }
         let (k, p, o) = (geometry.patchSize, geometry.positions, channels.count)
@@ -201,141 +205,62 @@ public final class Conv2D: Layer {
     }
 }
 
+/// The ways `Conv2D` computes: im2col plus sgemm (any layer, the reference), Winograd's F(2×2, 5×5)
+/// (`WinogradConvolution`: 5×5 kernels, stride 1) and direct loops (`DirectConvolution`: stride 1).
+public enum ConvolutionPath: String, CaseIterable, Sendable {
+    case im2col, winograd, direct
+}
+
 extension Conv2D {
     /// Input channels from which a 5×5 stride-1 convolution takes F(2×2, 5×5), and the most output
-    /// channels per input channel (`bench wphases`-style timings of both paths, one core, 14×14 inputs).
+    /// channels per input channel (`bench train --conv-path` and `--profile` time both paths).
     static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
 
-    /// Whether a convolution of `geometry` with `outChannels` outputs (a whole layer, or the channels a
-    /// `backwardData` is given) computes with F(2×2, 5×5); see `usesWinograd`.
-    static func takesWinograd(_ geometry: ConvGeometry, outChannels: Int) -> Bool {
-        WinogradTiling.applies(to: geometry) && geometry.inChannels >= winogradMinimumInputChannels
-            && outChannels <= winogradMaximumChannelRatio * geometry.inChannels
-    }
-    /// Images per worker per batch of Winograd products: T = 4 · tiles per image (196 for 14×14). Two
-    /// to five ran alike; ten and more ran slower, their products no longer fitting the core's cache.
-    static let winogradGroup = 4
-
-    /// Whether this layer computes with Winograd's F(2×2, 5×5) instead of im2col: a 5×5 kernel with
-    /// stride 1, at least 8 input channels and at most 4 output channels per input channel. The
-    /// products cost 36·C·O per tile against 100·C·O directly; the input transforms grow with C (as
-    /// im2col does) and the output transforms with O, so many output channels over few input channels
-    /// lose (8 → 64: 0.9× the speed of im2col; 4 → 32: 0.75×), while 8 → 8 (1.6×), 8 → 16 (1.3×),
-    /// 32 → 64 (lenet5's conv2, 1.7×) and 32 → 1 (a projection's one-channel view, 2.4×) gain.
-    /// lenet5-classic's conv2 (6 → 16, 14×14 valid) ran 1.05–1.1× and stays on im2col.
-    public var usesWinograd: Bool { winogradTiling != nil }
-
-    /// The most output channels for which a stride-1 layer not on the Winograd path computes directly
-    /// (`DirectConvolution`). 8 (lenet5-classic's conv1, 6 channels) ran 1.3–1.4× im2col on one core
-    /// with the kernel's first tiles, more with its current ones. 16 also takes lenet5-classic's conv2
-    /// (16 channels, 10 of 16 lanes used per row): with the first tiles the model ran slower; with the
-    /// current ones 3% faster (conv2 per 100 images: forward 1.43 → 1.31 ms, backward 3.43 → 3.32 ms),
-    /// but conv5's first layer (3 → 16, 3×3 same) then ran its forward pass slower (0.98 → 1.1–1.2 ms)
-    /// and its backward faster (1.63 → 1.3–1.4 ms), so the limit stays at 8.
+    /// The most output channels for which a stride-1 layer not on the Winograd path computes directly.
     static let directMaximumOutChannels = 8
 
-    /// Per-worker scratch of the Winograd path: transformed inputs V `(36, C, ld)`, products M
-    /// `(36, O, ld)`, a split plane for the transforms, partial weight and bias gradients in the
-    /// transformed domain `(36, O, C)`, `(O)`; and the transformed filters U `(36, O, C)` (worker 0's only).
-    private struct WinogradScratch {
-        var v, m, plane, partial, u: UnsafeMutablePointer<Float>
-    }
+    /// The path a layer of this shape computes fastest with, as measured on the LeNet shapes: Winograd
+    /// for a 5×5 kernel with stride 1, at least `winogradMinimumInputChannels` input channels and at most
+    /// `winogradMaximumChannelRatio` output channels per input channel (its products cost 36·C·O per
+    /// 2×2 tile against 100·C·O directly, but its output transforms grow with O, so many outputs over
+    /// few inputs lose); else direct for stride 1 and at most `directMaximumOutChannels` outputs, whose
+    /// im2col columns feed so few multiply-adds that unfolding them costs as much as the product; else
+    /// im2col.
+    public var preferredPath: ConvolutionPath { Conv2D.preferredPath(geometry, outChannels: outChannels) }
 
-    private func winogradScratchSize(_ t: WinogradTiling) -> Int {
-        let (c, o, ld) = (geometry.inChannels, outChannels, t.leadingDimension(images: Conv2D.winogradGroup))
-        return 36 * (c + o) * ld + t.scratchSize + 2 * 36 * o * c + o
-    }
-
-    private func winogradScratch(_ t: WinogradTiling, _ workspace: Workspace, worker: Int) -> WinogradScratch {
-        let (c, o, ld) = (geometry.inChannels, outChannels, t.leadingDimension(images: Conv2D.winogradGroup))
-        let v = workspace.floats(winogradScratchSize(t), worker: worker)
-        let m = v + 36 * c * ld, plane = m + 36 * o * ld
-        let partial = plane + t.scratchSize
-        return WinogradScratch(v: v, m: m, plane: plane, partial: partial, u: partial + 36 * o * c + o)
-    }
-
-    /// The forward pass through F(2×2, 5×5): U once for the pass, then each worker takes its images
-    /// in groups of `winogradGroup`, transforms them, multiplies and transforms back. One image splits
-    /// the input channels for its transform, then the output channels.
-    private func winogradForward(
-        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, _ t: WinogradTiling, memory: LayerMemory, workspace: Workspace
-    ) {
-        let (c, o, p) = (geometry.inChannels, outChannels, geometry.positions)
-        let ld = t.leadingDimension(images: Conv2D.winogradGroup)
-        workspace.reserve(winogradScratchSize(t))
-        let shared = winogradScratch(t, workspace, worker: 0)
-        if n == 1 {
-            parallelRanges(c) { channels, worker in
-                winogradInputTransform(input, images: 1, channels: channels, t, shared.v, ld: ld, scratch: winogradScratch(t, workspace, worker: worker).plane)
-            }
-            parallelRanges(o, minimumPerWorker: 8) { channels, _ in
-                winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u)
-                winogradFilter(shared.u, shared.v, shared.m, outChannels: o, inChannels: c, channels: channels, tiles: t.tiles, ld: ld)
-                winogradOutputTransform(shared.m, images: 1, outChannels: o, channels: channels, t, ld: ld, bias: bias, output)
-                activate(output + channels.lowerBound * p, count: channels.count * p, in: output, memory: memory)
-            }
-            return
+    /// `preferredPath` of a layer of `geometry` with `outChannels` outputs (also used for the output
+    /// channels a `backwardData` is given).
+    static func preferredPath(_ geometry: ConvGeometry, outChannels: Int) -> ConvolutionPath {
+        let c = geometry.inChannels
+        if WinogradTiling.applies(to: geometry) && c >= Conv2D.winogradMinimumInputChannels
+            && outChannels <= Conv2D.winogradMaximumChannelRatio * c {
+            return .winograd
         }
-        parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u) }
-        parallelRanges(n) { images, worker in
-            let s = winogradScratch(t, workspace, worker: worker)
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: Conv2D.winogradGroup) {
-                let count = min(Conv2D.winogradGroup, images.upperBound - first)
-                let y = output + first * o * p  // (count, O, outH, outW)
-                winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
-                winogradFilter(shared.u, s.v, s.m, outChannels: o, inChannels: c, channels: 0..<o, tiles: count * t.tiles, ld: ld)
-                winogradOutputTransform(s.m, images: count, outChannels: o, channels: 0..<o, t, ld: ld, bias: bias, y)
-                activate(y, count: count * o * p, in: output, memory: memory)
-            }
+        return geometry.stride == 1 && outChannels <= Conv2D.directMaximumOutChannels ? .direct : .im2col
+    }
+
+    /// Whether this layer computes with Winograd's F(2×2, 5×5).
+    public var usesWinograd: Bool { path == .winograd }
+
+    /// Why this layer cannot compute with `path`, in a few words, or nil when it can.
+    public func reasonItCannotTake(_ path: ConvolutionPath) -> String? {
+        switch path {
+        case .im2col: return nil
+        case .winograd: return WinogradTiling.applies(to: geometry) ? nil : "the winograd path needs a 5x5 kernel with stride 1"
+        case .direct: return geometry.stride == 1 ? nil : "the direct path needs stride 1"
         }
     }
 
-    /// `transposedPass` through F(2×2, 5×5): each worker takes its images in groups, carries `dy` back
-    /// through the output transform once, and forms its weight gradient in the transformed domain
-    /// (dU += dM × Vᵀ, V transformed again from the input) and the input gradient (dV = Uᵀ × dM, back
-    /// through the input transform). The partial dU and bias sums are added in worker order, then dU is
-    /// carried back through the weight transform into the weight gradient.
-    private func winogradTransposedPass(
-        _ dy: UnsafePointer<Float>, channels: Range<Int>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?,
-        inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, _ t: WinogradTiling, workspace: Workspace
-    ) {
-        let (c, o, p) = (geometry.inChannels, channels.count, geometry.positions)
-        let weight = self.weight + channels.lowerBound * geometry.patchSize
-        let ld = t.leadingDimension(images: Conv2D.winogradGroup)
-        workspace.reserve(winogradScratchSize(t))
-        let shared = winogradScratch(t, workspace, worker: 0)
-        if inputGradient != nil {
-            parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u) }
+    /// Makes the layer compute with `path` from now on; every path gives the same results up to float
+    /// rounding. Precondition: `reasonItCannotTake(path)` is nil.
+    public func take(_ path: ConvolutionPath) {
+        precondition(reasonItCannotTake(path) == nil, "\(name): \(reasonItCannotTake(path)!)")
+        (winograd, direct) = (nil, nil)
+        switch path {
+        case .im2col: break
+        case .winograd: winograd = WinogradConvolution(geometry: geometry, outChannels: outChannels)
+        case .direct: direct = DirectConvolution(geometry: geometry, outChannels: outChannels)
         }
-        parallelRanges(n) { images, worker in
-            let s = winogradScratch(t, workspace, worker: worker)
-            let partialBias = s.partial + 36 * o * c
-            if input != nil { s.partial.update(repeating: 0, count: 36 * o * c + o) }
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: Conv2D.winogradGroup) {
-                let count = min(Conv2D.winogradGroup, images.upperBound - first)
-                let d = UnsafeMutablePointer(mutating: dy + first * o * p)  // (count, O, outH, outW)
-                if let output { activation.backward(output: output + first * o * p, gradient: d, count: count * o * p) }
-                winogradOutputTransformAdjoint(d, images: count, outChannels: o, t, s.m, ld: ld, scratch: s.plane)
-                if let input {
-                    for b in 0..<count {
-                        for k in 0..<o { partialBias[k] += sum(d + (b * o + k) * p, count: p) }
-                    }
-                    winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
-                    winogradWeightGradient(s.m, s.v, s.partial, outChannels: o, inChannels: c, tiles: count * t.tiles, ld: ld)
-                }
-                if let inputGradient {
-                    winogradInputGradient(shared.u, s.m, s.v, outChannels: o, inChannels: c, tiles: count * t.tiles, ld: ld)
-                    winogradInputTransformAdjoint(s.v, images: count, t, ld: ld, inputGradient + first * geometry.inputSize, scratch: s.plane)
-                }
-            }
-        }
-        guard input != nil else { return }
-        let total = shared.partial  // (36, O, C), then (O)
-        for worker in 1..<workerCount(n) {
-            let partial = winogradScratch(t, workspace, worker: worker).partial
-            for i in 0..<(36 * o * c + o) { total[i] += partial[i] }
-        }
-        parallelRanges(o) { channels, _ in winogradWeightTransformAdjoint(total, outChannels: o, inChannels: c, channels: channels, weightGradient) }
-        for k in 0..<o { biasGradient[k] += total[36 * o * c + k] }
+        self.path = path
     }
 }

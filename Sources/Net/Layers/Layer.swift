@@ -8,8 +8,8 @@ public struct ParameterView: Sendable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// Growable scratch memory shared by all layers of a model, one region per worker thread
-/// (im2col columns, per-worker gradient partial sums and the like).
+/// Growable scratch memory shared by the layers of one caller's passes (a `ForwardRecord` has one),
+/// one region per worker thread (im2col columns, per-worker gradient partial sums and the like).
 public final class Workspace {
     private var buffers: [UnsafeMutablePointer<Float>] = []
     private var capacities: [Int] = []
@@ -54,7 +54,7 @@ public final class LayerMemory {
     /// The layer's own state, made by `make` on first use. A memory serves one layer, so `State` is
     /// always the same type for it.
     public func state<State: AnyObject>(_ make: () -> State) -> State {
-        if let state { return unsafeDowncast(state, to: State.self) }
+        if let state { return state as! State }
         let made = make()
         state = made
         return made

@@ -177,7 +177,7 @@ public final class Recurrent: Layer {
     }
 
     /// One time step of layer `l` for samples `rows`: adds `h W_hhᵀ` to the step's input projection
-    /// and applies the cell.
+    /// and applies the cell (`RecurrentCells.swift`).
     private func step(layer l: Int, time s: Int, rows: Range<Int>, batch n: Int, _ pass: Pass) {
         let (h, g) = (hidden, gateCount * hidden)
         let m = rows.count
@@ -194,49 +194,13 @@ public final class Recurrent: Layer {
             fastTanh(a, hNew, count: m * h)
         case .lstm:
             if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, beta: 1, a, ldc: g) }
-            let zeros = UnsafePointer(zeroRow!)
-            for r in 0..<m {
-                let gate = a + r * g  // i, f, g, o
-                let cp = s > 0 ? UnsafePointer(state.cell + (before + r) * h) : zeros
-                let c = state.cell + (here + r) * h, tc = state.extra + (here + r) * h, hr = hNew + r * h
-                for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
-                    let w = min(Lanes.scalarCount, h - j)
-                    let i = sigmoidApproximation(loadLanes(gate + j, w)), f = sigmoidApproximation(loadLanes(gate + h + j, w))
-                    let gg = tanhApproximation(loadLanes(gate + 2 * h + j, w)), o = sigmoidApproximation(loadLanes(gate + 3 * h + j, w))
-                    let cj = f * loadLanes(cp + j, w) + i * gg
-                    let tcj = tanhApproximation(cj)
-                    storeLanes(i, gate + j, w)
-                    storeLanes(f, gate + h + j, w)
-                    storeLanes(gg, gate + 2 * h + j, w)
-                    storeLanes(o, gate + 3 * h + j, w)
-                    storeLanes(cj, c + j, w)
-                    storeLanes(tcj, tc + j, w)
-                    storeLanes(o * tcj, hr + j, w)
-                }
-            }
+            lstmCellForward(gates: a, previousCell: s > 0 ? UnsafePointer(state.cell + before * h) : nil, cell: state.cell + here * h,
+                            cellTanh: state.extra + here * h, hidden: hNew, rows: m, units: h)
         case .gru:
-            let hn = state.extra + here * h
-            let bhn = UnsafePointer(biasHH[l] + 2 * h)
             let hh = pass.rowState! + rows.lowerBound * g  // h W_hhᵀ (m, 3H)
             if s > 0 { sgemm(transposeA: false, transposeB: true, m: m, n: g, k: h, hOld, lda: h, whh, ldb: h, hh, ldc: g) }
-            let zeros = UnsafePointer(zeroRow!)
-            for r in 0..<m {
-                let gate = a + r * g  // r, z, n
-                let hhr = s > 0 ? UnsafePointer(hh + r * g) : zeros, hp = s > 0 ? hOld + r * h : zeros
-                let hnr = hn + r * h, hr = hNew + r * h
-                for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
-                    let w = min(Lanes.scalarCount, h - j)
-                    let reset = sigmoidApproximation(loadLanes(gate + j, w) + loadLanes(hhr + j, w))
-                    let update = sigmoidApproximation(loadLanes(gate + h + j, w) + loadLanes(hhr + h + j, w))
-                    let hnj = loadLanes(hhr + 2 * h + j, w) + loadLanes(bhn + j, w)
-                    let new = tanhApproximation(loadLanes(gate + 2 * h + j, w) + reset * hnj)
-                    storeLanes(reset, gate + j, w)
-                    storeLanes(update, gate + h + j, w)
-                    storeLanes(new, gate + 2 * h + j, w)
-                    storeLanes(hnj, hnr + j, w)
-                    storeLanes(new + update * (loadLanes(hp + j, w) - new), hr + j, w)
-                }
-            }
+            gruCellForward(gates: a, recurrent: s > 0 ? UnsafePointer(hh) : nil, newGateBias: biasHH[l] + 2 * h, previousHidden: s > 0 ? hOld : nil,
+                           newGateRecurrent: state.extra + here * h, hidden: hNew, rows: m, units: h)
         }
     }
 
@@ -353,7 +317,6 @@ public final class Recurrent: Layer {
         let dRecurrent = kind == .gru ? pass.recurrentGateGradient! : dGates
         let dh = pass.rowState! + rows.lowerBound * 2 * h  // (m, H) gradient of this step's h
         let dc = dh + m * h  // (m, H) lstm: gradient of this step's c
-        let zeros = UnsafePointer(zeroRow!)
         dh.update(repeating: 0, count: 2 * m * h)
         for s in stride(from: t - 1, through: 0, by: -1) {
             let here = s * n + rows.lowerBound
@@ -368,51 +331,15 @@ public final class Recurrent: Layer {
             let d = dGates + here * g  // (m, G·H)
             switch kind {
             case .rnn:
-                let y = state.hidden + here * h
-                for j in 0..<(m * h) { d[j] = dh[j] * (1 - y[j] * y[j]) }
+                rnnCellBackward(hidden: state.hidden + here * h, hiddenGradient: dh, gateGradient: d, rows: m, units: h)
             case .lstm:
-                for r in 0..<m {
-                    let gate = state.gates + (here + r) * g
-                    let (i, fg, gg, o) = (gate, gate + h, gate + 2 * h, gate + 3 * h)
-                    let tc = state.extra + (here + r) * h
-                    let dr = d + r * g, dhr = dh + r * h, dcr = dc + r * h
-                    let (di, df, dg, dout) = (dr, dr + h, dr + 2 * h, dr + 3 * h)
-                    let cp = s > 0 ? UnsafePointer(state.cell + (before + r) * h) : zeros
-                    for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
-                        let w = min(Lanes.scalarCount, h - j)
-                        let (iv, fv, gv, ov) = (loadLanes(i + j, w), loadLanes(fg + j, w), loadLanes(gg + j, w), loadLanes(o + j, w))
-                        let (dhv, tcv) = (loadLanes(dhr + j, w), loadLanes(tc + j, w))
-                        let dcv = loadLanes(dcr + j, w) + dhv * ov * (1 - tcv * tcv)
-                        storeLanes(dhv * tcv * ov * (1 - ov), dout + j, w)
-                        storeLanes(dcv * gv * iv * (1 - iv), di + j, w)
-                        storeLanes(dcv * loadLanes(cp + j, w) * fv * (1 - fv), df + j, w)
-                        storeLanes(dcv * iv * (1 - gv * gv), dg + j, w)
-                        storeLanes(dcv * fv, dcr + j, w)
-                    }
-                }
+                lstmCellBackward(gates: state.gates + here * g, cellTanh: state.extra + here * h,
+                                 previousCell: s > 0 ? UnsafePointer(state.cell + before * h) : nil,
+                                 hiddenGradient: dh, cellGradient: dc, gateGradient: d, rows: m, units: h)
             case .gru:
-                let dhh = dRecurrent + here * g
-                for r in 0..<m {
-                    let gate = state.gates + (here + r) * g
-                    let (reset, update, new) = (gate, gate + h, gate + 2 * h)
-                    let hn = state.extra + (here + r) * h
-                    let dr = d + r * g, dhr = dhh + r * g, dhRow = dh + r * h
-                    let hp = s > 0 ? UnsafePointer(state.hidden + (before + r) * h) : zeros
-                    for j in stride(from: 0, to: h, by: Lanes.scalarCount) {
-                        let w = min(Lanes.scalarCount, h - j)
-                        let (rv, zv, nv, dhv) = (loadLanes(reset + j, w), loadLanes(update + j, w), loadLanes(new + j, w), loadLanes(dhRow + j, w))
-                        let dn = dhv * (1 - zv) * (1 - nv * nv)
-                        let dReset = dn * loadLanes(hn + j, w) * rv * (1 - rv)
-                        let dUpdate = dhv * (loadLanes(hp + j, w) - nv) * zv * (1 - zv)
-                        storeLanes(dReset, dr + j, w)
-                        storeLanes(dUpdate, dr + h + j, w)
-                        storeLanes(dn, dr + 2 * h + j, w)
-                        storeLanes(dReset, dhr + j, w)
-                        storeLanes(dUpdate, dhr + h + j, w)
-                        storeLanes(dn * rv, dhr + 2 * h + j, w)
-                        storeLanes(dhv * zv, dhRow + j, w)
-                    }
-                }
+                gruCellBackward(gates: state.gates + here * g, newGateRecurrent: state.extra + here * h,
+                                previousHidden: s > 0 ? UnsafePointer(state.hidden + before * h) : nil,
+                                hiddenGradient: dh, gateGradient: d, recurrentGateGradient: dRecurrent + here * g, rows: m, units: h)
             }
             if s > 0 {
                 // dh (m, H) = dG (m, G·H) × W_hh (G·H, H) (+ the direct path z⊙dh for gru)

@@ -38,9 +38,6 @@ public func fastTanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>
     for i in 0..<count { y[i] = tanhApproximation(x[i]) }
 }
 
-/// The lanes the fused cell loops work on at once (the compiler does not vectorise those loops itself).
-typealias Lanes = SIMD8<Float>
-
 /// `expApproximation` on `Lanes`.
 @inline(__always)
 func expApproximation(_ x: Lanes) -> Lanes {
@@ -61,27 +58,10 @@ func expApproximation(_ x: Lanes) -> Lanes {
     return (p * r * r + r + 1) * unsafeBitCast(bits, to: Lanes.self)
 }
 
+/// `sigmoidApproximation` on `Lanes`.
 @inline(__always)
 func sigmoidApproximation(_ x: Lanes) -> Lanes { 1 / (1 + expApproximation(-x)) }
 
+/// `tanhApproximation` on `Lanes`.
 @inline(__always)
 func tanhApproximation(_ x: Lanes) -> Lanes { 1 - 2 / (expApproximation(2 * x) + 1) }
-
-/// `Lanes.scalarCount` floats from `p`, or its first `count` and zeros when fewer.
-@inline(__always)
-func loadLanes(_ p: UnsafePointer<Float>, _ count: Int) -> Lanes {
-    if count >= Lanes.scalarCount { return UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
-    var v = Lanes()
-    for i in 0..<count { v[i] = p[i] }
-    return v
-}
-
-/// Stores the first `min(count, Lanes.scalarCount)` lanes of `v` at `p`.
-@inline(__always)
-func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-    if count >= Lanes.scalarCount {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
-    } else {
-        for i in 0..<count { p[i] = v[i] }
-    }
-}

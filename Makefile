@@ -3,8 +3,9 @@
 #   make test   installs what is missing, runs every test (release build with testability) with the
 #               Python reference packages in .venv/, so that no cross-check against them skips
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist
-# for the checks: headless Chromium renders the HTML reports
+APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist \
+	libfreetype-dev libfontconfig-dev fonts-dejavu-core fonts-wqy-microhei
+# for the checks: headless Chromium renders the HTML reports and the SVG figures
 TEST_APT_PACKAGES := chromium
 # The reference packages the tests cross-check against, installed into $(VENV). torch is pinned to the
 # CPU build that the local wheel folder pip is configured with holds (`pip config list`: find-links), so

@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev", "libfontconfig-dev"])]),
         .target(
             name: "Net",
             dependencies: ["COpenBLAS", "CPNG", "CJPEG", "CZlib"],
@@ -36,7 +37,7 @@ let package = Package(
         .target(name: "Occlusion", dependencies: ["Net", "Deconv"]),
         .executableTarget(
             name: "Tool",
-            dependencies: ["Net", "Deconv", "Occlusion",
+            dependencies: ["Net", "Deconv", "Occlusion", "CFreeType",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -10,7 +10,7 @@ struct EvolutionCommand: ParsableCommand {
         abstract: "The strongest projection of each channel at each saved epoch: one row per checkpoint, one column per channel.",
         discussion: """
             For every checkpoint, searches the split for the image with the strongest activation of each \
-            channel (as 'top' with k 1) and projects it from that position. Writes DIR/evolution.png and \
+            channel (as 'top' with k 1) and projects it from that position. Writes DIR/evolution.png (.svg with --format svg) and \
             DIR/index.json.
             """)
 
@@ -18,6 +18,8 @@ struct EvolutionCommand: ParsableCommand {
     var checkpoints: [String]
 
     @OptionGroup var search: SearchOptions
+
+    @OptionGroup var figures: FigureOptions
 
 
     @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "dir"))
@@ -56,7 +58,7 @@ struct EvolutionCommand: ParsableCommand {
             let best = projector.topActivations(in: data, layer: layerIndex, channels: selected, k: 1).map { $0[0] }
             let projections = projector.project(best, in: data, layer: layerIndex, method: search.method)
             let field = projector.receptiveField(of: layerIndex)
-            let scale = tileScale(field.size, target: 42)
+            let scale = tileScale(field.size, target: 42) * figures.scale
             rows.append(best.indices.map { ProjectionStyle.tile(projections[$0], shape: data.shape, field: field, unit: best[$0].unit, ProjectionStyle.projection, scale: scale) })
             headers.append("epoch \(loaded.epoch)")
             index.append(Row(checkpoint: path, epoch: loaded.epoch, tiles: best))
@@ -64,11 +66,12 @@ struct EvolutionCommand: ParsableCommand {
         }
         try makeDirectory(out)
         let grid = Grid(rows: rows, columnHeaders: selected.map(String.init), rowHeaders: headers).render()
-        try figure(title: "\(search.layer): strongest \(search.method.rawValue) projection per channel over training", grid,
-                   notes: ["columns: channels; rows: checkpoints; each tile the receptive field of the strongest activation in the \(search.split.rawValue) split",
-                           ProjectionStyle.notes[0]])
-            .writePNG(to: "\(out)/evolution.png")
+        let file = figures.file("evolution")
+        try figures.write(figure(title: "\(search.layer): strongest \(search.method.rawValue) projection per channel over training", grid,
+                                 notes: ["columns: channels; rows: checkpoints; each tile the receptive field of the strongest activation in the \(search.split.rawValue) split",
+                                         ProjectionStyle.notes[0]], extras: [symmetricKey(unit: "projection")]),
+                          to: "\(out)/\(file)")
         try writeJSON(index, to: "\(out)/index.json")
-        print("wrote \(out)/evolution.png and \(out)/index.json")
+        print("wrote \(out)/\(file) and \(out)/index.json")
     }
 }

@@ -12,6 +12,7 @@ struct FeatureMapsCommand: ParsableCommand {
 
     @OptionGroup var model: CheckpointOptions
     @OptionGroup var source: ImageSource
+    @OptionGroup var figures: FigureOptions
 
     @Option(help: "Layer: conv1, pool1, conv2, pool2, ...")
     var layer: String
@@ -19,10 +20,11 @@ struct FeatureMapsCommand: ParsableCommand {
     @Option(help: "Show the first N images of --data's split, one row each (instead of --index).")
     var images: Int?
 
-    @Option(help: ArgumentHelp("PNG to write.", valueName: "file.png"))
+    @Option(help: ArgumentHelp("PNG (or SVG) to write.", valueName: "file.png"))
     var out: String
 
     func validate() throws {
+        try figures.validate(out: out)
         if let images {
             guard images > 0 else { throw ValidationError("--images must be positive") }
             guard source.data != nil, source.index == nil else { throw ValidationError("--images N needs --data DIR and no --index") }
@@ -53,8 +55,9 @@ struct FeatureMapsCommand: ParsableCommand {
         let s = projector.shape(of: index)
         let maps = FeatureMapFigure(activations: Array(UnsafeBufferPointer(start: projector.activations(of: index), count: inputs.count * s[0] * s[1] * s[2])),
                                     mapShape: s, inputs: inputs, names: names, inputShape: shape)
-        try maps.render(title: "\(layer): \(s[0]) feature maps \(s[1])x\(s[2])" + (images == nil ? " for \(names[0])" : " for \(inputs.count) \(source.split.rawValue) images"))
-            .writePNG(to: out)
+        try figures.write(maps.render(title: "\(layer): \(s[0]) feature maps \(s[1])x\(s[2])" + (images == nil ? " for \(names[0])" : " for \(inputs.count) \(source.split.rawValue) images"),
+                                      scale: figures.scale),
+                          to: out)
         print("wrote \(out): \(s[0]) maps of \(layer) for \(inputs.count) image\(inputs.count == 1 ? "" : "s"), activations \(formatValue(maps.range.lo)) to \(formatValue(maps.range.hi))")
     }
 }

@@ -10,9 +10,14 @@ struct FiltersCommand: ParsableCommand {
         abstract: "Draw the first layer's convolution filters as a grid (in colour for RGB inputs).")
 
     @OptionGroup var model: CheckpointOptions
+    @OptionGroup var figures: FigureOptions
 
-    @Option(help: ArgumentHelp("PNG to write.", valueName: "file.png"))
+    @Option(help: ArgumentHelp("PNG (or SVG) to write.", valueName: "file.png"))
     var out: String
+
+    func validate() throws {
+        try figures.validate(out: out)
+    }
 
     func run() throws {
         let (loaded, projector) = try model.loadProjector()
@@ -20,7 +25,7 @@ struct FiltersCommand: ParsableCommand {
         let (view, weight) = loaded.model.parameter(named: "\(conv.name).weight")!  // (O, C, k, k)
         let (outChannels, c, k) = (view.shape[0], view.shape[1], view.shape[2])
         let patch = c * k * k
-        let scale = tileScale(k, target: 48)
+        let scale = tileScale(k, target: 48) * figures.scale
         var tiles: [Canvas] = []
         var captions: [String] = []
         for o in 0..<outChannels {
@@ -35,11 +40,12 @@ struct FiltersCommand: ParsableCommand {
                 }
             }
         }
-        let columns = c == 1 || c == 3 ? min(8, tiles.count) : c
+        let columns = c == 1 || c == 3 ? min(tiles.count > 64 ? 16 : 8, tiles.count) : c
         let grid = Grid(wrapping: tiles, captions: captions, columns: columns).render()
-        try figure(title: "\(conv.name): \(outChannels) filters \(k)x\(k)" + (c == 3 ? ", RGB" : c == 1 ? "" : ", one tile per input channel"), grid,
-                   notes: [Normalization.symmetric.description + (c == 3 ? " (R, G, B scaled together)" : "")])
-            .writePNG(to: out)
+        try figures.write(figure(title: "\(conv.name): \(outChannels) filters \(k)x\(k)" + (c == 3 ? ", RGB" : c == 1 ? "" : ", one tile per input channel"), grid,
+                                 notes: [Normalization.symmetric.description + (c == 3 ? " (R, G, B scaled together)" : "")],
+                                 extras: c == 3 ? [] : [symmetricKey(unit: "weight")]),
+                          to: out)
         print("wrote \(out): \(outChannels) filters of \(conv.name), \(k)x\(k)x\(c)")
     }
 }

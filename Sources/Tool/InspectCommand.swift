@@ -14,13 +14,14 @@ struct InspectCommand: ParsableCommand {
             converted, the top-5 class probabilities, occlusion maps of the predicted and the true class \
             (true class from --data; an --image has no label), the deconvnet, guided-backprop and gradient \
             projections of the strongest feature maps of the last convolution, the gradient saliency of the \
-            predicted class's logit, and the last convolution's feature maps. Every picture is a PNG in DIR. \
+            predicted class's logit, and the last convolution's feature maps. Every picture is a bare PNG tile in DIR or DIR/tiles; titles, captions and colour-bar labels are text on the page. \
             Recurrent models have no convolution: their page has the prediction, the occlusion maps and the \
             saliency.
             """)
 
     @OptionGroup var model: CheckpointOptions
     @OptionGroup var source: ImageSource
+    @OptionGroup var tiles: TileOptions
 
     @Option(help: "How many of the last convolution's feature maps to project (those with the largest activations).")
     var features = 8
@@ -60,9 +61,9 @@ struct InspectCommand: ParsableCommand {
 
         var page = InspectPage(title: "\(input.name) through \((checkpoint as NSString).lastPathComponent)",
                                lead: "model \(model.spec.description)\(model.usesActivation ? " (\(model.activation.rawValue))" : ""), input \(shape.channels)x\(shape.height)x\(shape.width), \(model.classes) classes")
-        let scale = OcclusionStyle.imageScale(shape)
-        page.section("Input", try picture(tile(input.pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale), "input.png",
-                                          "\(input.name) as the network sees it, upscaled \(scale)x (nearest neighbour); pixels on their fixed range, 0 black to 1 white")
+        let scale = OcclusionStyle.imageScale(shape, scale: tiles.scale)
+        page.section("Input", InspectPage.figure(try picture(tile(input.pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale), "input.png", alt: input.name),
+                                                 caption: "\(input.name) as the network sees it, upscaled \(scale)x (nearest neighbour); pixels on their fixed range, 0 black to 1 white")
                      + InspectPage.note("Conversion: " + input.conversion + "."))
 
         var verdict = "Predicted: \(name(predicted)), p = \(String(format: "%.4f", probabilities[predicted])). "
@@ -91,10 +92,10 @@ struct InspectCommand: ParsableCommand {
         print("wrote \(out)/index.html")
     }
 
-    /// Writes `canvas` as `DIR/file` and returns its `<figure>`.
-    private func picture(_ canvas: Canvas, _ file: String, _ caption: String) throws -> String {
-        try canvas.writePNG(to: "\(out)/\(file)")
-        return InspectPage.figure(file, width: canvas.width, height: canvas.height, caption: caption)
+    /// Writes `canvas` (a bare tile) as `DIR/file` and returns it as a picture on the page.
+    private func picture(_ canvas: Canvas, _ file: String, alt: String) throws -> PageTile {
+        try canvas.image.writePNG(toFile: "\(out)/\(file)")
+        return PageTile(file: file, width: canvas.width, height: canvas.height, alt: alt)
     }
 
     /// Class-score occlusion maps for the predicted class and, when known and different, the true one.
@@ -111,8 +112,13 @@ struct InspectCommand: ParsableCommand {
             options.target = target
             let maps = try sweep.run(input.pixels, label: input.label, options: options)
             let (lo, hi) = (maps.classScore.min()!, maps.classScore.max()!)
-            html += try picture(OcclusionStyle.classScoreFigure(maps, input.pixels, targetName: name(target)), "occlusion-\(role).png",
-                                "Occlusion, \(role) class \(name(target)): its probability with a gray (0.5) \(options.window)x\(options.window) square at each position (stride \(options.stride)); heat scale from the map's min \(formatValue(lo)) to max \(formatValue(hi)), lowest position outlined in red")
+            let (map, overlay) = OcclusionStyle.classScoreTiles(maps, input.pixels, tileScale: tiles.scale)
+            let label = OcclusionStyle.scoreLabel(maps, targetName: name(target))
+            html += InspectPage.panels([
+                (try picture(map, "occlusion-\(role)-map.png", alt: "\(label) by occluder position"), "\(label) by occluder position"),
+                (try picture(overlay, "occlusion-\(role).png", alt: "\(label) over the image"), "over the image; red: lowest"),
+            ], caption: "Occlusion, \(role) class \(name(target)): its probability with a gray (0.5) \(options.window)x\(options.window) square at each position (stride \(options.stride)), \(formatValue(maps.baseScore)) unoccluded; heat scale from the map's min \(formatValue(lo)) to max \(formatValue(hi)), lowest position outlined in red",
+               key: try InspectPage.inline(colorBar(.heat, lo: lo, hi: hi, unit: "probability")))
         }
         if input.label == nil {
             html += InspectPage.note("No true-class map: an --image file has no label.")
@@ -138,26 +144,30 @@ struct InspectCommand: ParsableCommand {
         let n = units.count
         let batch = Array([[Float]](repeating: input.pixels, count: n).joined())
         var projected = [Float](repeating: 0, count: n * shape.count)
-        let scale = tileScale(max(shape.height, shape.width), target: 84)
-        var rows: [[Canvas?]] = []
+        let scale = tileScale(max(shape.height, shape.width), target: 84) * tiles.scale
+        try makeDirectory("\(out)/tiles")
+        let inputTile = try picture(ProjectionStyle.tile(input.pixels, shape: shape, field: nil, unit: units[0], ProjectionStyle.pixels, scale: scale), "tiles/input.png", alt: input.name)
+        var rows: [(header: String, tiles: [PageTile])] = []
         for method in ProjectionMethod.allCases {
             batch.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: n, through: layer) }
             projected.withUnsafeMutableBufferPointer { projector.project(units, from: layer, method: method, into: $0.baseAddress!) }
-            rows.append(units.indices.map { b in
-                ProjectionStyle.tile(Array(projected[b * shape.count..<(b + 1) * shape.count]), shape: shape, field: nil, unit: units[b], ProjectionStyle.projection, scale: scale)
-            })
+            rows.append((method.rawValue, [inputTile] + (try units.indices.map { b in
+                try picture(ProjectionStyle.tile(Array(projected[b * shape.count..<(b + 1) * shape.count]), shape: shape, field: nil, unit: units[b], ProjectionStyle.projection, scale: scale),
+                            "tiles/\(method.rawValue)-ch\(units[b].channel).png", alt: "\(method.rawValue) projection of channel \(units[b].channel)")
+            })))
         }
-        let grid = Grid(rows: rows, columnHeaders: strongest.map { "ch \($0.unit.channel)" }, rowHeaders: ProjectionMethod.allCases.map(\.rawValue)).render()
-        let body = Canvas.row([ProjectionStyle.tile(input.pixels, shape: shape, field: nil, unit: units[0], ProjectionStyle.pixels, scale: scale).captioned("input"), grid], gap: 16)
-        let figure = Tool.figure(title: "\(layerName): the \(n) strongest of \(s[0]) feature maps, projected to pixel space", body, notes: ProjectionStyle.notes + [
-            "columns: channels by their largest activation (" + strongest.map { "\($0.unit.channel): \(formatValue($0.value)) at (\($0.unit.y), \($0.unit.x))" }.joined(separator: ", ") + ")",
-            "rows: deconvnet (ReLU of the signal), guided (also masked by the forward activation), gradient (the exact input gradient)",
-        ])
-        let projections = try picture(figure, "projections.png",
-                                      "\(layerName): deconvnet, guided-backprop and gradient projections of the \(n) feature maps with the largest activations, each from its strongest position (unit seed); each tile scaled symmetrically, 0 = mid-gray")
+        let projections = InspectPage.tileTable(
+            corner: "", columns: ["input"] + strongest.map { "ch \($0.unit.channel): \(formatValue($0.value)) at (\($0.unit.y), \($0.unit.x))" }, rows: rows,
+            caption: "\(layerName): deconvnet, guided-backprop and gradient projections of the \(n) feature maps with the largest activations (of \(s[0])), each from its strongest position (unit seed); columns: channel, its largest activation and where. "
+                + "Rows: deconvnet (ReLU of the signal), guided (also masked by the forward activation), gradient (the exact input gradient). Each tile scaled symmetrically, 0 = mid-gray.",
+            key: try InspectPage.inline(symmetricKey(unit: "projection")))
         let (lo, hi) = maps.range
-        let mapsHTML = try picture(maps.render(title: "\(layerName): \(s[0]) feature maps \(s[1])x\(s[2]) for \(input.name)"), "featuremaps.png",
-                                   "\(layerName): all \(s[0]) feature maps (after the activation), heat colours on one scale for all maps from \(formatValue(lo)) to \(formatValue(hi)) (colour bar)")
+        let mapScale = tileScale(max(s[1], s[2]), target: 56) * tiles.scale
+        let mapTiles = try (0..<s[0]).map { c in
+            (try picture(maps.mapTile(image: 0, channel: c, scale: mapScale), "tiles/featuremap-\(c).png", alt: "\(layerName) channel \(c)"), "\(c)")
+        }
+        let mapsHTML = InspectPage.panels(mapTiles, caption: "\(layerName): all \(s[0]) feature maps \(s[1])x\(s[2]) (after the activation), numbered by channel, heat colours on one scale for all maps from \(formatValue(lo)) to \(formatValue(hi)) (colour bar)",
+                                          key: try InspectPage.inline(colorBar(.heat, lo: lo, hi: hi, unit: "activation")))
         return (projections, mapsHTML)
     }
 
@@ -167,17 +177,15 @@ struct InspectCommand: ParsableCommand {
         let gradient = inputGradient(model, input.pixels, logit: predicted)
         let plane = shape.height * shape.width
         let magnitude = (0..<plane).map { i in (0..<shape.channels).map { abs(gradient[$0 * plane + i]) }.max()! }
-        let scale = OcclusionStyle.imageScale(shape)
+        let scale = OcclusionStyle.imageScale(shape, scale: tiles.scale)
         let (lo, hi) = (magnitude.min() ?? 0, magnitude.max() ?? 0)
-        let body = Canvas.row([
-            tile(input.pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale).captioned("input"),
-            tile(gradient, channels: shape.channels, height: shape.height, width: shape.width, .symmetric, scale: scale).captioned("gradient"),
-            tile(magnitude, channels: 1, height: shape.height, width: shape.width, .minMax, colorMap: .heat, scale: scale).captioned("|gradient|"),
-        ], gap: 12)
-        let canvas = figure(title: "saliency: d logit(\(name(predicted))) / d input", body,
-                            notes: ["gradient: " + Normalization.symmetric.description, "|gradient|: the largest magnitude over channels; " + Normalization.minMax.description],
-                            extras: [colorBar(.heat, lo: lo, hi: hi, caption: "|gradient|")])
-        return try picture(canvas, "saliency.png",
-                           "Gradient saliency of the predicted class's logit (\(name(predicted))) with respect to the input: signed, scaled symmetrically (0 = mid-gray); magnitude, heat from its min to its max")
+        return InspectPage.panels([
+            (try picture(tile(input.pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale), "input.png", alt: input.name), "input"),
+            (try picture(tile(gradient, channels: shape.channels, height: shape.height, width: shape.width, .symmetric, scale: scale), "saliency-gradient.png", alt: "gradient"),
+             "gradient (symmetric: 0 = mid-gray)"),
+            (try picture(tile(magnitude, channels: 1, height: shape.height, width: shape.width, .minMax, colorMap: .heat, scale: scale), "saliency.png", alt: "|gradient|"),
+             "|gradient|, largest over channels"),
+        ], caption: "Gradient saliency of the predicted class's logit (\(name(predicted))) with respect to the input: signed, scaled symmetrically (0 = mid-gray); magnitude, heat from its min to its max",
+           key: try InspectPage.inline(colorBar(.heat, lo: lo, hi: hi, unit: "|∂ logit / ∂ pixel|")))
     }
 }

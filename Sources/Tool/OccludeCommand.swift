@@ -48,7 +48,7 @@ struct OccludeCommand: ParsableCommand {
               attribution          per pixel, the mean over the windows covering it of score(original) - \
             score(occluded), 0 where no window covers it: Captum's Occlusion with sliding_window_shapes=(C,w,w), \
             strides=(C,s,s), baselines=fill (Captum adds a clipped last window when s does not divide H-w)
-            Writes DIR/<map>.png and DIR/occlusion.json; with --npy also DIR/<map>.npy (float32; position \
+            Writes DIR/<map>.png (.svg with --format svg) and DIR/occlusion.json; with --npy also DIR/<map>.npy (float32; position \
             maps [rows, cols], attribution [C, H, W], feature-projection [C, H, W], and input [C, H, W]: the image as \
             the network saw it). Tests/python/check_occlusion_captum.py compares the attribution with Captum's.
             """)
@@ -56,6 +56,7 @@ struct OccludeCommand: ParsableCommand {
     @OptionGroup var checkpoint: CheckpointOptions
 
     @OptionGroup var source: ImageSource
+    @OptionGroup var figures: FigureOptions
 
     @Option(help: "Occluder side in pixels.")
     var window = 8
@@ -135,7 +136,7 @@ struct OccludeCommand: ParsableCommand {
             try writeNpy(Tensor(shape: shape, data: pixels), to: "\(out)/input.npy")
             if let projection { try writeNpy(Tensor(shape: shape, data: projection.values), to: "\(out)/feature-projection.npy") }
         }
-        print("wrote \(out)/{class-score,feature-activity,most-probable-class,attribution}.png, occlusion.json\(npy ? " and .npy arrays" : "")")
+        print("wrote \(out)/{class-score,feature-activity,most-probable-class,attribution}.\(figures.format.rawValue), occlusion.json\(npy ? " and .npy arrays" : "")")
     }
 
     /// The deconvnet projection of the tracked feature map's strongest activation for the unoccluded
@@ -182,28 +183,29 @@ struct OccludeCommand: ParsableCommand {
     private func render(_ maps: OcclusionMaps, _ pixels: [Float], names: [String], targetName: String, projection: (unit: FeatureUnit, values: [Float])?) throws {
         let shape = maps.shape
         let grid = maps.grid
-        let (scale, mapScale) = (OcclusionStyle.imageScale(shape), OcclusionStyle.mapScale(grid))
+        let (scale, mapScale) = (OcclusionStyle.imageScale(shape, scale: figures.scale), OcclusionStyle.mapScale(grid, scale: figures.scale))
         let input = OcclusionStyle.input(pixels, shape, scale: scale)
         let where_ = OcclusionStyle.positionNote(grid)
-        try OcclusionStyle.classScoreFigure(maps, pixels, targetName: targetName).writePNG(to: "\(out)/class-score.png")
+        func write(_ canvas: Canvas, _ stem: String) throws { try figures.write(canvas, to: "\(out)/\(figures.file(stem))") }
+        try write(OcclusionStyle.classScoreFigure(maps, pixels, targetName: targetName, tileScale: figures.scale), "class-score")
         let scoreLabel = OcclusionStyle.scoreLabel(maps, targetName: targetName)
 
         // Feature activity, with the projection of the feature's strongest activation.
         let (fLo, fHi) = (maps.featureActivity.min()!, maps.featureActivity.max()!)
         let activityOverlay = OcclusionStyle.overlay(pixels, shape, map: OcclusionStyle.spread(maps.featureActivity, grid), lo: fLo, hi: fHi, scale: scale)
         var panels = [input,
-                      tile(maps.featureActivity, channels: 1, height: grid.rows, width: grid.cols, .range(fLo, fHi), colorMap: .heat, scale: mapScale)
-                          .captioned("total activation by position"),
-                      activityOverlay.captioned("over the image")]
+                      (tile(maps.featureActivity, channels: 1, height: grid.rows, width: grid.cols, .range(fLo, fHi), colorMap: .heat, scale: mapScale),
+                       "total activation by position"),
+                      (activityOverlay, "over the image")]
         var notes = [where_]
         if let projection {
-            panels.append(tile(projection.values, channels: shape.channels, height: shape.height, width: shape.width, .symmetric, scale: scale)
-                .captioned("deconvnet projection, unoccluded"))
+            panels.append((tile(projection.values, channels: shape.channels, height: shape.height, width: shape.width, .symmetric, scale: scale),
+                           "deconvnet projection, unoccluded"))
             notes.append("projection: the feature's strongest activation at (\(projection.unit.y), \(projection.unit.x)), unit seed; " + Normalization.symmetric.description)
         }
-        try figure(title: "feature activity: \(maps.featureLayerName) channel \(maps.featureChannel), \(formatValue(maps.baseFeatureActivity)) unoccluded",
-                   Canvas.row(panels, gap: 12), notes: notes,
-                   extras: [colorBar(.heat, lo: fLo, hi: fHi, caption: "summed activation")]).writePNG(to: "\(out)/feature-activity.png")
+        try write(figure(title: "feature activity: \(maps.featureLayerName) channel \(maps.featureChannel), \(formatValue(maps.baseFeatureActivity)) unoccluded",
+                         Canvas.panels(panels), notes: notes,
+                         extras: [colorBar(.heat, lo: fLo, hi: fHi, unit: "activation summed over the map")]), "feature-activity")
 
         // Most probable class, with a legend.
         let classes = Array(Set(maps.mostProbableClass)).sorted()
@@ -212,21 +214,21 @@ struct OccludeCommand: ParsableCommand {
         let spreadClass = OcclusionStyle.spread(maps.mostProbableClass.map(Float.init), grid).map { OcclusionStyle.color(ofClass: Int($0)) }
         var classGrid = Canvas(width: grid.cols, height: grid.rows)
         for (i, c) in maps.mostProbableClass.enumerated() { classGrid[i % grid.cols, i / grid.cols] = OcclusionStyle.color(ofClass: c) }
-        try figure(title: "most probable class by occluder position", Canvas.row([
-            input, classGrid.upscaled(mapScale).captioned("class by position"),
-            OcclusionStyle.overlay(pixels, shape, colors: spreadClass, scale: scale).captioned("over the image"),
-            OcclusionStyle.legend(classes, names: names, counts: counts),
-        ], gap: 12), notes: [where_]).writePNG(to: "\(out)/most-probable-class.png")
+        try write(figure(title: "most probable class by occluder position", Canvas.panels([
+            input, (classGrid.upscaled(mapScale), "class by position"),
+            (OcclusionStyle.overlay(pixels, shape, colors: spreadClass, scale: scale), "over the image"),
+            (OcclusionStyle.legend(classes, names: names, counts: counts), ""),
+        ]), notes: [where_]), "most-probable-class")
 
         // Attribution, Captum's convention, symmetric around 0.
         let plane = Array(maps.attribution[0..<(shape.height * shape.width)])
         let bound = max(plane.map(abs).max() ?? 0, 1e-12)
         let attributionMap = OcclusionStyle.overlay(pixels, shape, map: plane, lo: -bound, hi: bound, colorMap: .gray, scale: scale)
-        try figure(title: "occlusion attribution (Captum's convention) for \(scoreLabel)", Canvas.row([
-            input, tile(plane, channels: 1, height: shape.height, width: shape.width, .symmetric, scale: scale).captioned("attribution"),
-            attributionMap.captioned("over the image"),
-        ], gap: 12), notes: ["per pixel: mean over the windows covering it of score(original) - score(occluded); 0 where none covers it",
+        try write(figure(title: "occlusion attribution (Captum's convention) for \(scoreLabel)", Canvas.panels([
+            input, (tile(plane, channels: 1, height: shape.height, width: shape.width, .symmetric, scale: scale), "attribution"),
+            (attributionMap, "over the image"),
+        ]), notes: ["per pixel: mean over the windows covering it of score(original) - score(occluded); 0 where none covers it",
                              "white: occluding lowers the score (evidence for the class); black: raises it; " + Normalization.symmetric.description],
-            extras: [colorBar(.gray, lo: -bound, hi: bound, caption: "attribution")]).writePNG(to: "\(out)/attribution.png")
+            extras: [colorBar(.gray, lo: -bound, hi: bound, unit: "attribution (\(maps.score == .probability ? "probability" : "logit") change)")]), "attribution")
     }
 }

@@ -21,6 +21,7 @@ struct ProjectCommand: ParsableCommand {
 
     @OptionGroup var model: CheckpointOptions
     @OptionGroup var source: ImageSource
+    @OptionGroup var figures: FigureOptions
 
     @Option(help: "Layer to project from: conv1, pool1, conv2, pool2, ...")
     var layer: String
@@ -34,7 +35,7 @@ struct ProjectCommand: ParsableCommand {
     @Option(help: "deconvnet, guided or gradient.")
     var method: ProjectionMethod = .deconvnet
 
-    @Option(help: ArgumentHelp("PNG to write: the projection, the input and the receptive-field crops.", valueName: "file.png"))
+    @Option(help: ArgumentHelp("PNG (or SVG) to write: the projection, the input and the receptive-field crops.", valueName: "file.png"))
     var out: String
 
     @Option(help: ArgumentHelp("Also write the raw projection as float32 .npy, shape [C, H, W] of the input.", valueName: "file.npy"))
@@ -42,6 +43,7 @@ struct ProjectCommand: ParsableCommand {
 
     func validate() throws {
         try source.requireOne()
+        try figures.validate(out: out)
     }
 
     func run() throws {
@@ -64,7 +66,7 @@ struct ProjectCommand: ParsableCommand {
         print(printable("\(layer) channel \(unit.channel) at y=\(unit.y), x=\(unit.x): activation \(formatValue(value)) (\(how)) for \(name)"))
         print("receptive field \(field.size)x\(field.size) at rows \(row)...\(row + field.size - 1), columns \(column)...\(column + field.size - 1)")
 
-        try render(projection, pixels, shape: shape, field: field, unit: unit, value: value, name: name).writePNG(to: out)
+        try figures.write(render(projection, pixels, shape: shape, field: field, unit: unit, value: value, name: name), to: out)
         print("wrote \(out) (\(method.rawValue) projection of a unit seed)")
         if let npy {
             try writeNpy(Tensor(shape: [shape.channels, shape.height, shape.width], data: projection), to: npy)
@@ -85,23 +87,22 @@ struct ProjectCommand: ParsableCommand {
     }
 
     private func render(_ projection: [Float], _ pixels: [Float], shape: ImageShape, field: ReceptiveField, unit: FeatureUnit, value: Float, name: String) -> Canvas {
-        let scale = tileScale(max(shape.height, shape.width), target: 168)
+        let scale = tileScale(max(shape.height, shape.width), target: 168) * figures.scale
         let (row, column) = field.origin(y: unit.y, x: unit.x)
         func boxed(_ values: [Float], _ normalization: Normalization) -> Canvas {
             var t = ProjectionStyle.tile(values, shape: shape, field: nil, unit: unit, normalization, scale: scale)
             t.outline(x: column * scale - 1, y: row * scale - 1, width: field.size * scale + 2, height: field.size * scale + 2, .highlight, thickness: 1)
             return t
         }
-        let cropScale = tileScale(field.size, target: 168)
-        let panels = Canvas.row([
-            boxed(projection, ProjectionStyle.projection).captioned("\(method.rawValue) projection"),
-            boxed(pixels, ProjectionStyle.pixels).captioned("input: \(name)"),
-            ProjectionStyle.tile(projection, shape: shape, field: field, unit: unit, ProjectionStyle.projection, scale: cropScale)
-                .captioned("projection, receptive field"),
-            ProjectionStyle.tile(pixels, shape: shape, field: field, unit: unit, ProjectionStyle.pixels, scale: cropScale)
-                .captioned("input, receptive field \(field.size)x\(field.size)"),
-        ], gap: 12)
+        let cropScale = tileScale(field.size, target: 168) * figures.scale
+        let panels = Canvas.panels([
+            (boxed(projection, ProjectionStyle.projection), "\(method.rawValue) projection"),
+            (boxed(pixels, ProjectionStyle.pixels), "input: \(name)"),
+            (ProjectionStyle.tile(projection, shape: shape, field: field, unit: unit, ProjectionStyle.projection, scale: cropScale), "projection, receptive field"),
+            (ProjectionStyle.tile(pixels, shape: shape, field: field, unit: unit, ProjectionStyle.pixels, scale: cropScale), "input, receptive field \(field.size)x\(field.size)"),
+        ])
         return figure(title: "\(layer) channel \(unit.channel) at (\(unit.y), \(unit.x)): activation \(formatValue(value))", panels,
-                      notes: ProjectionStyle.notes + ["red box: receptive field, rows \(row)-\(row + field.size - 1), columns \(column)-\(column + field.size - 1)"])
+                      notes: ProjectionStyle.notes + ["red box: receptive field, rows \(row)-\(row + field.size - 1), columns \(column)-\(column + field.size - 1)"],
+                      extras: [symmetricKey(unit: "projection")])
     }
 }

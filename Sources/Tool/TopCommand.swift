@@ -12,13 +12,15 @@ struct TopCommand: ParsableCommand {
         discussion: """
             Forwards the whole split in batches up to the layer, keeps the k strongest images per channel \
             (the maximum over positions), then projects each winner separately from its strongest position \
-            (all winners in batches). Writes DIR/channel-NN.png per channel, DIR/overview.png and \
+            (all winners in batches). Writes DIR/channel-NN.png per channel, DIR/overview.png (.svg with --format svg) and \
             DIR/index.json (which image and position each tile came from).
             """)
 
     @OptionGroup var model: CheckpointOptions
 
     @OptionGroup var search: SearchOptions
+
+    @OptionGroup var figures: FigureOptions
 
     @Option(help: "Images per channel.")
     var k: Int = 9
@@ -62,13 +64,15 @@ struct TopCommand: ParsableCommand {
             let mine = top[slot]
             let projected = Array(projections[offset..<offset + mine.count])
             offset += mine.count
-            let file = String(format: "channel-%02d.png", channel)
+            let file = figures.file(String(format: "channel-%02d", channel))
             let images = mine.map { Array(dataset.image($0.image).data) }
             let block = TopBlock(hits: mine, projections: projected, images: images, shape: shape, field: field, labels: mine.map { dataset.classNames[Int(dataset.labels[$0.image])] })
-            try figure(title: "\(layer) channel \(channel): top \(mine.count) of \(dataset.count) \(split.rawValue) images", block.render(scale: tileScale(field.size, target: 84), captions: true),
-                       notes: ProjectionStyle.notes + ["left: \(method.rawValue) projections from each image's strongest position; right: the matching patches; captions: activation, image #index and class"])
-                .writePNG(to: "\(out)/\(file)")
-            blocks.append(block.render(scale: tileScale(field.size, target: 28), captions: false).captioned("channel \(channel)", scale: 1))
+            try figures.write(figure(title: "\(layer) channel \(channel): top \(mine.count) of \(dataset.count) \(split.rawValue) images",
+                                     block.render(scale: tileScale(field.size, target: 84) * figures.scale, captions: true),
+                                     notes: ProjectionStyle.notes + ["left: \(method.rawValue) projections from each image's strongest position; right: the matching patches; captions: activation, image #index and class"],
+                                     extras: [symmetricKey(unit: "projection")]),
+                              to: "\(out)/\(file)")
+            blocks.append(block.render(scale: tileScale(field.size, target: 28) * figures.scale, captions: false).captioned("channel \(channel)"))
             entries.append(TopIndex.Channel(channel: channel, file: file, tiles: mine.enumerated().map { rank, hit in
                 let (row, column) = field.origin(y: hit.unit.y, x: hit.unit.x)
                 return TopIndex.Tile(rank: rank, image: hit.image, label: dataset.classNames[Int(dataset.labels[hit.image])],
@@ -76,11 +80,13 @@ struct TopCommand: ParsableCommand {
             }))
         }
         let overview = Grid(wrapping: blocks, columns: selected.count > 16 ? 8 : 4).render()
-        try figure(title: "\(layer): top \(k) \(split.rawValue) images per channel, \(method.rawValue) projections beside patches", overview, notes: ProjectionStyle.notes)
-            .writePNG(to: "\(out)/overview.png")
+        let overviewFile = figures.file("overview")
+        try figures.write(figure(title: "\(layer): top \(k) \(split.rawValue) images per channel, \(method.rawValue) projections beside patches", overview,
+                                 notes: ProjectionStyle.notes, extras: [symmetricKey(unit: "projection")]),
+                          to: "\(out)/\(overviewFile)")
         try writeJSON(TopIndex(checkpoint: model.checkpoint, data: search.data, split: split.rawValue, layer: layer, method: method.rawValue, k: k,
                                images: dataset.count, receptiveField: field, channels: entries), to: "\(out)/index.json")
-        print("wrote \(out)/overview.png, \(selected.count) channel PNGs and \(out)/index.json")
+        print("wrote \(out)/\(overviewFile), \(selected.count) channel \(figures.format.rawValue.uppercased())s and \(out)/index.json")
     }
 }
 

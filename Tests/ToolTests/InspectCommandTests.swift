@@ -17,18 +17,20 @@ final class InspectCommandTests: XCTestCase {
         return regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { String(text[Range($0.range(at: 1), in: text)!]) }
     }
 
-    /// The page in `directory`, after checking that every picture it shows is a PNG file beside it
-    /// with a caption; returns the HTML and the pictures' file names.
+    /// The page in `directory`, after checking that every picture it shows is a PNG file beside it (or
+    /// in its `tiles/` folder), that every figure has a caption, and that no picture carries text (its
+    /// words are on the page); returns the HTML and the pictures' file names.
     private func page(_ directory: String, file: StaticString = #filePath, line: UInt = #line) throws -> (html: String, pictures: [String]) {
         let html = try String(contentsOfFile: directory + "/index.html", encoding: .utf8)
         let sources = captures(#"<img src="([^"]+)""#, in: html)
         XCTAssertFalse(sources.isEmpty, file: file, line: line)
         for source in sources {
-            XCTAssertFalse(source.contains("/") || source.contains(":"), "\(source) is not a file beside the page", file: file, line: line)
+            XCTAssertFalse(source.replacingOccurrences(of: "tiles/", with: "").contains("/") || source.contains(":"), "\(source) is not a file beside the page", file: file, line: line)
             XCTAssertNoThrow(try Image(contentsOfFile: directory + "/" + source), "\(source) is not a readable PNG", file: file, line: line)
         }
         let captions = captures("<figcaption>([^<]+)</figcaption>", in: html)
-        XCTAssertEqual(captions.count, sources.count, "one caption per picture", file: file, line: line)
+        XCTAssertEqual(captions.count, captures("(<figure>)", in: html).count, "one caption per figure", file: file, line: line)
+        XCTAssertFalse(html.contains("<text") && !html.contains("<svg"), "text only as HTML or inline SVG", file: file, line: line)
         for caption in captions { XCTAssertGreaterThan(caption.count, 30, caption, file: file, line: line) }
         for section in sections { XCTAssertTrue(html.contains("<h2>\(section)</h2>"), "no section \(section)", file: file, line: line) }
         XCTAssertFalse(html.contains("http://") || html.contains("https://"), "the page must not need the network", file: file, line: line)
@@ -47,9 +49,15 @@ final class InspectCommandTests: XCTestCase {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertTrue(inspect.stdout.contains(dir + "/page/index.html"), inspect.stdout)
         let (html, pictures) = try page(dir + "/page")
-        for file in ["input.png", "occlusion-predicted.png", "projections.png", "saliency.png", "featuremaps.png"] {
+        for file in ["input.png", "occlusion-predicted.png", "occlusion-predicted-map.png", "saliency.png", "saliency-gradient.png", "tiles/featuremap-5.png"] {
             XCTAssertTrue(pictures.contains(file), "\(file) is not on the page")
         }
+        for method in ["deconvnet", "guided", "gradient"] {
+            XCTAssertEqual(Set(pictures.filter { $0.hasPrefix("tiles/\(method)-ch") }).count, 4, "one \(method) tile per projected feature map")
+        }
+        XCTAssertEqual(Set(pictures.filter { $0.hasPrefix("tiles/featuremap-") }).count, 6, "one tile per feature map of conv2")
+        XCTAssertEqual(captures(#"<th>(ch \d+): "#, in: html).count, 4, "one column header per projected feature map, as page text")
+        XCTAssertEqual(captures(#"<div class="key">(<svg) "#, in: html).count, 4, "colour bars of the occlusion, projections, saliency and feature maps as inline SVG")
         XCTAssertTrue(html.contains("True class: class 0"), "test image 2 is of class 0")
         XCTAssertTrue(html.contains("the 4 feature maps with the largest activations"))
         XCTAssertTrue(html.contains("guided-backprop and gradient projections"))
@@ -90,7 +98,7 @@ final class InspectCommandTests: XCTestCase {
         let (html, pictures) = try page(dir + "/page")
         XCTAssertTrue(html.contains("has no convolution to project through"))
         XCTAssertTrue(pictures.contains("occlusion-predicted.png") && pictures.contains("saliency.png"))
-        XCTAssertFalse(pictures.contains("projections.png") || pictures.contains("featuremaps.png"))
+        XCTAssertFalse(pictures.contains { $0.hasPrefix("tiles/") }, "no projection or feature-map tiles")
     }
 
     /// `invariance.svg` is well-formed XML holding its three charts (`LineChart`s nested side by side).

@@ -90,23 +90,55 @@ private func isSymmetric(_ n: Normalization) -> Bool {
     return false
 }
 
-/// A horizontal colour bar `width` pixels wide for `colorMap` from `lo` to `hi`, labelled at both ends.
-func colorBar(_ colorMap: ColorMap, lo: Float, hi: Float, width: Int = 160, caption: String) -> Canvas {
-    var bar = Canvas(width: width, height: 10)
-    for x in 0..<width {
-        let c = colorMap.color(Float(x) / Float(max(width - 1, 1)))
-        bar.fill(x: x, y: 0, width: 1, height: 10, c)
-    }
-    bar.outline(x: 0, y: 0, width: width, height: 10, .faint)
-    let left = Canvas.label(formatValue(lo)), right = Canvas.label(formatValue(hi))
-    var ends = Canvas(width: max(width, left.width + right.width + 4), height: left.height)
-    ends.draw(left, x: 0, y: 0)
-    ends.draw(right, x: ends.width - right.width, y: 0)
-    return Canvas.row([Canvas.column([bar, ends], gap: 1), .label(caption)], gap: 6)
+/// A horizontal colour bar `width` pixels wide for `colorMap` from `lo` (left) to `hi` (right), with
+/// ticks at round values, their labels under them, and `unit` (what the colours measure) beside it.
+func colorBar(_ colorMap: ColorMap, lo: Float, hi: Float, width: Int = 200, unit: String) -> Canvas {
+    let (a, b) = (Double(lo), Double(hi))
+    guard b > a, a.isFinite, b.isFinite else { return colorBar(colorMap, ticks: [(0.5, formatValue(lo))], width: width, unit: unit) }
+    let values = niceTicks(a, b, count: 6)
+    let ticks: [(position: Double, label: String)] = values.count < 2
+        ? [(0, formatValue(lo)), (1, formatValue(hi))] : values.map { (($0 - a) / (b - a), tickLabel($0, ticks: values)) }
+    return colorBar(colorMap, ticks: ticks, width: width, unit: unit)
 }
 
-/// Tiles in rows and columns, each with an optional caption under it, optional headers over the
-/// columns and left of the rows. Missing cells stay blank.
+/// The key to tiles scaled symmetrically one by one: gray from −max|v| through 0 to +max|v| of each tile.
+func symmetricKey(unit: String) -> Canvas {
+    colorBar(.gray, ticks: [(0, "−max|v|"), (0.5, "0"), (1, "+max|v|")], width: 160, unit: unit + " (each tile on its own scale)")
+}
+
+/// A colour bar with ticks at `position`s in [0, 1] along it, labelled; labels are thinned (every
+/// other one dropped) until neighbours stand at least 8 pixels apart.
+func colorBar(_ colorMap: ColorMap, ticks: [(position: Double, label: String)], width: Int, unit: String) -> Canvas {
+    let type = Typesetter.shared
+    let (barHeight, tickLength, style) = (12, 4, TextStyle.tick)
+    func boxes(_ ticks: [(position: Double, label: String)]) -> [(x: Int, left: Int, width: Int)] {
+        ticks.map { tick in
+            let x = Int((tick.position * Double(width - 1)).rounded()), w = type.width(tick.label, style)
+            return (x, x - w / 2, w)
+        }
+    }
+    var kept = ticks
+    while kept.count > 2, zip(boxes(kept), boxes(kept).dropFirst()).contains(where: { $0.left + $0.width + 8 > $1.left }) {
+        kept = stride(from: 0, to: kept.count, by: 2).map { kept[$0] }
+    }
+    let placed = boxes(kept)
+    let margin = max(1, placed.map { -$0.left }.max() ?? 0)
+    let lineHeight = type.lineMetrics(style).height
+    let unitX = margin + max(width, placed.map { $0.left + $0.width }.max() ?? 0) + 12
+    var out = Canvas(width: unitX + type.width(unit, .label) + 2, height: max(barHeight + tickLength + 1 + lineHeight, type.lineMetrics(.label).height))
+    for x in 0..<width { out.fill(x: margin + x, y: 0, width: 1, height: barHeight, colorMap.color(Float(x) / Float(max(width - 1, 1)))) }
+    out.outline(x: margin, y: 0, width: width, height: barHeight, .faint)
+    for (tick, box) in zip(kept, placed) {
+        out.fill(x: margin + box.x, y: barHeight, width: 1, height: tickLength, .faint)
+        out.text(tick.label, x: margin + box.left, y: barHeight + tickLength + 1, style)
+    }
+    out.text(unit, x: unitX, y: 0, .label)
+    return out
+}
+
+/// Tiles in rows and columns, each with an optional caption under it (wrapped to the cell's width),
+/// optional headers over the columns and left of the rows. Cells are as wide as the widest tile or
+/// column header, so no two labels meet. Missing cells stay blank.
 struct Grid {
     var cells: [[Canvas?]]
     var captions: [[String]]? = nil
@@ -133,28 +165,37 @@ struct Grid {
     }
 
     func render() -> Canvas {
+        let type = Typesetter.shared
+        let (headerStyle, captionStyle) = (TextStyle.label, TextStyle.note)
         let columns = cells.map(\.count).max() ?? 0
-        let captionHeight = captions == nil ? 0 : Font5x7.height + 3
-        var cellWidth = cells.flatMap { $0.compactMap { $0?.width } }.max() ?? 1
-        if let captions { cellWidth = max(cellWidth, captions.flatMap { $0 }.map { Font5x7.width(of: $0) }.max() ?? 0) }
-        let cellHeight = (cells.flatMap { $0.compactMap { $0?.height } }.max() ?? 1) + captionHeight
-        let headerHeight = columnHeaders == nil ? 0 : Font5x7.height + 4
-        let headerWidth = rowHeaders.map { ($0.map { Font5x7.width(of: $0) }.max() ?? 0) + 6 } ?? 0
-        var out = Canvas(width: headerWidth + columns * (cellWidth + gap), height: headerHeight + cells.count * (cellHeight + gap))
+        let tileWidth = cells.flatMap { $0.compactMap { $0?.width } }.max() ?? 1
+        let tileHeight = cells.flatMap { $0.compactMap { $0?.height } }.max() ?? 1
+        var cellWidth = max(tileWidth, (columnHeaders ?? []).map { type.width($0, headerStyle) }.max() ?? 0)
+        if let captions {
+            cellWidth = max(cellWidth, min(captions.joined().map { type.width($0, captionStyle) }.max() ?? 0, max(tileWidth, 96)))
+        }
+        let wrapped = captions?.map { $0.map { type.wrap($0, width: cellWidth, captionStyle) } }
+        let captionLine = type.lineMetrics(captionStyle).height, headerLine = type.lineMetrics(headerStyle).height
+        let captionHeight = wrapped.map { ($0.joined().map(\.count).max() ?? 0) * captionLine + 2 } ?? 0
+        let cellHeight = max(tileHeight + captionHeight, rowHeaders == nil ? 0 : headerLine)
+        let headerHeight = columnHeaders == nil ? 0 : headerLine + 2
+        let headerWidth = rowHeaders.map { ($0.map { type.width($0, headerStyle) }.max() ?? 0) + 8 } ?? 0
+        var out = Canvas(width: headerWidth + columns * (cellWidth + gap) - gap, height: headerHeight + cells.count * (cellHeight + gap) - gap)
         for (c, header) in (columnHeaders ?? []).enumerated() where c < columns {
-            out.text(header, x: headerWidth + c * (cellWidth + gap) + (cellWidth - Font5x7.width(of: header)) / 2, y: 1)
+            out.text(header, x: headerWidth + c * (cellWidth + gap) + (cellWidth - type.width(header, headerStyle)) / 2, y: 0, headerStyle)
         }
         for (r, row) in cells.enumerated() {
             let top = headerHeight + r * (cellHeight + gap)
             if let rowHeaders, r < rowHeaders.count {
-                out.text(rowHeaders[r], x: 1, y: top + (cellHeight - captionHeight - Font5x7.height) / 2)
+                out.text(rowHeaders[r], x: 0, y: top + max(0, (tileHeight - headerLine) / 2), headerStyle)
             }
             for (c, cell) in row.enumerated() {
                 let left = headerWidth + c * (cellWidth + gap)
                 if let cell { out.draw(cell, x: left + (cellWidth - cell.width) / 2, y: top) }
-                if let captions, r < captions.count, c < captions[r].count {
-                    let text = captions[r][c]
-                    out.text(text, x: left + (cellWidth - Font5x7.width(of: text)) / 2, y: top + cellHeight - captionHeight + 2, .faint)
+                if let wrapped, r < wrapped.count, c < wrapped[r].count {
+                    for (i, line) in wrapped[r][c].enumerated() {
+                        out.text(line, x: left + (cellWidth - type.width(line, captionStyle)) / 2, y: top + tileHeight + 2 + i * captionLine, captionStyle)
+                    }
                 }
             }
         }
@@ -162,11 +203,15 @@ struct Grid {
     }
 }
 
-/// A finished figure: a title (double size) over `body`, then one line per note, with a margin.
+/// A finished figure: a title over `body`, then `extras` (colour bars), then one paragraph per note,
+/// with a margin; the title and notes wrap to the figure's width (at least 360 pixels).
 func figure(title: String, _ body: Canvas, notes: [String] = [], extras: [Canvas] = []) -> Canvas {
-    let parts = [Canvas.label(title, scale: 2)] + [body] + extras + notes.map { Canvas.label($0, color: .faint) }
-    let content = Canvas.column(parts, gap: 6)
-    var out = Canvas(width: content.width + 16, height: content.height + 16)
-    out.draw(content, x: 8, y: 8)
+    let width = max(360, ([body.width] + extras.map(\.width)).max() ?? 0)
+    let noteBlock = Canvas.column(notes.map { Canvas.label($0, .note, maxWidth: width - 4) }, gap: 2)
+    let parts = [Canvas.label(title, .title, maxWidth: width - 4), body] + extras + (notes.isEmpty ? [] : [noteBlock])
+    let content = Canvas.column(parts, gap: 8)
+    let margin = 12
+    var out = Canvas(width: content.width + 2 * margin, height: content.height + 2 * margin)
+    out.draw(content, x: margin, y: margin)
     return out
 }

@@ -4,13 +4,13 @@ import Occlusion
 /// Drawing rules for the occlusion figures: position maps are spread over the image (each pixel takes
 /// the value of the occluder position whose window centre is nearest) and blended over the image's gray.
 enum OcclusionStyle {
-    /// Upscaling that draws an image about 168 pixels wide, and a position grid likewise.
-    static func imageScale(_ shape: ImageShape) -> Int { tileScale(max(shape.height, shape.width), target: 168) }
-    static func mapScale(_ grid: OcclusionGrid) -> Int { tileScale(max(grid.rows, grid.cols), target: 168) }
+    /// Upscaling that draws an image about 168 pixels wide (times `scale`), and a position grid likewise.
+    static func imageScale(_ shape: ImageShape, scale: Int = 1) -> Int { tileScale(max(shape.height, shape.width), target: 168) * scale }
+    static func mapScale(_ grid: OcclusionGrid, scale: Int = 1) -> Int { tileScale(max(grid.rows, grid.cols), target: 168) * scale }
 
-    /// The image, upscaled and captioned "input".
-    static func input(_ pixels: [Float], _ shape: ImageShape, scale: Int) -> Canvas {
-        tile(pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale).captioned("input")
+    /// The image, upscaled, with its caption.
+    static func input(_ pixels: [Float], _ shape: ImageShape, scale: Int) -> (canvas: Canvas, caption: String) {
+        (tile(pixels, channels: shape.channels, height: shape.height, width: shape.width, .range(0, 1), scale: scale), "input")
     }
 
     /// How position maps are drawn, for a note line.
@@ -24,20 +24,31 @@ enum OcclusionStyle {
     }
 
     /// Figure 7 d: the target's score by occluder position, alone and over the image (lowest position
-    /// outlined in red), on the map's own range (probabilities often stay within a few percent).
-    static func classScoreFigure(_ maps: OcclusionMaps, _ pixels: [Float], targetName: String) -> Canvas {
+    /// outlined in red), on the map's own range (probabilities often stay within a few percent); tiles
+    /// drawn `tileScale` times their usual size.
+    static func classScoreFigure(_ maps: OcclusionMaps, _ pixels: [Float], targetName: String, tileScale: Int = 1) -> Canvas {
         let (shape, grid) = (maps.shape, maps.grid)
-        let (scale, mapScale) = (imageScale(shape), mapScale(grid))
+        let (lo, hi) = (maps.classScore.min()!, maps.classScore.max()!)
+        let (scoreMap, scoreOverlay) = classScoreTiles(maps, pixels, tileScale: tileScale)
+        let scale = imageScale(shape, scale: tileScale)
+        let label = scoreLabel(maps, targetName: targetName)
+        return figure(title: "class score: \(label), \(formatValue(maps.baseScore)) unoccluded", Canvas.panels([
+            input(pixels, shape, scale: scale), (scoreMap, "\(label) by position"), (scoreOverlay, "over the image; red: lowest"),
+        ]), notes: [positionNote(grid), "target \(maps.target) (\(maps.targetSource)); " + Normalization.range(lo, hi).description],
+            extras: [colorBar(.heat, lo: lo, hi: hi, unit: maps.score == .probability ? "probability" : "logit")])
+    }
+
+    /// The bare tiles of Figure 7 d: the score by position on the map's own range, and the same over the
+    /// image with the lowest position outlined in red.
+    static func classScoreTiles(_ maps: OcclusionMaps, _ pixels: [Float], tileScale: Int = 1) -> (map: Canvas, overlay: Canvas) {
+        let (shape, grid) = (maps.shape, maps.grid)
+        let scale = imageScale(shape, scale: tileScale)
         let (lo, hi) = (maps.classScore.min()!, maps.classScore.max()!)
         var scoreOverlay = overlay(pixels, shape, map: spread(maps.classScore, grid), lo: lo, hi: hi, scale: scale)
         let m = maps.minimumScorePosition
         outline(&scoreOverlay, grid.box(at: m.row * grid.cols + m.col), scale: scale)
-        let scoreMap = tile(maps.classScore, channels: 1, height: grid.rows, width: grid.cols, .range(lo, hi), colorMap: .heat, scale: mapScale)
-        let label = scoreLabel(maps, targetName: targetName)
-        return figure(title: "class score: \(label), \(formatValue(maps.baseScore)) unoccluded", Canvas.row([
-            input(pixels, shape, scale: scale), scoreMap.captioned("\(label) by position"), scoreOverlay.captioned("over the image; red: lowest"),
-        ], gap: 12), notes: [positionNote(grid), "target \(maps.target) (\(maps.targetSource)); " + Normalization.range(lo, hi).description],
-            extras: [colorBar(.heat, lo: lo, hi: hi, caption: label)])
+        let map = tile(maps.classScore, channels: 1, height: grid.rows, width: grid.cols, .range(lo, hi), colorMap: .heat, scale: mapScale(grid, scale: tileScale))
+        return (map, scoreOverlay)
     }
 
     /// Share of the map's colour in an overlay; the rest is the image's gray.
@@ -100,7 +111,7 @@ enum OcclusionStyle {
             var swatch = Canvas(width: 10, height: 10, background: color(ofClass: c))
             swatch.outline(x: 0, y: 0, width: 10, height: 10, .faint)
             let name = c < names.count ? names[c] : "class \(c)"
-            return Canvas.row([swatch, .label("\(c) \(name): \(counts[c] ?? 0) positions")], gap: 4)
+            return Canvas.row([swatch, .label("\(c) \(name): \(counts[c] ?? 0) positions", maxWidth: 280)], gap: 4)
         }, gap: 3)
     }
 

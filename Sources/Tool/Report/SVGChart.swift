@@ -248,7 +248,7 @@ func niceTicks(_ lo: Double, _ hi: Double, count: Int, integers: Bool = false) -
 
 /// A tick value with as many decimals as the tick spacing needs; thousands as "k", and very large or
 /// very small values in exponent form.
-private func tickLabel(_ value: Double, ticks: [Double]) -> String {
+func tickLabel(_ value: Double, ticks: [Double]) -> String {
     let step = ticks.count > 1 ? ticks[1] - ticks[0] : 1
     let largest = ticks.map(abs).max() ?? 0
     if largest >= 1e6 || (largest > 0 && largest < 1e-3) { return value == 0 ? "0" : String(format: "%.2g", value) }

@@ -1,11 +1,17 @@
 # Two entry points that do all set-up on a fresh Debian machine with the Swift toolchain:
 #   make demo   installs what is missing, builds in release, inspects the committed Fashion-MNIST model
-#   make test   installs what is missing, runs every test (release build with testability)
+#   make test   installs what is missing, runs every test (release build with testability) with the
+#               Python reference packages in .venv/, so that no cross-check against them skips
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist
 # for the checks: headless Chromium renders the HTML reports
 TEST_APT_PACKAGES := chromium
-PIP_PACKAGES := numpy safetensors tensorboard
+# The reference packages the tests cross-check against, installed into $(VENV). torch is pinned to the
+# CPU build that the local wheel folder pip is configured with holds (`pip config list`: find-links), so
+# that a fresh machine never downloads the multi-GB CUDA build from PyPI.
+PIP_PACKAGES := numpy safetensors tensorboard torch==2.13.0+cpu captum
+VENV := .venv
+PYTHON := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/deconvnet
@@ -26,8 +32,13 @@ apt:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-python-deps:
-	@python3 -c "import numpy, safetensors, tensorboard" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
+# The stamp is remade when the Makefile changes (say, a package added to PIP_PACKAGES).
+python-deps: $(VENV)/installed
+
+$(VENV)/installed: Makefile
+	@[ -x $(PYTHON) ] || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@echo "$(PIP_PACKAGES)" > $@
 
 build: deps
 	$(SWIFT) build -c release
@@ -46,11 +57,11 @@ demo: build
 
 test: test-deps python-deps
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
-	$(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build
+	DECONVNET_PYTHON=$(CURDIR)/$(PYTHON) $(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build
 
 bench: build
 	$(BIN) bench train --model lenet5 --json
 	$(BIN) bench train --model lenet5-classic --steps 200 --json
 
 clean:
-	rm -rf .build runs
+	rm -rf .build runs $(VENV)

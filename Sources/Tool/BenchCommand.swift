@@ -61,7 +61,7 @@ struct BenchTrain: ParsableCommand {
             }
         }
         run(5)
-        let median = Double(batchSize * steps) / medianSeconds(repeats: repeats) { run(steps) }
+        let median = Double(batchSize * steps) / Timing(repeats: repeats) { run(steps) }.median
         if profile {
             input.withUnsafeBufferPointer { x in
                 gradient.withUnsafeMutableBufferPointer { g in
@@ -76,21 +76,57 @@ struct BenchTrain: ParsableCommand {
         // forward, weight gradient and input gradient: three multiply-adds per forward one (2 FLOP each)
         let gflops = median * Double(macs) * 6 / 1e9
         if json {
-            let unit = model.cell == nil ? "images_per_s" : "sequences_per_s"
-            print(#"{"task":"bench-train","model":"\#(modelOptions.model)","batch_size":\#(batchSize),"\#(unit)":\#(Int(median)),"gflops":\#(String(format: "%.1f", gflops)),"workers":\#(Workers.count)}"#)
+            /// One line of `bench train --json`; a recurrent model counts sequences, not images.
+            struct Result: Encodable {
+                var task = "bench-train", model: String, batchSize: Int, imagesPerSecond: Int?, sequencesPerSecond: Int?, gflops: Double, workers: Int
+                enum CodingKeys: String, CodingKey {
+                    case task, model, batchSize = "batch_size", imagesPerSecond = "images_per_s", sequencesPerSecond = "sequences_per_s", gflops, workers
+                }
+            }
+            print(jsonString(Result(model: modelOptions.model, batchSize: batchSize, imagesPerSecond: model.cell == nil ? Int(median) : nil,
+                                    sequencesPerSecond: model.cell == nil ? nil : Int(median), gflops: rounded(gflops, 1), workers: Workers.count)))
         } else {
             print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(Workers.count) workers")
         }
     }
 }
 
-/// Median wall-clock seconds of `repeats` runs of `body`.
-func medianSeconds(repeats: Int, _ body: () -> Void) -> Double {
-    var times: [Double] = []
-    for _ in 0..<repeats {
-        let start = DispatchTime.now().uptimeNanoseconds
-        body()
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+/// The wall-clock and CPU seconds of repeated runs of a benchmark's body; the one timer of `bench`.
+struct Timing {
+    /// Wall-clock seconds of each run, ascending.
+    var wall: [Double]
+    /// CPU seconds of all the process's threads in each run, ascending; on a shared machine the CPU time
+    /// of a parallel region divided by the workers estimates its wall time on idle cores.
+    var cpu: [Double]
+
+    /// Times `repeats` runs of `body`.
+    init(repeats: Int, _ body: () throws -> Void) rethrows {
+        precondition(repeats > 0)
+        (wall, cpu) = ([], [])
+        for _ in 0..<repeats {
+            let (start, cpuStart) = (DispatchTime.now().uptimeNanoseconds, processCPUSeconds())
+            try body()
+            wall.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            cpu.append(processCPUSeconds() - cpuStart)
+        }
+        wall.sort()
+        cpu.sort()
     }
-    return times.sorted()[times.count / 2]
+
+    /// The median wall-clock seconds (the upper one of an even count).
+    var median: Double { wall[wall.count / 2] }
+    var cpuMedian: Double { cpu[cpu.count / 2] }
+}
+
+/// CPU seconds used by all threads of this process so far (user and system).
+func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+/// `value` rounded to `digits` decimals, for JSON lines that state only the digits that mean something.
+func rounded(_ value: Double, _ digits: Int) -> Double {
+    let scale = pow(10, Double(digits))
+    return (value * scale).rounded() / scale
 }

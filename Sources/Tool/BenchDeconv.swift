@@ -70,10 +70,18 @@ struct BenchProject: ParsableCommand {
             }
         }
         project(20)
-        let ms = medianSeconds(repeats: options.repeats) { project(projections) } * 1e3 / Double(projections)
-        let forwardMs = medianSeconds(repeats: options.repeats) { project(projections, back: false) } * 1e3 / Double(projections)
+        let ms = Timing(repeats: options.repeats) { project(projections) }.median * 1e3 / Double(projections)
+        let forwardMs = Timing(repeats: options.repeats) { project(projections, back: false) }.median * 1e3 / Double(projections)
         if options.json {
-            print(#"{"task":"bench-project","model":"\#(options.modelName)","layer":"\#(options.layer)","method":"\#(options.method.rawValue)","ms_per_projection":\#(String(format: "%.4f", ms)),"forward_ms":\#(String(format: "%.4f", forwardMs)),"workers":\#(Workers.count)}"#)
+            /// One line of `bench project --json`.
+            struct Result: Encodable {
+                var task = "bench-project", model: String, layer: String, method: String, msPerProjection: Double, forwardMs: Double, workers: Int
+                enum CodingKeys: String, CodingKey {
+                    case task, model, layer, method, msPerProjection = "ms_per_projection", forwardMs = "forward_ms", workers
+                }
+            }
+            print(jsonString(Result(model: options.modelName, layer: options.layer, method: options.method.rawValue,
+                                    msPerProjection: rounded(ms, 4), forwardMs: rounded(forwardMs, 4), workers: Workers.count)))
         } else {
             print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (forward and choice alone %.3f ms; median of %d x %d)",
                          options.modelName, options.layer, options.method.rawValue, ms, forwardMs, options.repeats, projections))
@@ -117,12 +125,17 @@ struct BenchTop: ParsableCommand {
                               labels: [Int32](repeating: 0, count: images), classNames: ["random"])
         }
         let channels = Array(0..<projector.shape(of: index)[0])
-        let seconds = medianSeconds(repeats: options.repeats) {
+        let seconds = Timing(repeats: options.repeats) {
             let top = projector.topActivations(in: dataset, layer: index, channels: channels, k: k, batchSize: batchSize)
             _ = projector.project(top.flatMap { $0 }, in: dataset, layer: index, method: options.method, batchSize: batchSize)
-        }
+        }.median
         if options.json {
-            print(#"{"task":"bench-top","model":"\#(options.modelName)","layer":"\#(options.layer)","images":\#(dataset.count),"channels":\#(channels.count),"k":\#(k),"seconds":\#(String(format: "%.3f", seconds)),"workers":\#(Workers.count)}"#)
+            /// One line of `bench top --json`.
+            struct Result: Encodable {
+                var task = "bench-top", model: String, layer: String, images: Int, channels: Int, k: Int, seconds: Double, workers: Int
+            }
+            print(jsonString(Result(model: options.modelName, layer: options.layer, images: dataset.count, channels: channels.count, k: k,
+                                    seconds: rounded(seconds, 3), workers: Workers.count)))
         } else {
             print(String(format: "%@ %@: top %d of %d images for %d channels, winners projected: %.2f s (median of %d)",
                          options.modelName, options.layer, k, dataset.count, channels.count, seconds, options.repeats))

@@ -51,7 +51,7 @@ struct BenchOcclusion: ParsableCommand {
         workerOptions.apply()
         let model: Sequential
         if let checkpoint {
-            model = try loadCheckpoint(checkpoint).model
+            model = try Sequential.load(contentsOf: checkpoint).model
         } else {
             model = try Sequential(spec: try modelOptions.spec(), inputShape: modelOptions.defaultInputShape, classes: 10,
                                    activation: modelOptions.activation, seed: 1)
@@ -66,18 +66,10 @@ struct BenchOcclusion: ParsableCommand {
         options.stride = stride
         for _ in 0..<3 { _ = try sweep.run(image, options: options) }
         sweep.resetProfile()
-        var times: [Double] = []
-        var cpuTimes: [Double] = []
         var positions = 0
-        for _ in 0..<repeats {
-            let (start, cpuStart) = (DispatchTime.now().uptimeNanoseconds, processCPUSeconds())
-            positions = try sweep.run(image, options: options).grid.count
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-            cpuTimes.append((processCPUSeconds() - cpuStart) * 1e3)
-        }
-        times.sort()
-        cpuTimes.sort()
-        let median = times[times.count / 2], cpu = cpuTimes[cpuTimes.count / 2]
+        let timing = try Timing(repeats: repeats) { positions = try sweep.run(image, options: options).grid.count }
+        let (median, cpu) = (timing.median * 1e3, timing.cpuMedian * 1e3)
+        let (fastest, slowest) = (timing.wall.first! * 1e3, timing.wall.last! * 1e3)
         if profile {
             let total = sweep.profile.reduce(0) { $0 + $1.seconds }
             for (name, seconds) in sweep.profile where seconds > 0 {
@@ -85,17 +77,20 @@ struct BenchOcclusion: ParsableCommand {
             }
         }
         if json {
-            print(#"{"task":"bench-occlusion","model":"\#(checkpoint ?? modelOptions.model)","mode":"\#(mode.rawValue)","window":\#(window),"stride":\#(stride),"positions":\#(positions),"ms_per_image":\#(String(format: "%.2f", median)),"ms_min":\#(String(format: "%.2f", times[0])),"ms_max":\#(String(format: "%.2f", times[times.count - 1])),"cpu_ms_per_image":\#(String(format: "%.2f", cpu)),"repeats":\#(repeats),"workers":\#(Workers.count)}"#)
+            /// One line of `bench occlusion --json`; times in milliseconds.
+            struct Result: Encodable {
+                var task = "bench-occlusion", model: String, mode: String, window: Int, stride: Int, positions: Int
+                var msPerImage: Double, msMin: Double, msMax: Double, cpuMsPerImage: Double, repeats: Int, workers: Int
+                enum CodingKeys: String, CodingKey {
+                    case task, model, mode, window, stride, positions, msPerImage = "ms_per_image", msMin = "ms_min", msMax = "ms_max"
+                    case cpuMsPerImage = "cpu_ms_per_image", repeats, workers
+                }
+            }
+            print(jsonString(Result(model: checkpoint ?? modelOptions.model, mode: mode.rawValue, window: window, stride: stride, positions: positions,
+                                    msPerImage: rounded(median, 2), msMin: rounded(fastest, 2), msMax: rounded(slowest, 2), cpuMsPerImage: rounded(cpu, 2),
+                                    repeats: repeats, workers: Workers.count)))
         } else {
-            print("\(checkpoint ?? modelOptions.model) \(model.inputShape), \(window)x\(window) occluder, stride \(stride): \(positions) positions, \(String(format: "%.2f", median)) ms_per_image (median of \(repeats); min \(String(format: "%.2f", times[0])), max \(String(format: "%.2f", times[times.count - 1]))), \(mode.rawValue), \(Workers.count) workers; CPU time \(String(format: "%.2f", cpu)) ms (median)")
+            print("\(checkpoint ?? modelOptions.model) \(model.inputShape), \(window)x\(window) occluder, stride \(stride): \(positions) positions, \(String(format: "%.2f", median)) ms_per_image (median of \(repeats); min \(String(format: "%.2f", fastest)), max \(String(format: "%.2f", slowest))), \(mode.rawValue), \(Workers.count) workers; CPU time \(String(format: "%.2f", cpu)) ms (median)")
         }
     }
-}
-
-/// CPU seconds used by all threads of this process so far (user and system); on a shared machine the
-/// CPU time of a parallel region divided by the workers estimates its wall time on idle cores.
-func processCPUSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }

@@ -2,9 +2,29 @@ import ArgumentParser
 import Foundation
 import Net
 
-/// Loads a checkpoint written by `train`, or explains in one line why not.
-func loadCheckpoint(_ path: String) throws -> LoadedModel {
-    try Sequential.load(contentsOf: path)
+/// Why a command cannot start on the files it was given: a data set, a model and a run directory that
+/// do not fit together. These are run-time failures (exit 1), not bad flags (a `ValidationError`, 64).
+enum SetupError: LocalizedError, Equatable {
+    case imageShape(path: String, found: ImageShape?, expected: ImageShape)
+    case classCount(path: String, found: Int, expected: Int)
+    case missingSplit(path: String, Split)
+    case modelDoesNotFit(model: String, shape: ImageShape, reason: String)
+    case runExists(String)
+
+    var errorDescription: String? {
+        switch self {
+        case let .imageShape(path, found, expected):
+            return "\(path) holds \(found?.description ?? "no") images but the model reads \(expected)"
+        case let .classCount(path, found, expected):
+            return "\(path) has \(found) classes but the model has \(expected)"
+        case let .missingSplit(path, split):
+            return "\(path) has no \(split.rawValue) split"
+        case let .modelDoesNotFit(model, shape, reason):
+            return "\(model) on \(shape) images: \(reason)"
+        case .runExists(let directory):
+            return "\(directory) already holds a run: continue it with --resume \(directory)/checkpoint.safetensors, or choose another --run"
+        }
+    }
 }
 
 /// Loads `path` converted to `model`'s input: grayscale for one-channel models and resized to its
@@ -14,10 +34,10 @@ func loadData(_ path: String, for model: Sequential) throws -> DataSplits {
     // resizing to the size images already have changes nothing, so one pass reads and converts
     let data = try DataLoader.load(path, grayscale: target.channels == 1, size: target.height == target.width ? target.height : nil)
     guard let shape = data.shape, shape == target else {
-        throw ValidationError("\(path) holds \(data.shape?.description ?? "no") images but the model reads \(target)")
+        throw SetupError.imageShape(path: path, found: data.shape, expected: target)
     }
     guard data.classNames.count == model.classes else {
-        throw ValidationError("\(path) has \(data.classNames.count) classes but the model has \(model.classes)")
+        throw SetupError.classCount(path: path, found: data.classNames.count, expected: model.classes)
     }
     return data
 }
@@ -25,7 +45,7 @@ func loadData(_ path: String, for model: Sequential) throws -> DataSplits {
 /// One split of a data set, or a one-line error when it is missing.
 func split(_ data: DataSplits, _ name: Split, path: String) throws -> Dataset {
     guard let set = name == .train ? data.train : data.test, set.count > 0 else {
-        throw ValidationError("\(path) has no \(name.rawValue) split")
+        throw SetupError.missingSplit(path: path, name)
     }
     return set
 }
@@ -62,6 +82,32 @@ func classProbabilities(_ model: Sequential, _ pixels: [Float]) -> [Float] {
 /// Prints `text` to standard error.
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// `path` made absolute against the current directory and standardised (no `.` or `..`), so that a
+/// run records where its data is wherever it is resumed from.
+func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.path
+}
+
+/// A float flag's value; refuses `nan` and `inf`, which `Float`'s own parser accepts.
+func finiteNumber(_ text: String) throws -> Float {
+    guard let value = Float(text), value.isFinite else { throw ValidationError("'\(text)' is not a finite number") }
+    return value
+}
+
+/// `text` with its control characters (terminal escape sequences, carriage returns, newlines, tabs)
+/// written as `\x1B`-style escapes: for names read from files (class names) before a terminal shows them.
+func printable(_ text: String) -> String {
+    var result = ""
+    for scalar in text.unicodeScalars {
+        if scalar.properties.generalCategory == .control {
+            result += String(format: "\\x%02X", scalar.value)
+        } else {
+            result.unicodeScalars.append(scalar)
+        }
+    }
+    return result
 }
 
 /// Percent with two decimals.

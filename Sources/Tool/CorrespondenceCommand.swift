@@ -28,8 +28,7 @@ struct CorrespondenceCommand: ParsableCommand {
             the random one is one the layer treats consistently across the images.
             """)
 
-    @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @Option(help: ArgumentHelp("Data set directory.", valueName: "dir"))
     var data: String
@@ -74,7 +73,7 @@ struct CorrespondenceCommand: ParsableCommand {
     }
 
     func run() throws {
-        let model = try loadCheckpoint(checkpoint).model
+        let model = try checkpoint.load().model
         let dataset = try loadSplit(data, split, for: model)
         let list = indexList!
         for i in list where i >= dataset.count { throw InspectionError.indexOutOfRange(i, count: dataset.count, data: data, split: split) }

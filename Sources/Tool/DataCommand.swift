@@ -29,10 +29,11 @@ struct DataCommand: ParsableCommand {
     func run() throws {
         let start = Date()
         let data = try DataLoader.load(path, grayscale: grayscale, size: size)
-        let summary = DataSummary(data, path: path)
+        var summary = DataSummary(data, path: path)
         if json {
             print(String(decoding: try prettyJSON(summary), as: UTF8.self))
         } else {
+            summary.classNames = summary.classNames.map(printable)
             print(summary)
             print(String(format: "loaded in %.2f s", Date().timeIntervalSince(start)))
         }

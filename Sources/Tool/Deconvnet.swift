@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Net
 
 @main
 struct Deconvnet: ParsableCommand {
@@ -15,6 +17,14 @@ struct Deconvnet: ParsableCommand {
 }
 
 extension Deconvnet {
+    /// One line for `error`: a Foundation file error by its path and cause, every other error as
+    /// ArgumentParser describes it (a `LocalizedError`'s description).
+    static func describe(_ error: Error) -> String {
+        if let line = describeFileError(error) { return line }
+        if (error as NSError).domain == NSCocoaErrorDomain { return fileErrorReason(error) }
+        return message(for: error)
+    }
+
     /// Runs the command line. A failure prints one line on stderr, `Error: <message>`, and exits with
     /// an `ExitStatus`: 64 for a bad flag or value, a `StatusError`'s own status, 1 otherwise.
     /// ArgumentParser's own `main` follows a bad flag with the usage text, which `--help` still prints.
@@ -24,7 +34,7 @@ extension Deconvnet {
             try command.run()
         } catch {
             let code = (error as? StatusError)?.exitStatus.exitCode ?? exitCode(for: error)
-            let message = self.message(for: error)
+            let message = describe(error)
             guard code != .success, !message.isEmpty else { exit(withError: error) }
             printError("Error: " + message)
             exit(withError: code)

@@ -5,8 +5,7 @@ import Net
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Loss and accuracy of a checkpoint on a data set.")
 
-    @Option(help: "Checkpoint (.safetensors) written by train.")
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @Option(help: "Data set directory.")
     var data: String
@@ -18,7 +17,7 @@ struct EvalCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let loaded = try loadCheckpoint(checkpoint)
+        let loaded = try checkpoint.load()
         let splits = try loadData(data, for: loaded.model)
         let set = try Tool.split(splits, split, path: data)
         let result = loaded.model.evaluate(set)
@@ -28,7 +27,7 @@ struct EvalCommand: ParsableCommand {
         }
         print("\(set.count) \(split.rawValue) images: loss \(String(format: "%.4f", result.loss)), accuracy \(percent(result.accuracy))")
         for (name, accuracy) in zip(loaded.classNames, result.perClassAccuracy) {
-            print("  \(name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(percent(accuracy))")
+            print(printable("  \(name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(percent(accuracy))"))
         }
     }
 }
@@ -38,8 +37,7 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Class probabilities for one PNG or JPEG image, converted to the model's channels and size.")
 
-    @Option(help: "Checkpoint (.safetensors) written by train.")
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @Option(help: "A PNG or JPEG file of any size, gray or color.")
     var image: String
@@ -50,8 +48,12 @@ struct PredictCommand: ParsableCommand {
     @Flag(help: "Print JSON with every class's probability.")
     var json = false
 
+    func validate() throws {
+        guard top >= 1 else { throw ValidationError("--top must be at least 1, not \(top)") }
+    }
+
     func run() throws {
-        let loaded = try loadCheckpoint(checkpoint)
+        let loaded = try checkpoint.load()
         let model = loaded.model
         let probabilities = classProbabilities(model, try loadImage(image, as: model.inputShape).input.data)
         let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
@@ -61,8 +63,8 @@ struct PredictCommand: ParsableCommand {
                                         probabilities: Dictionary(uniqueKeysWithValues: zip(loaded.classNames, probabilities)))))
             return
         }
-        for i in ranked.prefix(max(1, top)) {
-            print("\(loaded.classNames[i].padding(toLength: 14, withPad: " ", startingAt: 0)) \(String(format: "%.4f", probabilities[i]))")
+        for i in ranked.prefix(top) {
+            print(printable("\(loaded.classNames[i].padding(toLength: 14, withPad: " ", startingAt: 0)) \(String(format: "%.4f", probabilities[i]))"))
         }
     }
 }

@@ -7,14 +7,13 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Copy a checkpoint without its optimizer state (a third of the size; cannot be resumed).")
 
-    @Option(help: "Checkpoint (.safetensors) written by train.")
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @Option(help: "Where to write the weights-only checkpoint.")
     var out: String
 
     func run() throws {
-        let loaded = try loadCheckpoint(checkpoint)
+        let loaded = try checkpoint.load()
         var exported = loaded.checkpoint
         exported.tensors.removeAll { $0.name.hasPrefix("optimizer.") }
         for key in [CheckpointKey.optimizer, CheckpointKey.optimizerSteps] { exported.metadata[key] = nil }

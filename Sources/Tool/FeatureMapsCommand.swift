@@ -32,7 +32,7 @@ struct FeatureMapsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (loaded, projector) = try model.load()
+        let (loaded, projector) = try model.loadProjector()
         let index = try projector.layerIndex(named: layer)
         let shape = loaded.model.inputShape
         var inputs: [[Float]] = []

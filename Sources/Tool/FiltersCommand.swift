@@ -15,7 +15,7 @@ struct FiltersCommand: ParsableCommand {
     var out: String
 
     func run() throws {
-        let (loaded, projector) = try model.load()
+        let (loaded, projector) = try model.loadProjector()
         let conv = projector.featureLayers.lazy.compactMap { loaded.model.layers[$0] as? Conv2D }.first!
         let g = conv.geometry
         let (k, c) = (g.kernelHeight, g.inChannels)

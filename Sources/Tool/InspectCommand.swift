@@ -42,10 +42,13 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let checkpoint = self.model.checkpoint
-        let loaded = try loadCheckpoint(checkpoint)  // not CheckpointOptions.load: recurrent models get a page too
+        let checkpoint = model.checkpoint
+        let loaded = try model.load()  // not loadProjector: recurrent models get a page too
         let model = loaded.model
         let shape = model.inputShape
+        if let window, window > max(1, min(shape.height, shape.width) / 2) {
+            throw ValidationError("--window \(window) is more than half the side of this model's \(shape.height)x\(shape.width) input (at most \(max(1, min(shape.height, shape.width) / 2)))")
+        }
         let input = try source.load(for: model)
         func name(_ c: Int) -> String {
             guard c < loaded.classNames.count, loaded.classNames[c] != "\(c)" else { return "class \(c)" }
@@ -84,7 +87,7 @@ struct InspectCommand: ParsableCommand {
             page.section("Feature maps", why)
         }
         try writeAtomically(Array(page.html.utf8), to: "\(out)/index.html")
-        print("\(input.name): predicted \(name(predicted)) (p = \(String(format: "%.4f", probabilities[predicted])))" + (input.label.map { ", true class \(name($0))" } ?? ""))
+        print(printable("\(input.name): predicted \(name(predicted)) (p = \(String(format: "%.4f", probabilities[predicted])))" + (input.label.map { ", true class \(name($0))" } ?? "")))
         print("wrote \(out)/index.html")
     }
 

@@ -20,19 +20,6 @@ enum InspectionError: LocalizedError, Equatable {
     }
 }
 
-/// `--checkpoint C`: a model to look inside, with a projector over it.
-struct CheckpointOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
-    var checkpoint: String
-
-    /// The model and a projector on it; throws for unreadable checkpoints and for models without
-    /// convolutions (recurrent ones).
-    func load() throws -> (LoadedModel, Projector) {
-        let loaded = try Sequential.load(contentsOf: checkpoint)
-        return (loaded, try Projector(model: loaded.model))
-    }
-}
-
 /// One split of the data set at `path`, converted to `model`'s input as `train` and `eval` do (`loadData`).
 func loadSplit(_ path: String, _ name: Split, for model: Sequential) throws -> Dataset {
     try split(loadData(path, for: model), name, path: path)
@@ -133,7 +120,7 @@ func makeDirectory(_ path: String) throws {
     do {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     } catch {
-        throw DataError.writeFailed(path, reason: "cannot create the directory")
+        throw DataError.writeFailed(path, reason: "cannot create the directory: \(fileErrorReason(error))")
     }
 }
 

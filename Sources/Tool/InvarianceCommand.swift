@@ -11,15 +11,18 @@ struct RangeArgument: ExpressibleByArgument {
 
     init?(argument: String) {
         let parts = argument.split(separator: ":").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 3, let a = parts[0], let b = parts[1], let s = parts[2], s > 0, a <= b else { return nil }
+        guard parts.count == 3, let a = parts[0], let b = parts[1], let s = parts[2], a.isFinite, b.isFinite, s.isFinite, s > 0, a <= b else { return nil }
         (from, to, step) = (a, b, s)
     }
 
     init(_ r: (from: Float, to: Float, step: Float)) { (from, to, step) = r }
 
+    /// How many amounts the range holds; a `Double`, so that a range too long to count is refused
+    /// rather than trapped on.
+    var count: Double { ((Double(to) - Double(from)) / Double(step) + 1e-4).rounded(.down) + 1 }
+
     var amounts: [Float] {
-        let n = Int(((to - from) / step + 1e-4).rounded(.down))
-        return (0...n).map { from + Float($0) * step }
+        (0..<Int(count)).map { from + Float($0) * step }
     }
 }
 
@@ -39,8 +42,7 @@ struct InvarianceCommand: ParsableCommand {
             Writes DIR/invariance.csv and DIR/invariance.svg (a self-contained line chart).
             """)
 
-    @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @OptionGroup var source: ImageSource
 
@@ -60,11 +62,11 @@ struct InvarianceCommand: ParsableCommand {
         try source.requireOne()
         if let target, target < 0 { throw ValidationError("--target must be 0 or more, not \(target)") }
         if transform == .scale, let range, range.from <= 0 { throw ValidationError("scale factors must be positive") }
-        if let range, range.amounts.count > 2000 { throw ValidationError("--range gives more than 2000 amounts") }
+        if let range, range.count > 2000 { throw ValidationError("--range gives more than 2000 amounts") }
     }
 
     func run() throws {
-        let loaded = try loadCheckpoint(checkpoint)
+        let loaded = try checkpoint.load()
         let model = loaded.model
         let input = try source.load(for: model)
         let (pixels, name, label) = (input.pixels, input.name, input.label)
@@ -93,8 +95,8 @@ struct InvarianceCommand: ParsableCommand {
         ])
         try writeAtomically(Array(svg.utf8), to: "\(out)/invariance.svg")
         let kept = points.filter { $0.predicted == cls }.count
-        print("\(name): \(transform.rawValue) over \(amounts.count) amounts (\(formatValue(amounts.first!))...\(formatValue(amounts.last!)) \(unit)); layers \(firstName) and \(lastName); class \(cls) (\(className))")
-        print("still predicted as class \(cls) at \(kept) of \(points.count) amounts; p(\(className)) \(formatValue(points.map(\.probability).min()!))...\(formatValue(points.map(\.probability).max()!))")
+        print(printable("\(name): \(transform.rawValue) over \(amounts.count) amounts (\(formatValue(amounts.first!))...\(formatValue(amounts.last!)) \(unit)); layers \(firstName) and \(lastName); class \(cls) (\(className))"))
+        print(printable("still predicted as class \(cls) at \(kept) of \(points.count) amounts; p(\(className)) \(formatValue(points.map(\.probability).min()!))...\(formatValue(points.map(\.probability).max()!))"))
         print("wrote \(out)/invariance.csv and \(out)/invariance.svg")
     }
 }

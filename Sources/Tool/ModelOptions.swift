@@ -1,4 +1,5 @@
 import ArgumentParser
+import Deconv
 import Net
 
 extension Activation: ExpressibleByArgument {}
@@ -39,5 +40,23 @@ struct ModelOptions: ParsableArguments {
     /// The input shape a preset is made for when no data set says otherwise.
     var defaultInputShape: ImageShape {
         model == "lenet5-classic" ? ImageShape(channels: 3, height: 32, width: 32) : ImageShape(channels: 1, height: 28, width: 28)
+    }
+}
+
+/// `--checkpoint FILE`: the trained model a command reads.
+struct CheckpointOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
+    var checkpoint: String
+
+    /// The model with its class names and metadata, or a one-line error naming the file.
+    func load() throws -> LoadedModel {
+        try Sequential.load(contentsOf: checkpoint)
+    }
+
+    /// The model and a projector on it; throws for unreadable checkpoints and for models without
+    /// convolutions (recurrent ones).
+    func loadProjector() throws -> (LoadedModel, Projector) {
+        let loaded = try load()
+        return (loaded, try Projector(model: loaded.model))
     }
 }

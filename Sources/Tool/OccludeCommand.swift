@@ -53,8 +53,7 @@ struct OccludeCommand: ParsableCommand {
             the network saw it). Tests/python/check_occlusion_captum.py compares the attribution with Captum's.
             """)
 
-    @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
-    var checkpoint: String
+    @OptionGroup var checkpoint: CheckpointOptions
 
     @OptionGroup var source: ImageSource
 
@@ -98,7 +97,7 @@ struct OccludeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadCheckpoint(checkpoint)
+        let loaded = try checkpoint.load()
         let model = loaded.model
         let input = try source.load(for: model)
         let (pixels, name, label) = (input.pixels, input.name, input.label)
@@ -119,8 +118,8 @@ struct OccludeCommand: ParsableCommand {
         let targetName = maps.target < names.count ? names[maps.target] : "class \(maps.target)"
         let minimum = maps.minimumScorePosition
         let grid = maps.grid
-        print("\(name): \(grid.rows)x\(grid.cols) positions of a \(window)x\(window) occluder (stride \(stride), fill \(fill)) in \(String(format: "%.0f", seconds * 1e3)) ms")
-        print("target \(maps.target) (\(targetName), \(maps.targetSource)): \(score.rawValue) \(formatValue(maps.baseScore)) unoccluded, lowest \(formatValue(maps.classScore.min()!)) with the occluder at row \(minimum.row * stride), column \(minimum.col * stride)")
+        print(printable("\(name): \(grid.rows)x\(grid.cols) positions of a \(window)x\(window) occluder (stride \(stride), fill \(fill)) in \(String(format: "%.0f", seconds * 1e3)) ms"))
+        print(printable("target \(maps.target) (\(targetName), \(maps.targetSource)): \(score.rawValue) \(formatValue(maps.baseScore)) unoccluded, lowest \(formatValue(maps.classScore.min()!)) with the occluder at row \(minimum.row * stride), column \(minimum.col * stride)"))
         print("feature: \(maps.featureLayerName) channel \(maps.featureChannel), total activation \(formatValue(maps.baseFeatureActivity)) unoccluded, \(formatValue(maps.featureActivity.min()!))...\(formatValue(maps.featureActivity.max()!)) occluded")
 
         let projection = featureProjection(model, pixels, maps)

@@ -45,7 +45,7 @@ struct ProjectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (loaded, projector) = try model.load()
+        let (loaded, projector) = try model.loadProjector()
         let index = try projector.layerIndex(named: layer)
         if let channel { try projector.validate(channels: [channel], in: index) }
         if let position { try projector.validate(FeatureUnit(channel: channel ?? 0, y: position.y, x: position.x), in: index) }
@@ -61,7 +61,7 @@ struct ProjectCommand: ParsableCommand {
         let field = projector.receptiveField(of: index)
         let (row, column) = field.origin(y: unit.y, x: unit.x)
         let how = channel == nil ? "strongest in the layer" : position == nil ? "strongest in channel \(unit.channel)" : "as asked"
-        print("\(layer) channel \(unit.channel) at y=\(unit.y), x=\(unit.x): activation \(formatValue(value)) (\(how)) for \(name)")
+        print(printable("\(layer) channel \(unit.channel) at y=\(unit.y), x=\(unit.x): activation \(formatValue(value)) (\(how)) for \(name)"))
         print("receptive field \(field.size)x\(field.size) at rows \(row)...\(row + field.size - 1), columns \(column)...\(column + field.size - 1)")
 
         try render(projection, pixels, shape: shape, field: field, unit: unit, value: value, name: name).writePNG(to: out)

@@ -33,7 +33,7 @@ struct SummaryCommand: ParsableCommand {
     func run() throws {
         let model: Sequential
         if let checkpoint {
-            model = try loadCheckpoint(checkpoint).model
+            model = try Sequential.load(contentsOf: checkpoint).model
         } else {
             let shape = input.flatMap(parseShape) ?? modelOptions.defaultInputShape
             do {

@@ -36,7 +36,7 @@ struct TopCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (loaded, projector) = try model.load()
+        let (loaded, projector) = try model.loadProjector()
         let (layer, method, split) = (search.layer, search.method, search.split)
         let index = try projector.layerIndex(named: layer)
         let selected = try search.selectedChannels(projector, layer: index)

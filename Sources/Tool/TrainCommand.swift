@@ -19,58 +19,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Data set directory (see `deconvnet data`).")
     var data: String?
 
-    @Flag(help: "Convert images to grayscale (BT.601 luma).")
-    var grayscale = false
-
-    @Option(help: "Resize images to N x N (bilinear).")
-    var size: Int?
-
-    @OptionGroup var modelOptions: ModelOptions
-
-    @Option(help: "Optimizer: sgd, momentum, adam, adagrad, rmsprop.")
-    var optimizer: OptimizerKind = .adam
-
-    @Option(help: "(Peak) learning rate.")
-    var lr: Float = 0.001
-
-    @Option(help: "Learning-rate schedule: constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW.")
-    var schedule = "constant"
-
-    @Option(name: .customLong("init"), help: "Initialisation: pytorch, glorot, he, truncated-normal.")
-    var initialization: Initialization = .pytorch
-
-    @Option(help: "Loss: ce (softmax cross-entropy) or mse (on logits vs one-hot).")
-    var loss: Loss = .ce
-
-    @Option(name: .customLong("batch-size"))
-    var batchSize = 100
+    @OptionGroup var settings: TrainingOptions
 
     @Option(help: "Epochs to train (more epochs, with --resume).")
     var epochs = 10
 
     @Option(help: "Stop after this many steps instead.")
     var steps: Int?
-
-    @Option(help: "Seed for initialisation, shuffling, dropout and augmentation.")
-    var seed: UInt64 = 0
-
-    @Option(name: .customLong("weight-decay"), help: "L2 weight decay.")
-    var weightDecay: Float = 0
-
-    @Option(help: "Comma-separated augmentations of training images: flip, shift.")
-    var augment: String?
-
-    @Option(name: .customLong("clip-norm"), help: "Clip the global gradient norm.")
-    var clipNorm: Float?
-
-    @Option(name: .customLong("save-every"), help: "Also keep a checkpoint every N epochs.")
-    var saveEvery: Int?
-
-    @Option(name: .customLong("log-every"), help: "TensorBoard batch loss every N steps.")
-    var logEvery = 50
-
-    @Flag(name: .customLong("no-logging"), help: "Skip TensorBoard events, activation statistics and filter snapshots.")
-    var noLogging = false
 
     @Option(name: .customLong("run"), help: "Run directory (default runs/MODEL).")
     var runDirectory: String?
@@ -85,26 +40,18 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
-        if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
-        if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
-        if let size, size <= 0 { throw ValidationError("--size must be positive") }
         if let divergenceFactor, !(divergenceFactor > 1 && divergenceFactor.isFinite) {
             throw ValidationError("--divergence-factor must be a number above 1")
         }
-        do { _ = try Schedule(parsing: schedule) } catch { throw ValidationError(error.localizedDescription) }
-        for a in augmentList where Augmentation(rawValue: a) == nil { throw ValidationError("unknown augmentation '\(a)' (flip, shift)") }
         if resume == nil && data == nil { throw ValidationError("--data is required (or --resume a run)") }
     }
-
-    private var augmentList: [String] { augment.map { $0.split(separator: ",").map(String.init) } ?? [] }
 
     func run() throws {
         let (trainer, lock) = try makeTrainer()
         defer { withExtendedLifetime(lock) {} }
+        trainer.drawFilters = { filterRow($0, shape: $1) }
         let total = trainer.epoch + epochs
         let progress = ProgressLine()
         if let sweep = ProcessInfo.processInfo.environment[SweepJob.parentVariable].flatMap({ pid_t($0) }) {
@@ -137,16 +84,18 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             let directory = runDirectory ?? URL(fileURLWithPath: resume).deletingLastPathComponent().path
             let lock = try RunLock(directory: directory)
-            let loaded = try loadCheckpoint(resume)
+            let loaded = try Sequential.load(contentsOf: resume)
             guard let json = loaded.checkpoint.metadata[CheckpointKey.config],
                   var config = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
-                throw ValidationError("\(resume) has no training configuration to resume from")
+                throw CheckpointError.invalidMetadata(path: resume, reason: "has no training configuration to resume from")
             }
-            if let data { config.data = data }
+            if let data { config.data = absolutePath(data) }
             config.workers = workerOptions.workers ?? config.workers
             config.divergenceFactor = divergenceFactor ?? config.divergenceFactor
             if let count = config.workers {
-                guard (1...Workers.maximum).contains(count) else { throw ValidationError("\(resume) asks for \(count) workers; give --workers 1 to \(Workers.maximum)") }
+                guard (1...Workers.maximum).contains(count) else {
+                    throw CheckpointError.invalidMetadata(path: resume, reason: "asks for \(count) workers; give --workers 1 to \(Workers.maximum)")
+                }
                 Workers.set(count)
             }
             let splits = try loadData(config.data, for: loaded.model)
@@ -157,15 +106,96 @@ struct TrainCommand: ParsableCommand {
                                 test: splits.test, runDirectory: directory, startEpoch: loaded.epoch, startStep: loaded.step,
                                 firstLoss: loaded.checkpoint.metadata[CheckpointKey.firstLoss].flatMap { Float($0) }), lock)
         }
-        let directory = runDirectory ?? "runs/\(modelOptions.model.contains(":") ? "custom" : modelOptions.model)"
+        workerOptions.apply()
+        var config = try settings.config(data: absolutePath(data!), workers: Workers.count)
+        config.divergenceFactor = divergenceFactor
+        let directory = runDirectory ?? "runs/\(config.model.contains(":") ? "custom" : config.model)"
         let lock = try RunLock(directory: directory)
-        let dataPath = data!
-        let splits = try DataLoader.load(dataPath, grayscale: grayscale, size: size)
-        let train = try split(splits, .train, path: dataPath)
+        let splits = try DataLoader.load(config.data, grayscale: config.grayscale, size: config.size)
+        let train = try split(splits, .train, path: config.data)
+        let model: Sequential
+        do {
+            model = try Sequential(spec: try settings.model.spec(), inputShape: train.shape, classes: train.classNames.count,
+                                   activation: config.activation, seed: config.seed)
+        } catch let error as ModelError {
+            throw SetupError.modelDoesNotFit(model: config.model, shape: train.shape, reason: error.localizedDescription)
+        }
+        model.initialize(config.initialization, seed: config.seed)
+        if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
+            throw SetupError.runExists(directory)
+        }
+        print("training \(config.model) (\(model.parameterCount) parameters) on \(train.count) \(train.shape) images, \(splits.test?.count ?? 0) test images -> \(directory)")
+        return (try Trainer(model: model, optimizer: Optimizer(config.optimizer, parameterCount: model.parameterCount, weightDecay: config.weightDecay),
+                            config: config, train: train, test: splits.test, runDirectory: directory), lock)
+    }
+}
+
+/// The settings of a training run that `TrainConfig` stores: the model, optimisation, augmentation,
+/// logging and how images are read. `train` builds its `TrainConfig` from these alone.
+struct TrainingOptions: ParsableArguments {
+    @Flag(help: "Convert images to grayscale (BT.601 luma).")
+    var grayscale = false
+
+    @Option(help: "Resize images to N x N (bilinear).")
+    var size: Int?
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Optimizer: sgd, momentum, adam, adagrad, rmsprop.")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "(Peak) learning rate.", transform: finiteNumber)
+    var lr: Float = 0.001
+
+    @Option(help: "Learning-rate schedule: constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW.", transform: { try Schedule(parsing: $0) })
+    var schedule = Schedule.constant
+
+    @Option(name: .customLong("init"), help: "Initialisation: pytorch, glorot, he, truncated-normal.")
+    var initialization: Initialization = .pytorch
+
+    @Option(help: "Loss: ce (softmax cross-entropy) or mse (on logits vs one-hot).")
+    var loss: Loss = .ce
+
+    @Option(name: .customLong("batch-size"))
+    var batchSize = 100
+
+    @Option(help: "Seed for initialisation, shuffling, dropout and augmentation.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay.", transform: finiteNumber)
+    var weightDecay: Float = 0
+
+    @Option(help: "Comma-separated augmentations of training images: flip, shift.", transform: { try Augmentation.list(parsing: $0) })
+    var augment: [Augmentation] = []
+
+    @Option(name: .customLong("clip-norm"), help: "Clip the global gradient norm.", transform: finiteNumber)
+    var clipNorm: Float?
+
+    @Option(name: .customLong("save-every"), help: "Also keep a checkpoint every N epochs.")
+    var saveEvery: Int?
+
+    @Option(name: .customLong("log-every"), help: "TensorBoard batch loss every N steps.")
+    var logEvery = 50
+
+    @Flag(name: .customLong("no-logging"), help: "Skip TensorBoard events, activation statistics and filter snapshots.")
+    var noLogging = false
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard lr > 0 else { throw ValidationError("--lr must be a positive number") }
+        guard weightDecay >= 0 else { throw ValidationError("--weight-decay must be 0 or more") }
+        if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
+        if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
+        if let size, size <= 0 { throw ValidationError("--size must be positive") }
+        guard logEvery > 0 else { throw ValidationError("--log-every must be positive") }
+    }
+
+    /// The configuration of a new run on the data set at `data` (an absolute path), split over `workers` threads.
+    func config(data: String, workers: Int) throws -> TrainConfig {
         var config = TrainConfig()
-        config.model = modelOptions.model
-        config.spec = try modelOptions.spec().description
-        config.activation = modelOptions.activation
+        config.model = model.model
+        config.spec = try model.spec().description
+        config.activation = model.activation
         config.optimizer = optimizer
         config.lr = lr
         config.schedule = schedule
@@ -173,32 +203,17 @@ struct TrainCommand: ParsableCommand {
         config.loss = loss
         config.batchSize = batchSize
         config.weightDecay = weightDecay
-        config.augment = augmentList
+        config.augment = augment
         config.clipNorm = clipNorm
         config.seed = seed
         config.saveEvery = saveEvery
         config.logEvery = logEvery
         config.logging = !noLogging
-        config.data = dataPath
+        config.data = data
         config.grayscale = grayscale
         config.size = size
-        config.divergenceFactor = divergenceFactor
-        workerOptions.apply()
-        config.workers = Workers.count
-        let model: Sequential
-        do {
-            model = try Sequential(spec: try modelOptions.spec(), inputShape: train.shape, classes: train.classNames.count,
-                                   activation: modelOptions.activation, seed: seed)
-        } catch let error as ModelError {
-            throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
-        }
-        model.initialize(initialization, seed: seed)
-        if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
-            throw ValidationError("\(directory) already holds a run: continue it with --resume \(directory)/checkpoint.safetensors, or choose another --run")
-        }
-        print("training \(config.model) (\(model.parameterCount) parameters) on \(train.count) \(train.shape) images, \(splits.test?.count ?? 0) test images -> \(directory)")
-        return (try Trainer(model: model, optimizer: Optimizer(optimizer, parameterCount: model.parameterCount, weightDecay: weightDecay),
-                            config: config, train: train, test: splits.test, runDirectory: directory), lock)
+        config.workers = workers
+        return config
     }
 }
 

@@ -3,7 +3,8 @@ import TestSupport
 @testable import Net
 
 /// Checkpoints load into the PyTorch module of the same architecture with `load_state_dict(strict=True)`
-/// and give the same logits. Skipped when torch is not installed (`pip install torch`).
+/// and give the same logits. Skipped when torch is not installed (`make test` installs it; under CI=true
+/// a missing torch fails).
 final class TorchInteropTests: XCTestCase {
     func assertTorchAgrees(_ spec: String, _ shape: ImageShape, activation: Activation = .relu, file: StaticString = #filePath, line: UInt = #line) throws {
         let model = try Sequential(spec: try ModelSpec(parsing: spec), inputShape: shape, classes: 10, activation: activation, seed: 11)

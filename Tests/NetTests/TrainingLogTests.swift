@@ -26,15 +26,6 @@ final class TrainingLogTests: XCTestCase {
         }
     }
 
-    func testFilterRowNormalisesEachFilter() {
-        let weights: [Float] = [-1, 1, 0, 0.5,  10, 20, 30, 40]  // two 1-channel 2x2 filters
-        let row = filterRow(weights, shape: [2, 1, 2, 2], scale: 1)
-        XCTAssertEqual(row.width, 5)
-        XCTAssertEqual(row.height, 2)
-        XCTAssertEqual(Array(row.pixels[0..<5]), [0, 255, 40, 0, 85])
-        XCTAssertEqual(Array(row.pixels[5..<10]), [128, 191, 40, 170, 255])
-    }
-
     func testRunRecordsStatisticsFiltersAndEventsThatTensorBoardReads() throws {
         let run = NSTemporaryDirectory() + "deconvnet-log-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: run) }
@@ -46,11 +37,15 @@ final class TrainingLogTests: XCTestCase {
         config.logEvery = 1
         let spec = try ModelSpec(parsing: "conv:3:3:same,maxpool:2,fc")
         let model = try Sequential(spec: spec, inputShape: data.shape, classes: 2, seed: 3)
+        // one gray pixel per weight of the first input channel's top row: `train` draws with its filterRow
+        let draw: FilterDrawing = { _, shape in Image(width: shape[0], height: shape[2], channels: 1, pixels: [UInt8](repeating: 128, count: shape[0] * shape[2])) }
         let first = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
                                 train: data, test: data, runDirectory: run)
+        first.drawFilters = draw
         var metrics = try first.run(untilEpoch: 2)
         let resumed = try Trainer(model: model, optimizer: first.optimizer, config: config, train: data, test: data,
                                   runDirectory: run, startEpoch: 2, startStep: 6)
+        resumed.drawFilters = draw
         metrics += try resumed.run(untilEpoch: 3)
 
         let records = try String(contentsOfFile: run + "/activations.jsonl", encoding: .utf8).split(separator: "\n")
@@ -59,7 +54,7 @@ final class TrainingLogTests: XCTestCase {
         XCTAssertEqual(records.map(\.step), [0, 3, 6, 9])
         XCTAssertEqual(Array(records[0].layers.keys), ["conv1"])
         let strip = try Image(contentsOfFile: run + "/filters/strip.png")
-        XCTAssertEqual(strip.height, 4 * 12 + 3, "one row of 3x3 filters at scale 4 per epoch 0…3")
+        XCTAssertEqual(strip.height, 4 * 3 + 3, "one 3-pixel row of the three 3x3 filters per epoch 0…3, 1-pixel gaps")
 
         try Python.require("tensorboard")
         func scalars(_ value: (EpochMetrics) -> Float?) -> [[String: Any]] {
@@ -72,7 +67,7 @@ final class TrainingLogTests: XCTestCase {
                         "train/batch_loss": (1...9).map { ["step": $0] }],
             "histograms": ["activations/conv1": epochs.map { $0.merging(["num": 24 * 108]) { a, _ in a } },
                            "weights/conv1.weight": epochs, "weights/fc1.bias": epochs],
-            "images": ["filters/conv1": epochs.map { $0.merging(["width": 3 * 13 - 1, "height": 12]) { a, _ in a } }],
+            "images": ["filters/conv1": epochs.map { $0.merging(["width": 3, "height": 3]) { a, _ in a } }],
         ]
         let path = run + "/expectations.json"
         try JSONSerialization.data(withJSONObject: expectations).write(to: URL(fileURLWithPath: path))

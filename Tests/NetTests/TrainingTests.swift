@@ -87,7 +87,29 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(warmup.rate(base: 1, epoch: 2, total: 10), 1, accuracy: 1e-6)
         XCTAssertEqual(warmup.rate(base: 1, epoch: 6, total: 10), 0.55, accuracy: 1e-6)
         XCTAssertThrowsError(try Schedule(parsing: "step:0:0.5"))
-        XCTAssertThrowsError(try Schedule(parsing: "linear"))
+        XCTAssertThrowsError(try Schedule(parsing: "linear")) { error in
+            XCTAssertEqual(error as? ConfigurationError, .badSchedule("linear"))
+            XCTAssertFalse(error.localizedDescription.contains("model spec"), error.localizedDescription)
+        }
+        XCTAssertEqual(try Augmentation.list(parsing: "shift,flip"), [.shift, .flip])
+        XCTAssertThrowsError(try Augmentation.list(parsing: "flip,blur")) { XCTAssertEqual($0 as? ConfigurationError, .unknownAugmentation("blur")) }
+    }
+
+    /// The configuration stored in checkpoints keeps its JSON form: a schedule is its text and the
+    /// augmentations are names, so checkpoints written before these were typed still load.
+    func testTrainConfigReadsItsStoredForm() throws {
+        var config = TrainConfig()
+        config.schedule = .step(every: 3, gamma: 0.5)
+        config.augment = [.flip, .shift]
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any]
+        XCTAssertEqual(json?["schedule"] as? String, "step:3:0.5")
+        XCTAssertEqual(json?["augment"] as? [String], ["flip", "shift"])
+        XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: JSONEncoder().encode(config)), config)
+        let old = #"{"model":"lenet5","spec":"conv:6:5:same,maxpool:2,fc","activation":"relu","optimizer":"adam","lr":0.001,"schedule":"warmup:1.0:0.1","initialization":"pytorch","loss":"ce","batch_size":100,"weight_decay":0,"augment":["shift"],"seed":0,"log_every":50,"logging":true,"data":"d","grayscale":false}"#
+        let decoded = try JSONDecoder().decode(TrainConfig.self, from: Data(old.utf8))
+        XCTAssertEqual(decoded.schedule, .warmup(peak: 1, low: 0.1))
+        XCTAssertEqual(decoded.augment, [.shift])
+        XCTAssertThrowsError(try JSONDecoder().decode(TrainConfig.self, from: Data(old.replacingOccurrences(of: "warmup:1.0:0.1", with: "sideways").utf8)))
     }
 
     func testPresetsAndSpecs() throws {
@@ -117,7 +139,7 @@ final class TrainingTests: XCTestCase {
             var config = TrainConfig()
             config.batchSize = 8
             config.seed = 42
-            config.augment = ["flip", "shift"]
+            config.augment = [.flip, .shift]
             let model = try Sequential(spec: try ModelSpec(parsing: "conv:3:3:same,maxpool:2,fc:8,dropout:0.5,fc"), inputShape: data.shape, classes: 3, seed: 42)
             let trainer = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
                                       train: data, test: data, runDirectory: temporaryDirectory())
@@ -197,7 +219,7 @@ final class TrainingTests: XCTestCase {
         var config = TrainConfig()
         config.batchSize = 10
         config.lr = 0.01
-        config.schedule = "step:1:1000"  // epoch 1 at 0.01, epoch 2 at 10
+        config.schedule = .step(every: 1, gamma: 1000)  // epoch 1 at 0.01, epoch 2 at 10
         config.optimizer = .sgd
         config.loss = .mse
         let model = try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,fc:16,fc"), inputShape: data.shape, classes: 3, activation: .tanh, seed: 1)
@@ -219,7 +241,7 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count, 1)
 
         // A resumed run takes the stored first loss for its bound, and a fresh start clears the mark.
-        config.schedule = "constant"
+        config.schedule = .constant
         let resumed = try Trainer(model: kept.model, optimizer: Optimizer(.sgd, parameterCount: kept.model.parameterCount), config: config,
                                   train: data, test: data, runDirectory: run, startEpoch: 1, startStep: kept.step,
                                   firstLoss: Float(kept.checkpoint.metadata[CheckpointKey.firstLoss]!))

@@ -16,22 +16,41 @@ public func runProcess(_ executable: String, _ arguments: [String]) -> (status: 
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }
 
-/// Cross-checks against the reference Python readers (safetensors, numpy, tensorboard, torch, Captum);
-/// `make test` installs all but torch and Captum. A test skips with a message when they are missing.
+/// Cross-checks against the reference Python packages (safetensors, numpy, tensorboard, torch, Captum),
+/// which `make test` installs into the package's `.venv/`. A test skips with a message when they are
+/// missing; under `CI=true` it fails instead, so that a parity check cannot silently stop running.
 public enum Python {
+    /// The package's root directory.
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The interpreter: `$DECONVNET_PYTHON`, else the package's `.venv/bin/python` when it exists, else
+    /// `python3` on the PATH.
+    public static let interpreter: String = {
+        if let path = ProcessInfo.processInfo.environment["DECONVNET_PYTHON"], !path.isEmpty { return path }
+        let venv = packageRoot.appendingPathComponent(".venv/bin/python").path
+        return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
+    }()
+
     /// `Tests/python/NAME`.
     public static func script(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("python").appendingPathComponent(name).path
+        packageRoot.appendingPathComponent("Tests/python").appendingPathComponent(name).path
     }
 
-    /// Runs `python3 arguments…`; returns the exit status and the combined output.
+    /// Runs the interpreter with `arguments`; returns the exit status and the combined output.
     public static func run(_ arguments: [String]) -> (status: Int32, output: String) {
-        runProcess("/usr/bin/env", ["python3"] + arguments)
+        interpreter.contains("/") ? runProcess(interpreter, arguments) : runProcess("/usr/bin/env", [interpreter] + arguments)
     }
 
-    /// Skips the calling test unless `python3 -c "import MODULES"` works.
+    /// A Python package a cross-check needs is missing where `CI=true` promises it.
+    struct MissingPackages: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Returns when `import MODULES` works; otherwise skips the calling test, or fails it under `CI=true`.
     public static func require(_ modules: String) throws {
-        try XCTSkipUnless(run(["-c", "import \(modules)"]).status == 0, "python3 with \(modules) is not available (pip install \(modules.replacingOccurrences(of: ",", with: "")))")
+        guard run(["-c", "import \(modules)"]).status != 0 else { return }
+        let message = "\(interpreter) with \(modules) is not available (make test installs them into .venv)"
+        if ProcessInfo.processInfo.environment["CI"] == "true" { throw MissingPackages(description: "CI=true: " + message) }
+        throw XCTSkip(message)
     }
 }

@@ -20,10 +20,12 @@ enum CLI {
         return Bundle.main.bundleURL
     }
 
-    /// Runs `deconvnet arguments`, with `environment` added to this process's environment; a process
-    /// still running after `timeout` seconds is killed (SIGKILL) and reported as `timedOut`.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double? = nil) throws -> CommandResult {
-        let process = try start(arguments, environment: environment)
+    /// Runs `deconvnet arguments` in `directory` (default: this process's), with `environment` added to
+    /// this process's environment; a process still running after `timeout` seconds is killed (SIGKILL)
+    /// and reported as `timedOut`.
+    static func run(_ arguments: [String], environment: [String: String] = [:], in directory: String? = nil,
+                    timeout: Double? = nil) throws -> CommandResult {
+        let process = try start(arguments, environment: environment, in: directory)
         let out = process.standardOutput as! Pipe, err = process.standardError as! Pipe
         let deadline = timeout.map { seconds in
             DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }.scheduled(after: seconds)
@@ -41,12 +43,14 @@ enum CLI {
                              timedOut: process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
     }
 
-    /// Starts `deconvnet arguments` with its output going to pipes (or, not `capturing`, nowhere), and
-    /// returns the running process.
-    static func start(_ arguments: [String], environment: [String: String] = [:], capturing: Bool = true) throws -> Process {
+    /// Starts `deconvnet arguments` in `directory` with its output going to pipes (or, not `capturing`,
+    /// nowhere), and returns the running process.
+    static func start(_ arguments: [String], environment: [String: String] = [:], in directory: String? = nil,
+                      capturing: Bool = true) throws -> Process {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("deconvnet")
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = capturing ? Pipe() : FileHandle.nullDevice
         process.standardError = capturing ? Pipe() : FileHandle.nullDevice
@@ -71,13 +75,14 @@ extension XCTestCase {
         return path
     }
 
-    /// Asserts a clean failure: non-zero exit, one readable line on stderr containing `needle`, no crash.
-    /// A command that would hang fails by `timeout` instead.
-    func assertCleanFailure(_ arguments: [String], mentions needle: String, timeout: Double = 300,
+    /// Asserts a clean failure: non-zero exit (`status`, when given), one readable line on stderr
+    /// containing `needle`, no crash. A command that would hang fails by `timeout` instead.
+    func assertCleanFailure(_ arguments: [String], mentions needle: String, status: Int32? = nil, timeout: Double = 300,
                             file: StaticString = #filePath, line: UInt = #line) throws {
         let result = try CLI.run(arguments, timeout: timeout)
         XCTAssertFalse(result.timedOut, "\(arguments) did not end within \(timeout) s", file: file, line: line)
         XCTAssertNotEqual(result.status, 0, "\(arguments) should fail", file: file, line: line)
+        if let status { XCTAssertEqual(result.status, status, "exit status of \(arguments): \(result.stderr)", file: file, line: line) }
         let lines = result.stderr.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         XCTAssertEqual(lines.count, 1, "stderr was: \(result.stderr)", file: file, line: line)
         XCTAssertTrue(lines.first?.contains(needle) ?? false, "stderr was: \(result.stderr)", file: file, line: line)

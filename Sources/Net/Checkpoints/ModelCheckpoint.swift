@@ -63,33 +63,37 @@ extension Sequential {
     }
 
     /// Rebuilds a model from a checkpoint file written by `checkpoint(…)`: reads the spec, activation,
-    /// input shape and classes from the metadata, builds the model and loads its parameters.
+    /// input shape and classes from the metadata, builds the model and loads its parameters. Throws
+    /// `CheckpointError`, naming the file, for an unreadable file or metadata that describes no model.
     public static func load(contentsOf path: String) throws -> LoadedModel {
         let checkpoint = try Checkpoint.read(from: path)
         let meta = checkpoint.metadata
         func field(_ key: String) throws -> String {
-            guard let value = meta[key] else { throw ModelError.shape("\(path): not a deconvnet checkpoint (no '\(key)' in its metadata)") }
+            guard let value = meta[key] else { throw CheckpointError.badModel(path: path, reason: "not a deconvnet checkpoint (no '\(key)' in its metadata)") }
             return value
         }
-        let spec = try ModelSpec(parsing: try field(CheckpointKey.spec))
+        let spec: ModelSpec
+        do { spec = try ModelSpec(parsing: try field(CheckpointKey.spec)) } catch let error as ModelError {
+            throw CheckpointError.badModel(path: path, reason: error.localizedDescription)
+        }
         guard let activation = Activation(rawValue: try field(CheckpointKey.activation)) else {
-            throw ModelError.shape("\(path): unknown activation '\(meta[CheckpointKey.activation]!)'")
+            throw CheckpointError.badModel(path: path, reason: "unknown activation '\(meta[CheckpointKey.activation]!)'")
         }
         guard let dims = try? JSONDecoder().decode([Int].self, from: Data(try field(CheckpointKey.inputShape).utf8)), dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.shape("\(path): bad input_shape in its metadata")
+            throw CheckpointError.badModel(path: path, reason: "bad input_shape in its metadata")
         }
         guard let classNames = try? JSONDecoder().decode([String].self, from: Data(try field(CheckpointKey.classNames).utf8)), !classNames.isEmpty else {
-            throw ModelError.shape("\(path): bad class_names in its metadata")
+            throw CheckpointError.badModel(path: path, reason: "bad class_names in its metadata")
         }
-        let model = try Sequential(spec: spec, inputShape: ImageShape(channels: dims[0], height: dims[1], width: dims[2]),
-                                   classes: classNames.count, activation: activation)
         do {
+            let model = try Sequential(spec: spec, inputShape: ImageShape(channels: dims[0], height: dims[1], width: dims[2]),
+                                       classes: classNames.count, activation: activation)
             try model.load(parameters: checkpoint)
+            return LoadedModel(model: model, classNames: classNames, epoch: Int(meta[CheckpointKey.epoch] ?? "") ?? 0,
+                               step: Int(meta[CheckpointKey.step] ?? "") ?? 0, checkpoint: checkpoint)
         } catch {
-            throw ModelError.shape("\(path): \(error.localizedDescription)")
+            throw CheckpointError.badModel(path: path, reason: error.localizedDescription)
         }
-        return LoadedModel(model: model, classNames: classNames, epoch: Int(meta[CheckpointKey.epoch] ?? "") ?? 0,
-                           step: Int(meta[CheckpointKey.step] ?? "") ?? 0, checkpoint: checkpoint)
     }
 }
 
@@ -98,12 +102,12 @@ extension Optimizer {
     /// optimizer kind or model size.
     public func restore(from checkpoint: Checkpoint) throws {
         guard let saved = checkpoint.metadata[CheckpointKey.optimizer] else {
-            throw ModelError.shape("the checkpoint holds no optimizer state (weights only), so it cannot be resumed")
+            throw CheckpointError.notResumable("the checkpoint holds no optimizer state (weights only), so it cannot be resumed")
         }
-        guard saved == kind.rawValue else { throw ModelError.shape("the checkpoint's optimizer is \(saved), not \(kind.rawValue)") }
+        guard saved == kind.rawValue else { throw CheckpointError.notResumable("the checkpoint's optimizer is \(saved), not \(kind.rawValue)") }
         for (name, expected) in [("optimizer.state1", state1.count), ("optimizer.state2", state2.count)] where expected > 0 {
             guard let t = checkpoint.tensor(name), t.count == expected else {
-                throw ModelError.shape("the checkpoint's \(name) does not match this model")
+                throw CheckpointError.notResumable("the checkpoint's \(name) does not match this model")
             }
             if name.hasSuffix("1") { state1 = t.data } else { state2 = t.data }
         }

@@ -56,7 +56,7 @@ public func readNpy(from path: String) throws(NpyError) -> Tensor {
     do {
         bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     } catch {
-        throw .unreadable(path: path, reason: error.localizedDescription)
+        throw .unreadable(path: path, reason: fileErrorReason(error))
     }
     guard bytes.count >= 10, bytes[0] == 0x93, bytes[1..<6].elementsEqual("NUMPY".utf8) else {
         throw .notNpy(path: path)

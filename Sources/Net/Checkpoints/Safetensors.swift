@@ -87,7 +87,7 @@ public struct Checkpoint: Equatable, Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw .unreadable(path: path, reason: error.localizedDescription)
+            throw .unreadable(path: path, reason: fileErrorReason(error))
         }
         return try parse([UInt8](data), path: path)
     }
@@ -236,6 +236,10 @@ public enum CheckpointError: Error, LocalizedError, Equatable, Sendable {
     case reservedName(String)
     case writeFailed(FileWriteError)
     case incompatible([CheckpointMismatch])
+    /// A readable checkpoint whose metadata does not describe a model this tool can build.
+    case badModel(path: String, reason: String)
+    /// A checkpoint whose optimizer state cannot continue this run.
+    case notResumable(String)
 
     public var errorDescription: String? {
         switch self {
@@ -275,6 +279,10 @@ public enum CheckpointError: Error, LocalizedError, Equatable, Sendable {
             return error.errorDescription
         case .incompatible(let problems):
             return problems.map(\.description).joined(separator: "; ")
+        case let .badModel(path, reason):
+            return "\(path): \(reason)"
+        case .notResumable(let reason):
+            return reason
         }
     }
 }

@@ -6,7 +6,7 @@ func readFile(_ path: String) throws(DataError) -> Data {
         return try Data(contentsOf: URL(fileURLWithPath: path))
     } catch {
         if !FileManager.default.fileExists(atPath: path) { throw .pathNotFound(path) }
-        throw .unreadable(path, reason: error.localizedDescription)
+        throw .unreadable(path, reason: fileErrorReason(error))
     }
 }
 

@@ -1,9 +1,17 @@
 /// Random changes to training images, applied to a float batch in place.
-public enum Augmentation: String, CaseIterable, Sendable {
+public enum Augmentation: String, CaseIterable, Sendable, Codable {
     /// Mirror left–right with probability 1/2.
     case flip
     /// Shift by up to 2 pixels in each direction, filling with 0.
     case shift
+
+    /// Parses a comma-separated list such as `flip,shift`; throws `ConfigurationError.unknownAugmentation`.
+    public static func list(parsing text: String) throws(ConfigurationError) -> [Augmentation] {
+        try text.split(separator: ",").map { (name) throws(ConfigurationError) in
+            guard let a = Augmentation(rawValue: String(name)) else { throw .unknownAugmentation(String(name)) }
+            return a
+        }
+    }
 
     /// Applies `self` to each image of `batch` `(n, C, H, W)`.
     public func apply(_ batch: UnsafeMutablePointer<Float>, count n: Int, shape: ImageShape, random: inout SeededRandom) {

@@ -1,9 +1,9 @@
 import Foundation
 
 /// Learning-rate schedules as functions of training progress in epochs (fractional, so the rate
-/// changes every step). Written on the command line as `constant`, `step:EVERY:GAMMA`, `cosine`,
-/// or `warmup:PEAK:LOW`.
-public enum Schedule: Equatable, Sendable, CustomStringConvertible {
+/// changes every step). Written on the command line, and stored in a checkpoint's configuration, as
+/// `constant`, `step:EVERY:GAMMA`, `cosine`, or `warmup:PEAK:LOW`.
+public enum Schedule: Equatable, Sendable, CustomStringConvertible, Codable {
     /// The base rate throughout.
     case constant
     /// The base rate times `gamma` after every `every` epochs (PyTorch's StepLR).
@@ -13,9 +13,10 @@ public enum Schedule: Equatable, Sendable, CustomStringConvertible {
     /// Linear rise from `low` to the base rate at epoch `peak`, then linear fall back to `low` at the end.
     case warmup(peak: Double, low: Float)
 
-    public init(parsing text: String) throws {
+    /// Parses the text form; throws `ConfigurationError.badSchedule`.
+    public init(parsing text: String) throws(ConfigurationError) {
         let parts = text.split(separator: ":").map(String.init)
-        let bad = ModelError.badSpec("schedule '\(text)' is not one of constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW")
+        let bad = ConfigurationError.badSchedule(text)
         switch (parts.first ?? "", parts.count) {
         case ("constant", 1): self = .constant
         case ("cosine", 1): self = .cosine
@@ -28,6 +29,18 @@ public enum Schedule: Equatable, Sendable, CustomStringConvertible {
         default:
             throw bad
         }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { self = try Schedule(parsing: text) } catch {
+            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: decoder.codingPath, debugDescription: error.localizedDescription))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 
     public var description: String {

@@ -1,5 +1,23 @@
+import Foundation
+
+/// Why a training configuration is invalid. Each description is one line.
+public enum ConfigurationError: LocalizedError, Equatable, Sendable {
+    case badSchedule(String)
+    case unknownAugmentation(String)
+
+    public var errorDescription: String? {
+        switch self {
+        case .badSchedule(let text):
+            return "schedule '\(text)' is not one of constant, step:EVERY:GAMMA, cosine, warmup:PEAK:LOW"
+        case .unknownAugmentation(let name):
+            return "unknown augmentation '\(name)' (\(Augmentation.allCases.map(\.rawValue).joined(separator: ", ")))"
+        }
+    }
+}
+
 /// Everything that defines a training run; stored as JSON in every checkpoint's metadata so that a
-/// resumed run continues with the same settings.
+/// resumed run continues with the same settings. The schedule is stored in its text form and the
+/// augmentations by name, as checkpoints have always stored them.
 public struct TrainConfig: Codable, Equatable, Sendable {
     public var model = "lenet5"
     /// The resolved spec string of `model`.
@@ -7,14 +25,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var activation = Activation.relu
     public var optimizer = OptimizerKind.adam
     public var lr: Float = 0.001
-    /// A `Schedule` in its text form.
-    public var schedule = "constant"
+    public var schedule = Schedule.constant
     public var initialization = Initialization.pytorch
     public var loss = Loss.ce
     public var batchSize = 100
     public var weightDecay: Float = 0
-    /// Augmentations of training images: "flip", "shift".
-    public var augment: [String] = []
+    /// Augmentations of training images, applied in this order.
+    public var augment: [Augmentation] = []
     /// Clip the global gradient norm to this value.
     public var clipNorm: Float?
     public var seed: UInt64 = 0

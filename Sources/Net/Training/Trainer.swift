@@ -60,8 +60,9 @@ public final class Trainer {
     /// Asked after every step; a reason stops the run with `TrainingError.stopped` (the partial epoch
     /// is dropped, the last epoch's checkpoint stays).
     public var stopRequest: (() -> String?)?
-    private let schedule: Schedule
-    private let augmentations: [Augmentation]
+    /// Draws the first convolution's filters for `RUN/filters/` and TensorBoard; nil (the default)
+    /// records no filter snapshots. `train` passes its `filterRow`.
+    public var drawFilters: FilterDrawing?
     private var events: EventWriter?
     private var log: TrainingLog?
     /// The loss of the run's first step, which the divergence bound is a multiple of.
@@ -92,17 +93,12 @@ public final class Trainer {
         epoch = startEpoch
         step = startStep
         self.firstLoss = firstLoss
-        schedule = try Schedule(parsing: config.schedule)
-        augmentations = try config.augment.map {
-            guard let a = Augmentation(rawValue: $0) else { throw ModelError.badSpec("unknown augmentation '\($0)' (flip, shift)") }
-            return a
-        }
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
     }
 
     /// The learning rate at the current step, for a run of `totalEpochs`.
     private func rate(batch: Int, batches: Int, totalEpochs: Int) -> Float {
-        schedule.rate(base: config.lr, epoch: Double(epoch) + Double(batch) / Double(batches), total: Double(totalEpochs))
+        config.schedule.rate(base: config.lr, epoch: Double(epoch) + Double(batch) / Double(batches), total: Double(totalEpochs))
     }
 
     /// Trains until epoch `untilEpoch` (or until `maxSteps` more steps), evaluating and saving after each
@@ -118,7 +114,7 @@ public final class Trainer {
         if config.logging {
             let events = try EventWriter(appendingTo: runDirectory + "/tensorboard")
             self.events = events
-            log = TrainingLog(model: model, runDirectory: runDirectory, events: events, probe: test ?? train)
+            log = TrainingLog(model: model, runDirectory: runDirectory, events: events, probe: test ?? train, drawFilters: drawFilters)
         }
         defer {
             try? events?.close()
@@ -149,7 +145,7 @@ public final class Trainer {
                 let count = indices.count
                 input.withUnsafeMutableBufferPointer { x in
                     train.fill(x.baseAddress!, indices: indices)
-                    for a in augmentations { a.apply(x.baseAddress!, count: count, shape: shape, random: &random) }
+                    for a in config.augment { a.apply(x.baseAddress!, count: count, shape: shape, random: &random) }
                 }
                 for (row, index) in indices.enumerated() { labels[row] = train.labels[index] }
                 let lr = rate(batch: batch, batches: batches, totalEpochs: totalEpochs)

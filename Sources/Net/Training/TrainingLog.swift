@@ -71,34 +71,12 @@ func appendLine(_ line: String, to path: String) throws {
     try writeAtomically(Data((previous + line + "\n").utf8), to: path)
 }
 
-/// One row of first-layer filters, each tile min–max normalised on its own (0 → black, 1 → white),
-/// `scale` pixels per weight, 1-pixel gaps. Color when the filters have 3 input channels, else the
-/// first input channel in gray. `weights` is `(O, C, kh, kw)`.
-public func filterRow(_ weights: UnsafePointer<Float>, shape: [Int], scale: Int = 4) -> Image {
-    let (o, c, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
-    let channels = c == 3 ? 3 : 1
-    let (tileW, tileH) = (kw * scale, kh * scale)
-    let width = o * (tileW + 1) - 1
-    var pixels = [UInt8](repeating: 40, count: width * tileH * channels)
-    for f in 0..<o {
-        let filter = weights + f * c * kh * kw
-        var (low, high) = (Float.infinity, -Float.infinity)
-        for i in 0..<channels * kh * kw { low = Swift.min(low, filter[i]); high = Swift.max(high, filter[i]) }
-        let range = high > low ? high - low : 1
-        for y in 0..<tileH {
-            for x in 0..<tileW {
-                for ch in 0..<channels {
-                    let v = (filter[(ch * kh + y / scale) * kw + x / scale] - low) / range
-                    pixels[(y * width + f * (tileW + 1) + x) * channels + ch] = UInt8((v * 255).rounded())
-                }
-            }
-        }
-    }
-    return Image(width: width, height: tileH, channels: channels, pixels: pixels)
-}
+/// Draws a convolution's weights `(O, C, kh, kw)` (of `shape`) as one image row: the figure of the
+/// training log's filter snapshots.
+public typealias FilterDrawing = (_ weights: UnsafePointer<Float>, _ shape: [Int]) -> Image
 
 /// Images stacked top to bottom with a 1-pixel gap; all must have the same width and channels.
-public func stackRows(_ rows: [Image]) -> Image? {
+func stackRows(_ rows: [Image]) -> Image? {
     guard let first = rows.first, rows.allSatisfy({ $0.width == first.width && $0.channels == first.channels }) else { return nil }
     var pixels: [UInt8] = []
     var height = 0
@@ -114,18 +92,21 @@ public func stackRows(_ rows: [Image]) -> Image? {
 }
 
 /// What the training loop records besides metrics: activation statistics of the convolution layers on a
-/// fixed batch (`RUN/activations.jsonl`, TensorBoard histograms), weight histograms, and first-layer
-/// filter snapshots (`RUN/filters/epoch-N.png`, `RUN/filters/strip.png`, a TensorBoard image).
+/// fixed batch (`RUN/activations.jsonl`, TensorBoard histograms), weight histograms, and, given a
+/// `FilterDrawing`, first-layer filter snapshots (`RUN/filters/epoch-N.png`, `RUN/filters/strip.png`, a
+/// TensorBoard image).
 final class TrainingLog {
     let model: Sequential
     let runDirectory: String
     let events: EventWriter
+    let drawFilters: FilterDrawing?
     private var probe: [Float]
     private let probeCount: Int
 
     /// `probe` images are the first (up to) 100 of `data`.
-    init(model: Sequential, runDirectory: String, events: EventWriter, probe data: Dataset) {
+    init(model: Sequential, runDirectory: String, events: EventWriter, probe data: Dataset, drawFilters: FilterDrawing?) {
         self.model = model
+        self.drawFilters = drawFilters
         self.runDirectory = runDirectory
         self.events = events
         probeCount = Swift.min(100, data.count)
@@ -157,8 +138,8 @@ final class TrainingLog {
     }
 
     private func recordFilters(epoch: Int) throws {
-        guard let conv = model.layers.first as? Conv2D else { return }
-        let row = filterRow(conv.weight, shape: conv.parameterShapes[0].shape)
+        guard let drawFilters, let conv = model.layers.first as? Conv2D else { return }
+        let row = drawFilters(conv.weight, conv.parameterShapes[0].shape)
         try FileManager.default.createDirectory(atPath: filtersDirectory, withIntermediateDirectories: true)
         try row.writePNG(toFile: "\(filtersDirectory)/epoch-\(epoch).png")
         try events.addImage("filters/\(conv.name)", png: [UInt8](try row.pngData()), width: row.width, height: row.height, channels: row.channels, step: epoch)

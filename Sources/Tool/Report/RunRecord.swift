@@ -27,12 +27,11 @@ struct ModelInfo: Equatable {
     /// activation changes no shape or count).
     var key: String { "\(spec) \(inputShape) \(classNames.count)" }
 
-    /// The model built from the metadata (weights freshly initialised; only shapes and counts matter).
-    func build() throws -> Sequential {
-        guard inputShape.count == 3, !classNames.isEmpty, let act = Activation(rawValue: activation) else {
-            throw ModelError.shape("bad model metadata")
-        }
-        return try Sequential(spec: try ModelSpec(parsing: spec), inputShape: ImageShape(channels: inputShape[0], height: inputShape[1], width: inputShape[2]),
+    /// The model built from the metadata (weights freshly initialised; only shapes and counts matter),
+    /// nil when the metadata describes no model.
+    func build() -> Sequential? {
+        guard inputShape.count == 3, !classNames.isEmpty, let act = Activation(rawValue: activation) else { return nil }
+        return try? Sequential(spec: try ModelSpec(parsing: spec), inputShape: ImageShape(channels: inputShape[0], height: inputShape[1], width: inputShape[2]),
                               classes: classNames.count, activation: act)
     }
 }

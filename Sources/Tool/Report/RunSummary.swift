@@ -101,7 +101,7 @@ final class ModelCatalog {
     func model(of run: RunRecord) -> Sequential? {
         guard let info = run.model else { return nil }
         if let cached = models[info.key] { return cached }
-        let built = try? info.build()
+        let built = info.build()
         models[info.key] = built
         return built
     }
@@ -112,9 +112,9 @@ final class ModelCatalog {
 /// Training settings shown in reports, by the names `TrainConfig` stores them under.
 let settingNames: [(name: String, text: (TrainConfig) -> String)] = [
     ("model", { $0.model }), ("activation", { $0.activation.rawValue }), ("optimizer", { $0.optimizer.rawValue }),
-    ("lr", { String(format: "%g", $0.lr) }), ("schedule", { $0.schedule }), ("initialization", { $0.initialization.rawValue }),
+    ("lr", { String(format: "%g", $0.lr) }), ("schedule", { $0.schedule.description }), ("initialization", { $0.initialization.rawValue }),
     ("loss", { $0.loss.rawValue }), ("batch_size", { String($0.batchSize) }), ("weight_decay", { String(format: "%g", $0.weightDecay) }),
-    ("augment", { $0.augment.isEmpty ? "none" : $0.augment.joined(separator: "+") }), ("clip_norm", { $0.clipNorm.map { String(format: "%g", $0) } ?? "none" }),
+    ("augment", { $0.augment.isEmpty ? "none" : $0.augment.map(\.rawValue).joined(separator: "+") }), ("clip_norm", { $0.clipNorm.map { String(format: "%g", $0) } ?? "none" }),
     ("seed", { String($0.seed) }), ("grayscale", { $0.grayscale ? "yes" : "no" }), ("size", { $0.size.map(String.init) ?? "as stored" }),
 ]
 

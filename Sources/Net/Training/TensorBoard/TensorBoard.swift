@@ -48,7 +48,7 @@ public final class EventWriter {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw EventWriterError.cannotCreateDirectory(path: directory, reason: error.localizedDescription)
+            throw EventWriterError.cannotCreateDirectory(path: directory, reason: fileErrorReason(error))
         }
         let now = Date().timeIntervalSince1970
         let name = "\(Self.filePrefix)\(Int(now)).\(hostName())\(fileSuffix)"

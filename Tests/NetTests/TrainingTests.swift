@@ -20,6 +20,16 @@ final class TrainingTests: XCTestCase {
                        classNames: (0..<classes).map(String.init))
     }
 
+    /// A trainer that continues the run in `run` from its checkpoint, as `train --resume` does.
+    func resumedTrainer(_ run: String, config: TrainConfig, data: Dataset) throws -> Trainer {
+        let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
+        let optimizer = Optimizer(config.optimizer, parameterCount: loaded.model.parameterCount)
+        try optimizer.restore(from: loaded.checkpoint)
+        return try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: data, test: data, runDirectory: run,
+                           startEpoch: loaded.epoch, startStep: loaded.step,
+                           firstLoss: loaded.checkpoint.metadata[CheckpointKey.firstLoss].flatMap { Float($0) })
+    }
+
     func temporaryDirectory() -> String {
         let path = NSTemporaryDirectory() + "deconvnet-test-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
@@ -242,9 +252,7 @@ final class TrainingTests: XCTestCase {
 
         // A resumed run takes the stored first loss for its bound, and a fresh start clears the mark.
         config.schedule = .constant
-        let resumed = try Trainer(model: kept.model, optimizer: Optimizer(.sgd, parameterCount: kept.model.parameterCount), config: config,
-                                  train: data, test: data, runDirectory: run, startEpoch: 1, startStep: kept.step,
-                                  firstLoss: Float(kept.checkpoint.metadata[CheckpointKey.firstLoss]!))
+        let resumed = try resumedTrainer(run, config: config, data: data)
         XCTAssertEqual(resumed.divergenceBound, trainer.divergenceBound)
         try resumed.run(untilEpoch: 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/diverged.txt"))
@@ -267,12 +275,7 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(try Sequential.load(contentsOf: run + "/best.safetensors").epoch, bestEpoch, "the first epoch of the best accuracy")
 
         try FileManager.default.removeItem(atPath: run + "/best.safetensors")
-        let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
-        let optimizer = Optimizer(.adam, parameterCount: loaded.model.parameterCount)
-        try optimizer.restore(from: loaded.checkpoint)
-        let resumed = try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: data, test: data,
-                                  runDirectory: run, startEpoch: loaded.epoch, startStep: loaded.step)
-        try resumed.run(untilEpoch: 4)  // nothing to train: the start alone restores the best model
+        try resumedTrainer(run, config: config, data: data).run(untilEpoch: 4)  // nothing to train: the start alone restores the best model
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: run + "/best.safetensors")),
                        try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors")))
     }
@@ -296,12 +299,8 @@ final class TrainingTests: XCTestCase {
 
         func resume(_ metricsText: String) throws -> [Int] {
             try metricsText.write(toFile: metricsPath, atomically: true, encoding: .utf8)
-            let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
-            let optimizer = Optimizer(.adam, parameterCount: loaded.model.parameterCount)
-            try optimizer.restore(from: loaded.checkpoint)
-            let resumed = try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: data, test: data,
-                                      runDirectory: run, startEpoch: loaded.epoch, startStep: loaded.step)
-            try resumed.run(untilEpoch: loaded.epoch)
+            let resumed = try resumedTrainer(run, config: config, data: data)
+            try resumed.run(untilEpoch: resumed.epoch)
             let text = try String(contentsOfFile: metricsPath, encoding: .utf8)
             XCTAssertTrue(text.hasSuffix("\n"))
             return try text.split(separator: "\n").map { try JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)).epoch }

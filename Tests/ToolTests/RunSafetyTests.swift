@@ -42,12 +42,12 @@ final class RunSafetyTests: XCTestCase {
 
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
-        // what a kill inside a checkpoint write leaves, and a metrics line cut short
+        // what a kill inside a checkpoint write leaves, and a metrics line whose write was cut short
         let leftover = run + "/.checkpoint.safetensors.tmp-\(holder.processIdentifier)-12345"
         XCTAssertTrue(FileManager.default.createFile(atPath: leftover, contents: Data(count: 1 << 20)))
         let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
-        try String(metrics.dropLast(12)).write(toFile: run + "/metrics.jsonl", atomically: true, encoding: .utf8)
-        let torn = metrics.split(separator: "\n").count
+        try (metrics + #"{"epoch":99,"images_per_s":1"#).write(toFile: run + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        let torn = metrics.split(separator: "\n").count + 1
         for command in [["report", run, "--out", dir + "/report"], ["compare", run]] {
             let result = try CLI.run(command)
             XCTAssertEqual(result.status, 0, "\(command[0]): \(result.stderr)")

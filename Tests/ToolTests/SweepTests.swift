@@ -69,7 +69,7 @@ final class SweepTests: XCTestCase {
                                   "--optimizer", "sgd", "--lr", "1e30", "--epochs", "1", "--batch-size", "4"])
         XCTAssertEqual(result.status, 4, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("kernel=3: diverged"), result.stdout)
-        XCTAssertTrue(result.stdout.contains("kernel=5: failed with status 64"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("kernel=5: failed with status 1,"), result.stdout)
         XCTAssertEqual(result.stderr, "Error: 1 run failed: see \(out)/kernel=5/train.log\n")
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/kernel=3/diverged.txt"))
         let csv = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\n")

@@ -46,7 +46,7 @@ public final class RunLock {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw .unavailable(directory: directory, reason: "cannot create it (\((error as NSError).localizedFailureReason ?? "\(error)"))")
+            throw .unavailable(directory: directory, reason: "cannot create it (\(fileErrorReason(error)))")
         }
         let path = directory + "/" + Self.fileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)

@@ -8,7 +8,9 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a model on a data set, evaluating on its test split after every epoch.",
         discussion: """
         Writes RUN/metrics.jsonl (one line per epoch), RUN/checkpoint.safetensors after every epoch, \
-        RUN/tensorboard/ event files and, with --save-every N, RUN/checkpoints/epoch-N.safetensors. \
+        RUN/best.safetensors (the best test accuracy so far), RUN/tensorboard/ event files and, with \
+        --save-every N, RUN/checkpoints/epoch-N.safetensors. One process at a time trains a run: a \
+        second one on the same RUN stops with the first one's process id. \
         --resume CKPT continues a run with its stored settings for --epochs more epochs; epoch and step \
         numbers, metrics and event files carry on. The worker count is recorded too (a resumed run keeps \
         its own unless --workers is given): the same --seed and --workers give the same weights bit for bit.
@@ -31,16 +33,24 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue from this checkpoint.")
     var resume: String?
 
+    @Option(name: .customLong("divergence-factor"),
+            help: "Stop as diverged (exit 3) when a step's loss exceeds this many times the first step's (default \(Int(TrainConfig.defaultDivergenceFactor))).")
+    var divergenceFactor: Float?
+
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
+        if let divergenceFactor, !(divergenceFactor > 1 && divergenceFactor.isFinite) {
+            throw ValidationError("--divergence-factor must be a number above 1")
+        }
         if resume == nil && data == nil { throw ValidationError("--data is required (or --resume a run)") }
     }
 
     func run() throws {
-        let trainer = try makeTrainer()
+        let (trainer, lock) = try makeTrainer()
+        defer { withExtendedLifetime(lock) {} }
         trainer.drawFilters = { filterRow($0, shape: $1) }
         let total = trainer.epoch + epochs
         let progress = ProgressLine()
@@ -69,8 +79,11 @@ struct TrainCommand: ParsableCommand {
         print("checkpoint: \(trainer.checkpointPath)")
     }
 
-    private func makeTrainer() throws -> Trainer {
+    /// The trainer, and the lock on its run directory that it runs under.
+    private func makeTrainer() throws -> (Trainer, RunLock) {
         if let resume {
+            let directory = runDirectory ?? URL(fileURLWithPath: resume).deletingLastPathComponent().path
+            let lock = try RunLock(directory: directory)
             let loaded = try Sequential.load(contentsOf: resume)
             guard let json = loaded.checkpoint.metadata[CheckpointKey.config],
                   var config = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
@@ -78,17 +91,26 @@ struct TrainCommand: ParsableCommand {
             }
             if let data { config.data = absolutePath(data) }
             config.workers = workerOptions.workers ?? config.workers
-            if let count = config.workers { Workers.set(count) }
+            config.divergenceFactor = divergenceFactor ?? config.divergenceFactor
+            if let count = config.workers {
+                guard (1...Workers.maximum).contains(count) else {
+                    throw CheckpointError.invalidMetadata(path: resume, reason: "asks for \(count) workers; give --workers 1 to \(Workers.maximum)")
+                }
+                Workers.set(count)
+            }
             let splits = try loadData(config.data, for: loaded.model)
             let optimizer = Optimizer(config.optimizer, parameterCount: loaded.model.parameterCount, weightDecay: config.weightDecay)
             try optimizer.restore(from: loaded.checkpoint)
-            let directory = runDirectory ?? URL(fileURLWithPath: resume).deletingLastPathComponent().path
             print("resuming \(config.model) at epoch \(loaded.epoch), step \(loaded.step) in \(directory)")
-            return try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: try split(splits, .train, path: config.data),
-                               test: splits.test, runDirectory: directory, startEpoch: loaded.epoch, startStep: loaded.step)
+            return (try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: try split(splits, .train, path: config.data),
+                                test: splits.test, runDirectory: directory, startEpoch: loaded.epoch, startStep: loaded.step,
+                                firstLoss: loaded.checkpoint.metadata[CheckpointKey.firstLoss].flatMap { Float($0) }), lock)
         }
         workerOptions.apply()
-        let config = try settings.config(data: absolutePath(data!), workers: Workers.count)
+        var config = try settings.config(data: absolutePath(data!), workers: Workers.count)
+        config.divergenceFactor = divergenceFactor
+        let directory = runDirectory ?? "runs/\(config.model.contains(":") ? "custom" : config.model)"
+        let lock = try RunLock(directory: directory)
         let splits = try DataLoader.load(config.data, grayscale: config.grayscale, size: config.size)
         let train = try split(splits, .train, path: config.data)
         let model: Sequential
@@ -99,13 +121,12 @@ struct TrainCommand: ParsableCommand {
             throw SetupError.modelDoesNotFit(model: config.model, shape: train.shape, reason: error.localizedDescription)
         }
         model.initialize(config.initialization, seed: config.seed)
-        let directory = runDirectory ?? "runs/\(config.model.contains(":") ? "custom" : config.model)"
         if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
             throw SetupError.runExists(directory)
         }
         print("training \(config.model) (\(model.parameterCount) parameters) on \(train.count) \(train.shape) images, \(splits.test?.count ?? 0) test images -> \(directory)")
-        return try Trainer(model: model, optimizer: Optimizer(config.optimizer, parameterCount: model.parameterCount, weightDecay: config.weightDecay),
-                           config: config, train: train, test: splits.test, runDirectory: directory)
+        return (try Trainer(model: model, optimizer: Optimizer(config.optimizer, parameterCount: model.parameterCount, weightDecay: config.weightDecay),
+                            config: config, train: train, test: splits.test, runDirectory: directory), lock)
     }
 }
 
@@ -217,5 +238,13 @@ final class ProgressLine {
         guard drawn else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
         drawn = false
+    }
+}
+
+extension TrainingError: StatusError {
+    /// A diverged run ends `train` with status 3, which `sweep` reads.
+    var exitStatus: ExitStatus {
+        if case .diverged = self { return .diverged }
+        return .failure
     }
 }

@@ -1,10 +1,11 @@
 # Two entry points that do all set-up on a fresh Debian machine with the Swift toolchain:
 #   make demo   installs what is missing, builds in release, inspects the committed Fashion-MNIST model
-#   make test   installs what is missing, runs every test (release build with testability)
+#   make test   installs what is missing, runs every test (release build with testability), the Slurm
+#               sweep's on a single-node cluster that scripts/local-slurm starts for them and stops after
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist
-# for the checks: headless Chromium renders the HTML reports
-TEST_APT_PACKAGES := chromium
+# for the checks: headless Chromium renders the HTML reports; Slurm and munge run `sweep --slurm`'s tests
+TEST_APT_PACKAGES := chromium slurmctld slurmd slurm-client munge
 PIP_PACKAGES := numpy safetensors tensorboard
 FASHION := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -46,7 +47,8 @@ demo: build
 
 test: test-deps python-deps
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
-	$(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build
+	@cluster=$$($(SUDO) scripts/local-slurm start) && eval "$$cluster" && echo "$$cluster" && \
+	{ $(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build; status=$$?; $(SUDO) scripts/local-slurm stop || status=1; exit $$status; }
 
 bench: build
 	$(BIN) bench train --model lenet5 --json

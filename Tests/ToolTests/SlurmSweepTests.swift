@@ -92,7 +92,7 @@ final class SlurmSweepTests: XCTestCase {
         XCTAssertTrue(taskLog.contains("lr=1e30: diverged"), taskLog)
 
         try assertCleanFailure(["sweep", "--slurm", "--partition", "nosuch", "--grid", "lr=0.01", "--out", dir + "/other"] + options,
-                               mentions: "sbatch rejected the job: Batch job submission failed: Invalid partition name specified")
+                               mentions: "sbatch rejected the job: invalid partition specified: nosuch")
     }
 
     /// Bad input of the Slurm options, one line each, and what --dry-run writes; no cluster needed.

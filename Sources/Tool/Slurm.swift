@@ -101,7 +101,7 @@ enum Slurm {
         var silent: [String] = []
         let wanted = Set(arrays)
         // -r: one line per task, pending ones too; --states=all: also those ended a moment ago
-        if let queue = try? run("squeue", ["-h", "-r", "--states=all", "-o", "%F|%K|%T"]), queue.status == 0 {
+        if let queue = try? run("squeue", ["--me", "-h", "-r", "--states=all", "-o", "%F|%K|%T"]), queue.status == 0 {
             for line in queue.stdout.split(separator: "\n") {
                 let fields = line.split(separator: "|").map(String.init)
                 guard fields.count == 3, wanted.contains(fields[0]), let task = Int(fields[1]) else { continue }

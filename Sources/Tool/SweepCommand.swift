@@ -93,7 +93,7 @@ struct SweepCommand: ParsableCommand {
         print("sweep of \(combinations.count) runs in \(out): \(kept) already done, \(jobs.count) to train"
               + (jobs.isEmpty ? "" : ", \(min(self.jobs, jobs.count)) at a time"))
         let outcomes = SweepJob.runAll(jobs, parallel: self.jobs)
-        _ = try summarize(grid, in: out)
+        try summarize(grid, in: out)
         let failed = outcomes.filter { if case .failed = $0.value { return true } else { return false } }.keys.sorted()
         if !failed.isEmpty {
             throw ValidationError("\(failed.count) run\(failed.count == 1 ? "" : "s") failed: see \(failed.map { "\(out)/\($0)/train.log" }.joined(separator: ", "))")
@@ -120,8 +120,8 @@ struct SweepCommand: ParsableCommand {
     }
 
     /// Writes OUT/summary.csv, OUT/summary.md and OUT/report/index.html from the run directories as
-    /// they are (a run not started is a row without numbers), prints where, and returns the records.
-    func summarize(_ grid: SweepGrid, in out: String) throws -> [RunRecord] {
+    /// they are (a run not started is a row without numbers), and prints where.
+    func summarize(_ grid: SweepGrid, in out: String) throws {
         let records = grid.combinations.map { combination -> RunRecord in
             let name = SweepGrid.name(combination)
             return (try? RunRecord.load(out + "/" + name, name: name)) ?? RunRecord(name: name, path: out + "/" + name)
@@ -132,7 +132,6 @@ struct SweepCommand: ParsableCommand {
         let diverged = records.filter(\.diverged).map(\.name)
         if !diverged.isEmpty { print("diverged: \(diverged.joined(separator: ", "))") }
         print("summary: \(out)/summary.csv, \(out)/summary.md; report: \(report)")
-        return records
     }
 
     /// OUT/summary.csv (plain numbers, accuracies as fractions) and OUT/summary.md (formatted).

@@ -184,7 +184,7 @@ extension SweepCommand {
         print("sweep of \(combinations.count) runs in \(directory): \(combinations.count - unfinished.count) finished or diverged, "
               + "\(unfinished.count - tasks.count) queued or running, \(tasks.count) to submit")
         guard !tasks.isEmpty else {
-            if active.isEmpty { _ = try summarize(grid, in: directory) }
+            if active.isEmpty { try summarize(grid, in: directory) }
             return
         }
 
@@ -254,7 +254,7 @@ extension SweepCommand {
     func runSummaryJob(in directory: String) throws {
         let grid = try parsedGrid()
         let base = try trainCommand(grid.combinations[0])
-        _ = try summarize(grid, in: directory)
+        try summarize(grid, in: directory)
         let unfinished = grid.combinations.filter { job(for: $0, base: base, in: directory) != nil }.count
         if unfinished > 0 { print("\(unfinished) of \(grid.combinations.count) runs are not finished: see deconvnet sweep --status \(directory)") }
     }

@@ -4,7 +4,7 @@ import Foundation
 enum SlurmError: LocalizedError, Equatable {
     case toolMissing(String)
     case rejected(tool: String, message: String)
-    case noAnswer(tool: String, message: String)
+    case noAnswer(tool: String)
     case notASlurmSweep(String)
     case otherGrid(directory: String, grid: String)
     case otherOptions(directory: String, arguments: [String])
@@ -18,7 +18,7 @@ enum SlurmError: LocalizedError, Equatable {
         case .toolMissing(let tool):
             return "\(tool) not found on PATH: --slurm submits with Slurm's commands; --dry-run writes the job scripts without submitting them"
         case let .rejected(tool, message): return "\(tool) rejected the job: \(message)"
-        case let .noAnswer(tool, message): return "\(tool) did not answer, so the runs still queued are unknown: \(message)"
+        case .noAnswer(let tool): return "\(tool) did not answer, so which runs Slurm still holds is unknown: try again when it does"
         case .notASlurmSweep(let directory): return "\(directory) holds no Slurm sweep (no sweep.json; start one with sweep --slurm)"
         case let .otherGrid(directory, grid):
             return "\(directory) holds a sweep of another grid (\(grid)): give that --grid, or another --out"

@@ -103,7 +103,8 @@ struct SweepManifest: Codable, Equatable {
         /// The array job's id, and the task indices (combinations) it runs.
         var array: String
         var tasks: [Int]
-        var summary: String
+        /// nil when sbatch took the array but refused the summary job
+        var summary: String?
     }
 
     static func path(in directory: String) -> String { directory + "/sweep.json" }
@@ -176,7 +177,7 @@ extension SweepCommand {
         var active: Set<Int> = []
         if !manifest.submissions.isEmpty {
             let (states, silent) = Slurm.taskStates(of: Array(Set(lastArray.values)).sorted())
-            if silent.contains("squeue") && !slurm.dryRun { throw SlurmError.noAnswer(tool: "squeue", message: "try again") }
+            if silent.contains("squeue") && !slurm.dryRun { throw SlurmError.noAnswer(tool: "squeue") }
             active = Set(lastArray.filter { task, array in states[Slurm.TaskKey(array: array, task: task)].map { !Slurm.endedStates.contains($0) } ?? false }.keys)
         }
         let unfinished = combinations.indices.filter { job(for: combinations[$0], base: base, in: directory) != nil }
@@ -202,8 +203,10 @@ extension SweepCommand {
             return
         }
         let array = try Slurm.submit([arrayScript])
+        manifest.submissions.append(.init(array: array, tasks: tasks, summary: nil))
+        try manifest.write(to: directory)
         let summary = try Slurm.submit(["--dependency=afterany:" + (earlier + [array]).joined(separator: ":"), summaryScript])
-        manifest.submissions.append(.init(array: array, tasks: tasks, summary: summary))
+        manifest.submissions[manifest.submissions.count - 1].summary = summary
         try manifest.write(to: directory)
         print("submitted array job \(array) (tasks \(Slurm.arraySpec(tasks))) and summary job \(summary); see deconvnet sweep --status \(directory)")
     }
@@ -265,7 +268,7 @@ extension SweepCommand {
         let base = try trainCommand(combinations[0])
         let lastArray = manifest.lastArray
         let (states, silent) = Slurm.taskStates(of: Array(Set(lastArray.values)).sorted())
-        let jobs = manifest.submissions.map { "array \($0.array) (tasks \(Slurm.arraySpec($0.tasks))), summary \($0.summary)" }
+        let jobs = manifest.submissions.map { "array \($0.array) (tasks \(Slurm.arraySpec($0.tasks))), summary \($0.summary ?? "none")" }
         print("sweep of \(combinations.count) runs in \(directory); Slurm jobs: \(jobs.isEmpty ? "none submitted" : jobs.joined(separator: "; "))"
               + (silent.isEmpty ? "" : " (\(silent.joined(separator: " and ")) did not answer)"))
         var rows: [[String]] = [["run", "state", "progress", "slurm"]]

@@ -15,15 +15,16 @@ struct Deconvnet: ParsableCommand {
 }
 
 extension Deconvnet {
-    /// Runs the command line. A failure prints one line on stderr, `Error: <message>`, and exits
-    /// non-zero (64 for a bad flag or value, 1 otherwise): ArgumentParser's own `main` follows a bad flag
-    /// with the usage text, which `--help` still prints.
+    /// Runs the command line. A failure prints one line on stderr, `Error: <message>`, and exits with
+    /// an `ExitStatus`: 64 for a bad flag or value, a `StatusError`'s own status, 1 otherwise.
+    /// ArgumentParser's own `main` follows a bad flag with the usage text, which `--help` still prints.
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            let (message, code) = (self.message(for: error), exitCode(for: error))
+            let code = (error as? StatusError)?.exitStatus.exitCode ?? exitCode(for: error)
+            let message = self.message(for: error)
             guard code != .success, !message.isEmpty else { exit(withError: error) }
             printError("Error: " + message)
             exit(withError: code)

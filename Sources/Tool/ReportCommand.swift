@@ -34,9 +34,12 @@ struct ReportCommand: ParsableCommand {
     }
 }
 
-/// Reads run directories, named by their last path component (two when those repeat).
+/// Reads run directories, named by their last path component (two when those repeat); prints each
+/// run's warnings (torn lines it skipped) on stderr.
 func loadRuns(_ paths: [String]) throws -> [RunRecord] {
-    try zip(paths, runNames(paths)).map { try RunRecord.load($0, name: $1) }
+    let records = try zip(paths, runNames(paths)).map { try RunRecord.load($0, name: $1) }
+    for warning in records.flatMap(\.warnings) { printError(warning) }
+    return records
 }
 
 /// Writes `page` to `directory/index.html` atomically, creating the directory; returns the file's path.

@@ -20,7 +20,8 @@ struct SweepCommand: ParsableCommand {
         reached the requested epochs or steps) and diverged runs are kept; a run with a checkpoint behind \
         the target and metrics that reach its checkpoint is resumed (--resume OUT/<name>/checkpoint.safetensors \
         for the remaining epochs); any other run (no directory, no checkpoint, metrics lost) is restarted \
-        from scratch. A run whose loss becomes NaN is reported as diverged, not fatal.
+        from scratch. A run that diverges (`train` exits with status 3) is reported as diverged, not as a \
+        failure; when any run fails otherwise, the sweep still writes its summaries and then exits with status 4.
 
         Writes OUT/summary.csv and OUT/summary.md (one row per run) and OUT/report/index.html.
 
@@ -95,9 +96,7 @@ struct SweepCommand: ParsableCommand {
         let outcomes = SweepJob.runAll(jobs, parallel: self.jobs)
         try summarize(grid, in: out)
         let failed = outcomes.filter { if case .failed = $0.value { return true } else { return false } }.keys.sorted()
-        if !failed.isEmpty {
-            throw ValidationError("\(failed.count) run\(failed.count == 1 ? "" : "s") failed: see \(failed.map { "\(out)/\($0)/train.log" }.joined(separator: ", "))")
-        }
+        if !failed.isEmpty { throw SweepError.runsFailed(failed.map { "\(out)/\($0)/train.log" }) }
     }
 
     /// The child that takes `combination`'s run in `out` to the target of `base` (resumed from its
@@ -164,6 +163,20 @@ struct SweepCommand: ParsableCommand {
     }
 }
 
+/// Why a sweep ended with a non-zero status.
+enum SweepError: LocalizedError, StatusError {
+    /// Runs that failed (not diverged), by their logs.
+    case runsFailed([String])
+
+    var errorDescription: String? {
+        switch self {
+        case .runsFailed(let logs): return "\(logs.count) run\(logs.count == 1 ? "" : "s") failed: see \(logs.joined(separator: ", "))"
+        }
+    }
+
+    var exitStatus: ExitStatus { .runsFailed }
+}
+
 /// One `deconvnet train` child process of a sweep.
 struct SweepJob {
     /// Set in each child's environment to the sweep's process id: a child whose parent is gone (the
@@ -184,6 +197,15 @@ struct SweepJob {
 
     enum Outcome: Equatable {
         case finished, diverged, failed(Int32)
+
+        /// The outcome a `train` process's exit status means.
+        init(status: Int32) {
+            switch status {
+            case ExitStatus.success.rawValue: self = .finished
+            case ExitStatus.diverged.rawValue: self = .diverged
+            default: self = .failed(status)
+            }
+        }
     }
 
     /// Where the run in `directory` stands against a target of `epochs` (or `steps`).
@@ -194,7 +216,8 @@ struct SweepJob {
         if run.diverged { return .diverged }
         if let last = run.metrics.last, last.epoch >= epochs || steps.map({ last.step >= $0 }) ?? false { return .finished }
         let epoch = Int(meta[CheckpointKey.epoch] ?? "") ?? -1, step = Int(meta[CheckpointKey.step] ?? "") ?? -1
-        guard epoch >= 0, epoch < epochs, (run.metrics.last?.epoch ?? 0) >= epoch, steps.map({ step < $0 }) ?? true else { return .fresh }
+        let recorded = Set(run.metrics.map(\.epoch))
+        guard epoch >= 0, epoch < epochs, (0..<epoch).allSatisfy({ recorded.contains($0 + 1) }), steps.map({ step < $0 }) ?? true else { return .fresh }
         return .partial(epochs: epochs - epoch, steps: steps.map { $0 - step })
     }
 
@@ -225,9 +248,8 @@ struct SweepJob {
             process.standardInput = FileHandle.nullDevice
             try process.run()
             process.waitUntilExit()
-            if process.terminationStatus == 0 { return .finished }
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            return text.contains("loss became") ? .diverged : .failed(process.terminationStatus)
+            guard process.terminationReason == .exit else { return .failed(128 + process.terminationStatus) }
+            return Outcome(status: process.terminationStatus)
         } catch {
             printError("\(name): \(error.localizedDescription)")
             return .failed(-1)
@@ -277,7 +299,7 @@ private final class SweepProgress: @unchecked Sendable {
         let text: String
         switch outcome {
         case .finished: text = "done\(accuracy) (\(String(format: "%.1f", seconds)) s)"
-        case .diverged: text = "diverged (the loss became NaN or infinite)"
+        case .diverged: text = "diverged, see \(job.directory)/diverged.txt"
         case .failed(let status): text = "failed with status \(status), see \(job.directory)/train.log"
         }
         lock.withLock {

@@ -8,7 +8,9 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a model on a data set, evaluating on its test split after every epoch.",
         discussion: """
         Writes RUN/metrics.jsonl (one line per epoch), RUN/checkpoint.safetensors after every epoch, \
-        RUN/tensorboard/ event files and, with --save-every N, RUN/checkpoints/epoch-N.safetensors. \
+        RUN/best.safetensors (the best test accuracy so far), RUN/tensorboard/ event files and, with \
+        --save-every N, RUN/checkpoints/epoch-N.safetensors. One process at a time trains a run: a \
+        second one on the same RUN stops with the first one's process id. \
         --resume CKPT continues a run with its stored settings for --epochs more epochs; epoch and step \
         numbers, metrics and event files carry on. The worker count is recorded too (a resumed run keeps \
         its own unless --workers is given): the same --seed and --workers give the same weights bit for bit.
@@ -76,6 +78,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue from this checkpoint.")
     var resume: String?
 
+    @Option(name: .customLong("divergence-factor"),
+            help: "Stop as diverged (exit 3) when a step's loss exceeds this many times the first step's (default \(Int(TrainConfig.defaultDivergenceFactor))).")
+    var divergenceFactor: Float?
+
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
@@ -86,6 +92,9 @@ struct TrainCommand: ParsableCommand {
         if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
         if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
         if let size, size <= 0 { throw ValidationError("--size must be positive") }
+        if let divergenceFactor, !(divergenceFactor > 1 && divergenceFactor.isFinite) {
+            throw ValidationError("--divergence-factor must be a number above 1")
+        }
         do { _ = try Schedule(parsing: schedule) } catch { throw ValidationError(error.localizedDescription) }
         for a in augmentList where Augmentation(rawValue: a) == nil { throw ValidationError("unknown augmentation '\(a)' (flip, shift)") }
         if resume == nil && data == nil { throw ValidationError("--data is required (or --resume a run)") }
@@ -94,7 +103,8 @@ struct TrainCommand: ParsableCommand {
     private var augmentList: [String] { augment.map { $0.split(separator: ",").map(String.init) } ?? [] }
 
     func run() throws {
-        let trainer = try makeTrainer()
+        let (trainer, lock) = try makeTrainer()
+        defer { withExtendedLifetime(lock) {} }
         let total = trainer.epoch + epochs
         let progress = ProgressLine()
         if let sweep = ProcessInfo.processInfo.environment[SweepJob.parentVariable].flatMap({ pid_t($0) }) {
@@ -122,8 +132,11 @@ struct TrainCommand: ParsableCommand {
         print("checkpoint: \(trainer.checkpointPath)")
     }
 
-    private func makeTrainer() throws -> Trainer {
+    /// The trainer, and the lock on its run directory that it runs under.
+    private func makeTrainer() throws -> (Trainer, RunLock) {
         if let resume {
+            let directory = runDirectory ?? URL(fileURLWithPath: resume).deletingLastPathComponent().path
+            let lock = try RunLock(directory: directory)
             let loaded = try loadCheckpoint(resume)
             guard let json = loaded.checkpoint.metadata[CheckpointKey.config],
                   var config = try? JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) else {
@@ -131,15 +144,21 @@ struct TrainCommand: ParsableCommand {
             }
             if let data { config.data = data }
             config.workers = workerOptions.workers ?? config.workers
-            if let count = config.workers { Workers.set(count) }
+            config.divergenceFactor = divergenceFactor ?? config.divergenceFactor
+            if let count = config.workers {
+                guard (1...Workers.maximum).contains(count) else { throw ValidationError("\(resume) asks for \(count) workers; give --workers 1 to \(Workers.maximum)") }
+                Workers.set(count)
+            }
             let splits = try loadData(config.data, for: loaded.model)
             let optimizer = Optimizer(config.optimizer, parameterCount: loaded.model.parameterCount, weightDecay: config.weightDecay)
             try optimizer.restore(from: loaded.checkpoint)
-            let directory = runDirectory ?? URL(fileURLWithPath: resume).deletingLastPathComponent().path
             print("resuming \(config.model) at epoch \(loaded.epoch), step \(loaded.step) in \(directory)")
-            return try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: try split(splits, .train, path: config.data),
-                               test: splits.test, runDirectory: directory, startEpoch: loaded.epoch, startStep: loaded.step)
+            return (try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: try split(splits, .train, path: config.data),
+                                test: splits.test, runDirectory: directory, startEpoch: loaded.epoch, startStep: loaded.step,
+                                firstLoss: loaded.checkpoint.metadata[CheckpointKey.firstLoss].flatMap { Float($0) }), lock)
         }
+        let directory = runDirectory ?? "runs/\(modelOptions.model.contains(":") ? "custom" : modelOptions.model)"
+        let lock = try RunLock(directory: directory)
         let dataPath = data!
         let splits = try DataLoader.load(dataPath, grayscale: grayscale, size: size)
         let train = try split(splits, .train, path: dataPath)
@@ -163,6 +182,7 @@ struct TrainCommand: ParsableCommand {
         config.data = dataPath
         config.grayscale = grayscale
         config.size = size
+        config.divergenceFactor = divergenceFactor
         workerOptions.apply()
         config.workers = Workers.count
         let model: Sequential
@@ -173,13 +193,12 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
         }
         model.initialize(initialization, seed: seed)
-        let directory = runDirectory ?? "runs/\(modelOptions.model.contains(":") ? "custom" : modelOptions.model)"
         if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
             throw ValidationError("\(directory) already holds a run: continue it with --resume \(directory)/checkpoint.safetensors, or choose another --run")
         }
         print("training \(config.model) (\(model.parameterCount) parameters) on \(train.count) \(train.shape) images, \(splits.test?.count ?? 0) test images -> \(directory)")
-        return try Trainer(model: model, optimizer: Optimizer(optimizer, parameterCount: model.parameterCount, weightDecay: weightDecay),
-                           config: config, train: train, test: splits.test, runDirectory: directory)
+        return (try Trainer(model: model, optimizer: Optimizer(optimizer, parameterCount: model.parameterCount, weightDecay: weightDecay),
+                            config: config, train: train, test: splits.test, runDirectory: directory), lock)
     }
 }
 
@@ -204,5 +223,13 @@ final class ProgressLine {
         guard drawn else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
         drawn = false
+    }
+}
+
+extension TrainingError: StatusError {
+    /// A diverged run ends `train` with status 3, which `sweep` reads.
+    var exitStatus: ExitStatus {
+        if case .diverged = self { return .diverged }
+        return .failure
     }
 }

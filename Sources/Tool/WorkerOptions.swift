@@ -3,11 +3,13 @@ import Net
 
 /// `--workers N`: the threads the engine splits its batches over (`Workers.count`).
 struct WorkerOptions: ParsableArguments {
-    @Option(help: "Worker threads the engine splits its batches over (default: one per core).")
+    @Option(help: "Worker threads the engine splits its batches over, 1 to \(Workers.maximum) (default: one per core).")
     var workers: Int?
 
     func validate() throws {
-        if let workers, workers < 1 { throw ValidationError("--workers must be positive") }
+        if let workers, !(1...Workers.maximum).contains(workers) {
+            throw ValidationError("--workers must be between 1 and \(Workers.maximum)")
+        }
     }
 
     /// Sets `Workers.count` when `--workers` was given.

@@ -173,11 +173,12 @@ final class TrainingTests: XCTestCase {
         config.lr = 1e6
         config.optimizer = .sgd
         config.loss = .mse
+        config.divergenceFactor = 1e30  // so that the loss overflows before it passes the bound
         let model = try Sequential(spec: try ModelSpec(parsing: "fc:16,fc"), inputShape: data.shape, classes: 3, activation: .sigmoid, seed: 1)
         let trainer = try Trainer(model: model, optimizer: Optimizer(.sgd, parameterCount: model.parameterCount), config: config,
                                   train: data, test: data, runDirectory: run)
         XCTAssertThrowsError(try trainer.run(untilEpoch: 5)) { error in
-            guard case let .diverged(epoch, step, loss, _)? = error as? TrainingError else { return XCTFail("\(error)") }
+            guard case let .diverged(epoch, step, loss, _, _)? = error as? TrainingError else { return XCTFail("\(error)") }
             XCTAssertFalse(loss.isFinite)
             XCTAssertGreaterThanOrEqual(epoch, 1)
             XCTAssertGreaterThan(step, 0)
@@ -185,6 +186,109 @@ final class TrainingTests: XCTestCase {
         }
         let kept = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
         XCTAssertTrue(kept.model.parameters.allSatisfy(\.isFinite))
+    }
+
+    /// A loss that stays finite but grows past the bound stops the run in the epoch where it does,
+    /// before that epoch can replace the last good checkpoint; `best.safetensors` and the metrics stay
+    /// at the last good epoch, and `diverged.txt` holds the error's line.
+    func testDivergenceBoundStopsAFiniteBlowUpAndKeepsTheLastGoodEpoch() throws {
+        let data = stripes(count: 60)
+        let run = temporaryDirectory()
+        var config = TrainConfig()
+        config.batchSize = 10
+        config.lr = 0.01
+        config.schedule = "step:1:1000"  // epoch 1 at 0.01, epoch 2 at 10
+        config.optimizer = .sgd
+        config.loss = .mse
+        let model = try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,fc:16,fc"), inputShape: data.shape, classes: 3, activation: .tanh, seed: 1)
+        let trainer = try Trainer(model: model, optimizer: Optimizer(.sgd, parameterCount: model.parameterCount), config: config,
+                                  train: data, test: data, runDirectory: run)
+        XCTAssertThrowsError(try trainer.run(untilEpoch: 5)) { error in
+            guard case let .diverged(epoch, step, loss, bound, _)? = error as? TrainingError else { return XCTFail("\(error)") }
+            XCTAssertEqual(epoch, 2)
+            XCTAssertGreaterThan(step, 6)
+            XCTAssertTrue(loss.isFinite, "caught by the bound, before the loss overflowed")
+            XCTAssertEqual(bound, trainer.firstLoss! * TrainConfig.defaultDivergenceFactor)
+            XCTAssertGreaterThan(loss, bound!)
+            XCTAssertEqual(try? String(contentsOfFile: run + "/diverged.txt", encoding: .utf8), error.localizedDescription + "\n")
+        }
+        let kept = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
+        XCTAssertEqual(kept.epoch, 1)
+        XCTAssertEqual(kept.checkpoint.metadata[CheckpointKey.firstLoss], String(trainer.firstLoss!))
+        XCTAssertEqual(try Sequential.load(contentsOf: run + "/best.safetensors").epoch, 1)
+        XCTAssertEqual(try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count, 1)
+
+        // A resumed run takes the stored first loss for its bound, and a fresh start clears the mark.
+        config.schedule = "constant"
+        let resumed = try Trainer(model: kept.model, optimizer: Optimizer(.sgd, parameterCount: kept.model.parameterCount), config: config,
+                                  train: data, test: data, runDirectory: run, startEpoch: 1, startStep: kept.step,
+                                  firstLoss: Float(kept.checkpoint.metadata[CheckpointKey.firstLoss]!))
+        XCTAssertEqual(resumed.divergenceBound, trainer.divergenceBound)
+        try resumed.run(untilEpoch: 2)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/diverged.txt"))
+    }
+
+    /// `best.safetensors` holds the epoch of the best test accuracy, and a start restores it from the
+    /// checkpoint when a kill came between the two writes.
+    func testBestCheckpointFollowsTheBestTestAccuracy() throws {
+        let data = stripes(count: 60)
+        let run = temporaryDirectory()
+        var config = TrainConfig()
+        config.batchSize = 10
+        config.lr = 0.01
+        let model = try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,fc:16,fc"), inputShape: data.shape, classes: 3, seed: 1)
+        let trainer = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
+                                  train: data, test: data, runDirectory: run)
+        let history = try trainer.run(untilEpoch: 4)
+        let best = history.max { $0.testAcc! < $1.testAcc! }!
+        let bestEpoch = history.first { $0.testAcc == best.testAcc }!.epoch
+        XCTAssertEqual(try Sequential.load(contentsOf: run + "/best.safetensors").epoch, bestEpoch, "the first epoch of the best accuracy")
+
+        try FileManager.default.removeItem(atPath: run + "/best.safetensors")
+        let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
+        let optimizer = Optimizer(.adam, parameterCount: loaded.model.parameterCount)
+        try optimizer.restore(from: loaded.checkpoint)
+        let resumed = try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: data, test: data,
+                                  runDirectory: run, startEpoch: loaded.epoch, startStep: loaded.step)
+        try resumed.run(untilEpoch: 4)  // nothing to train: the start alone restores the best model
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: run + "/best.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors")))
+    }
+
+    /// Whatever a kill left in metrics.jsonl, a resume continues it one line per epoch: a torn last
+    /// line and lines after the checkpoint's epoch are cut off, and the checkpoint's own line is
+    /// restored when the kill came between the checkpoint and the metrics write.
+    func testResumeRepairsMetricsToTheCheckpointsEpoch() throws {
+        let data = stripes(count: 30)
+        let run = temporaryDirectory()
+        var config = TrainConfig()
+        config.batchSize = 10
+        config.logging = false
+        let model = try Sequential(spec: try ModelSpec(parsing: "fc:8,fc"), inputShape: data.shape, classes: 3, seed: 1)
+        let trainer = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
+                                  train: data, test: data, runDirectory: run)
+        try trainer.run(untilEpoch: 2)
+        let metricsPath = run + "/metrics.jsonl"
+        let lines = try String(contentsOfFile: metricsPath, encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2)
+
+        func resume(_ metricsText: String) throws -> [Int] {
+            try metricsText.write(toFile: metricsPath, atomically: true, encoding: .utf8)
+            let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
+            let optimizer = Optimizer(.adam, parameterCount: loaded.model.parameterCount)
+            try optimizer.restore(from: loaded.checkpoint)
+            let resumed = try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: data, test: data,
+                                      runDirectory: run, startEpoch: loaded.epoch, startStep: loaded.step)
+            try resumed.run(untilEpoch: loaded.epoch)
+            let text = try String(contentsOfFile: metricsPath, encoding: .utf8)
+            XCTAssertTrue(text.hasSuffix("\n"))
+            return try text.split(separator: "\n").map { try JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)).epoch }
+        }
+        XCTAssertEqual(try resume(lines[0] + "\n" + lines[1].prefix(30)), [1, 2], "a torn last line")
+        XCTAssertEqual(try resume(lines[0] + "\n"), [1, 2], "killed after the checkpoint, before its metrics line")
+        XCTAssertEqual(try String(contentsOfFile: metricsPath, encoding: .utf8), lines[0] + "\n" + lines[1] + "\n", "restored from the checkpoint")
+        XCTAssertEqual(try resume(lines.joined(separator: "\n") + "\n" + lines[1].replacingOccurrences(of: "\"epoch\":2", with: "\"epoch\":3") + "\n"), [1, 2],
+                       "a line after the checkpoint's epoch")
     }
 
     func testMismatchedCheckpointIsAClearError() throws {

@@ -7,6 +7,8 @@ struct CommandResult {
     var status: Int32
     var stdout: String
     var stderr: String
+    /// The process ran past its deadline and was killed.
+    var timedOut = false
 }
 
 enum CLI {
@@ -18,21 +20,46 @@ enum CLI {
         return Bundle.main.bundleURL
     }
 
-    /// Runs `deconvnet arguments`, with `environment` added to this process's environment.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+    /// Runs `deconvnet arguments`, with `environment` added to this process's environment; a process
+    /// still running after `timeout` seconds is killed (SIGKILL) and reported as `timedOut`.
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double? = nil) throws -> CommandResult {
+        let process = try start(arguments, environment: environment)
+        let out = process.standardOutput as! Pipe, err = process.standardError as! Pipe
+        let deadline = timeout.map { seconds in
+            DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }.scheduled(after: seconds)
+        }
+        // stderr is read on its own thread, so that a child filling one pipe cannot block on it
+        let stderrRead = DispatchGroup()
+        nonisolated(unsafe) var stderr = Data()
+        DispatchQueue.global().async(group: stderrRead) { stderr = err.fileHandleForReading.readDataToEndOfFile() }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        stderrRead.wait()
+        process.waitUntilExit()
+        deadline?.cancel()
+        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                             stderr: String(decoding: stderr, as: UTF8.self),
+                             timedOut: process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
+    }
+
+    /// Starts `deconvnet arguments` with its output going to pipes (or, not `capturing`, nowhere), and
+    /// returns the running process.
+    static func start(_ arguments: [String], environment: [String: String] = [:], capturing: Bool = true) throws -> Process {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("deconvnet")
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        process.standardOutput = capturing ? Pipe() : FileHandle.nullDevice
+        process.standardError = capturing ? Pipe() : FileHandle.nullDevice
         try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                             stderr: String(decoding: stderr, as: UTF8.self))
+        return process
+    }
+}
+
+extension DispatchWorkItem {
+    /// Schedules the item on a global queue after `seconds`; returns it, for cancelling.
+    func scheduled(after seconds: Double) -> DispatchWorkItem {
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: self)
+        return self
     }
 }
 
@@ -45,8 +72,11 @@ extension XCTestCase {
     }
 
     /// Asserts a clean failure: non-zero exit, one readable line on stderr containing `needle`, no crash.
-    func assertCleanFailure(_ arguments: [String], mentions needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let result = try CLI.run(arguments)
+    /// A command that would hang fails by `timeout` instead.
+    func assertCleanFailure(_ arguments: [String], mentions needle: String, timeout: Double = 300,
+                            file: StaticString = #filePath, line: UInt = #line) throws {
+        let result = try CLI.run(arguments, timeout: timeout)
+        XCTAssertFalse(result.timedOut, "\(arguments) did not end within \(timeout) s", file: file, line: line)
         XCTAssertNotEqual(result.status, 0, "\(arguments) should fail", file: file, line: line)
         let lines = result.stderr.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         XCTAssertEqual(lines.count, 1, "stderr was: \(result.stderr)", file: file, line: line)

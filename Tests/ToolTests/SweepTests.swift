@@ -58,6 +58,24 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(third.stdout.contains("3 already done, 0 to train"), third.stdout)
     }
 
+    /// The sweep tells a diverged run (its `train` exited 3) from a failed one (any other status): the
+    /// diverged one is reported, the failed one makes the sweep exit 4 with one line, after it has
+    /// written its summaries. Kernel 5 does not fit lenet5-classic on 12x12 images, so that run fails.
+    func testFailedRunsEndTheSweepWithFourAndDivergedOnesDoNot() throws {
+        let dir = try temporaryDirectory()
+        try writeCourseData(dir + "/data", perClass: 4)
+        let out = dir + "/sweep"
+        let result = try CLI.run(["sweep", "--grid", "kernel=3,5", "--out", out, "--data", dir + "/data", "--model", "lenet5-classic",
+                                  "--optimizer", "sgd", "--lr", "1e30", "--epochs", "1", "--batch-size", "4"])
+        XCTAssertEqual(result.status, 4, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("kernel=3: diverged"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("kernel=5: failed with status 64"), result.stdout)
+        XCTAssertEqual(result.stderr, "Error: 1 run failed: see \(out)/kernel=5/train.log\n")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/kernel=3/diverged.txt"))
+        let csv = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(csv[1].hasPrefix("kernel=3,3,") && csv[1].hasSuffix(",yes"), String(csv[1]))
+    }
+
     /// A run started by a sweep that is gone (here: a parent id that is not its parent) stops after
     /// its first step with one line, instead of training on unwatched.
     func testOrphanedSweepRunStops() throws {

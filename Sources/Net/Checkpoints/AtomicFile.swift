@@ -57,7 +57,7 @@ private func writeAtomically(_ buffer: UnsafeRawBufferPointer, to path: String) 
         name = path
     }
     let separator = directory.hasSuffix("/") ? "" : "/"
-    let temporary = "\(directory)\(separator).\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let temporary = directory + separator + TemporaryFileName.make(for: name)
 
     func failure(_ operation: String) -> FileWriteError {
         .systemError(path: path, operation: operation, reason: String(cString: strerror(errno)))
@@ -93,4 +93,30 @@ private func writeAtomically(_ buffer: UnsafeRawBufferPointer, to path: String) 
         _ = fsync(dirfd)
         close(dirfd)
     }
+}
+
+/// The names of `writeAtomically`'s temporary files: `.<name>.tmp-<pid>-<random>`.
+enum TemporaryFileName {
+    static func make(for name: String) -> String {
+        ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// Whether `file` (a name without directory) is such a temporary file.
+    static func matches(_ file: String) -> Bool {
+        guard file.hasPrefix("."), let marker = file.range(of: ".tmp-", options: .backwards), marker.lowerBound > file.index(after: file.startIndex) else {
+            return false
+        }
+        let numbers = file[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        return numbers.count == 2 && numbers.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+    }
+}
+
+/// Removes the temporary files that `writeAtomically` calls interrupted by a killed process left in
+/// `directory` (not in its subdirectories), and returns their names. Only for a directory that no
+/// other process is writing into, such as a run directory held with `RunLock`.
+@discardableResult
+public func removeInterruptedWrites(in directory: String) -> [String] {
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(TemporaryFileName.matches).sorted()
+    for name in names { unlink(directory + "/" + name) }
+    return names
 }

@@ -16,6 +16,8 @@ public enum CheckpointKey {
     public static let format = "format", spec = "model_spec", activation = "activation", inputShape = "input_shape"
     public static let classNames = "class_names", cell = "cell", epoch = "epoch", step = "step"
     public static let config = "config", metrics = "metrics", optimizer = "optimizer", optimizerSteps = "optimizer_steps"
+    /// The loss of the run's first step, which its divergence bound is a multiple of.
+    public static let firstLoss = "first_loss"
     public static let formatValue = "deconvnet-1"
 }
 

@@ -6,11 +6,14 @@ import Synchronization
 /// every OpenBLAS call single-threaded inside one worker, which keeps all cores busy with im2col,
 /// pooling and the matrix products alike and avoids BLAS's thread hand-offs on small matrices.
 public enum Workers {
-    nonisolated(unsafe) public private(set) static var count = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The most workers a region can be split over (`--workers` is bounded by it).
+    public static let maximum = 1024
+    /// One per core, at most `maximum`.
+    nonisolated(unsafe) public private(set) static var count = min(maximum, max(1, ProcessInfo.processInfo.activeProcessorCount))
 
-    /// Sets the worker count (e.g. 1 for a reproducibility check on another machine).
+    /// Sets the worker count (e.g. 1 for a reproducibility check on another machine), 1 to `maximum`.
     public static func set(_ n: Int) {
-        precondition(n > 0)
+        precondition((1...maximum).contains(n), "worker count \(n) is outside 1...\(maximum)")
         count = n
     }
 }
@@ -44,16 +47,20 @@ public func workerCount(_ total: Int, minimumPerWorker: Int = 1) -> Int {
 /// of its second core, because the helper started each region ~0.4 ms late. The region's parts are
 /// claimed from a counter by whoever comes first, the calling thread included, so a helper that is
 /// not running (the machine is busy) never holds a region up.
-private final class WorkerPool: @unchecked Sendable {
+final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
+
+    /// The most parts a region can have: the width of a field of `state`.
+    static let maximumParts = partMask
+    private static let partBits = 16, partMask = (1 << partBits) - 1, regionShift = 2 * partBits
 
     /// How long a helper polls for the next region, and the caller for the helpers to finish, before sleeping.
     private static let spinNanoseconds: UInt64 = 50_000
 
     /// The current region in one word, so that a claim is always of the region it read: the count
-    /// of regions started (above bit 16), its number of parts (bits 8–15) and the next unclaimed part
-    /// (bits 0–7).
-    private let state = Atomic<Int>(0)
+    /// of regions started (bits 32–63, wrapping; only compared for equality), its number of parts
+    /// (bits 16–31) and the next unclaimed part (bits 0–15).
+    private let state: Atomic<Int>
     /// Parts of the current region not yet finished.
     private let remaining = Atomic<Int>(0)
     private let wake = NSCondition()
@@ -64,12 +71,17 @@ private final class WorkerPool: @unchecked Sendable {
     nonisolated(unsafe) private var job: ((Int) -> Void)?
     nonisolated(unsafe) private var helpers = 0
 
+    /// A pool whose region count starts at `firstRegion` (a test starts it just before the count wraps).
+    init(firstRegion: Int = 0) {
+        state = Atomic(firstRegion << Self.regionShift)
+    }
+
     /// Runs `body(w)` for `w` in `0..<parts` on the calling thread and the helpers, and returns when all are done.
     func run(_ parts: Int, _ body: (Int) -> Void) {
-        precondition(parts < 256)
+        precondition((1...Self.maximumParts).contains(parts), "a region of \(parts) parts")
         regionLock.lock()
         defer { regionLock.unlock() }
-        let region = state.load(ordering: .relaxed) >> 16
+        let region = Self.region(state.load(ordering: .relaxed))
         while helpers < parts - 1 {
             helpers += 1
             let thread = Thread { [self] in serve(after: region) }
@@ -80,7 +92,7 @@ private final class WorkerPool: @unchecked Sendable {
             job = body
             remaining.store(parts, ordering: .relaxed)
             wake.lock()
-            state.store((region + 1) << 16 | parts << 8, ordering: .releasing)
+            state.store((region &+ 1) << Self.regionShift | parts << Self.partBits, ordering: .releasing)
             wake.broadcast()
             wake.unlock()
             work()
@@ -97,7 +109,7 @@ private final class WorkerPool: @unchecked Sendable {
     private func work() {
         var current = state.load(ordering: .acquiring)
         while true {
-            let (part, parts) = (current & 255, current >> 8 & 255)
+            let (part, parts) = (current & Self.partMask, current >> Self.partBits & Self.partMask)
             guard part < parts else { return }
             let (exchanged, original) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
             guard exchanged else {
@@ -125,13 +137,16 @@ private final class WorkerPool: @unchecked Sendable {
 
     /// Polls until a region after `seen` has started, then sleeps on the condition; returns its count.
     private func next(after seen: Int) -> Int {
-        func region() -> Int { state.load(ordering: .acquiring) >> 16 }
+        func region() -> Int { Self.region(state.load(ordering: .acquiring)) }
         if poll(until: { region() != seen }) { return region() }
         wake.lock()
         defer { wake.unlock() }
         while region() == seen { wake.wait() }
         return region()
     }
+
+    /// The region count of a `state` word.
+    private static func region(_ state: Int) -> Int { state >> regionShift }
 
     /// Polls `condition` for up to `spinNanoseconds`; whether it became true.
     private func poll(until condition: () -> Bool) -> Bool {

@@ -30,13 +30,19 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Worker threads the batches were split over (nil in checkpoints from before it was recorded). A
     /// run is reproducible bit for bit for a given seed and worker count.
     public var workers: Int?
+    /// A step loss over this many times the run's first step loss stops it as diverged (nil:
+    /// `defaultDivergenceFactor`; infinity: only NaN and infinite losses do).
+    public var divergenceFactor: Float?
+
+    /// The divergence factor of a run that does not set one.
+    public static let defaultDivergenceFactor: Float = 100
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case model, spec, activation, optimizer, lr, schedule, initialization, loss, batchSize = "batch_size"
         case weightDecay = "weight_decay", augment, clipNorm = "clip_norm", seed, saveEvery = "save_every"
-        case logEvery = "log_every", logging, data, grayscale, size, workers
+        case logEvery = "log_every", logging, data, grayscale, size, workers, divergenceFactor = "divergence_factor"
     }
 }
 
@@ -57,4 +63,7 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
         case epoch, step, trainLoss = "train_loss", trainAcc = "train_acc", testLoss = "test_loss", testAcc = "test_acc"
         case lr, seconds, imagesPerSecond = "images_per_s"
     }
+
+    /// The accuracy that ranks epochs and runs: test accuracy, else training accuracy.
+    public var rankingAccuracy: Float { testAcc ?? trainAcc }
 }

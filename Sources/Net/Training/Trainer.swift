@@ -2,15 +2,18 @@ import Foundation
 
 /// Why a training run stopped early.
 public enum TrainingError: LocalizedError, Equatable {
-    case diverged(epoch: Int, step: Int, loss: Float, lastCheckpoint: String)
+    /// The loss of the step `step` (in epoch `epoch`) was NaN, infinite, or over `bound` (see
+    /// `Trainer.divergenceBound`); `lastCheckpoint` still holds the last epoch that stayed below it.
+    case diverged(epoch: Int, step: Int, loss: Float, bound: Float?, lastCheckpoint: String)
     case emptyData(String)
     /// `Trainer.stopRequest` gave `reason` during epoch `epoch`.
     case stopped(reason: String, epoch: Int, lastCheckpoint: String)
 
     public var errorDescription: String? {
         switch self {
-        case let .diverged(epoch, step, loss, lastCheckpoint):
-            return "the loss became \(loss) at epoch \(epoch), step \(step): training stopped; the last good checkpoint is \(lastCheckpoint)"
+        case let .diverged(epoch, step, loss, bound, lastCheckpoint):
+            let over = bound.map { loss.isFinite ? ", over the divergence bound \($0)" : "" } ?? ""
+            return "the loss became \(loss) at epoch \(epoch), step \(step)\(over): training stopped; the last good checkpoint is \(lastCheckpoint)"
         case .emptyData(let what):
             return what
         case let .stopped(reason, epoch, lastCheckpoint):
@@ -29,8 +32,21 @@ public enum TrainingEvent {
 
 /// The training loop: shuffled mini-batches, augmentation, optimisation, evaluation after every epoch,
 /// `RUN/metrics.jsonl`, TensorBoard events in `RUN/tensorboard/`, and atomic checkpoints
-/// (`RUN/checkpoint.safetensors`, plus `RUN/checkpoints/epoch-N.safetensors` with `saveEvery`).
-/// Epoch and step numbers continue from `startEpoch`/`startStep` when a run is resumed.
+/// (`RUN/checkpoint.safetensors`, `RUN/best.safetensors` of the best accuracy so far, plus
+/// `RUN/checkpoints/epoch-N.safetensors` with `saveEvery`). Epoch and step numbers continue from
+/// `startEpoch`/`startStep` when a run is resumed.
+///
+/// The checkpoint is the commit point of an epoch: it is written first, then `best.safetensors`,
+/// the metrics line and the event scalars. A start puts the run directory back in step with its
+/// checkpoint, so that a process killed anywhere resumes to an exact epoch: lines of `metrics.jsonl`
+/// and `activations.jsonl` after the checkpoint's epoch (and a torn last line, one without its
+/// newline) are cut off, a metrics line the checkpoint has but the file lacks is restored from the
+/// checkpoint's metadata, and so is a best model that was not written yet. Callers that may run
+/// concurrently hold the directory with `RunLock`.
+///
+/// A step whose loss is NaN, infinite, or over `divergenceBound` stops the run with
+/// `TrainingError.diverged` before the epoch's checkpoint replaces the last good one, and leaves
+/// the error's line in `RUN/diverged.txt` (removed when the run is started again).
 public final class Trainer {
     public let model: Sequential
     public let optimizer: Optimizer
@@ -48,12 +64,24 @@ public final class Trainer {
     private let augmentations: [Augmentation]
     private var events: EventWriter?
     private var log: TrainingLog?
+    /// The loss of the run's first step, which the divergence bound is a multiple of.
+    public private(set) var firstLoss: Float?
+    /// The accuracy of `best.safetensors` (`EpochMetrics.rankingAccuracy`).
+    private var bestAccuracy: Float?
 
     public var checkpointPath: String { runDirectory + "/checkpoint.safetensors" }
+    public var bestPath: String { runDirectory + "/best.safetensors" }
     public var metricsPath: String { runDirectory + "/metrics.jsonl" }
+    public var divergedPath: String { runDirectory + "/diverged.txt" }
 
+    /// The largest step loss that does not stop the run: `config.divergenceFactor` (default
+    /// `TrainConfig.defaultDivergenceFactor`) times `firstLoss`; nil before the first step.
+    public var divergenceBound: Float? { firstLoss.map { $0 * (config.divergenceFactor ?? TrainConfig.defaultDivergenceFactor) } }
+
+    /// `firstLoss` is the first step's loss of a resumed run (`CheckpointKey.firstLoss` of its
+    /// checkpoint); nil for a new run, or a checkpoint without it, takes the next step's.
     public init(model: Sequential, optimizer: Optimizer, config: TrainConfig, train: Dataset, test: Dataset?,
-                runDirectory: String, startEpoch: Int = 0, startStep: Int = 0) throws {
+                runDirectory: String, startEpoch: Int = 0, startStep: Int = 0, firstLoss: Float? = nil) throws {
         guard train.count > 0 else { throw TrainingError.emptyData("the training split is empty") }
         self.model = model
         self.optimizer = optimizer
@@ -63,6 +91,7 @@ public final class Trainer {
         self.runDirectory = runDirectory
         epoch = startEpoch
         step = startStep
+        self.firstLoss = firstLoss
         schedule = try Schedule(parsing: config.schedule)
         augmentations = try config.augment.map {
             guard let a = Augmentation(rawValue: $0) else { throw ModelError.badSpec("unknown augmentation '\($0)' (flip, shift)") }
@@ -77,9 +106,15 @@ public final class Trainer {
     }
 
     /// Trains until epoch `untilEpoch` (or until `maxSteps` more steps), evaluating and saving after each
-    /// epoch. Throws `TrainingError.diverged` on a non-finite loss, keeping the last good checkpoint.
+    /// epoch. Throws `TrainingError.diverged` on a loss that is not finite or over `divergenceBound`,
+    /// keeping the last good checkpoint.
     @discardableResult
     public func run(untilEpoch totalEpochs: Int, maxSteps: Int? = nil) throws -> [EpochMetrics] {
+        unlink(divergedPath)
+        let committed = try committedMetrics()
+        try cutLines(metricsPath, after: epoch, restoring: committed)
+        try cutLines(runDirectory + "/activations.jsonl", after: epoch)
+        try restoreBest(committed)
         if config.logging {
             let events = try EventWriter(appendingTo: runDirectory + "/tensorboard")
             self.events = events
@@ -127,9 +162,12 @@ public final class Trainer {
                     }
                 }
                 step += 1
-                guard result.loss.isFinite else {
+                if firstLoss == nil, result.loss.isFinite { firstLoss = result.loss }
+                guard result.loss.isFinite, divergenceBound.map({ result.loss <= $0 }) ?? true else {
                     try? events?.flush()
-                    throw TrainingError.diverged(epoch: epoch + 1, step: step, loss: result.loss, lastCheckpoint: checkpointPath)
+                    let error = TrainingError.diverged(epoch: epoch + 1, step: step, loss: result.loss, bound: divergenceBound, lastCheckpoint: checkpointPath)
+                    try? writeAtomically(Data((error.localizedDescription + "\n").utf8), to: divergedPath)
+                    throw error
                 }
                 lossSum += Double(result.loss) * Double(count)
                 correct += result.correct
@@ -156,8 +194,9 @@ public final class Trainer {
         return history
     }
 
-    /// Appends the epoch's line to metrics.jsonl, logs its scalars, and saves the checkpoints.
+    /// Saves the checkpoints, then appends the epoch's line to metrics.jsonl and logs its scalars.
     private func record(_ metrics: EpochMetrics) throws {
+        try save(metrics: metrics)
         try appendLine(jsonString(metrics), to: metricsPath)
         if let events {
             try events.addScalar("train/loss", metrics.trainLoss, step: metrics.epoch)
@@ -169,17 +208,63 @@ public final class Trainer {
             try events.addScalar("train/lr", metrics.lr, step: metrics.epoch)
             try events.flush()
         }
-        try save(metrics: metrics)
     }
 
+    /// Writes `checkpoint.safetensors` (the commit point), `checkpoints/epoch-N.safetensors` when due,
+    /// and `best.safetensors` when `metrics` beat the best so far.
     private func save(metrics: EpochMetrics? = nil) throws {
         var extra = [CheckpointKey.config: jsonString(config)]
         if let metrics { extra[CheckpointKey.metrics] = jsonString(metrics) }
+        if let firstLoss { extra[CheckpointKey.firstLoss] = String(firstLoss) }
         let checkpoint = model.checkpoint(classNames: train.classNames, epoch: epoch, step: step, optimizer: optimizer, extra: extra)
         try checkpoint.write(to: checkpointPath)
         if let every = config.saveEvery, epoch % every == 0 {
             try FileManager.default.createDirectory(atPath: runDirectory + "/checkpoints", withIntermediateDirectories: true)
             try checkpoint.write(to: runDirectory + "/checkpoints/epoch-\(epoch).safetensors")
         }
+        if let accuracy = metrics?.rankingAccuracy, bestAccuracy.map({ accuracy > $0 }) ?? true {
+            try checkpoint.write(to: bestPath)
+            bestAccuracy = accuracy
+        }
     }
+
+    /// The metrics stored in `checkpoint.safetensors` when it is the checkpoint of the start epoch and step.
+    private func committedMetrics() throws -> EpochMetrics? {
+        guard FileManager.default.fileExists(atPath: checkpointPath) else { return nil }
+        let meta = try Checkpoint.readMetadata(from: checkpointPath)
+        guard meta[CheckpointKey.epoch] == String(epoch), meta[CheckpointKey.step] == String(step) else { return nil }
+        return meta[CheckpointKey.metrics].flatMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
+    }
+
+    /// Reads the best accuracy so far from `best.safetensors`, and copies `checkpoint.safetensors` over
+    /// it when the checkpoint's `committed` metrics are better (a kill between the two writes).
+    private func restoreBest(_ committed: EpochMetrics?) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: bestPath) {
+            let meta = try Checkpoint.readMetadata(from: bestPath)
+            bestAccuracy = meta[CheckpointKey.metrics].flatMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }?.rankingAccuracy
+        }
+        guard let accuracy = committed?.rankingAccuracy, bestAccuracy.map({ accuracy > $0 }) ?? true else { return }
+        try writeAtomically(try Data(contentsOf: URL(fileURLWithPath: checkpointPath)), to: bestPath)
+        bestAccuracy = accuracy
+    }
+}
+
+/// Cuts the JSON-lines file at `path` back to its lines of epochs up to `epoch` (a line's `"epoch"`;
+/// lines without one are kept), dropping a torn last line (one without its newline), and appends
+/// `restoring` when it is of `epoch` and the file stops short of it. Rewrites the file atomically,
+/// and only when something changes; a missing file stays missing unless there is a line to restore.
+func cutLines(_ path: String, after epoch: Int, restoring: EpochMetrics? = nil) throws {
+    struct Line: Decodable { var epoch: Int? }
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    let complete = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()  // the part after the last newline is torn or empty
+    let kept = complete.filter { line in
+        (try? JSONDecoder().decode(Line.self, from: Data(line.utf8)))?.epoch.map { $0 <= epoch } ?? true
+    }
+    var lines = kept.map(String.init)
+    let lastEpoch = kept.compactMap { try? JSONDecoder().decode(Line.self, from: Data($0.utf8)).epoch }.last ?? 0
+    if let restoring, restoring.epoch == epoch, lastEpoch < epoch { lines.append(jsonString(restoring)) }
+    let repaired = lines.map { $0 + "\n" }.joined()
+    guard repaired != text else { return }
+    try writeAtomically(Data(repaired.utf8), to: path)
 }

@@ -39,10 +39,13 @@ struct ModelInfo: Equatable {
 
 /// A training run read back from its directory (see `deconvnet train --run`).
 ///
-/// Reads `metrics.jsonl`, `activations.jsonl`, the metadata of `checkpoint.safetensors`, `train.log`
-/// (written by `sweep`) and the filter images; every file but one of metrics and checkpoint may be
-/// missing. A resumed run appends to the same files, so it stays one run: lines are ordered by epoch,
-/// and where an epoch appears twice (a run resumed from an earlier checkpoint) the later line wins.
+/// Reads `metrics.jsonl`, `activations.jsonl`, the metadata of `checkpoint.safetensors`, `diverged.txt`
+/// and the filter images; every file but one of metrics and checkpoint may be missing. A resumed run
+/// appends to the same files, so it stays one run: lines are ordered by epoch, and where an epoch
+/// appears twice (a run resumed from an earlier checkpoint) the later line wins. The checkpoint's own
+/// metrics count as its epoch's line when `metrics.jsonl` stops short of it (a run killed between
+/// the two writes). A torn last line (one without its newline: a write that was cut short) is
+/// skipped with a warning in `warnings`; any other malformed line is an error.
 struct RunRecord {
     /// Display name: the directory's name, unless the caller chose another.
     var name: String
@@ -51,8 +54,10 @@ struct RunRecord {
     var activations: [ActivationRecord] = []
     var config: TrainConfig?
     var model: ModelInfo?
-    /// `true` when `train.log` records that the loss became NaN or infinite.
+    /// `true` when `train` stopped the run as diverged (it leaves `diverged.txt`).
     var diverged = false
+    /// One line for each torn line that was skipped.
+    var warnings: [String] = []
     /// `filters/strip.png` if present, else the latest `filters/epoch-N.png`.
     var filterImage: String?
 
@@ -67,24 +72,33 @@ struct RunRecord {
         let metricsPath = path + "/metrics.jsonl", checkpointPath = path + "/checkpoint.safetensors"
         guard fm.fileExists(atPath: metricsPath) || fm.fileExists(atPath: checkpointPath) else { throw RunError.notARun(path) }
         var run = RunRecord(name: name ?? URL(fileURLWithPath: path).standardized.lastPathComponent, path: path)
-        run.metrics = lastPerEpoch(try readLines(metricsPath, as: EpochMetrics.self), epoch: \.epoch)
-        run.activations = lastPerEpoch(try readLines(path + "/activations.jsonl", as: ActivationRecord.self), epoch: \.epoch)
+        var metrics = try readLines(metricsPath, as: EpochMetrics.self, warnings: &run.warnings)
+        run.activations = lastPerEpoch(try readLines(path + "/activations.jsonl", as: ActivationRecord.self, warnings: &run.warnings), epoch: \.epoch)
         if fm.fileExists(atPath: checkpointPath) {
             let meta = try Checkpoint.readMetadata(from: checkpointPath)
             run.config = meta[CheckpointKey.config].flatMap { try? JSONDecoder().decode(TrainConfig.self, from: Data($0.utf8)) }
             run.model = modelInfo(meta)
+            if let committed = meta[CheckpointKey.metrics].flatMap({ try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }),
+               !metrics.contains(where: { $0.epoch >= committed.epoch }) {
+                metrics.append(committed)
+            }
         }
-        if let log = try? String(contentsOfFile: path + "/train.log", encoding: .utf8) { run.diverged = log.contains("loss became") }
+        run.metrics = lastPerEpoch(metrics, epoch: \.epoch)
+        run.diverged = fm.fileExists(atPath: path + "/diverged.txt")
         run.filterImage = filterImage(in: path + "/filters")
         return run
     }
 
-    /// Decodes every non-empty line of a JSON-lines file; a missing file is empty.
-    private static func readLines<T: Decodable>(_ path: String, as type: T.Type) throws -> [T] {
+    /// Decodes every non-empty line of a JSON-lines file; a missing file is empty. A torn last line
+    /// is skipped, with a line in `warnings`.
+    private static func readLines<T: Decodable>(_ path: String, as type: T.Type, warnings: inout [String]) throws -> [T] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if let torn = lines.popLast(), !torn.trimmingCharacters(in: .whitespaces).isEmpty {
+            warnings.append("warning: \(path):\(lines.count + 1): skipped a torn last line (a write cut short)")
+        }
         var values: [T] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+        for (index, line) in lines.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             do {
                 values.append(try JSONDecoder().decode(T.self, from: Data(line.utf8)))
             } catch {

@@ -1,0 +1,61 @@
+import Foundation
+import XCTest
+@testable import Net
+import Synchronization
+
+/// The worker pool at every worker count it accepts: each part of a region runs exactly once, and a
+/// region that would deadlock fails the test by its deadline instead of hanging the suite (each case
+/// uses its own pool, so a stuck one holds up nothing else).
+final class ParallelTests: XCTestCase {
+    /// Runs `body` on a thread of its own; whether it returned within `seconds`.
+    private func finishes(within seconds: Double, _ body: @escaping () -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            body()
+            done.signal()
+        }
+        return done.wait(timeout: .now() + seconds) == .success
+    }
+
+    /// Regions of 1, the core count, 255, 256 (the count that deadlocked when the part fields were a
+    /// byte wide), 1024 (`Workers.maximum`) parts, then smaller ones again on the same threads.
+    func testEveryPartRunsOnceAtEveryCount() {
+        let pool = WorkerPool()
+        for parts in [1, ProcessInfo.processInfo.activeProcessorCount, 255, 256, Workers.maximum, 3, 256] {
+            let runs = UnsafeMutableBufferPointer<Int>.allocate(capacity: parts)
+            defer { runs.deallocate() }
+            runs.initialize(repeating: 0)
+            XCTAssertTrue(finishes(within: 60) { pool.run(parts) { runs[$0] += 1 } }, "a region of \(parts) parts did not finish")
+            XCTAssertEqual(runs.filter { $0 != 1 }.count, 0, "\(parts) parts")
+        }
+    }
+
+    /// The region count wraps around without losing a region.
+    func testRegionCountWraps() {
+        let pool = WorkerPool(firstRegion: Int(Int32.max) - 2)
+        var total = 0
+        XCTAssertTrue(finishes(within: 60) {
+            for _ in 0..<6 {
+                let runs = Atomic<Int>(0)
+                pool.run(4) { _ in runs.add(1, ordering: .relaxed) }
+                total += runs.load(ordering: .relaxed)
+            }
+        })
+        XCTAssertEqual(total, 24)
+    }
+
+    /// `parallelRanges` with more than 255 workers covers its range exactly once.
+    func testParallelRangesOverManyWorkers() {
+        let saved = Workers.count
+        defer { Workers.set(saved) }
+        for workers in [256, Workers.maximum] {
+            Workers.set(workers)
+            let total = 3000
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: total)
+            defer { hits.deallocate() }
+            hits.initialize(repeating: 0)
+            XCTAssertTrue(finishes(within: 60) { parallelRanges(total) { range, _ in for i in range { hits[i] += 1 } } }, "\(workers) workers")
+            XCTAssertEqual(hits.filter { $0 != 1 }.count, 0, "\(workers) workers")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import XCTest
+import Net
+
+/// `train` under faults, as separate processes: every worker count finishes (a hang fails by its
+/// deadline), one process owns a run directory and its lock dies with it, a kill leaves a run that
+/// resumes to an exact epoch, and a diverging run exits 3 keeping its last good checkpoint.
+final class RunSafetyTests: XCTestCase {
+    private let spec = "conv:16:3:same,maxpool:2,fc"
+
+    /// A first batch of 64 images of 16 channels gives max pooling a region of 1024 parts.
+    func testTrainingFinishesAtEveryWorkerCount() throws {
+        let dir = try temporaryDirectory()
+        try writeCourseData(dir + "/data", perClass: 24, size: 8)
+        let train = ["train", "--data", dir + "/data", "--model", spec, "--epochs", "1", "--batch-size", "64", "--no-logging"]
+        for workers in [1, ProcessInfo.processInfo.activeProcessorCount, 256, Workers.maximum] {
+            let result = try CLI.run(train + ["--run", dir + "/run-\(workers)", "--workers", String(workers)], timeout: 180)
+            XCTAssertFalse(result.timedOut, "\(workers) workers: no end within the deadline")
+            XCTAssertEqual(result.status, 0, "\(workers) workers: \(result.stderr)")
+            XCTAssertTrue(result.stdout.contains("epoch 1/1"), result.stdout)
+        }
+        try assertCleanFailure(train + ["--run", dir + "/run-over", "--workers", String(Workers.maximum + 1)],
+                               mentions: "--workers must be between 1 and \(Workers.maximum)")
+    }
+
+    func testOneProcessOwnsARunAndAKilledOneResumesToAnExactEpoch() throws {
+        let dir = try temporaryDirectory()
+        try writeCourseData(dir + "/data", perClass: 4, size: 8)
+        let run = dir + "/run"
+        let train = ["train", "--data", dir + "/data", "--model", spec, "--batch-size", "4", "--run", run]
+        let holder = try CLI.start(train + ["--epochs", "100000"], capturing: false)
+        addTeardownBlock { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) } }
+        let started = Date()
+        while !FileManager.default.fileExists(atPath: run + "/metrics.jsonl"), Date().timeIntervalSince(started) < 60 { usleep(20_000) }
+        XCTAssertTrue(holder.isRunning)
+
+        for second in [train + ["--epochs", "1"], ["train", "--resume", run + "/checkpoint.safetensors", "--epochs", "1"]] {
+            let refused = try CLI.run(second, timeout: 60)
+            XCTAssertEqual(refused.status, 1, refused.stdout + refused.stderr)
+            XCTAssertEqual(refused.stderr, "Error: \(run) is in use by process \(holder.processIdentifier) (\(run)/train.lock): one process trains a run at a time\n")
+        }
+
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        // what a kill inside a checkpoint write leaves, and a metrics line cut short
+        let leftover = run + "/.checkpoint.safetensors.tmp-\(holder.processIdentifier)-12345"
+        XCTAssertTrue(FileManager.default.createFile(atPath: leftover, contents: Data(count: 1 << 20)))
+        let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
+        try String(metrics.dropLast(12)).write(toFile: run + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        let torn = metrics.split(separator: "\n").count
+        for command in [["report", run, "--out", dir + "/report"], ["compare", run]] {
+            let result = try CLI.run(command)
+            XCTAssertEqual(result.status, 0, "\(command[0]): \(result.stderr)")
+            XCTAssertEqual(result.stderr, "warning: \(run)/metrics.jsonl:\(torn): skipped a torn last line (a write cut short)\n", command[0])
+        }
+
+        let resumed = try CLI.run(["train", "--resume", run + "/checkpoint.safetensors", "--epochs", "1"], timeout: 120)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: leftover), "the interrupted write was removed")
+        let epoch = try Sequential.load(contentsOf: run + "/checkpoint.safetensors").epoch
+        let epochs = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)).epoch }
+        XCTAssertEqual(epochs, Array(1...epoch), "one line per epoch up to the checkpoint's")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/best.safetensors"))
+    }
+
+    /// The rate jumps a thousandfold after epoch 1; the run stops in epoch 2 with status 3, naming
+    /// the epoch and the bound, and keeps epoch 1's checkpoint.
+    func testDivergedRunExitsThreeWithTheLastGoodCheckpoint() throws {
+        let dir = try temporaryDirectory()
+        try writeCourseData(dir + "/data")
+        let run = dir + "/run"
+        let result = try CLI.run(["train", "--data", dir + "/data", "--model", "conv:4:3:same,maxpool:2,fc:16,fc", "--activation", "tanh",
+                                  "--loss", "mse", "--optimizer", "sgd", "--lr", "0.01", "--schedule", "step:1:1000", "--epochs", "4",
+                                  "--batch-size", "4", "--run", run, "--no-logging"])
+        XCTAssertEqual(result.status, 3, result.stdout + result.stderr)
+        let lines = result.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, result.stderr)
+        XCTAssertTrue(lines[0].contains("at epoch 2, step") && lines[0].contains("over the divergence bound"), result.stderr)
+        XCTAssertEqual(try Sequential.load(contentsOf: run + "/checkpoint.safetensors").epoch, 1)
+        XCTAssertEqual(try String(contentsOfFile: run + "/diverged.txt", encoding: .utf8), "\(lines[0].dropFirst("Error: ".count))\n")
+        try assertCleanFailure(["train", "--data", dir + "/data", "--divergence-factor", "1", "--run", dir + "/other"],
+                               mentions: "--divergence-factor must be a number above 1")
+    }
+}

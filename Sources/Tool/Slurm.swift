@@ -11,7 +11,6 @@ enum SlurmError: LocalizedError, Equatable {
     case unsafePath(String)
     case badManifest(path: String, reason: String)
     case noSuchTask(index: Int, count: Int)
-    case runFailed(name: String, log: String)
 
     var errorDescription: String? {
         switch self {
@@ -28,7 +27,6 @@ enum SlurmError: LocalizedError, Equatable {
             return "--slurm needs an --out path of letters, digits and . _ - + = , @ ~ : / only (#SBATCH lines cannot quote): '\(path)'"
         case let .badManifest(path, reason): return "\(path): \(reason)"
         case let .noSuchTask(index, count): return "--task \(index): the sweep has tasks 0-\(count - 1)"
-        case let .runFailed(name, log): return "\(name) failed, see \(log)"
         }
     }
 }

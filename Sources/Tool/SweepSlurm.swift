@@ -237,7 +237,8 @@ extension SweepCommand {
     }
 
     /// `sweep --task I DIR`: trains combination `index` to the sweep's target, resuming its checkpoint
-    /// where it can, with as many workers as Slurm gave the task CPUs.
+    /// where it can, with as many workers as Slurm gave the task CPUs. A diverged run ends the task
+    /// with status 0, as it ends a local sweep; a failed one with status 4.
     func runTask(_ index: Int, in directory: String) throws {
         let combinations = try parsedGrid().combinations
         guard combinations.indices.contains(index) else { throw SlurmError.noSuchTask(index: index, count: combinations.count) }
@@ -249,7 +250,7 @@ extension SweepCommand {
         let workers = ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap { Int($0) } ?? Workers.count
         job.arguments += ["--workers", String(max(1, workers))]
         if case .failed = SweepJob.runAll([job], parallel: 1)[name] {
-            throw SlurmError.runFailed(name: name, log: job.directory + "/train.log")
+            throw SweepError.runsFailed([job.directory + "/train.log"])
         }
     }
 

@@ -1,12 +1,14 @@
 # Two entry points that do all set-up on a fresh Debian machine with the Swift toolchain:
 #   make demo   installs what is missing, builds in release, inspects the committed Fashion-MNIST model
 #   make test   installs what is missing, runs every test (release build with testability) with the
-#               Python reference packages in .venv/, so that no cross-check against them skips
+#               Python reference packages in .venv/, so that no cross-check against them skips, and the
+#               Slurm sweep's on a single-node cluster that scripts/local-slurm starts for them and stops after
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist \
 	libfreetype-dev libfontconfig-dev fonts-dejavu-core fonts-wqy-microhei
-# for the checks: headless Chromium renders the HTML reports and the SVG figures
-TEST_APT_PACKAGES := chromium
+# for the checks: headless Chromium renders the HTML reports and the SVG figures; Slurm and munge run
+# `sweep --slurm`'s tests
+TEST_APT_PACKAGES := chromium slurmctld slurmd slurm-client munge
 # The reference packages the tests cross-check against, installed into $(VENV). torch is pinned to the
 # CPU build that the local wheel folder pip is configured with holds (`pip config list`: find-links), so
 # that a fresh machine never downloads the multi-GB CUDA build from PyPI.
@@ -58,7 +60,8 @@ demo: build
 
 test: test-deps python-deps
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
-	DECONVNET_PYTHON=$(CURDIR)/$(PYTHON) $(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build
+	@cluster=$$($(SUDO) scripts/local-slurm start) && eval "$$cluster" && echo "$$cluster" && \
+	{ DECONVNET_PYTHON=$(CURDIR)/$(PYTHON) $(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build; status=$$?; $(SUDO) scripts/local-slurm stop || status=1; exit $$status; }
 
 bench: build
 	$(BIN) bench train --model lenet5 --json

@@ -24,21 +24,32 @@ struct SweepCommand: ParsableCommand {
         failure; when any run fails otherwise, the sweep still writes its summaries and then exits with status 4.
 
         Writes OUT/summary.csv and OUT/summary.md (one row per run) and OUT/report/index.html.
+
+        With --slurm the runs are the tasks of a Slurm job array instead, submitted with sbatch (see --slurm).
         """)
 
     @Option(help: "Space-separated KEY=V1,V2,… terms, e.g. \"lr=0.1,0.01 activation=sigmoid,tanh\".")
-    var grid: String
+    var grid: String?
 
     @Option(help: "Sweep directory: one run directory per combination, summaries and the report.")
-    var out: String
+    var out: String?
 
     @Option(help: "Runs trained at the same time.")
     var jobs = 1
+
+    @OptionGroup(title: "Slurm") var slurm: SlurmOptions
 
     @Argument(parsing: .allUnrecognized, help: "Options for every run, as for `deconvnet train` (e.g. --data D --epochs 3).")
     var trainArguments: [String] = []
 
     func validate() throws {
+        if slurm.directoryMode {
+            guard grid == nil, out == nil, trainArguments.isEmpty else { throw ValidationError(SlurmOptions.directoryModeUsage) }
+            return try slurm.validate()
+        }
+        guard grid != nil, out != nil else { throw ValidationError("sweep needs --grid and --out (or --status DIR)") }
+        try slurm.validate()
+        if slurm.submit, jobs != 1 { throw ValidationError("--jobs is for a sweep on this machine; with --slurm use --max-running") }
         guard jobs > 0 else { throw ValidationError("--jobs must be positive") }
         let grid = try parsedGrid()
         let given = Set(trainArguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=", maxSplits: 1)[0]) })
@@ -55,12 +66,12 @@ struct SweepCommand: ParsableCommand {
         }
     }
 
-    private func parsedGrid() throws -> SweepGrid {
-        do { return try SweepGrid(parsing: grid) } catch { throw ValidationError(error.localizedDescription) }
+    func parsedGrid() throws -> SweepGrid {
+        do { return try SweepGrid(parsing: grid ?? "") } catch { throw ValidationError(error.localizedDescription) }
     }
 
     /// The `train` command a combination runs, parsed and validated as `train` would.
-    private func trainCommand(_ combination: SweepGrid.Combination) throws -> TrainCommand {
+    func trainCommand(_ combination: SweepGrid.Combination) throws -> TrainCommand {
         do {
             return try TrainCommand.parse(trainArguments + SweepGrid.arguments(combination))
         } catch {
@@ -69,50 +80,61 @@ struct SweepCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let mode = slurm.directoryCommand { return try mode.run() }
+        guard let out else { throw ValidationError("sweep needs --out") }
+        if slurm.submit { return try submitToSlurm(in: out) }
         let grid = try parsedGrid()
         let combinations = grid.combinations
         let base = try trainCommand(combinations[0])
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        var jobs: [SweepJob] = []
-        var kept = 0
-        for combination in combinations {
-            let name = SweepGrid.name(combination)
-            let directory = out + "/" + name
-            switch SweepJob.state(of: directory, epochs: base.epochs, steps: base.steps) {
-            case .finished, .diverged:
-                kept += 1
-            case let .partial(epochs, steps):
-                var arguments = ["train", "--resume", directory + "/checkpoint.safetensors", "--epochs", String(epochs), "--run", directory]
-                if let steps { arguments += ["--steps", String(steps)] }
-                if let data = base.data { arguments += ["--data", data] }
-                jobs.append(SweepJob(name: name, directory: directory, arguments: arguments, resumed: true))
-            case .fresh:
-                jobs.append(SweepJob(name: name, directory: directory,
-                                     arguments: ["train"] + trainArguments + SweepGrid.arguments(combination) + ["--run", directory], resumed: false))
-            }
-        }
+        var jobs = combinations.compactMap { job(for: $0, base: base, in: out) }
+        let kept = combinations.count - jobs.count
         let workers = max(1, Workers.count / min(self.jobs, max(1, jobs.count)))
         for j in jobs.indices { jobs[j].arguments += ["--workers", String(workers)] }
         print("sweep of \(combinations.count) runs in \(out): \(kept) already done, \(jobs.count) to train"
               + (jobs.isEmpty ? "" : ", \(min(self.jobs, jobs.count)) at a time"))
         let outcomes = SweepJob.runAll(jobs, parallel: self.jobs)
+        try summarize(grid, in: out)
+        let failed = outcomes.filter { if case .failed = $0.value { return true } else { return false } }.keys.sorted()
+        if !failed.isEmpty { throw SweepError.runsFailed(failed.map { "\(out)/\($0)/train.log" }) }
+    }
 
-        let records = combinations.map { combination -> RunRecord in
+    /// The child that takes `combination`'s run in `out` to the target of `base` (resumed from its
+    /// checkpoint where it can be), or nil when the run is finished or diverged.
+    func job(for combination: SweepGrid.Combination, base: TrainCommand, in out: String) -> SweepJob? {
+        let name = SweepGrid.name(combination)
+        let directory = out + "/" + name
+        switch SweepJob.state(of: directory, epochs: base.epochs, steps: base.steps) {
+        case .finished, .diverged:
+            return nil
+        case let .partial(epochs, steps):
+            var arguments = ["train", "--resume", directory + "/checkpoint.safetensors", "--epochs", String(epochs), "--run", directory]
+            if let steps { arguments += ["--steps", String(steps)] }
+            if let data = base.data { arguments += ["--data", data] }
+            return SweepJob(name: name, directory: directory, arguments: arguments, resumed: true)
+        case .fresh:
+            return SweepJob(name: name, directory: directory,
+                            arguments: ["train"] + trainArguments + SweepGrid.arguments(combination) + ["--run", directory], resumed: false)
+        }
+    }
+
+    /// Writes OUT/summary.csv, OUT/summary.md and OUT/report/index.html from the run directories as
+    /// they are (a run not started is a row without numbers), and prints where.
+    func summarize(_ grid: SweepGrid, in out: String) throws {
+        let records = grid.combinations.map { combination -> RunRecord in
             let name = SweepGrid.name(combination)
             return (try? RunRecord.load(out + "/" + name, name: name)) ?? RunRecord(name: name, path: out + "/" + name)
         }
-        try writeSummaries(records, grid: grid)
+        try writeSummaries(records, grid: grid, in: out)
         let report = try writeReport(ReportPage(runs: records, title: "Sweep: \(grid.axes.map { "\($0.key) ∈ {\($0.values.joined(separator: ", "))}" }.joined(separator: " × "))"),
                                      to: out + "/report")
         let diverged = records.filter(\.diverged).map(\.name)
         if !diverged.isEmpty { print("diverged: \(diverged.joined(separator: ", "))") }
         print("summary: \(out)/summary.csv, \(out)/summary.md; report: \(report)")
-        let failed = outcomes.filter { if case .failed = $0.value { return true } else { return false } }.keys.sorted()
-        if !failed.isEmpty { throw SweepError.runsFailed(failed.map { "\(out)/\($0)/train.log" }) }
     }
 
     /// OUT/summary.csv (plain numbers, accuracies as fractions) and OUT/summary.md (formatted).
-    private func writeSummaries(_ records: [RunRecord], grid: SweepGrid) throws {
+    private func writeSummaries(_ records: [RunRecord], grid: SweepGrid, in out: String) throws {
         let catalog = ModelCatalog()
         let summaries = records.map(catalog.summary)
         let settings = Dictionary(uniqueKeysWithValues: grid.combinations.map { c in

@@ -21,8 +21,11 @@ static void deconvnet_jpeg_error_exit(j_common_ptr info) {
 static void deconvnet_jpeg_silence(j_common_ptr info, int level) { (void)info; (void)level; }
 
 /* Decodes `data` into a malloc'ed buffer of height*width*channels bytes (channels 1 or 3, row-major,
-   interleaved). The caller frees *pixels with free(). Returns 0 on success. */
+   interleaved). The caller frees *pixels with free(). Returns 0 on success, -1 on a decoding error, and -2,
+   with the header's width, height and channels set, when the header declares more than `max_pixels` pixels
+   or `max_bytes` bytes: then nothing is allocated for the image. */
 static inline int deconvnet_jpeg_decode(const unsigned char *data, unsigned long size,
+                                        unsigned long long max_pixels, unsigned long long max_bytes,
                                         unsigned char **pixels, int *width, int *height,
                                         int *channels, char *message, int message_size) {
     struct jpeg_decompress_struct info;
@@ -43,6 +46,17 @@ static inline int deconvnet_jpeg_decode(const unsigned char *data, unsigned long
     jpeg_mem_src(&info, data, size);
     jpeg_read_header(&info, TRUE);
     if (info.num_components != 1) info.out_color_space = JCS_RGB;
+    {
+        unsigned long long area = (unsigned long long)info.image_width * info.image_height;
+        int components = info.num_components == 1 ? 1 : 3;
+        if (area > max_pixels || area * components > max_bytes) {
+            *width = (int)info.image_width;
+            *height = (int)info.image_height;
+            *channels = components;
+            jpeg_destroy_decompress(&info);
+            return -2;
+        }
+    }
     jpeg_start_decompress(&info);
     int stride = info.output_width * info.output_components;
     buffer = (unsigned char *)malloc((size_t)stride * info.output_height);

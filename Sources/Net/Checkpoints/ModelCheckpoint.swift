@@ -50,12 +50,16 @@ extension Sequential {
         return Checkpoint(tensors: tensors, metadata: metadata)
     }
 
-    /// Copies the parameters out of `checkpoint`; throws when names or shapes differ from the model's.
+    /// Copies the parameters out of `checkpoint`; throws when names or shapes differ from the model's, or
+    /// when a value is NaN or infinite (`CheckpointError.nonFinite` naming the tensor).
     public func load(parameters checkpoint: Checkpoint) throws {
         let own = Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }, metadata: [:])
         try own.validate(expected: views.map { ($0.name, $0.shape) })
         for view in views {
             let values = own.tensor(view.name)!.data
+            if let index = values.firstIndex(where: { !$0.isFinite }) {
+                throw CheckpointError.nonFinite(tensor: view.name, index: index, value: values[index])
+            }
             for i in 0..<view.count { parameters[view.offset + i] = values[i] }
         }
     }
@@ -79,9 +83,14 @@ extension Sequential {
         guard let classNames = try? JSONDecoder().decode([String].self, from: Data(try field(CheckpointKey.classNames).utf8)), !classNames.isEmpty else {
             throw ModelError.shape("\(path): bad class_names in its metadata")
         }
-        let model = try Sequential(spec: spec, inputShape: ImageShape(channels: dims[0], height: dims[1], width: dims[2]),
-                                   classes: classNames.count, activation: activation)
+        let inputShape = ImageShape(channels: dims[0], height: dims[1], width: dims[2])
+        let model: Sequential
         do {
+            // the tensors' names and shapes are compared before the model's parameters are allocated
+            let layers = try Sequential.buildLayers(spec, inputShape: inputShape, classes: classNames.count, activation: activation, seed: 0)
+            let expected = layers.flatMap { layer in layer.parameterShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) } }
+            try Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }).validate(expected: expected)
+            model = try Sequential(spec: spec, inputShape: inputShape, classes: classNames.count, activation: activation)
             try model.load(parameters: checkpoint)
         } catch {
             throw ModelError.shape("\(path): \(error.localizedDescription)")

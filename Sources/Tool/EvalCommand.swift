@@ -17,6 +17,8 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func run() throws {
         let loaded = try loadCheckpoint(checkpoint)
         let splits = try loadData(data, for: loaded.model)
@@ -49,6 +51,8 @@ struct PredictCommand: ParsableCommand {
 
     @Flag(help: "Print JSON with every class's probability.")
     var json = false
+
+    @OptionGroup var memoryOptions: MemoryOptions
 
     func run() throws {
         let loaded = try loadCheckpoint(checkpoint)

@@ -22,6 +22,8 @@ struct FeatureMapsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("PNG to write.", valueName: "file.png"))
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         if let images {
             guard images > 0 else { throw ValidationError("--images must be positive") }

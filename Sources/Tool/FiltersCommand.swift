@@ -14,6 +14,8 @@ struct FiltersCommand: ParsableCommand {
     @Option(help: ArgumentHelp("PNG to write.", valueName: "file.png"))
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func run() throws {
         let (loaded, projector) = try model.load()
         let conv = projector.featureLayers.lazy.compactMap { loaded.model.layers[$0] as? Conv2D }.first!

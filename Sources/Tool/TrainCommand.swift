@@ -78,6 +78,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var workerOptions: WorkerOptions
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
@@ -85,7 +87,7 @@ struct TrainCommand: ParsableCommand {
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
         if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
         if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
-        if let size, size <= 0 { throw ValidationError("--size must be positive") }
+        try validateSizeFlag(size)
         do { _ = try Schedule(parsing: schedule) } catch { throw ValidationError(error.localizedDescription) }
         for a in augmentList where Augmentation(rawValue: a) == nil { throw ValidationError("unknown augmentation '\(a)' (flip, shift)") }
         if resume == nil && data == nil { throw ValidationError("--data is required (or --resume a run)") }
@@ -169,6 +171,7 @@ struct TrainCommand: ParsableCommand {
         do {
             model = try Sequential(spec: try modelOptions.spec(), inputShape: train.shape, classes: train.classNames.count,
                                    activation: modelOptions.activation, seed: seed)
+            try model.checkBatch(min(batchSize, train.count), for: "--batch-size \(batchSize)")
         } catch let error as ModelError {
             throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
         }

@@ -54,3 +54,10 @@ bench: build
 
 clean:
 	rm -rf .build runs
+
+# Fuzzing: libFuzzer targets in Fuzz/ (swiftc -sanitize=fuzzer,address), each run FUZZ_SECONDS from its
+# seed corpus Fuzz/corpus/TARGET; findings go to .build-fuzz/corpus and .build-fuzz/crashes.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFTC="$(SWIFT)c" scripts/fuzz.sh

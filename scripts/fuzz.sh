@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 SWIFTC=${SWIFTC:-swiftc}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-OUT=.build-fuzz
+OUT=${FUZZ_OUT:-.build-fuzz}
 TARGETS="png jpeg idx cifar safetensors npy spec"
 SANITIZE="-sanitize=fuzzer,address"
 C_MODULES="-I Sources/COpenBLAS -I Sources/CPNG -I Sources/CJPEG -I Sources/CZlib $(pkg-config --cflags openblas libpng zlib | sed 's/-I/-Xcc -I/g')"

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <setjmp.h>
 #include <jpeglib.h>
+#include <jerror.h>
 
 /* libjpeg reports fatal errors through a callback that must not return; Swift cannot use setjmp,
    so decoding lives here. On error the message is copied to `message` and -1 is returned. */
@@ -18,7 +19,17 @@ static void deconvnet_jpeg_error_exit(j_common_ptr info) {
     longjmp(error->jump, 1);
 }
 
-static void deconvnet_jpeg_silence(j_common_ptr info, int level) { (void)info; (void)level; }
+/* Warnings are silent, except that image data ending early (the file, or a scan at a marker) is an error
+   at once: libjpeg would pad the stream and decode every remaining row as gray, which for a small file
+   with a large header takes seconds. Pillow refuses such files too ("image file is truncated"). */
+static void deconvnet_jpeg_warning(j_common_ptr info, int level) {
+    int code = info->err->msg_code;
+    if (level < 0 && (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER)) {
+        struct deconvnet_jpeg_error *error = (struct deconvnet_jpeg_error *)info->err;
+        snprintf(error->message, JMSG_LENGTH_MAX, "JPEG data is truncated (the stream ends early)");
+        longjmp(error->jump, 1);
+    }
+}
 
 /* Decodes `data` into a malloc'ed buffer of height*width*channels bytes (channels 1 or 3, row-major,
    interleaved). The caller frees *pixels with free(). Returns 0 on success, -1 on a decoding error, and -2,
@@ -34,7 +45,7 @@ static inline int deconvnet_jpeg_decode(const unsigned char *data, unsigned long
     *pixels = NULL;
     info.err = jpeg_std_error(&error.manager);
     error.manager.error_exit = deconvnet_jpeg_error_exit;
-    error.manager.emit_message = deconvnet_jpeg_silence;
+    error.manager.emit_message = deconvnet_jpeg_warning;
     error.message[0] = 0;
     if (setjmp(error.jump)) {
         jpeg_destroy_decompress(&info);

@@ -87,7 +87,13 @@ extension Sequential {
         let model: Sequential
         do {
             // the tensors' names and shapes are compared before the model's parameters are allocated
-            let layers = try Sequential.buildLayers(spec, inputShape: inputShape, classes: classNames.count, activation: activation, seed: 0)
+            let layers: [any Layer]
+            do {
+                layers = try Sequential.buildLayers(spec, inputShape: inputShape, classes: classNames.count, activation: activation, seed: 0)
+            } catch ModelError.overBudget(let error) {
+                // the tensors are in memory already, so a model that does not fit cannot be theirs
+                throw ModelError.shape("its metadata (input_shape \(dims)) describes a bigger model than its tensors: \(error.localizedDescription)")
+            }
             let expected = layers.flatMap { layer in layer.parameterShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) } }
             try Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }).validate(expected: expected)
             model = try Sequential(spec: spec, inputShape: inputShape, classes: classNames.count, activation: activation)

@@ -79,7 +79,9 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             case "same": padding = .same
             case "valid": padding = .valid
             case let p:
-                guard let v = Int(p), v >= 0, v <= maximumNumber else { throw ModelError.badSpec("padding '\(p)' in '\(token)' is not same, valid or a number") }
+                guard let v = Int(p), v >= 0, v <= maximumNumber else {
+                    throw ModelError.badSpec("padding '\(p)' in '\(token)' is not same, valid or a number from 0 to \(maximumNumber)")
+                }
                 padding = .pixels(v)
             }
             return .conv(out: try int(1), kernel: try int(2), padding: padding)

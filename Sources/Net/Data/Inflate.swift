@@ -14,9 +14,7 @@ func readPrefix(_ data: Data, name: String, headerSize: Int,
     }
     let inflater = try Inflater(data, name: name)
     var output = try inflater.read(headerSize)
-    let total = try size(output)
-    output.reserveCapacity(total)
-    output += try inflater.read(total - output.count)
+    output += try inflater.read(try size(output) - output.count)
     return output
 }
 
@@ -48,19 +46,20 @@ private final class Inflater {
         stream.deallocate()
     }
 
-    /// The next `count` bytes of the inflated stream, or fewer where it ends.
+    /// The next `count` bytes of the inflated stream, or fewer where it ends. Memory follows the bytes the
+    /// stream really holds, a megabyte at a time, not `count`.
     func read(_ count: Int) throws(DataError) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: max(count, 0))
-        var filled = 0
-        while filled < output.count && !ended {
-            let status = output.withUnsafeMutableBufferPointer { out -> Int32 in
-                let room = min(out.count - filled, Int(UInt32.max))
-                stream.pointee.next_out = out.baseAddress! + filled
+        var output = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: min(max(count, 0), 1 << 20))
+        while output.count < count && !ended {
+            let room = min(count - output.count, chunk.count)
+            let (status, produced) = chunk.withUnsafeMutableBufferPointer { chunk -> (Int32, Int) in
+                stream.pointee.next_out = chunk.baseAddress
                 stream.pointee.avail_out = uInt(room)
                 let status = inflate(stream, Z_NO_FLUSH)
-                filled += room - Int(stream.pointee.avail_out)
-                return status
+                return (status, room - Int(stream.pointee.avail_out))
             }
+            output += chunk[..<produced]
             switch status {
             case Z_OK: break
             case Z_STREAM_END: ended = true
@@ -70,6 +69,6 @@ private final class Inflater {
                 throw .malformed(name, reason: "gzip data is corrupt: \(message)")
             }
         }
-        return Array(output.prefix(filled))
+        return output
     }
 }

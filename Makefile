@@ -47,13 +47,14 @@ demo: build
 test: test-deps python-deps
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
 	$(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build
+	@$(MAKE) --no-print-directory test-checked
 
 bench: build
 	$(BIN) bench train --model lenet5 --json
 	$(BIN) bench train --model lenet5-classic --steps 200 --json
 
 clean:
-	rm -rf .build runs
+	rm -rf .build .build-checked .build-fuzz runs
 
 # Fuzzing: libFuzzer targets in Fuzz/ (swiftc -sanitize=fuzzer,address), each run FUZZ_SECONDS from its
 # seed corpus Fuzz/corpus/TARGET; findings go to .build-fuzz/corpus and .build-fuzz/crashes.
@@ -61,3 +62,12 @@ FUZZ_SECONDS ?= 60
 .PHONY: fuzz
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFTC="$(SWIFT)c" scripts/fuzz.sh
+
+# Checked build: the release build compiles Net with -Ounchecked, which drops its preconditions and
+# integer-overflow traps; DECONVNET_CHECKED=1 compiles it with -O instead (Package.swift), and the whole
+# suite runs on that build too, in its own build folder.
+CHECKED_TEST_FLAGS := $(RELEASE_TEST_FLAGS) --build-path .build-checked
+.PHONY: test-checked
+test-checked: test-deps python-deps
+	DECONVNET_CHECKED=1 $(SWIFT) build $(CHECKED_TEST_FLAGS) --build-tests
+	DECONVNET_CHECKED=1 $(SWIFT) test $(CHECKED_TEST_FLAGS) --skip-build

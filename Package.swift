@@ -1,5 +1,10 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+/// Net's release optimisation: `-Ounchecked`, or `-O` (preconditions and overflow checks kept) when the
+/// environment sets `DECONVNET_CHECKED=1`.
+let netOptimization = ProcessInfo.processInfo.environment["DECONVNET_CHECKED"] == "1" ? "-O" : "-Ounchecked"
 
 /// Release builds of the engine on x86-64 Linux target AVX2 and FMA (Haswell and later, AMD Zen and
 /// later) so the lane loops (recurrent cells, activations, Adam, im2col) run eight floats wide. Decided
@@ -30,7 +35,7 @@ let package = Package(
         .target(
             name: "Net",
             dependencies: ["COpenBLAS", "CPNG", "CJPEG", "CZlib"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"] + netCPUFlags, .when(configuration: .release))]
+            swiftSettings: [.unsafeFlags([netOptimization] + netCPUFlags, .when(configuration: .release))]
         ),
         .target(name: "Deconv", dependencies: ["Net"]),
         .target(name: "Occlusion", dependencies: ["Net", "Deconv"]),

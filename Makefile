@@ -19,6 +19,11 @@ FASHION := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/deconvnet
 RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing
+# Checked build: the release build compiles Net with -Ounchecked, which drops its preconditions and
+# integer-overflow traps; DECONVNET_CHECKED=1 compiles it with -O instead (Package.swift), and `make test`
+# runs the whole suite on that build too, in its own build folder.
+CHECKED_TEST_FLAGS := $(RELEASE_TEST_FLAGS) --build-path .build-checked
+RUN_TESTS = DECONVNET_PYTHON=$(CURDIR)/$(PYTHON) $(SWIFT) test
 
 .PHONY: demo test deps test-deps apt python-deps build bench clean
 
@@ -60,12 +65,22 @@ demo: build
 
 test: test-deps python-deps
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
+	DECONVNET_CHECKED=1 $(SWIFT) build $(CHECKED_TEST_FLAGS) --build-tests
 	@cluster=$$($(SUDO) scripts/local-slurm start) && eval "$$cluster" && echo "$$cluster" && \
-	{ DECONVNET_PYTHON=$(CURDIR)/$(PYTHON) $(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build; status=$$?; $(SUDO) scripts/local-slurm stop || status=1; exit $$status; }
+	{ $(RUN_TESTS) $(RELEASE_TEST_FLAGS) --skip-build && DECONVNET_CHECKED=1 $(RUN_TESTS) $(CHECKED_TEST_FLAGS) --skip-build; \
+	  status=$$?; $(SUDO) scripts/local-slurm stop || status=1; exit $$status; }
 
 bench: build
 	$(BIN) bench train --model lenet5 --json
 	$(BIN) bench train --model lenet5-classic --steps 200 --json
 
 clean:
-	rm -rf .build runs $(VENV)
+	rm -rf .build .build-checked .build-fuzz runs $(VENV)
+
+# Fuzzing: libFuzzer targets in Fuzz/ (swiftc -sanitize=fuzzer,address), each run FUZZ_SECONDS from its
+# seed corpus Fuzz/corpus/TARGET; findings go to .build-fuzz/corpus and .build-fuzz/crashes.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFTC="$(SWIFT)c" scripts/fuzz.sh
+

@@ -48,6 +48,7 @@ struct BenchTrain: ParsableCommand {
         let shape = modelOptions.defaultInputShape
         let model = try Sequential(spec: try modelOptions.spec(), inputShape: shape, classes: 10, activation: modelOptions.activation, seed: 1)
         try convPath.apply(to: model)
+        do { try model.checkBatch(batchSize, for: "--batch-size \(batchSize)") } catch { throw ValidationError(error.localizedDescription) }
         let optimizer = Optimizer(.adam, parameterCount: model.parameterCount)
         var random = SeededRandom(seed: 2)
         let input = (0..<batchSize * shape.count).map { _ in random.uniform() }

@@ -63,6 +63,8 @@ struct CorrespondenceCommand: ParsableCommand {
         return parts.map { $0! }
     }
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         guard let list = indexList else { throw ValidationError("--indices must be image numbers separated by commas, not '\(indices)'") }
         guard list.count >= 2 else { throw ValidationError("--indices needs at least two images") }

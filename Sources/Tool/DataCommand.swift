@@ -22,8 +22,10 @@ struct DataCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
-        if let size, size < 1 { throw ValidationError("--size must be at least 1, not \(size)") }
+        try validateSizeFlag(size)
     }
 
     func run() throws {

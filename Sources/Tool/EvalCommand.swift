@@ -16,6 +16,8 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func run() throws {
         let loaded = try checkpoint.load()
         let splits = try loadData(data, for: loaded.model)
@@ -51,6 +53,7 @@ struct PredictCommand: ParsableCommand {
     func validate() throws {
         guard top >= 1 else { throw ValidationError("--top must be at least 1, not \(top)") }
     }
+    @OptionGroup var memoryOptions: MemoryOptions
 
     func run() throws {
         let loaded = try checkpoint.load()

@@ -25,6 +25,8 @@ struct EvolutionCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "dir"))
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         guard !checkpoints.isEmpty else { throw ValidationError("give at least one checkpoint after --checkpoints") }
     }

@@ -12,6 +12,8 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Where to write the weights-only checkpoint.")
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func run() throws {
         let loaded = try checkpoint.load()
         var exported = loaded.checkpoint

@@ -23,6 +23,8 @@ struct FeatureMapsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("PNG (or SVG) to write.", valueName: "file.png"))
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         try figures.validate(out: out)
         if let images {

@@ -18,6 +18,7 @@ struct FiltersCommand: ParsableCommand {
     func validate() throws {
         try figures.validate(out: out)
     }
+    @OptionGroup var memoryOptions: MemoryOptions
 
     func run() throws {
         let (loaded, projector) = try model.loadProjector()

@@ -35,6 +35,8 @@ struct InspectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Directory for index.html and its PNGs (created if missing).", valueName: "dir"))
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         try source.requireOne()
         guard features >= 1 else { throw ValidationError("--features must be at least 1, not \(features)") }

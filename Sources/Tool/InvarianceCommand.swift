@@ -58,6 +58,8 @@ struct InvarianceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Directory for invariance.csv and invariance.svg.", valueName: "dir"))
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         try source.requireOne()
         if let target, target < 0 { throw ValidationError("--target must be 0 or more, not \(target)") }

@@ -88,6 +88,8 @@ struct OccludeCommand: ParsableCommand {
     @Option(help: "incremental (recompute only what the occluder changes) or full (every layer for every position; the reference).")
     var mode: OcclusionSweep.Mode = .incremental
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         try source.requireOne()
         guard window >= 1 else { throw ValidationError("--window must be at least 1, not \(window)") }

@@ -41,6 +41,8 @@ struct ProjectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the raw projection as float32 .npy, shape [C, H, W] of the input.", valueName: "file.npy"))
     var npy: String?
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         try source.requireOne()
         try figures.validate(out: out)

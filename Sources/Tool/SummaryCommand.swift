@@ -19,6 +19,8 @@ struct SummaryCommand: ParsableCommand {
     @Option(help: "Describe the model in this checkpoint instead.")
     var checkpoint: String?
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         if let input, parseShape(input) == nil { throw ValidationError("--input must look like 1x28x28, not '\(input)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2") }

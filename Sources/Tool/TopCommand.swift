@@ -32,6 +32,8 @@ struct TopCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "dir"))
     var out: String
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         guard k > 0 else { throw ValidationError("--k must be positive") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }

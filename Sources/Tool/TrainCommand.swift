@@ -39,6 +39,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var workerOptions: WorkerOptions
 
+    @OptionGroup var memoryOptions: MemoryOptions
+
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
@@ -117,6 +119,7 @@ struct TrainCommand: ParsableCommand {
         do {
             model = try Sequential(spec: try settings.model.spec(), inputShape: train.shape, classes: train.classNames.count,
                                    activation: config.activation, seed: config.seed)
+            try model.checkBatch(min(config.batchSize, train.count), for: "--batch-size \(config.batchSize)")
         } catch let error as ModelError {
             throw SetupError.modelDoesNotFit(model: config.model, shape: train.shape, reason: error.localizedDescription)
         }
@@ -186,7 +189,7 @@ struct TrainingOptions: ParsableArguments {
         guard weightDecay >= 0 else { throw ValidationError("--weight-decay must be 0 or more") }
         if let saveEvery, saveEvery <= 0 { throw ValidationError("--save-every must be positive") }
         if let clipNorm, !(clipNorm > 0) { throw ValidationError("--clip-norm must be positive") }
-        if let size, size <= 0 { throw ValidationError("--size must be positive") }
+        try validateSizeFlag(size)
         guard logEvery > 0 else { throw ValidationError("--log-every must be positive") }
     }
 

@@ -52,12 +52,16 @@ extension Sequential {
         return Checkpoint(tensors: tensors, metadata: metadata)
     }
 
-    /// Copies the parameters out of `checkpoint`; throws when names or shapes differ from the model's.
+    /// Copies the parameters out of `checkpoint`; throws when names or shapes differ from the model's, or
+    /// when a value is NaN or infinite (`CheckpointError.nonFinite` naming the tensor).
     public func load(parameters checkpoint: Checkpoint) throws {
         let own = Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }, metadata: [:])
         try own.validate(expected: views.map { ($0.name, $0.shape) })
         for view in views {
             let values = own.tensor(view.name)!.data
+            if let index = values.firstIndex(where: { !$0.isFinite }) {
+                throw CheckpointError.nonFinite(tensor: view.name, index: index, value: values[index])
+            }
             for i in 0..<view.count { parameters[view.offset + i] = values[i] }
         }
     }
@@ -85,9 +89,19 @@ extension Sequential {
         guard let classNames = try? JSONDecoder().decode([String].self, from: Data(try field(CheckpointKey.classNames).utf8)), !classNames.isEmpty else {
             throw CheckpointError.badModel(path: path, reason: "bad class_names in its metadata")
         }
+        let inputShape = ImageShape(channels: dims[0], height: dims[1], width: dims[2])
         do {
-            let model = try Sequential(spec: spec, inputShape: ImageShape(channels: dims[0], height: dims[1], width: dims[2]),
-                                       classes: classNames.count, activation: activation)
+            // the tensors' names and shapes are compared before the model's parameters are allocated
+            let layers: [any Layer]
+            do {
+                layers = try Sequential.buildLayers(spec, inputShape: inputShape, classes: classNames.count, activation: activation, seed: 0)
+            } catch ModelError.overBudget(let error) {
+                // the tensors are in memory already, so a model that does not fit cannot be theirs
+                throw ModelError.shape("its metadata (input_shape \(dims)) describes a bigger model than its tensors: \(error.localizedDescription)")
+            }
+            let expected = layers.flatMap { layer in layer.parameterShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) } }
+            try Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }).validate(expected: expected)
+            let model = try Sequential(spec: spec, inputShape: inputShape, classes: classNames.count, activation: activation)
             try model.load(parameters: checkpoint)
             return LoadedModel(model: model, classNames: classNames, epoch: Int(meta[CheckpointKey.epoch] ?? "") ?? 0,
                                step: Int(meta[CheckpointKey.step] ?? "") ?? 0, checkpoint: checkpoint)

@@ -35,6 +35,7 @@ public enum NpyError: Error, LocalizedError, Equatable, Sendable {
     case invalidHeader(path: String, reason: String)
     case unsupported(path: String, reason: String)
     case sizeMismatch(path: String, shape: [Int], byteCount: Int)
+    case overBudget(MemoryBudgetError)
 
     public var errorDescription: String? {
         switch self {
@@ -45,19 +46,29 @@ public enum NpyError: Error, LocalizedError, Equatable, Sendable {
         case .unsupported(let path, let reason): return "'\(path)': \(reason); only little-endian float32 in C order is read"
         case .sizeMismatch(let path, let shape, let count):
             return "'\(path)': shape \(shape) does not match the \(count) bytes of float32 data"
+        case .overBudget(let error): return error.errorDescription
         }
     }
 }
 
 /// Reads a float32, C-order `.npy` file (format version 1.0 or 2.0), such as ``writeNpy(_:to:)`` writes.
 public func readNpy(from path: String) throws(NpyError) -> Tensor {
-    guard FileManager.default.fileExists(atPath: path) else { throw .fileNotFound(path) }
     let bytes: [UInt8]
     do {
-        bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes = [UInt8](try readFile(path))
     } catch {
-        throw .unreadable(path: path, reason: fileErrorReason(error))
+        switch error {
+        case .pathNotFound: throw .fileNotFound(path)
+        case .overBudget(let error): throw .overBudget(error)
+        case .unreadable(_, let reason): throw .unreadable(path: path, reason: reason)
+        default: throw .unreadable(path: path, reason: error.localizedDescription)
+        }
     }
+    return try parseNpy(bytes, path: path)
+}
+
+/// Parses the bytes of a float32, C-order `.npy` file; `path` is used in errors only.
+public func parseNpy(_ bytes: [UInt8], path: String = "<memory>") throws(NpyError) -> Tensor {
     guard bytes.count >= 10, bytes[0] == 0x93, bytes[1..<6].elementsEqual("NUMPY".utf8) else {
         throw .notNpy(path: path)
     }

@@ -82,12 +82,16 @@ public struct Checkpoint: Equatable, Sendable {
     /// Reads a safetensors file. F32 tensors are read as they are; F16, BF16 and F64 are converted to
     /// Float. Tensors come back in the order of their data offsets, which is the order they were written.
     public static func read(from path: String) throws(CheckpointError) -> Checkpoint {
-        guard FileManager.default.fileExists(atPath: path) else { throw .fileNotFound(path) }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            data = try readFile(path)
         } catch {
-            throw .unreadable(path: path, reason: fileErrorReason(error))
+            switch error {
+            case .pathNotFound: throw .fileNotFound(path)
+            case .overBudget(let error): throw .overBudget(error)
+            case .unreadable(_, let reason): throw .unreadable(path: path, reason: reason)
+            default: throw .unreadable(path: path, reason: error.localizedDescription)
+            }
         }
         return try parse([UInt8](data), path: path)
     }
@@ -240,6 +244,9 @@ public enum CheckpointError: Error, LocalizedError, Equatable, Sendable {
     case badModel(path: String, reason: String)
     /// A checkpoint whose optimizer state cannot continue this run.
     case notResumable(String)
+    case overBudget(MemoryBudgetError)
+    /// A model parameter is NaN or infinite.
+    case nonFinite(tensor: String, index: Int, value: Float)
 
     public var errorDescription: String? {
         switch self {
@@ -283,6 +290,10 @@ public enum CheckpointError: Error, LocalizedError, Equatable, Sendable {
             return "\(path): \(reason)"
         case .notResumable(let reason):
             return reason
+        case .overBudget(let error):
+            return error.errorDescription
+        case .nonFinite(let tensor, let index, let value):
+            return "tensor \(tensor) holds \(value) at index \(index): the weights are broken (a diverged run?)"
         }
     }
 }

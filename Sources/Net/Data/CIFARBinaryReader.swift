@@ -27,31 +27,38 @@ enum CIFARBinaryReader: DataSetReader {
 
     /// The names in `batches.meta.txt`, one per non-empty line, or the standard names if it is absent.
     private static func classNames(_ directory: String) throws(DataError) -> [String] {
-        let path = joinPath(directory, "batches.meta.txt")
-        guard fileExists(path) else { return standardClassNames }
-        let text = String(decoding: try readFile(path), as: UTF8.self)
-        let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        return names.filter { !$0.isEmpty }
+        try readClassNames(joinPath(directory, "batches.meta.txt")) ?? standardClassNames
     }
 
     /// The records of `paths` concatenated, or nil if there are none.
     private static func split(_ paths: [String], classNames: [String], conversion: Conversion) throws(DataError) -> Dataset? {
         guard !paths.isEmpty else { return nil }
-        var bytes = [UInt8]()
+        var bytes = [UInt8](), labels = [Int32]()
         for path in paths {
-            let data = try readFile(path)
-            guard !data.isEmpty, data.count % recordSize == 0 else {
-                let whole = (data.count / recordSize + 1) * recordSize
-                throw .truncated(path, expectedBytes: whole, actualBytes: data.count)
+            let records = try parse(readFile(path), name: path, classCount: classNames.count)
+            do {
+                try MemoryBudget.current.check(bytes.count + records.bytes.count, for: paths.joined(separator: ", "))
+            } catch {
+                throw .overBudget(error)
             }
-            bytes.append(contentsOf: data)
+            bytes += records.bytes
+            labels += records.labels
         }
-        let count = bytes.count / recordSize
-        let labels = (0..<count).map { Int32(bytes[$0 * recordSize]) }
-        if let bad = labels.first(where: { Int($0) >= classNames.count }) {
-            throw .malformed(paths.joined(separator: ", "), reason: "label \(bad) but only \(classNames.count) class names")
-        }
-        let pixels = conversion.convertRecords(bytes, count: count, natural: natural, offset: 1, stride: recordSize)
+        let pixels = try conversion.convertRecords(bytes, count: labels.count, natural: natural, offset: 1, stride: recordSize,
+                                                   name: paths.joined(separator: ", "))
         return Dataset(shape: conversion.target(natural), pixels: pixels, labels: labels, classNames: classNames)
+    }
+
+    /// The records of one batch file: its bytes as they are (label then image, `recordSize` each) and its
+    /// labels, each checked against `classCount`. `name` is used in errors.
+    static func parse(_ data: Data, name: String, classCount: Int) throws(DataError) -> (bytes: [UInt8], labels: [Int32]) {
+        guard !data.isEmpty, data.count % recordSize == 0 else {
+            let whole = (data.count / recordSize + 1) * recordSize
+            throw .truncated(name, expectedBytes: whole, actualBytes: data.count)
+        }
+        let bytes = [UInt8](data)
+        let labels = (0..<bytes.count / recordSize).map { Int32(bytes[$0 * recordSize]) }
+        try checkLabels(labels, classCount: classCount, file: name)
+        return (bytes, labels)
     }
 }

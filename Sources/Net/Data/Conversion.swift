@@ -13,10 +13,23 @@ struct Conversion {
                    height: size ?? natural.height, width: size ?? natural.width)
     }
 
+    /// Throws unless `count` images of shape `target` fit `MemoryBudget.current`; `name` names their file or folder.
+    func checkBudget(count: Int, target: ImageShape, name: String) throws(DataError) {
+        do {
+            try MemoryBudget.current.check(shape: [count, target.channels, target.height, target.width],
+                                           for: "\(name) (\(count) images of \(target))")
+        } catch {
+            throw .overBudget(error)
+        }
+    }
+
     /// Converts `count` planar records of shape `natural`, record `i` starting at byte
-    /// `offset + i * stride` of `bytes`, into one `(count, C, H, W)` buffer of shape `target(natural)`.
-    func convertRecords(_ bytes: [UInt8], count: Int, natural: ImageShape, offset: Int, stride: Int) -> [UInt8] {
+    /// `offset + i * stride` of `bytes`, into one `(count, C, H, W)` buffer of shape `target(natural)`,
+    /// once `checkBudget` has passed; `name` names the file(s) in its error.
+    func convertRecords(_ bytes: [UInt8], count: Int, natural: ImageShape, offset: Int, stride: Int,
+                        name: String) throws(DataError) -> [UInt8] {
         let target = target(natural)
+        try checkBudget(count: count, target: target, name: name)
         var out = [UInt8](repeating: 0, count: count * target.count)
         if target == natural {
             for i in 0..<count {

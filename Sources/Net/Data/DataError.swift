@@ -20,6 +20,8 @@ public enum DataError: Error, Equatable, LocalizedError {
     case mixedShapes(first: String, ImageShape, other: String, ImageShape)
     /// An image could not be encoded or saved.
     case writeFailed(String, reason: String)
+    /// Reading the file or data set would allocate more than `MemoryBudget.current`.
+    case overBudget(MemoryBudgetError)
 
     /// The layouts `DataLoader.load` recognises, one per line.
     public static var supportedLayouts: String {
@@ -47,6 +49,8 @@ public enum DataError: Error, Equatable, LocalizedError {
                 + " pass --grayscale and/or --size N to convert them to one shape"
         case .writeFailed(let path, let reason):
             return "\(path): cannot write: \(reason)"
+        case .overBudget(let error):
+            return error.errorDescription
         }
     }
 }

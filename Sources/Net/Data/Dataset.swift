@@ -39,3 +39,9 @@ public struct Dataset: Sendable {
         return t
     }
 }
+
+/// Throws unless every label is in `0..<classCount`, naming `file` and the index of the first that is not.
+func checkLabels(_ labels: [Int32], classCount: Int, file: String) throws(DataError) {
+    guard let index = labels.firstIndex(where: { $0 < 0 || Int($0) >= classCount }) else { return }
+    throw .malformed(file, reason: "label \(labels[index]) at index \(index) is outside the \(classCount) classes (0...\(classCount - 1))")
+}

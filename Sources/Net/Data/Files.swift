@@ -1,7 +1,14 @@
 import Foundation
 
-/// The whole file at `path`.
+/// The whole file at `path`, once its size is known to fit `MemoryBudget.current`.
 func readFile(_ path: String) throws(DataError) -> Data {
+    if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
+        do {
+            try MemoryBudget.current.check(size, for: "\(path) (the file)")
+        } catch {
+            throw .overBudget(error)
+        }
+    }
     do {
         return try Data(contentsOf: URL(fileURLWithPath: path))
     } catch {
@@ -30,4 +37,13 @@ func visibleEntries(_ path: String) -> [String] {
 /// `name` appended to the directory path `directory`.
 func joinPath(_ directory: String, _ name: String) -> String {
     directory.hasSuffix("/") ? directory + name : directory + "/" + name
+}
+
+/// The class names in the text file at `path`, one per non-empty line (surrounding spaces trimmed), or nil
+/// when there is no such file.
+func readClassNames(_ path: String) throws(DataError) -> [String]? {
+    guard fileExists(path) else { return nil }
+    let text = String(decoding: try readFile(path), as: UTF8.self)
+    let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+    return names.filter { !$0.isEmpty }
 }

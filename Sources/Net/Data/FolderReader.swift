@@ -93,6 +93,7 @@ enum FolderReader: DataSetReader {
     /// One pass of `decodeAll` at a fixed `target` shape; `needsColor` says a color image met a gray target.
     private static func decode(_ files: [String], to target: ImageShape, conversion: Conversion,
                                first: (file: String, shape: ImageShape)) throws(DataError) -> (pixels: [UInt8], needsColor: Bool) {
+        try conversion.checkBudget(count: files.count, target: target, name: first.file + " and the other image files")
         var pixels = [UInt8](repeating: 0, count: files.count * target.count)
         var outcomes = [Outcome](repeating: .decoded, count: files.count)
         pixels.withUnsafeMutableBufferPointer { pixels in

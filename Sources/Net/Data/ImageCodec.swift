@@ -62,8 +62,26 @@ extension Image {
     }
 }
 
-/// Images larger than this many pixels are refused rather than allocated.
-private let maximumPixels = 1 << 28
+extension Image {
+    /// Every decoder refuses an image whose header declares more pixels than this (2^28, e.g. 16384 x 16384)
+    /// before decoding it, whatever the memory budget.
+    public static let maximumPixels = 1 << 28
+
+    /// Why a `width x height` image with `stored` bytes per pixel while decoding cannot be decoded: more
+    /// than `maximumPixels`, or over `MemoryBudget.current`; nil when it can. `name` names the file.
+    static func checkDecodable(width: Int, height: Int, stored: Int, name: String) -> DataError? {
+        guard let pixels = MemoryBudget.size(of: [width, height]), pixels <= maximumPixels else {
+            return .undecodableImage(name, reason: "its header declares \(width)x\(height) pixels, more than the"
+                                     + " \(maximumPixels) this tool decodes")
+        }
+        do {
+            try MemoryBudget.current.check(shape: [pixels, stored], for: "\(name) (a \(width)x\(height) image)")
+        } catch {
+            return .overBudget(error)
+        }
+        return nil
+    }
+}
 
 private func decodePNG(_ raw: UnsafeRawBufferPointer, name: String) -> Result<Image, DataError> {
     var png = png_image()
@@ -79,10 +97,8 @@ private func decodePNG(_ raw: UnsafeRawBufferPointer, name: String) -> Result<Im
     // Without this flag libpng takes 16-bit samples as linear light and gamma-encodes them.
     png.flags |= png_uint_32(PNG_IMAGE_FLAG_16BIT_sRGB)
     let (width, height) = (Int(png.width), Int(png.height))
-    guard width * height <= maximumPixels else {
-        return .failure(.undecodableImage(name, reason: "image of \(width)x\(height) pixels is too large"))
-    }
     let channels = color ? 3 : 1, stored = channels + (alpha ? 1 : 0)
+    if let refusal = Image.checkDecodable(width: width, height: height, stored: stored, name: name) { return .failure(refusal) }
     var buffer = [UInt8](repeating: 0, count: width * height * stored)
     let finished = buffer.withUnsafeMutableBytes { png_image_finish_read(&png, nil, $0.baseAddress, 0, nil) }
     guard finished != 0 else { return .failure(.undecodableImage(name, reason: pngMessage(png))) }
@@ -101,9 +117,16 @@ private func decodeJPEG(_ raw: UnsafeRawBufferPointer, name: String) -> Result<I
     var pixels: UnsafeMutablePointer<UInt8>?
     var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
     var message = [CChar](repeating: 0, count: Int(JMSG_LENGTH_MAX))
+    // The shim stops after the header when the image is larger than this; then the check below says why.
+    let maximumBytes = min(Image.maximumPixels * 3, MemoryBudget.current.bytes)
     let status = deconvnet_jpeg_decode(raw.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(raw.count),
+                                       UInt64(Image.maximumPixels), UInt64(maximumBytes),
                                        &pixels, &width, &height, &channels, &message, Int32(message.count))
     defer { free(pixels) }
+    if status == -2 {
+        let refusal = Image.checkDecodable(width: Int(width), height: Int(height), stored: Int(channels), name: name)
+        return .failure(refusal ?? .undecodableImage(name, reason: "image of \(width)x\(height) pixels is too large"))
+    }
     guard status == 0, let pixels else {
         return .failure(.undecodableImage(name, reason: String(cString: message)))
     }

@@ -5,9 +5,12 @@ public enum ModelError: LocalizedError, Equatable {
     case badSpec(String)
     case unknownPreset(String)
     case shape(String)
+    /// Building or running the model would allocate more than `MemoryBudget.current`.
+    case overBudget(MemoryBudgetError)
 
     public var errorDescription: String? {
         switch self {
+        case .overBudget(let error): return error.errorDescription
         case .badSpec(let why): return "bad model spec: \(why)"
         case .unknownPreset(let name): return "unknown model '\(name)' (presets: \(ModelSpec.presetNames.joined(separator: ", ")), or a spec such as 'conv:32:5:same,maxpool:2,fc:128,fc')"
         case .shape(let why): return why
@@ -41,6 +44,10 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
 
     public var stages: [Stage]
 
+    /// The largest number a spec may hold (sizes, kernels, padding, layers): 2^24. Keeps every shape
+    /// computed from a spec inside `Int`; whether the model fits in memory is `MemoryBudget`'s to say.
+    public static let maximumNumber = 1 << 24
+
     public init(stages: [Stage]) { self.stages = stages }
 
     /// Parses the compact form; throws `ModelError.badSpec` naming the offending token.
@@ -56,7 +63,9 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
                 if let value { return value }
                 throw ModelError.badSpec("'\(token)' needs more fields")
             }
-            guard let v = Int(parts[i]), v > 0 else { throw ModelError.badSpec("'\(parts[i])' in '\(token)' is not a positive whole number") }
+            guard let v = Int(parts[i]), v > 0, v <= maximumNumber else {
+                throw ModelError.badSpec("'\(parts[i])' in '\(token)' is not a whole number from 1 to \(maximumNumber)")
+            }
             return v
         }
         func arity(_ range: ClosedRange<Int>) throws {
@@ -70,7 +79,9 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             case "same": padding = .same
             case "valid": padding = .valid
             case let p:
-                guard let v = Int(p), v >= 0 else { throw ModelError.badSpec("padding '\(p)' in '\(token)' is not same, valid or a number") }
+                guard let v = Int(p), v >= 0, v <= maximumNumber else {
+                    throw ModelError.badSpec("padding '\(p)' in '\(token)' is not same, valid or a number from 0 to \(maximumNumber)")
+                }
                 padding = .pixels(v)
             }
             return .conv(out: try int(1), kernel: try int(2), padding: padding)

@@ -19,13 +19,15 @@ public final class Sequential {
     public let gradients: UnsafeMutableBufferPointer<Float>
 
     /// Builds the layers for `spec` on images of `inputShape`; throws `ModelError` when a stage does
-    /// not fit (a window larger than its input, an image model on the wrong input, …).
+    /// not fit (a window larger than its input, an image model on the wrong input, …) and
+    /// `ModelError.overBudget` before allocating more than `MemoryBudget.current`.
     public init(spec: ModelSpec, inputShape: ImageShape, classes: Int, activation: Activation = .relu, seed: UInt64 = 0) throws {
         self.spec = spec
         self.inputShape = inputShape
         self.classes = classes
         self.activation = activation
         layers = try Sequential.buildLayers(spec, inputShape: inputShape, classes: classes, activation: activation, seed: seed)
+        try Sequential.checkParameters(layers.flatMap { $0.parameterShapes.map { MemoryBudget.size(of: $0.shape) } })
         var views: [ParameterView] = []
         var offset = 0
         for layer in layers {
@@ -55,7 +57,13 @@ public final class Sequential {
         gradients.deallocate()
     }
 
-    private static func buildLayers(_ spec: ModelSpec, inputShape: ImageShape, classes: Int, activation: Activation, seed: UInt64) throws -> [any Layer] {
+    /// The layers for `spec`, their parameters not yet bound; checks each against `MemoryBudget.current` first.
+    static func buildLayers(_ spec: ModelSpec, inputShape: ImageShape, classes: Int, activation: Activation, seed: UInt64) throws -> [any Layer] {
+        let sizes = [inputShape.channels, inputShape.height, inputShape.width, classes]
+        guard sizes.allSatisfy({ 1...ModelSpec.maximumNumber ~= $0 }) else {
+            throw ModelError.shape("input \(sizes.dropLast().map(String.init).joined(separator: "x")) with \(classes) classes:"
+                                   + " every size must be from 1 to \(ModelSpec.maximumNumber)")
+        }
         var layers: [any Layer] = []
         var shape = [inputShape.channels, inputShape.height, inputShape.width]
         var counts: [String: Int] = [:]
@@ -67,6 +75,7 @@ public final class Sequential {
         let isRecurrent = spec.stages.contains { if case .recurrent = $0 { return true } else { return false } }
         for (i, stage) in spec.stages.enumerated() {
             let isLast = i == spec.stages.count - 1
+            try checkStage(stage, input: shape, classes: classes)
             switch stage {
             case let .conv(out, kernel, padding):
                 guard shape.count == 3 else { throw ModelError.shape("a convolution cannot follow a dense or recurrent layer") }

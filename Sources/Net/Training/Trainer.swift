@@ -125,7 +125,8 @@ public final class Trainer {
             try save()
             try log?.record(epoch: epoch, step: step)
         }
-        let n = config.batchSize
+        let n = min(config.batchSize, train.count)  // buffers for the batch that can happen, not the one asked for
+        try model.checkBatch(n, for: "the batch size \(config.batchSize)")
         let shape = train.shape
         var input = [Float](repeating: 0, count: n * shape.count)
         var labels = [Int32](repeating: 0, count: n)

@@ -1,0 +1,75 @@
+/// Memory checks for building and running a `Sequential`, made before anything is allocated, with sizes
+/// multiplied out in overflow-checked arithmetic (see `MemoryBudget`).
+extension Sequential {
+    /// A bound on the floats the layer for `stage` needs on an input of `shape`: its parameters and their
+    /// gradients, whatever its constructor keeps beside them (at most as many again), and one image's output.
+    /// Nil when the count does not fit in `Int`. Checked before the layer is built, since building a layer
+    /// already sizes its parameters and may allocate.
+    static func stageFloats(_ stage: ModelSpec.Stage, input shape: [Int], classes: Int) -> Int? {
+        let inputCount = MemoryBudget.size(of: shape)
+        let parameters: Int?, output: Int?
+        switch stage {
+        case let .conv(out, kernel, padding):
+            let pad: Int
+            switch padding {
+            case .same: pad = kernel / 2
+            case .valid: pad = 0
+            case .pixels(let p): pad = p
+            }
+            parameters = MemoryBudget.sum([MemoryBudget.size(of: [out, shape.first ?? 1, kernel, kernel]), out])
+            output = MemoryBudget.size(of: [out] + shape.dropFirst().map { $0 + 2 * pad })
+        case .dense(let n):
+            let out = n ?? classes
+            parameters = inputCount.flatMap { MemoryBudget.size(of: [out, $0 + 1]) }
+            output = out
+        case let .recurrent(_, hidden, layers):
+            let features = shape.last ?? 1
+            // at most 4 gates; each layer reads at most max(features, hidden) inputs
+            parameters = MemoryBudget.size(of: [layers, 4, hidden, max(features, hidden) + hidden + 2])
+            output = MemoryBudget.size(of: [shape.dropLast().last ?? 1, layers, 4, hidden])
+        case .maxPool, .avgPool, .dropout:
+            parameters = 0
+            output = inputCount
+        }
+        return MemoryBudget.sum([parameters.flatMap { MemoryBudget.size(of: [$0, 3]) }, output])
+    }
+
+    /// Throws `ModelError.overBudget` unless the layer for `stage` (see `stageFloats`) fits `MemoryBudget.current`.
+    static func checkStage(_ stage: ModelSpec.Stage, input shape: [Int], classes: Int) throws(ModelError) {
+        let bytes = stageFloats(stage, input: shape, classes: classes).flatMap { MemoryBudget.size(of: [$0], elementSize: 4) }
+        let stageText = ModelSpec(stages: [stage]).description
+        do {
+            try MemoryBudget.current.check(bytes, for: "the model's stage '\(stageText)' on \(shape.map(String.init).joined(separator: "x")) inputs")
+        } catch {
+            throw .overBudget(error)
+        }
+    }
+
+    /// Throws `ModelError.overBudget` unless `parameterCount` parameters and as many gradients fit.
+    static func checkParameters(_ counts: [Int?]) throws(ModelError) {
+        let bytes = MemoryBudget.sum(counts).flatMap { MemoryBudget.size(of: [$0, 2], elementSize: 4) }
+        do {
+            try MemoryBudget.current.check(bytes, for: "the model's parameters and gradients")
+        } catch {
+            throw .overBudget(error)
+        }
+    }
+
+    /// Bytes the buffers of a training step on `batch` images take: every layer's output and output
+    /// gradient, the input batch and the logit gradient. Nil when that does not fit in `Int`.
+    public func batchBytes(_ batch: Int) -> Int? {
+        let perImage = MemoryBudget.sum(layers.map { MemoryBudget.size(of: [$0.outputCount, 2]) }
+                                        + [inputShape.count, classes])
+        return perImage.flatMap { MemoryBudget.size(of: [$0, batch], elementSize: 4) }
+    }
+
+    /// Throws `ModelError.overBudget` unless a training step on `batch` images fits `MemoryBudget.current`;
+    /// `what` names where the batch size came from (a flag, a run's configuration).
+    public func checkBatch(_ batch: Int, for what: String) throws(ModelError) {
+        do {
+            try MemoryBudget.current.check(batchBytes(batch), for: "\(what) (\(batch) images of \(inputShape) a step)")
+        } catch {
+            throw .overBudget(error)
+        }
+    }
+}

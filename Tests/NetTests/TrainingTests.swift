@@ -20,6 +20,14 @@ final class TrainingTests: XCTestCase {
                        classNames: (0..<classes).map(String.init))
     }
 
+    /// A trainer of a new model of `spec` (seed 1, `config`'s activation and optimizer) on `data`, tested on `data`.
+    func newTrainer(_ spec: String, config: TrainConfig, data: Dataset, run: String) throws -> Trainer {
+        let model = try Sequential(spec: try ModelSpec(parsing: spec), inputShape: data.shape, classes: data.classNames.count,
+                                   activation: config.activation, seed: 1)
+        return try Trainer(model: model, optimizer: Optimizer(config.optimizer, parameterCount: model.parameterCount), config: config,
+                           train: data, test: data, runDirectory: run)
+    }
+
     /// A trainer that continues the run in `run` from its checkpoint, as `train --resume` does.
     func resumedTrainer(_ run: String, config: TrainConfig, data: Dataset) throws -> Trainer {
         let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
@@ -247,9 +255,8 @@ final class TrainingTests: XCTestCase {
         config.schedule = .step(every: 1, gamma: 1000)  // epoch 1 at 0.01, epoch 2 at 10
         config.optimizer = .sgd
         config.loss = .mse
-        let model = try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,fc:16,fc"), inputShape: data.shape, classes: 3, activation: .tanh, seed: 1)
-        let trainer = try Trainer(model: model, optimizer: Optimizer(.sgd, parameterCount: model.parameterCount), config: config,
-                                  train: data, test: data, runDirectory: run)
+        config.activation = .tanh
+        let trainer = try newTrainer("conv:4:3:same,maxpool:2,fc:16,fc", config: config, data: data, run: run)
         XCTAssertThrowsError(try trainer.run(untilEpoch: 5)) { error in
             guard case let .diverged(epoch, step, loss, bound, _)? = error as? TrainingError else { return XCTFail("\(error)") }
             XCTAssertEqual(epoch, 2)
@@ -281,10 +288,7 @@ final class TrainingTests: XCTestCase {
         var config = TrainConfig()
         config.batchSize = 10
         config.lr = 0.01
-        let model = try Sequential(spec: try ModelSpec(parsing: "conv:4:3:same,maxpool:2,fc:16,fc"), inputShape: data.shape, classes: 3, seed: 1)
-        let trainer = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
-                                  train: data, test: data, runDirectory: run)
-        let history = try trainer.run(untilEpoch: 4)
+        let history = try newTrainer("conv:4:3:same,maxpool:2,fc:16,fc", config: config, data: data, run: run).run(untilEpoch: 4)
         let best = history.max { $0.testAcc! < $1.testAcc! }!
         let bestEpoch = history.first { $0.testAcc == best.testAcc }!.epoch
         XCTAssertEqual(try Sequential.load(contentsOf: run + "/best.safetensors").epoch, bestEpoch, "the first epoch of the best accuracy")
@@ -304,10 +308,7 @@ final class TrainingTests: XCTestCase {
         var config = TrainConfig()
         config.batchSize = 10
         config.logging = false
-        let model = try Sequential(spec: try ModelSpec(parsing: "fc:8,fc"), inputShape: data.shape, classes: 3, seed: 1)
-        let trainer = try Trainer(model: model, optimizer: Optimizer(.adam, parameterCount: model.parameterCount), config: config,
-                                  train: data, test: data, runDirectory: run)
-        try trainer.run(untilEpoch: 2)
+        try newTrainer("fc:8,fc", config: config, data: data, run: run).run(untilEpoch: 2)
         let metricsPath = run + "/metrics.jsonl"
         let lines = try String(contentsOfFile: metricsPath, encoding: .utf8).split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 2)

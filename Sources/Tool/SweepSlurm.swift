@@ -150,12 +150,6 @@ struct SweepManifest: Codable, Equatable {
     }
 }
 
-/// `path` made absolute against the current directory.
-func absolutePath(_ path: String) -> String {
-    let url = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true))
-    return url.standardizedFileURL.path
-}
-
 extension SweepCommand {
     /// `sweep --slurm`: records the sweep in OUT/sweep.json, writes OUT/sweep.sbatch for the runs that
     /// are neither finished, diverged, nor still queued or running, and OUT/summary.sbatch, and submits

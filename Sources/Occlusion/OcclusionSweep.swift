@@ -304,10 +304,3 @@ public final class OcclusionSweep {
         return changed
     }
 }
-
-/// CPU seconds of `clock` (`CLOCK_THREAD_CPUTIME_ID` or `CLOCK_PROCESS_CPUTIME_ID`).
-func cpuSeconds(_ clock: clockid_t) -> Double {
-    var t = timespec()
-    clock_gettime(clock, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}

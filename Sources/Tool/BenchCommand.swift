@@ -130,10 +130,10 @@ struct Timing {
         precondition(repeats > 0)
         (wall, cpu) = ([], [])
         for _ in 0..<repeats {
-            let (start, cpuStart) = (DispatchTime.now().uptimeNanoseconds, processCPUSeconds())
+            let (start, cpuStart) = (DispatchTime.now().uptimeNanoseconds, cpuSeconds(CLOCK_PROCESS_CPUTIME_ID))
             try body()
             wall.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-            cpu.append(processCPUSeconds() - cpuStart)
+            cpu.append(cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - cpuStart)
         }
         wall.sort()
         cpu.sort()
@@ -142,13 +142,6 @@ struct Timing {
     /// The median wall-clock seconds (the upper one of an even count).
     var median: Double { wall[wall.count / 2] }
     var cpuMedian: Double { cpu[cpu.count / 2] }
-}
-
-/// CPU seconds used by all threads of this process so far (user and system).
-func processCPUSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// `value` rounded to `digits` decimals, for JSON lines that state only the digits that mean something.

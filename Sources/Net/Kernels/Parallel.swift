@@ -159,3 +159,11 @@ final class WorkerPool: @unchecked Sendable {
         return true
     }
 }
+
+/// CPU seconds (user and system) used so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`) or by all
+/// threads of the process (`CLOCK_PROCESS_CPUTIME_ID`): the one CPU clock of `bench` and the profiles.
+public func cpuSeconds(_ clock: clockid_t) -> Double {
+    var t = timespec()
+    clock_gettime(clock, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}

@@ -119,9 +119,12 @@ struct TrainCommand: ParsableCommand {
         do {
             model = try Sequential(spec: try settings.model.spec(), inputShape: train.shape, classes: train.classNames.count,
                                    activation: config.activation, seed: config.seed)
-            try model.checkBatch(min(config.batchSize, train.count), for: "--batch-size \(config.batchSize)")
         } catch let error as ModelError {
             throw SetupError.modelDoesNotFit(model: config.model, shape: train.shape, reason: error.localizedDescription)
+        }
+        // a batch whose buffers exceed the budget is a bad flag (exit 64), not a model that does not fit
+        do { try model.checkBatch(min(config.batchSize, train.count), for: "--batch-size \(config.batchSize)") } catch {
+            throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
         }
         model.initialize(config.initialization, seed: config.seed)
         if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {

@@ -275,8 +275,8 @@ public final class OcclusionSweep {
         _ image: [Float], base: [[Float]], pre: [[Float]], footprints: [[PlaneBox]], copies: Range<Int>, fill: [Float],
         feature: Feature?, sums: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, block: Int, times: UnsafeMutablePointer<Double>
     ) -> BoxedValues {
-        var changed = BoxedValues(boxes: Array(footprints[0][copies]), values: scratch, offsets: [])
-        changed.offsets = BoxedValues.offsets(changed.boxes, channels: model.inputShape.channels)
+        let boxes = Array(footprints[0][copies])
+        var changed = BoxedValues(boxes: boxes, values: scratch, offsets: BoxedValues.offsets(boxes, channels: model.inputShape.channels))
         for (b, box) in changed.boxes.enumerated() {
             for c in fill.indices { (changed.values + changed.offsets[b] + c * box.area).update(repeating: fill[c], count: box.area) }
         }

@@ -42,7 +42,7 @@ public struct ReceptiveField: Equatable, Sendable, Codable {
     public static func fields(of layers: [any Layer]) -> [ReceptiveField?] {
         var field: ReceptiveField? = .pixel
         return layers.map { layer in
-            field = layer.window.flatMap { w in field?.through(kernel: w.kernelHeight, stride: w.stride, padding: w.padding) }
+            field = layer.window.flatMap { w in field?.through(kernel: w.kernelHeight, stride: w.stride, padding: w.padTop) }
             return field
         }
     }

@@ -75,7 +75,7 @@ struct ReferenceNet {
                             for c in 0..<g.inChannels {
                                 for i in 0..<g.kernelHeight {
                                     for j in 0..<g.kernelWidth {
-                                        let iy = y * g.stride - g.padding + i, ix = xx * g.stride - g.padding + j
+                                        let iy = y * g.stride - g.padTop + i, ix = xx * g.stride - g.padLeft + j
                                         if iy < 0 || iy >= g.height || ix < 0 || ix >= g.width { continue }
                                         sum += x[(c * g.height + iy) * g.width + ix] * w[((o * g.inChannels + c) * g.kernelHeight + i) * g.kernelWidth + j]
                                     }
@@ -143,7 +143,7 @@ struct ReferenceNet {
                             for c in 0..<geometry.inChannels {
                                 for i in 0..<geometry.kernelHeight {
                                     for j in 0..<geometry.kernelWidth {
-                                        let iy = y * geometry.stride - geometry.padding + i, ix = xx * geometry.stride - geometry.padding + j
+                                        let iy = y * geometry.stride - geometry.padTop + i, ix = xx * geometry.stride - geometry.padLeft + j
                                         if iy < 0 || iy >= geometry.height || ix < 0 || ix >= geometry.width { continue }
                                         dx[(c * geometry.height + iy) * geometry.width + ix] +=
                                             dy * w[((o * geometry.inChannels + c) * geometry.kernelHeight + i) * geometry.kernelWidth + j]

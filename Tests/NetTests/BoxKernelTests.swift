@@ -93,7 +93,7 @@ final class BoxKernelTests: XCTestCase {
         copies.withBoxedValues { from, input in
             changed.withUnsafeMutableBufferPointer { update(weight, bias, copies, from, input, BoxedValues(boxes: outputs, values: $0.baseAddress!, offsets: offsets)) }
         }
-        let what = "c\(g.inChannels) o\(o) \(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) p\(g.padding)"
+        let what = "c\(g.inChannels) o\(o) \(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) p\(g.padTop)"
         assertBoxes(changed, offsets: offsets, outputs: outputs, full: { convolved(copies.rebuilt($0), g, o: o, weight: weight, bias: bias, activation) },
                     unchanged: convolved(copies.base, g, o: o, weight: weight, bias: bias, activation), o: o, oh: g.outHeight, ow: g.outWidth,
                     accuracy: 1e-4, what)
@@ -151,7 +151,7 @@ final class BoxKernelTests: XCTestCase {
                         var switches = [Int32](repeating: 0, count: c * g.positions)
                         maxPoolForwardNaive(x, planes: c, g, y, switches: &switches)
                     } else {
-                        avgPoolForward(x, planes: c, g, y)
+                        avgPoolForward(x, planes: c, g, includePadding: true, y)
                     }
                 }
                 func full(_ x: [Float]) -> [Float] {

@@ -1,7 +1,8 @@
-/// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`.
-/// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed per image as im2col plus
-/// one sgemm; backward is two sgemms plus col2im per image. That is the reference path; 5×5 stride-1
-/// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`WinogradConvolution`), in
+/// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`, with any stride, padding
+/// per side and groups (`geometry`). Weight `(O, C/groups, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`.
+/// Computed per image as im2col plus one sgemm per group; backward is two sgemms per group plus
+/// col2im per image. That is the reference path; 5×5 stride-1
+/// convolutions with enough channels (ungrouped, the same padding on every side) take Winograd's F(2×2, 5×5) instead (`WinogradConvolution`), in
 /// the forward pass, the backward pass and `backwardData` alike, and other stride-1 layers with at
 /// most `directMaximumOutChannels` outputs compute their output and weight gradient directly
 /// (`DirectConvolution`). `path` says which; `take(_:)` forces one, to measure them against each other.
@@ -39,9 +40,9 @@ public final class Conv2D: Layer {
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
     public var outputShape: [Int] { [outChannels, geometry.outHeight, geometry.outWidth] }
     public var parameterShapes: [(suffix: String, shape: [Int])] {
-        [("weight", [outChannels, geometry.inChannels, geometry.kernelHeight, geometry.kernelWidth]), ("bias", [outChannels])]
+        [("weight", [outChannels, geometry.groupChannels, geometry.kernelHeight, geometry.kernelWidth]), ("bias", [outChannels])]
     }
-    public var multiplyAdds: Int { outChannels * geometry.patchSize * geometry.positions }
+    public var multiplyAdds: Int { outChannels * geometry.groupPatchSize * geometry.positions }
     public var window: ConvGeometry? { geometry }
     public var fusedActivation: Activation? { activation }
 
@@ -52,7 +53,7 @@ public final class Conv2D: Layer {
 
     /// Per-worker scratch: the columns of one image `(K, P)` (or, on the direct path, the image's
     /// zero-bordered copy and its padded output gradient), then partial weight and bias gradients
-    /// `(O, K)`, `(O)`.
+    /// `(O, K/groups)`, `(O)`.
     private func scratch(_ workspace: Workspace, worker: Int) -> (col: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>) {
         let col = workspace.floats(scratchSize, worker: worker)
         return (col, col + imageScratchSize)
@@ -62,7 +63,7 @@ public final class Conv2D: Layer {
         max(geometry.patchSize * geometry.positions, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
     }
 
-    private var scratchSize: Int { imageScratchSize + outChannels * (geometry.patchSize + 1) }
+    private var scratchSize: Int { imageScratchSize + outChannels * (geometry.groupPatchSize + 1) }
 
     /// Each worker takes its images one at a time: the columns of one image, `(K, P)`, stay in the
     /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output (a product
@@ -119,15 +120,28 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// y `(channels, P)` = f(W[channels] `(channels, K)` × col `(K, P)` + b[channels]) for one image:
-    /// the bias is written first and the product added to it. `y` lies inside `output` (see `activate`).
+    /// y `(channels, P)` = f(W[channels] `(channels, K/groups)` × col[their group] `(K/groups, P)` +
+    /// b[channels]) for one image: the bias is written first and each group's product added to it. `y`
+    /// lies inside `output` (see `activate`).
     private func filter(_ col: UnsafePointer<Float>, channels: Range<Int>, _ y: UnsafeMutablePointer<Float>,
                         in output: UnsafeMutablePointer<Float>, memory: LayerMemory) {
-        let (k, p) = (geometry.patchSize, geometry.positions)
+        let (k, p) = (geometry.groupPatchSize, geometry.positions)
         for (row, c) in channels.enumerated() { (y + row * p).update(repeating: bias[c], count: p) }
-        sgemm(transposeA: false, transposeB: false, m: channels.count, n: p, k: k, weight + channels.lowerBound * k, lda: k,
-              col, ldb: p, beta: 1, y, ldc: p)
+        forEachGroup(of: channels) { group, part in
+            guard !part.isEmpty else { return }
+            sgemm(transposeA: false, transposeB: false, m: part.count, n: p, k: k, weight + part.lowerBound * k, lda: k,
+                  col + group * k * p, ldb: p, beta: 1, y + (part.lowerBound - channels.lowerBound) * p, ldc: p)
+        }
         activate(y, count: channels.count * p, in: output, memory: memory)
+    }
+
+    /// Calls `body(group, part)` for every group in order, `part` being the output channels of
+    /// `channels` in that group (possibly empty).
+    private func forEachGroup(of channels: Range<Int>, _ body: (_ group: Int, _ part: Range<Int>) -> Void) {
+        let perGroup = outChannels / geometry.groups
+        for group in 0..<geometry.groups {
+            body(group, channels.clamped(to: group * perGroup..<(group + 1) * perGroup))
+        }
     }
 
     public func backward(
@@ -159,16 +173,15 @@ public final class Conv2D: Layer {
         inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
     ) {
         precondition(input == nil || channels == 0..<outChannels, "weight gradients take every output channel")
-        let weight = self.weight + channels.lowerBound * geometry.patchSize
         let subsetPath = path == preferredPath ? Conv2D.preferredPath(geometry, outChannels: channels.count) : path
         if let winograd = channels.count == outChannels ? winograd
             : subsetPath == .winograd ? WinogradConvolution(geometry: geometry, outChannels: channels.count) : nil {
-            winograd.backward(dy, output: output, activation: activation, weight: weight,
+            winograd.backward(dy, output: output, activation: activation, weight: weight + channels.lowerBound * geometry.groupPatchSize,
                               weightGradients: input.map { ($0, weightGradient, biasGradient) }, inputGradient: inputGradient,
                               batch: n, workspace: workspace)
             return
         }
-        let (k, p, o) = (geometry.patchSize, geometry.positions, channels.count)
+        let (k, p, o) = (geometry.groupPatchSize, geometry.positions, channels.count)
         workspace.reserve(scratchSize)
         parallelRanges(n) { images, worker in
             let (col, partial) = scratch(workspace, worker: worker)
@@ -185,13 +198,22 @@ public final class Conv2D: Layer {
                         kernel.accumulateWeightGradient(padded: col, paddedGradient: col + kernel.paddedSize, into: partial)
                     } else {
                         im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                        // dW (O, K) += dy (O, P) × colᵀ (P, K)
-                        sgemm(transposeA: false, transposeB: true, m: o, n: k, k: p, d, lda: p, col, ldb: p, beta: 1, partial, ldc: k)
+                        // dW[group] (O/groups, K/groups) += dy[group] (O/groups, P) × col[group]ᵀ (P, K/groups)
+                        forEachGroup(of: channels) { group, part in
+                            let row = part.lowerBound - channels.lowerBound
+                            sgemm(transposeA: false, transposeB: true, m: part.count, n: k, k: p, d + row * p, lda: p,
+                                  col + group * k * p, ldb: p, beta: 1, partial + row * k, ldc: k)
+                        }
                     }
                 }
                 if let inputGradient {
-                    // dcol (K, P) = Wᵀ (K, O) × dy (O, P)
-                    sgemm(transposeA: true, transposeB: false, m: k, n: p, k: o, weight, lda: k, d, ldb: p, col, ldc: p)
+                    // dcol[group] (K/groups, P) = W[group]ᵀ (K/groups, O/groups) × dy[group] (O/groups, P)
+                    forEachGroup(of: channels) { group, part in
+                        let rows = col + group * k * p
+                        guard !part.isEmpty else { return rows.update(repeating: 0, count: k * p) }
+                        sgemm(transposeA: true, transposeB: false, m: k, n: p, k: part.count, weight + part.lowerBound * k, lda: k,
+                              d + (part.lowerBound - channels.lowerBound) * p, ldb: p, col + group * k * p, ldc: p)
+                    }
                     col2im(col, images: 1, geometry, inputGradient + b * geometry.inputSize)
                 }
             }
@@ -236,7 +258,7 @@ extension Conv2D {
             && outChannels <= Conv2D.winogradMaximumChannelRatio * c {
             return .winograd
         }
-        return geometry.stride == 1 && outChannels <= Conv2D.directMaximumOutChannels ? .direct : .im2col
+        return DirectConvolution.applies(to: geometry) && outChannels <= Conv2D.directMaximumOutChannels ? .direct : .im2col
     }
 
     /// Whether this layer computes with Winograd's F(2×2, 5×5).
@@ -246,8 +268,9 @@ extension Conv2D {
     public func reasonItCannotTake(_ path: ConvolutionPath) -> String? {
         switch path {
         case .im2col: return nil
-        case .winograd: return WinogradTiling.applies(to: geometry) ? nil : "the winograd path needs a 5x5 kernel with stride 1"
-        case .direct: return geometry.stride == 1 ? nil : "the direct path needs stride 1"
+        case .winograd:
+            return WinogradTiling.applies(to: geometry) ? nil : "the winograd path needs an ungrouped 5x5 kernel with stride 1 and the same padding on every side"
+        case .direct: return DirectConvolution.applies(to: geometry) ? nil : "the direct path needs stride 1, no groups and the same padding on every side"
         }
     }
 
@@ -269,7 +292,7 @@ extension Conv2D {
     /// Through the input's change (`convolveByChange`) when asked and the stride is 1; else recomputed
     /// from patches of the input (`convolveBoxes`).
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? {
-        byChange && geometry.stride == 1 ? ConvolutionByChange(self) : ConvolutionBoxes(layer: self)
+        byChange && DirectConvolution.applies(to: geometry) ? ConvolutionByChange(self) : ConvolutionBoxes(layer: self)
     }
 }
 

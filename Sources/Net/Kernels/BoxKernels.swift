@@ -236,26 +236,41 @@ public func convolveByChange(
     }
 }
 
-/// Floats of scratch `poolBoxes` needs for the output boxes `outputs`.
+/// Floats of scratch `poolBoxes` needs for the output boxes `outputs`: the largest input patch, and
+/// max pooling's switches after it.
 public func poolBoxesScratchSize(_ g: ConvGeometry, outputs: [PlaneBox]) -> Int {
-    max(1, outputs.map { $0.isEmpty ? 0 : g.inChannels * g.inputPatch($0).area }.max() ?? 0)
+    let patch = outputs.map { $0.isEmpty ? 0 : g.inChannels * g.inputPatch($0).area }.max() ?? 0
+    return max(1, patch + g.inChannels * (outputs.map(\.area).max() ?? 0))
 }
 
-/// The outputs `to.boxes[b]` of a pooling layer of geometry `g` (no padding) for copies of `input`
-/// `(C, H, W)` changed as `from` says: for each copy, `pool(patch, patchGeometry, output)` runs the
-/// layer's kernel on the patch `(C, fh, fw)` of its input under those outputs and writes
-/// `(C, box.h, box.w)` into `to`. `scratch` holds `poolBoxesScratchSize` floats.
+/// The outputs `to.boxes[b]` of a pooling layer of geometry `g` (max or average, `includePadding` as
+/// `avgPoolForward`) for copies of `input` `(C, H, W)` changed as `from` says, written into `to` (per
+/// copy `(C, box.h, box.w)`): for each copy, the patch `(C, fh, fw)` of its input under those outputs
+/// is pooled, by the layer's own kernel (`maxPoolForward`, `avgPoolForward`) when every window lies
+/// inside the plane, else by `poolWindows`, which leaves the padding out as the layer does. `scratch`
+/// holds `poolBoxesScratchSize` floats.
 public func poolBoxes(
-    _ input: UnsafePointer<Float>, _ g: ConvGeometry, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>,
-    _ pool: (UnsafePointer<Float>, ConvGeometry, UnsafeMutablePointer<Float>) -> Void
+    _ input: UnsafePointer<Float>, _ g: ConvGeometry, maximum: Bool, includePadding: Bool,
+    from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
 ) {
-    precondition(g.windowsInsidePlane, "poolBoxes needs windows inside the plane")
+    let widest = to.boxes.map(\.area).max() ?? 0
+    let switches = UnsafeMutableRawPointer(scratch + poolBoxesScratchSize(g, outputs: to.boxes) - g.inChannels * widest)
+        .bindMemory(to: Int32.self, capacity: g.inChannels * widest)
     for (b, box) in to.boxes.enumerated() where !box.isEmpty {
         let region = g.inputPatch(box)
+        let output = to.values + to.offsets[b]
         fillPatch(input, c: g.inChannels, h: g.height, w: g.width, region: region, box: from.boxes[b], values: from.values + from.offsets[b], scratch)
-        var patchGeometry = ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width, kernel: g.kernelHeight, stride: g.stride)
-        patchGeometry.kernelWidth = g.kernelWidth
-        pool(scratch, patchGeometry, to.values + to.offsets[b])
+        guard g.windowsInsidePlane else {
+            poolWindows(scratch, planes: g.inChannels, g, outputs: box, region: region, maximum: maximum, includePadding: includePadding, output)
+            continue
+        }
+        let patch = ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width, kernelHeight: g.kernelHeight,
+                                 kernelWidth: g.kernelWidth, stride: g.stride)
+        if maximum {
+            maxPoolForward(scratch, planes: g.inChannels, patch, output, switches: switches)
+        } else {
+            avgPoolForward(scratch, planes: g.inChannels, patch, includePadding: includePadding, output)
+        }
     }
 }
 

@@ -114,26 +114,49 @@ public func maxPoolForwardNaive(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
-    let (h, w, oh, ow, s) = (g.height, g.width, g.outHeight, g.outWidth, g.stride)
+    poolWindows(input, planes: planes, g, outputs: PlaneBox(y0: 0, y1: g.outHeight, x0: 0, x1: g.outWidth),
+                region: PlaneBox(y0: 0, y1: g.height, x0: 0, x1: g.width), maximum: true, output, switches: switches)
+}
+
+/// Max (`maximum`) or average pooling (divisor by `includePadding`, as `avgPoolForward`) of the output
+/// positions `outputs` of `g`, for `planes` planes of which `input` holds only `region` (in plane
+/// coordinates, `(planes, region.h, region.w)`, covering every window of `outputs` inside the plane):
+/// `output` is `(planes, outputs.h, outputs.w)`; `switches`, when given, the index `y·W + x` of each
+/// maximum in the whole plane (the first maximum in reading order; a NaN wins, the first of the last
+/// window row that holds one).
+public func poolWindows(
+    _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, outputs: PlaneBox, region: PlaneBox, maximum: Bool, includePadding: Bool = true,
+    _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>? = nil
+) {
+    let (rw, area) = (region.width, region.height * region.width)
     for plane in 0..<planes {
-        let src = input + plane * h * w
-        let dst = output + plane * oh * ow
-        let sw = switches + plane * oh * ow
-        for y in 0..<oh {
-            let rows = poolSpan(y, stride: s, kernel: g.kernelHeight, before: g.padTop, after: g.padBottom, size: h)
-            for x in 0..<ow {
-                let columns = poolSpan(x, stride: s, kernel: g.kernelWidth, before: g.padLeft, after: g.padRight, size: w)
-                var best = -Float.infinity
-                var at = rows.start * w + columns.start
-                for i in rows.start..<rows.end {
-                    for j in columns.start..<columns.end where src[i * w + j] > best || src[i * w + j].isNaN {
-                        best = src[i * w + j]
-                        at = i * w + j
-                        if best.isNaN { break }
+        let src = input + plane * area
+        for y in outputs.y0..<outputs.y1 {
+            let rows = poolSpan(y, stride: g.stride, kernel: g.kernelHeight, before: g.padTop, after: g.padBottom, size: g.height)
+            for x in outputs.x0..<outputs.x1 {
+                let columns = poolSpan(x, stride: g.stride, kernel: g.kernelWidth, before: g.padLeft, after: g.padRight, size: g.width)
+                let at = (plane * outputs.height + y - outputs.y0) * outputs.width + x - outputs.x0
+                if maximum {
+                    var best = -Float.infinity
+                    var winner = rows.start * g.width + columns.start
+                    for i in rows.start..<rows.end {
+                        for j in columns.start..<columns.end where src[(i - region.y0) * rw + j - region.x0] > best
+                            || src[(i - region.y0) * rw + j - region.x0].isNaN {
+                            best = src[(i - region.y0) * rw + j - region.x0]
+                            winner = i * g.width + j
+                            if best.isNaN { break }
+                        }
                     }
+                    output[at] = best
+                    switches?[at] = Int32(winner)
+                } else {
+                    var sum: Float = 0
+                    for i in rows.start..<rows.end {
+                        for j in columns.start..<columns.end { sum += src[(i - region.y0) * rw + j - region.x0] }
+                    }
+                    let count = includePadding ? rows.padded * columns.padded : (rows.end - rows.start) * (columns.end - columns.start)
+                    output[at] = sum * (1 / Float(count))
                 }
-                dst[y * ow + x] = best
-                sw[y * ow + x] = Int32(at)
             }
         }
     }
@@ -159,16 +182,8 @@ public func maxPoolBackward(
 /// `avg_pool2d`: each output is the sum of its window's input values over the window's size clipped
 /// to the padded plane (`includePadding`, PyTorch's `count_include_pad`) or to the plane itself.
 public func avgPoolForward(_ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, includePadding: Bool, _ output: UnsafeMutablePointer<Float>) {
-    for plane in 0..<planes {
-        let src = input + plane * g.height * g.width
-        forEachAveragingWindow(g, includePadding: includePadding) { y, x, rows, columns, scale in
-            var sum: Float = 0
-            for i in rows {
-                for j in columns { sum += src[i * g.width + j] }
-            }
-            output[(plane * g.outHeight + y) * g.outWidth + x] = sum * scale
-        }
-    }
+    poolWindows(input, planes: planes, g, outputs: PlaneBox(y0: 0, y1: g.outHeight, x0: 0, x1: g.outWidth),
+                region: PlaneBox(y0: 0, y1: g.height, x0: 0, x1: g.width), maximum: false, includePadding: includePadding, output)
 }
 
 /// The adjoint of average pooling. `inputGradient` `(planes, H, W)` is overwritten.

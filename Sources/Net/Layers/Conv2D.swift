@@ -51,25 +51,40 @@ public final class Conv2D: Layer {
         (weightGradient, biasGradient) = (gradients[0], gradients[1])
     }
 
-    /// Per-worker scratch: the columns of one image `(K, P)` (or, on the direct path, the image's
-    /// zero-bordered copy and its padded output gradient), then partial weight and bias gradients
-    /// `(O, K/groups)`, `(O)`.
-    private func scratch(_ workspace: Workspace, worker: Int) -> (col: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>) {
+    /// Per-worker scratch: the columns of `imagesPerProduct` images `(K, m·P)` (or, on the direct path,
+    /// one image's zero-bordered copy and its padded output gradient), the product of several images
+    /// `(O, m·P)` before it is scattered to NCHW (or their output gradients gathered for one), then
+    /// partial weight and bias gradients `(O, K/groups)`, `(O)`.
+    private func scratch(_ workspace: Workspace, worker: Int)
+        -> (col: UnsafeMutablePointer<Float>, product: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>) {
         let col = workspace.floats(scratchSize, worker: worker)
-        return (col, col + imageScratchSize)
+        return (col, col + columnsScratchSize, col + columnsScratchSize + productScratchSize)
     }
 
-    private var imageScratchSize: Int {
-        max(geometry.patchSize * geometry.positions, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
+    private var columnsScratchSize: Int {
+        max(geometry.patchSize * geometry.positions * imagesPerProduct, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
     }
 
-    private var scratchSize: Int { imageScratchSize + outChannels * (geometry.groupPatchSize + 1) }
+    private var productScratchSize: Int { imagesPerProduct > 1 ? outChannels * geometry.positions * imagesPerProduct : 0 }
 
-    /// Each worker takes its images one at a time: the columns of one image, `(K, P)`, stay in the
-    /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output (a product
-    /// over several images would need a gather or scatter copy, and is no faster on the LeNet layers).
-    /// When the record keeps this layer's pre-activations, the Winograd path applies the activation
-    /// after the whole pass, to keep them.
+    private var scratchSize: Int { columnsScratchSize + productScratchSize + outChannels * (geometry.groupPatchSize + 1) }
+
+    /// The fewest product columns (output positions) the im2col path gives one sgemm: a layer with fewer
+    /// positions per image (zfnet's 8×8 and 4×4 layers) unfolds several images side by side into one
+    /// wider product, whose `(O, m·P)` result is then scattered to NCHW (and the output gradients
+    /// gathered the other way); the LeNet layers, with 196 and more positions, keep one image per product.
+    static let minimumProductColumns = 128
+
+    /// Images whose columns go into one product on the im2col path (1 on the direct path).
+    var imagesPerProduct: Int {
+        direct != nil || geometry.positions >= Conv2D.minimumProductColumns ? 1
+            : (Conv2D.minimumProductColumns + geometry.positions - 1) / geometry.positions
+    }
+
+    /// Each worker takes its images `imagesPerProduct` at a time: their columns stay in the core's cache
+    /// for their product; for one image the `(O, P)` result is already its NCHW output. When the record
+    /// keeps this layer's pre-activations, the Winograd path applies the activation after the whole
+    /// pass, to keep them.
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
                         memory: LayerMemory, workspace: Workspace) {
         if let winograd {
@@ -88,17 +103,31 @@ public final class Conv2D: Layer {
             kernel.packWeights(weight, into: packed)
             return packed
         }
+        let (o, p) = (outChannels, geometry.positions)
         parallelRanges(n) { images, worker in
-            let col = scratch(workspace, worker: worker).col
-            for b in images {
-                let y = output + b * outChannels * geometry.positions
+            let (col, product, _) = scratch(workspace, worker: worker)
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerProduct) {
+                let m = min(imagesPerProduct, images.upperBound - first)
+                let y = output + first * o * p
                 if let kernel = direct, let packedWeights {
-                    kernel.pad(input + b * geometry.inputSize, into: col)
+                    kernel.pad(input + first * geometry.inputSize, into: col)
                     kernel.forward(padded: col, packedWeights: packedWeights, bias: bias, y)
-                    activate(y, count: outChannels * geometry.positions, in: output, memory: memory)
+                    activate(y, count: o * p, in: output, memory: memory)
+                } else if m == 1 {
+                    im2col(input + first * geometry.inputSize, images: 1, geometry, col)
+                    filter(col, channels: 0..<o, y, in: output, memory: memory)
                 } else {
-                    im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                    filter(col, channels: 0..<outChannels, y, in: output, memory: memory)
+                    im2col(input + first * geometry.inputSize, images: m, geometry, col)
+                    let columns = m * p
+                    forEachGroup(of: 0..<o) { group, part in
+                        let k = geometry.groupPatchSize
+                        sgemm(transposeA: false, transposeB: false, m: part.count, n: columns, k: k, weight + part.lowerBound * k, lda: k,
+                              col + group * k * columns, ldb: columns, product + part.lowerBound * columns, ldc: columns)
+                    }
+                    for b in 0..<m {
+                        for c in 0..<o { addBias(product + c * columns + b * p, bias[c], into: y + (b * o + c) * p, count: p) }
+                    }
+                    activate(y, count: m * o * p, in: output, memory: memory)
                 }
             }
         }
@@ -135,6 +164,11 @@ public final class Conv2D: Layer {
         activate(y, count: channels.count * p, in: output, memory: memory)
     }
 
+    /// dst = src + bias over `count` values.
+    private func addBias(_ src: UnsafePointer<Float>, _ bias: Float, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { dst[i] = src[i] + bias }
+    }
+
     /// Calls `body(group, part)` for every group in order, `part` being the output channels of
     /// `channels` in that group (possibly empty).
     private func forEachGroup(of channels: Range<Int>, _ body: (_ group: Int, _ part: Range<Int>) -> Void) {
@@ -167,7 +201,8 @@ public final class Conv2D: Layer {
     /// their filters (all of them when weight gradients are formed); a subset takes the path a layer of
     /// that many outputs would prefer (unless `take(_:)` chose this layer's). Each worker takes its
     /// images one at a time, reads `dy` `(O, P)` of each where it lies, and sums their weight gradients
-    /// privately; the partial sums are added in worker order.
+    /// privately; the partial sums are added in worker order. Several images share one product
+    /// (`imagesPerProduct`): their gradients are gathered side by side into `(O, m·P)` first.
     private func transposedPass(
         _ dy: UnsafePointer<Float>, channels: Range<Int>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?,
         inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
@@ -184,37 +219,48 @@ public final class Conv2D: Layer {
         let (k, p, o) = (geometry.groupPatchSize, geometry.positions, channels.count)
         workspace.reserve(scratchSize)
         parallelRanges(n) { images, worker in
-            let (col, partial) = scratch(workspace, worker: worker)
+            let (col, product, partial) = scratch(workspace, worker: worker)
             let partialBias = partial + o * k
             partial.update(repeating: 0, count: o * k + o)
-            for b in images {
-                let d = dy + b * o * p  // (O, P)
-                if let output { activation.backward(output: output + b * o * p, gradient: UnsafeMutablePointer(mutating: d), count: o * p) }
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerProduct) {
+                let m = min(imagesPerProduct, images.upperBound - first)
+                let columns = m * p
+                for b in first..<(first + m) {
+                    let d = UnsafeMutablePointer(mutating: dy + b * o * p)  // (O, P)
+                    if let output { activation.backward(output: output + b * o * p, gradient: d, count: o * p) }
+                    if input != nil { for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) } }
+                }
+                // dy of the m images as one (O, m·P) matrix: in place for one image, gathered for several
+                let d = m == 1 ? dy + first * o * p : UnsafePointer(product)
+                if m > 1 {
+                    for b in 0..<m {
+                        for c in 0..<o { (product + c * columns + b * p).update(from: dy + ((first + b) * o + c) * p, count: p) }
+                    }
+                }
                 if let input {
-                    for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) }
                     if let kernel = direct {
-                        kernel.pad(input + b * geometry.inputSize, into: col)
+                        kernel.pad(input + first * geometry.inputSize, into: col)
                         kernel.padGradient(d, into: col + kernel.paddedSize)
                         kernel.accumulateWeightGradient(padded: col, paddedGradient: col + kernel.paddedSize, into: partial)
                     } else {
-                        im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                        // dW[group] (O/groups, K/groups) += dy[group] (O/groups, P) × col[group]ᵀ (P, K/groups)
+                        im2col(input + first * geometry.inputSize, images: m, geometry, col)
+                        // dW[group] (O/groups, K/groups) += dy[group] (O/groups, m·P) × col[group]ᵀ (m·P, K/groups)
                         forEachGroup(of: channels) { group, part in
                             let row = part.lowerBound - channels.lowerBound
-                            sgemm(transposeA: false, transposeB: true, m: part.count, n: k, k: p, d + row * p, lda: p,
-                                  col + group * k * p, ldb: p, beta: 1, partial + row * k, ldc: k)
+                            sgemm(transposeA: false, transposeB: true, m: part.count, n: k, k: columns, d + row * columns, lda: columns,
+                                  col + group * k * columns, ldb: columns, beta: 1, partial + row * k, ldc: k)
                         }
                     }
                 }
                 if let inputGradient {
-                    // dcol[group] (K/groups, P) = W[group]ᵀ (K/groups, O/groups) × dy[group] (O/groups, P)
+                    // dcol[group] (K/groups, m·P) = W[group]ᵀ (K/groups, O/groups) × dy[group] (O/groups, m·P)
                     forEachGroup(of: channels) { group, part in
-                        let rows = col + group * k * p
-                        guard !part.isEmpty else { return rows.update(repeating: 0, count: k * p) }
-                        sgemm(transposeA: true, transposeB: false, m: k, n: p, k: part.count, weight + part.lowerBound * k, lda: k,
-                              d + (part.lowerBound - channels.lowerBound) * p, ldb: p, col + group * k * p, ldc: p)
+                        let rows = col + group * k * columns
+                        guard !part.isEmpty else { return rows.update(repeating: 0, count: k * columns) }
+                        sgemm(transposeA: true, transposeB: false, m: k, n: columns, k: part.count, weight + part.lowerBound * k, lda: k,
+                              d + (part.lowerBound - channels.lowerBound) * columns, ldb: columns, rows, ldc: columns)
                     }
-                    col2im(col, images: 1, geometry, inputGradient + b * geometry.inputSize)
+                    col2im(col, images: m, geometry, inputGradient + first * geometry.inputSize)
                 }
             }
         }

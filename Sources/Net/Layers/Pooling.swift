@@ -116,29 +116,18 @@ extension AvgPool2D {
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { PoolingBoxes(geometry: geometry, maximum: false, includePadding: includePadding) }
 }
 
-/// A pooling layer's changed outputs: the layer's kernel on the patch of input under them (`poolBoxes`);
-/// max pooling's switches go to scratch after the patch.
+/// A pooling layer's changed outputs: the layer's kernel on the patch of input under them (`poolBoxes`).
 private struct PoolingBoxes: BoxUpdate {
     let geometry: ConvGeometry
     let maximum: Bool
     let includePadding: Bool
     var readsPreActivation: Bool { false }
 
-    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
-        poolBoxesScratchSize(geometry, outputs: outputs) + (maximum ? geometry.inChannels * (outputs.map(\.area).max() ?? 0) : 0)
-    }
+    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int { poolBoxesScratchSize(geometry, outputs: outputs) }
 
     func update(
         _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
     ) {
-        let c = geometry.inChannels
-        guard maximum else {
-            poolBoxes(input, geometry, from: from, to: to, scratch: scratch) { avgPoolForward($0, planes: c, $1, includePadding: includePadding, $2) }
-            return
-        }
-        let widest = to.boxes.map(\.area).max() ?? 0
-        (scratch + poolBoxesScratchSize(geometry, outputs: to.boxes)).withMemoryRebound(to: Int32.self, capacity: c * widest) { switches in
-            poolBoxes(input, geometry, from: from, to: to, scratch: scratch) { maxPoolForward($0, planes: c, $1, $2, switches: switches) }
-        }
+        poolBoxes(input, geometry, maximum: maximum, includePadding: includePadding, from: from, to: to, scratch: scratch)
     }
 }

@@ -169,6 +169,7 @@ final class ConvolutionGeometryTests: XCTestCase {
             ("conv:8:3:stride=2:1", "not an option"),
             ("conv:8:3x:same", "'' in 'conv:8:3x:same'"),
             ("avgpool:2:pad=1/1", "pad '1/1'"),
+            ("maxpool:2:ceil=1", "'ceil' in 'maxpool:2:ceil=1' takes no value"),
         ] {
             XCTAssertThrowsError(try ModelSpec(parsing: text + ",fc"), text) { error in
                 guard case ModelError.badSpec(let why) = error else { return XCTFail("\(text): \(error)") }

@@ -129,20 +129,20 @@ public func poolWindows(
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>? = nil
 ) {
     let (rw, area) = (region.width, region.height * region.width)
+    let rowSpans = (outputs.y0..<outputs.y1).map { poolSpan($0, stride: g.stride, kernel: g.kernelHeight, before: g.padTop, after: g.padBottom, size: g.height) }
+    let columnSpans = (outputs.x0..<outputs.x1).map { poolSpan($0, stride: g.stride, kernel: g.kernelWidth, before: g.padLeft, after: g.padRight, size: g.width) }
+    var at = 0
     for plane in 0..<planes {
         let src = input + plane * area
-        for y in outputs.y0..<outputs.y1 {
-            let rows = poolSpan(y, stride: g.stride, kernel: g.kernelHeight, before: g.padTop, after: g.padBottom, size: g.height)
-            for x in outputs.x0..<outputs.x1 {
-                let columns = poolSpan(x, stride: g.stride, kernel: g.kernelWidth, before: g.padLeft, after: g.padRight, size: g.width)
-                let at = (plane * outputs.height + y - outputs.y0) * outputs.width + x - outputs.x0
+        for rows in rowSpans {
+            for columns in columnSpans {
                 if maximum {
                     var best = -Float.infinity
                     var winner = rows.start * g.width + columns.start
                     for i in rows.start..<rows.end {
-                        for j in columns.start..<columns.end where src[(i - region.y0) * rw + j - region.x0] > best
-                            || src[(i - region.y0) * rw + j - region.x0].isNaN {
-                            best = src[(i - region.y0) * rw + j - region.x0]
+                        let row = src + (i - region.y0) * rw
+                        for j in columns.start..<columns.end where row[j - region.x0] > best || row[j - region.x0].isNaN {
+                            best = row[j - region.x0]
                             winner = i * g.width + j
                             if best.isNaN { break }
                         }
@@ -152,11 +152,13 @@ public func poolWindows(
                 } else {
                     var sum: Float = 0
                     for i in rows.start..<rows.end {
-                        for j in columns.start..<columns.end { sum += src[(i - region.y0) * rw + j - region.x0] }
+                        let row = src + (i - region.y0) * rw
+                        for j in columns.start..<columns.end { sum += row[j - region.x0] }
                     }
                     let count = includePadding ? rows.padded * columns.padded : (rows.end - rows.start) * (columns.end - columns.start)
                     output[at] = sum * (1 / Float(count))
                 }
+                at += 1
             }
         }
     }

@@ -138,6 +138,7 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             guard pair.count == 2 || flags.contains(field) else {
                 throw ModelError.badSpec("'\(field)' in '\(token)' is not an option (options follow the positional fields)")
             }
+            if pair.count == 2 && flags.contains(pair[0]) { throw ModelError.badSpec("'\(pair[0])' in '\(token)' takes no value") }
             if options[pair[0]] != nil { throw ModelError.badSpec("option '\(pair[0])' appears twice in '\(token)'") }
             options[pair[0]] = pair.count == 2 ? pair[1] : ""
         }

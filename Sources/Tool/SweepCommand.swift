@@ -111,6 +111,8 @@ struct SweepCommand: ParsableCommand {
             var arguments = ["train", "--resume", directory + "/checkpoint.safetensors", "--epochs", String(epochs), "--run", directory]
             if let steps { arguments += ["--steps", String(steps)] }
             if let data = base.data { arguments += ["--data", data] }
+            // a resumed run keeps its stored settings; the budget is the process's, so it goes on again
+            if let maxMemory = base.memoryOptions.maxMemory { arguments += ["--max-memory", maxMemory] }
             return SweepJob(name: name, directory: directory, arguments: arguments, resumed: true)
         case .fresh:
             return SweepJob(name: name, directory: directory,

@@ -10,7 +10,7 @@ final class SweepTests: XCTestCase {
         try writeCourseData(dir + "/data", perClass: 4, size: 8)
         let out = dir + "/sweep"
         let arguments = ["sweep", "--grid", "lr=0.01,0.02,1e30", "--out", out, "--jobs", "2", "--data", dir + "/data",
-                         "--model", "conv:2:3:same,maxpool:2,fc", "--optimizer", "sgd", "--loss", "mse", "--epochs", "2", "--batch-size", "4", "--save-every", "1"]
+                         "--model", "conv:2:3:same,maxpool:2,fc", "--optimizer", "sgd", "--loss", "mse", "--epochs", "2", "--batch-size", "4", "--save-every", "1", "--max-memory", "1G"]
         let first = try CLI.run(arguments)
         XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
         XCTAssertTrue(first.stdout.contains("0 already done, 3 to train"), first.stdout)
@@ -49,6 +49,7 @@ final class SweepTests: XCTestCase {
         let resumedLog = try String(contentsOfFile: partial + "/train.log", encoding: .utf8)
         XCTAssertEqual(resumedLog.components(separatedBy: "$ deconvnet train").count, 3, resumedLog)
         XCTAssertTrue(resumedLog.contains("--resume \(partial)/checkpoint.safetensors --epochs 1"), resumedLog)
+        XCTAssertTrue(resumedLog.contains("--max-memory 1G"), "the budget goes to resumed runs too: " + resumedLog)
         let epochs = try String(contentsOfFile: partial + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .map { try JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)).epoch }
         XCTAssertEqual(epochs, [1, 2])

@@ -112,27 +112,53 @@ struct TrainCommand: ParsableCommand {
         var config = try settings.config(data: absolutePath(data!), workers: Workers.count)
         config.divergenceFactor = divergenceFactor
         let directory = runDirectory ?? "runs/\(config.model.contains(":") ? "custom" : config.model)"
+        let made = Self.madeByLock(directory)
         let lock = try RunLock(directory: directory)
+        do {
+            return (try newTrainer(config, in: directory), lock)
+        } catch {
+            // a new run that could not start leaves nothing behind: what the lock created goes
+            if let made { try? FileManager.default.removeItem(atPath: made) }
+            throw error
+        }
+    }
+
+    /// What `RunLock(directory:)` creates for `directory`: its outermost missing folder, or the lock file
+    /// in a folder that exists; nil when both exist.
+    private static func madeByLock(_ directory: String) -> String? {
+        let files = FileManager.default
+        var url = URL(fileURLWithPath: directory).standardizedFileURL
+        guard files.fileExists(atPath: url.path) else {
+            while !files.fileExists(atPath: url.deletingLastPathComponent().path) { url.deleteLastPathComponent() }
+            return url.path
+        }
+        let lock = url.path + "/" + RunLock.fileName
+        return files.fileExists(atPath: lock) ? nil : lock
+    }
+
+    /// The trainer of a new run of `config` in `directory`, whose lock the caller holds. Its one mapping of
+    /// errors, by cause: a batch whose buffers exceed the memory budget is a bad flag (exit 64); a model that
+    /// does not fit its data is a run-time error (exit 1); both name the model and the image shape.
+    private func newTrainer(_ config: TrainConfig, in directory: String) throws -> Trainer {
+        if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
+            throw SetupError.runExists(directory)
+        }
         let splits = try DataLoader.load(config.data, grayscale: config.grayscale, size: config.size)
         let train = try split(splits, .train, path: config.data)
         let model: Sequential
         do {
             model = try Sequential(spec: try settings.model.spec(), inputShape: train.shape, classes: train.classNames.count,
                                    activation: config.activation, seed: config.seed)
+            try model.checkBatch(min(config.batchSize, train.count), for: "--batch-size \(config.batchSize)")
+        } catch let error as MemoryBudgetError {
+            throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
         } catch let error as ModelError {
             throw SetupError.modelDoesNotFit(model: config.model, shape: train.shape, reason: error.localizedDescription)
         }
-        // a batch whose buffers exceed the budget is a bad flag (exit 64), not a model that does not fit
-        do { try model.checkBatch(min(config.batchSize, train.count), for: "--batch-size \(config.batchSize)") } catch {
-            throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
-        }
         model.initialize(config.initialization, seed: config.seed)
-        if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
-            throw SetupError.runExists(directory)
-        }
         print("training \(config.model) (\(model.parameterCount) parameters) on \(train.count) \(train.shape) images, \(splits.test?.count ?? 0) test images -> \(directory)")
-        return (try Trainer(model: model, optimizer: Optimizer(config.optimizer, parameterCount: model.parameterCount, weightDecay: config.weightDecay),
-                            config: config, train: train, test: splits.test, runDirectory: directory), lock)
+        return try Trainer(model: model, optimizer: Optimizer(config.optimizer, parameterCount: model.parameterCount, weightDecay: config.weightDecay),
+                           config: config, train: train, test: splits.test, runDirectory: directory)
     }
 }
 

@@ -23,6 +23,22 @@ final class RunSafetyTests: XCTestCase {
                                mentions: "--workers must be between 1 and \(Workers.maximum)")
     }
 
+    /// A new run that cannot start leaves nothing behind: not the folders its lock made (a model that does not
+    /// fit its data, exit 1), nor a lock file in a folder that was there before (a batch over the budget, exit 64).
+    func testANewRunThatCannotStartLeavesNothingBehind() throws {
+        let dir = try temporaryDirectory()
+        try writeCourseData(dir + "/data")  // 12x12 images
+        let files = FileManager.default
+        let misfit = try CLI.run(["train", "--data", dir + "/data", "--model", "conv:2:13,fc", "--run", dir + "/runs/misfit"])
+        XCTAssertEqual(misfit.status, 1, misfit.stderr)
+        XCTAssertFalse(files.fileExists(atPath: dir + "/runs"), "the folders the lock made are gone")
+        try files.createDirectory(atPath: dir + "/existing", withIntermediateDirectories: false)
+        let over = try CLI.run(["train", "--data", dir + "/data", "--model", "fc:4,fc", "--batch-size", "100", "--max-memory", "12K",
+                                "--run", dir + "/existing"])
+        XCTAssertEqual(over.status, 64, over.stderr)
+        XCTAssertEqual(try files.contentsOfDirectory(atPath: dir + "/existing"), [], "the lock file is gone, the folder stays")
+    }
+
     func testOneProcessOwnsARunAndAKilledOneResumesToAnExactEpoch() throws {
         let dir = try temporaryDirectory()
         try writeCourseData(dir + "/data", perClass: 4, size: 8)

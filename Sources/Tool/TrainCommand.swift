@@ -138,7 +138,8 @@ struct TrainCommand: ParsableCommand {
 
     /// The trainer of a new run of `config` in `directory`, whose lock the caller holds. Its one mapping of
     /// errors, by cause: a batch whose buffers exceed the memory budget is a bad flag (exit 64); a model that
-    /// does not fit its data is a run-time error (exit 1); both name the model and the image shape.
+    /// does not fit its data is a run-time error (exit 1), with a hint at `--size` when it is too large for them;
+    /// both name the model and the image shape.
     private func newTrainer(_ config: TrainConfig, in directory: String) throws -> Trainer {
         if FileManager.default.fileExists(atPath: directory + "/checkpoint.safetensors") {
             throw SetupError.runExists(directory)
@@ -153,7 +154,9 @@ struct TrainCommand: ParsableCommand {
         } catch let error as MemoryBudgetError {
             throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
         } catch let error as ModelError {
-            throw SetupError.modelDoesNotFit(model: config.model, shape: train.shape, reason: error.localizedDescription)
+            var reason = error.localizedDescription
+            if case .overBudget = error, config.size == nil { reason += "; --size N reads the images resized to N x N" }
+            throw SetupError.modelDoesNotFit(model: config.model, shape: train.shape, reason: reason)
         }
         model.initialize(config.initialization, seed: config.seed)
         print("training \(config.model) (\(model.parameterCount) parameters) on \(train.count) \(train.shape) images, \(splits.test?.count ?? 0) test images -> \(directory)")

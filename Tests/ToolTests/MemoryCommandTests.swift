@@ -28,6 +28,9 @@ final class MemoryCommandTests: XCTestCase {
         // 24 training images of 1x12x12 a step (not 100): 15.1 KiB of buffers for this model
         try assertFails(["train", "--data", dir, "--model", "fc:4,fc", "--batch-size", "100", "--max-memory", "12K", "--run", dir + "/r"],
                         status: 64, mentions: "--batch-size 100", "24 images", "12.0 KiB")
+        // a model too large for images of their own size (issue 13: 4000x4000 images without --size)
+        try assertFails(["train", "--data", dir, "--model", "fc:64,fc", "--max-memory", "12K", "--run", dir + "/r2"],
+                        status: 1, mentions: "'fc:64' on 1x12x12 inputs", "--size N reads the images resized")
     }
 
     func testBatchesLargerThanTheDataTrainOnTheData() throws {

@@ -22,7 +22,7 @@ final class ExploreServer: @unchecked Sendable {
         }
         gate = HostGate(names: Set(["127.0.0.1", "localhost", "[::1]", host]))
         let handler = ExploreHandler(api: api, gate: gate)
-        server = HTTPServer(config: HTTPServer.Configuration(address: address, timeout: 60, logger: .disabled), handler: handler)
+        server = HTTPServer(config: HTTPServer.Configuration(address: address, timeout: 60, pool: NoDelayPool(), logger: .disabled), handler: handler)
     }
 
     /// Starts listening and returns the port.
@@ -51,11 +51,13 @@ final class ExploreServer: @unchecked Sendable {
 enum ExploreError: LocalizedError, Equatable {
     case badHost(String)
     case cannotListen(String)
+    case requestsFailed(Int, first: String)
 
     var errorDescription: String? {
         switch self {
         case .badHost(let host): return "--host '\(host)' is not an IPv4 address such as 127.0.0.1"
         case .cannotListen(let reason): return "cannot listen: \(reason)"
+        case let .requestsFailed(count, first): return "\(count) requests were not answered with 200, the first: \(first)"
         }
     }
 }
@@ -125,5 +127,23 @@ struct ExploreHandler: HTTPHandler {
             throw .bad("cannot read the request body: \(error.localizedDescription)")
         }
         return data
+    }
+}
+
+/// FlyingFox's socket pool, setting `TCP_NODELAY` on every socket it waits on (the listening socket,
+/// whose connections inherit it on Linux, and each connection). FlyingFox writes a response's header and
+/// body separately; with Nagle's algorithm the body then waits for the client's delayed ACK of the
+/// header, 40 ms on Linux, which would be most of every request's time.
+struct NoDelayPool: AsyncSocketPool {
+    private let pool: any AsyncSocketPool = HTTPServer.defaultPool()
+
+    func prepare() async throws { try await pool.prepare() }
+
+    func run() async throws { try await pool.run() }
+
+    func suspendSocket(_ socket: Socket, untilReadyFor events: Socket.Events) async throws {
+        var one: Int32 = 1
+        _ = setsockopt(socket.file.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        try await pool.suspendSocket(socket, untilReadyFor: events)
     }
 }

@@ -34,6 +34,7 @@ enum ExplorePage {
     .thumb img { width: 56px; height: 56px; display: block; margin: 0 auto; }
     .thumb.wrong { background: #fde8e8; } .thumb.selected { border-color: #1f6fd1; }
     img.px, canvas.px { image-rendering: pixelated; image-rendering: crisp-edges; }
+    #bigmap, #o-score, #o-class, #o-feature { width: 168px; height: auto; } #patch { width: 112px; height: auto; }
     #drop { border: 2px dashed #aaa; padding: 8px; text-align: center; color: #555; font-size: 12px; margin: 8px 0; }
     #drop.over { border-color: #1f6fd1; background: #eef4fc; }
     .row { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }

@@ -111,16 +111,21 @@ struct ExploreHandler: HTTPHandler {
     private static let phrases = [200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
                                   405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error"]
 
-    /// The request's body, refused with 413 past `limit` bytes, by its declared length before any is read.
+    /// The request's body, refused with 413 past `limit` bytes: what comes after the limit is read and
+    /// dropped (so that the client, still sending, gets the answer), and the connection is closed.
     private func readBody(_ request: HTTPRequest, limit: Int) async throws(APIError) -> Data {
         let tooLarge = APIError(status: 413, message: "the upload is larger than \(limit) bytes")
-        if let declared = request.bodySequence.count, declared > limit { throw tooLarge }
-        var data = Data()
+        var data = Data(), dropped = 0
         do {
             for try await chunk in request.bodySequence {
-                data.append(chunk)
-                if data.count > limit { throw tooLarge }
+                if data.count + chunk.count > limit || dropped > 0 {
+                    dropped += chunk.count
+                    if dropped > 8 * limit { break }
+                } else {
+                    data.append(chunk)
+                }
             }
+            if dropped > 0 { throw tooLarge }
         } catch let error as APIError {
             throw error
         } catch {

@@ -35,10 +35,10 @@ struct ExploreCommand: ParsableCommand {
 
     func run() throws {
         let session = try ExploreSession(checkpoint: model.checkpoint, others: checkpoints, data: data)
+        let server = try ExploreServer(ExploreAPI(session: session), host: host, port: UInt16(port))
         if host != "127.0.0.1" {
             printError("Warning: listening on \(host), not loopback: anyone who can reach this address can use the page and its API")
         }
-        let server = try ExploreServer(ExploreAPI(session: session), host: host, port: UInt16(port))
         let stop = DispatchSemaphore(value: 0)
         let signals = [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)

@@ -207,8 +207,18 @@ struct ExploreAPI: Sendable {
             let (x, y) = (key(a), key(b))
             return x == y ? a.image < b.image : (direction == .asc ? x < y : x > y)
         }
-        struct Page: Encodable { var total: Int, offset: Int, images: [ExploreCheckpoint.Verdict] }
-        return .json(Page(total: list.count, offset: offset, images: Array(list.dropFirst(offset).prefix(limit))))
+        /// A verdict with its image as a PNG data URL, so that a page of the list is one request.
+        struct Entry: Encodable {
+            var image: Int, label: Int, predicted: Int, confidence: Float, loss: Float, thumbnail: String
+        }
+        struct Page: Encodable { var total: Int, offset: Int, images: [Entry] }
+        let shape = test.shape
+        let entries = list.dropFirst(offset).prefix(limit).map { v in
+            let png = try! tile(test.image(v.image).data, channels: shape.channels, height: shape.height, width: shape.width, ProjectionStyle.pixels).image.pngData()
+            return Entry(image: v.image, label: v.label, predicted: v.predicted, confidence: v.confidence, loss: v.loss,
+                         thumbnail: "data:image/png;base64," + png.base64EncodedString())
+        }
+        return .json(Page(total: list.count, offset: offset, images: entries))
     }
 
     /// The image a request names by `image=K` (the test split) or `upload=ID`.

@@ -188,7 +188,7 @@ enum ExplorePage {
         cell.dataset.image = v.image;
         const img = document.createElement("img");
         img.className = "px"; img.alt = "test image " + v.image; img.width = 56; img.height = 56;
-        img.src = "/api/image?image=" + v.image;
+        img.src = v.thumbnail;
         const caption = document.createElement("div");
         caption.textContent = `#${v.image} ${S.model.classes[v.predicted]} ${(v.confidence * 100).toFixed(0)}%`;
         caption.title = `true: ${className(v.label)}; predicted: ${className(v.predicted)}, p = ${v.confidence.toFixed(4)}; loss ${v.loss.toFixed(3)}`;

@@ -12,7 +12,7 @@ TEST_APT_PACKAGES := chromium slurmctld slurmd slurm-client munge
 # The reference packages the tests cross-check against, installed into $(VENV). torch is pinned to the
 # CPU build that the local wheel folder pip is configured with holds (`pip config list`: find-links), so
 # that a fresh machine never downloads the multi-GB CUDA build from PyPI.
-PIP_PACKAGES := numpy safetensors tensorboard torch==2.13.0+cpu captum
+PIP_PACKAGES := numpy safetensors tensorboard torch==2.13.0+cpu captum playwright pillow
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist

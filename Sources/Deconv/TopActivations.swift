@@ -13,8 +13,8 @@ public struct TopActivation: Equatable, Sendable, Codable {
         self.value = value
     }
 
-    /// Stronger value first; on equal values the earlier image.
-    func beats(_ other: TopActivation) -> Bool {
+    /// Stronger value first; on equal values the earlier image (the order of every top-k list).
+    public func beats(_ other: TopActivation) -> Bool {
         value > other.value || (value == other.value && image < other.image)
     }
 }

@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure steady-state speed on synthetic inputs (use a release build).",
-        subcommands: [BenchTrain.self, BenchProject.self, BenchTop.self, BenchOcclusion.self]
+        subcommands: [BenchTrain.self, BenchProject.self, BenchTop.self, BenchOcclusion.self, BenchExplore.self]
     )
 }
 

@@ -118,7 +118,7 @@ struct BenchTop: ParsableCommand {
         var dataset: Dataset
         if let data {
             dataset = try loadSplit(data, .train, for: projector.model)
-            if images < dataset.count { dataset = prefix(dataset, images) }
+            if images < dataset.count { dataset = slice(dataset, 0..<images) }
         } else {
             var random = SeededRandom(seed: 3)
             dataset = Dataset(shape: shape, pixels: (0..<images * shape.count).map { _ in UInt8(random.int(below: 256)) },

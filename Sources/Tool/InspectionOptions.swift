@@ -172,7 +172,7 @@ struct SearchOptions: ParsableArguments {
     /// The split to search, cut to `--limit` images.
     func dataset(for model: Sequential) throws -> Dataset {
         let dataset = try loadSplit(data, split, for: model)
-        if let limit, limit < dataset.count { return prefix(dataset, limit) }
+        if let limit, limit < dataset.count { return slice(dataset, 0..<limit) }
         return dataset
     }
 }

@@ -58,7 +58,7 @@ struct ProjectCommand: ParsableCommand {
         let (pixels, name) = (input.pixels, input.name)
         var projection = [Float](repeating: 0, count: shape.count)
         pixels.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
-        let unit = choose(projector, index)
+        let unit = projector.unit(in: index, image: 0, channel: channel, position: position.map { ($0.y, $0.x) })
         let value = projector.value(of: unit, in: index, image: 0)
         projection.withUnsafeMutableBufferPointer { projector.project([unit], from: index, method: method, into: $0.baseAddress!) }
 
@@ -74,18 +74,6 @@ struct ProjectCommand: ParsableCommand {
             try writeNpy(Tensor(shape: [shape.channels, shape.height, shape.width], data: projection), to: npy)
             print("wrote \(npy) (float32 [\(shape.channels), \(shape.height), \(shape.width)])")
         }
-    }
-
-    /// The unit asked for, filling in the strongest channel and/or position.
-    private func choose(_ projector: Projector, _ index: Int) -> FeatureUnit {
-        guard let position else { return projector.strongest(in: index, image: 0, channel: channel).unit }
-        if let channel { return FeatureUnit(channel: channel, y: position.y, x: position.x) }
-        let channels = projector.shape(of: index)[0]
-        let best = (0..<channels).max { a, b in
-            projector.value(of: FeatureUnit(channel: a, y: position.y, x: position.x), in: index, image: 0)
-                < projector.value(of: FeatureUnit(channel: b, y: position.y, x: position.x), in: index, image: 0)
-        }!
-        return FeatureUnit(channel: best, y: position.y, x: position.x)
     }
 
     private func render(_ projection: [Float], _ pixels: [Float], shape: ImageShape, field: ReceptiveField, unit: FeatureUnit, value: Float, name: String) -> Canvas {
@@ -106,5 +94,21 @@ struct ProjectCommand: ParsableCommand {
         return figure(title: "\(layer) channel \(unit.channel) at (\(unit.y), \(unit.x)): activation \(formatValue(value))", panels,
                       notes: ProjectionStyle.notes + ["red box: receptive field, rows \(row)-\(row + field.size - 1), columns \(column)-\(column + field.size - 1)"],
                       extras: [symmetricKey(unit: "projection")])
+    }
+}
+
+extension Projector {
+    /// The unit of image `image` of the last forward pass that a request names in layer `index`: `channel`
+    /// at `position`, with the strongest position of the channel, the strongest channel at the position,
+    /// or the strongest unit of the layer filling in what is nil (ties to the first). `project` and
+    /// `explore` choose by this one rule.
+    func unit(in index: Int, image: Int, channel: Int?, position: (y: Int, x: Int)?) -> FeatureUnit {
+        guard let position else { return strongest(in: index, image: image, channel: channel).unit }
+        if let channel { return FeatureUnit(channel: channel, y: position.y, x: position.x) }
+        let best = (0..<shape(of: index)[0]).max { a, b in
+            value(of: FeatureUnit(channel: a, y: position.y, x: position.x), in: index, image: image)
+                < value(of: FeatureUnit(channel: b, y: position.y, x: position.x), in: index, image: image)
+        }!
+        return FeatureUnit(channel: best, y: position.y, x: position.x)
     }
 }

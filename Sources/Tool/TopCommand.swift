@@ -92,10 +92,11 @@ struct TopCommand: ParsableCommand {
     }
 }
 
-/// The first `count` images of `dataset`.
-func prefix(_ dataset: Dataset, _ count: Int) -> Dataset {
-    Dataset(shape: dataset.shape, pixels: Array(dataset.pixels[0..<count * dataset.shape.count]), labels: Array(dataset.labels[0..<count]),
-            classNames: dataset.classNames)
+/// Images `range` of `dataset`, renumbered from 0.
+func slice(_ dataset: Dataset, _ range: Range<Int>) -> Dataset {
+    let n = dataset.shape.count
+    return Dataset(shape: dataset.shape, pixels: Array(dataset.pixels[range.lowerBound * n..<range.upperBound * n]),
+                   labels: Array(dataset.labels[range]), classNames: dataset.classNames)
 }
 
 /// One channel's winners as two grids side by side: projections (left) and input patches (right),

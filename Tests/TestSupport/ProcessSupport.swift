@@ -21,7 +21,7 @@ public func runProcess(_ executable: String, _ arguments: [String]) -> (status: 
 /// missing; under `CI=true` it fails instead, so that a parity check cannot silently stop running.
 public enum Python {
     /// The package's root directory.
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// The interpreter: `$DECONVNET_PYTHON`, else the package's `.venv/bin/python` when it exists, else
     /// `python3` on the PATH.

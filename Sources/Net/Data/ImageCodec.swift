@@ -12,11 +12,13 @@ extension Image {
     /// Decodes PNG or JPEG bytes, told apart by their magic bytes. PNG of any bit depth and color type
     /// becomes gray (1 channel) or RGB (3, for color and palette images); 16-bit samples are scaled to 8 bits;
     /// an alpha channel is dropped, keeping the color values as stored. JPEG becomes gray or RGB.
-    /// A corrupt or truncated file throws `DataError.undecodableImage` naming `name`.
-    public static func decode(_ bytes: some ContiguousBytes, name: String = "<memory>") throws(DataError) -> Image {
+    /// A corrupt or truncated file throws `DataError.undecodableImage` naming `name`, and so does one whose
+    /// header declares more than `maximumPixels` (at most `Image.maximumPixels`), before anything is decoded.
+    public static func decode(_ bytes: some ContiguousBytes, name: String = "<memory>", maximumPixels: Int = Image.maximumPixels) throws(DataError) -> Image {
+        let limit = min(maximumPixels, Image.maximumPixels)
         let result: Result<Image, DataError> = bytes.withUnsafeBytes { raw in
-            if raw.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return decodePNG(raw, name: name) }
-            if raw.starts(with: [0xFF, 0xD8, 0xFF]) { return decodeJPEG(raw, name: name) }
+            if raw.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return decodePNG(raw, name: name, maximumPixels: limit) }
+            if raw.starts(with: [0xFF, 0xD8, 0xFF]) { return decodeJPEG(raw, name: name, maximumPixels: limit) }
             return .failure(.undecodableImage(name, reason: "not a PNG or JPEG file"))
         }
         return try result.get()
@@ -69,7 +71,7 @@ extension Image {
 
     /// Why a `width x height` image with `stored` bytes per pixel while decoding cannot be decoded: more
     /// than `maximumPixels`, or over `MemoryBudget.current`; nil when it can. `name` names the file.
-    static func checkDecodable(width: Int, height: Int, stored: Int, name: String) -> DataError? {
+    static func checkDecodable(width: Int, height: Int, stored: Int, name: String, maximumPixels: Int = maximumPixels) -> DataError? {
         guard let pixels = MemoryBudget.size(of: [width, height]), pixels <= maximumPixels else {
             return .undecodableImage(name, reason: "its header declares \(width)x\(height) pixels, more than the"
                                      + " \(maximumPixels) this tool decodes")
@@ -83,7 +85,7 @@ extension Image {
     }
 }
 
-private func decodePNG(_ raw: UnsafeRawBufferPointer, name: String) -> Result<Image, DataError> {
+private func decodePNG(_ raw: UnsafeRawBufferPointer, name: String, maximumPixels: Int) -> Result<Image, DataError> {
     var png = png_image()
     png.version = png_uint_32(PNG_IMAGE_VERSION)
     defer { png_image_free(&png) }
@@ -98,7 +100,7 @@ private func decodePNG(_ raw: UnsafeRawBufferPointer, name: String) -> Result<Im
     png.flags |= png_uint_32(PNG_IMAGE_FLAG_16BIT_sRGB)
     let (width, height) = (Int(png.width), Int(png.height))
     let channels = color ? 3 : 1, stored = channels + (alpha ? 1 : 0)
-    if let refusal = Image.checkDecodable(width: width, height: height, stored: stored, name: name) { return .failure(refusal) }
+    if let refusal = Image.checkDecodable(width: width, height: height, stored: stored, name: name, maximumPixels: maximumPixels) { return .failure(refusal) }
     var buffer = [UInt8](repeating: 0, count: width * height * stored)
     let finished = buffer.withUnsafeMutableBytes { png_image_finish_read(&png, nil, $0.baseAddress, 0, nil) }
     guard finished != 0 else { return .failure(.undecodableImage(name, reason: pngMessage(png))) }
@@ -113,18 +115,18 @@ private func pngMessage(_ png: png_image) -> String {
     withUnsafeBytes(of: png.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 }
 
-private func decodeJPEG(_ raw: UnsafeRawBufferPointer, name: String) -> Result<Image, DataError> {
+private func decodeJPEG(_ raw: UnsafeRawBufferPointer, name: String, maximumPixels: Int) -> Result<Image, DataError> {
     var pixels: UnsafeMutablePointer<UInt8>?
     var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
     var message = [CChar](repeating: 0, count: Int(JMSG_LENGTH_MAX))
     // The shim stops after the header when the image is larger than this; then the check below says why.
-    let maximumBytes = min(Image.maximumPixels * 3, MemoryBudget.current.bytes)
+    let maximumBytes = min(maximumPixels * 3, MemoryBudget.current.bytes)
     let status = deconvnet_jpeg_decode(raw.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(raw.count),
-                                       UInt64(Image.maximumPixels), UInt64(maximumBytes),
+                                       UInt64(maximumPixels), UInt64(maximumBytes),
                                        &pixels, &width, &height, &channels, &message, Int32(message.count))
     defer { free(pixels) }
     if status == -2 {
-        let refusal = Image.checkDecodable(width: Int(width), height: Int(height), stored: Int(channels), name: name)
+        let refusal = Image.checkDecodable(width: Int(width), height: Int(height), stored: Int(channels), name: name, maximumPixels: maximumPixels)
         return .failure(refusal ?? .undecodableImage(name, reason: "image of \(width)x\(height) pixels is too large"))
     }
     guard status == 0, let pixels else {

@@ -98,6 +98,12 @@ final class GradientCheckTests: XCTestCase {
         check(try model("fc:6,dropout:0.5,fc:4,fc", ImageShape(channels: 1, height: 3, width: 3)))
     }
 
+    func testLocalResponseNorm() throws {
+        // a large alpha, so that the normalisation's cross-channel term carries weight
+        check(try model("conv:5:3:same,lrn:3:alpha=2:beta=0.75:k=1,fc", ImageShape(channels: 2, height: 4, width: 4)), eps: 1e-3)
+        check(try model("lrn:4:alpha=1.5:beta=0.6:k=0.5,conv:3:2:valid,lrn:7:alpha=3,fc", ImageShape(channels: 5, height: 3, width: 3)), eps: 1e-3)
+    }
+
     func testWholeLeNet5Shape() throws {
         check(try model("conv:4:5:same,maxpool:2,conv:6:5:same,maxpool:2,fc:16,dropout:0.5,fc", ImageShape(channels: 1, height: 12, width: 12), activation: .tanh),
               eps: 5e-4)  // two max-pool layers: a step small enough that no switch flips

@@ -16,13 +16,16 @@ from safetensors.torch import load_file
 
 
 class Spec(nn.Module):
-    """The PyTorch twin of a deconvnet spec: conv/pool/fc/dropout stages, or a recurrent stack + fc."""
+    """The PyTorch twin of a deconvnet spec: conv/pool/fc/dropout/bn/lrn/adaptive-pool/flatten stages,
+    or a recurrent stack + fc. A `bn` right after a conv or fc takes that stage's activation (conv → BN →
+    ReLU). `layer(name)` is the module whose output is deconvnet's layer `name` (after its activation)."""
 
     def __init__(self, spec, activation, input_shape, classes):
         super().__init__()
         act = {"relu": nn.ReLU, "leaky-relu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation]
         c, h, w = input_shape
         self.stages = []
+        self.outputs = {}
         counts = {}
         stages = spec.split(",")
         recurrent = any(s.split(":")[0] in ("rnn", "lstm", "gru") for s in stages)
@@ -32,32 +35,64 @@ class Spec(nn.Module):
             counts[kind] = counts.get(kind, 0) + 1
             return f"{kind}{counts[kind]}"
 
+        def options(fields):
+            return {k: float(v) for k, v in (f.split("=", 1) for f in fields)}
+
+        def add(n, module, activation=None):
+            """Stage `n` (None for the unnamed ones) as `module`, then `activation`; records the layer's output module."""
+            if n is not None:
+                setattr(self, n, module)
+                self.stages.append((n, activation))
+            else:
+                self.stages.append((None, module))
+            self.outputs[layer_name] = activation if activation is not None else module
+
         shape = (c, h, w)
         for i, stage in enumerate(stages):
             parts = stage.split(":")
             last = i == len(stages) - 1
+            before_bn = not last and stages[i + 1].split(":")[0] == "bn"
+            after_weights = i > 0 and stages[i - 1].split(":")[0] in ("conv", "fc")
             if parts[0] == "conv":
                 out, k, pad = int(parts[1]), int(parts[2]), parts[3]
                 p = k // 2 if pad == "same" else 0 if pad == "valid" else int(pad)
-                n = name("conv")
-                setattr(self, n, nn.Conv2d(shape[0], out, k, padding=p))
-                self.stages.append((n, act()))
+                layer_name = n = name("conv")
+                add(n, nn.Conv2d(shape[0], out, k, padding=p), None if before_bn else act())
                 shape = (out, shape[1] + 2 * p - k + 1, shape[2] + 2 * p - k + 1)
             elif parts[0] in ("maxpool", "avgpool"):
                 k, s = int(parts[1]), int(parts[2])
-                pool = nn.MaxPool2d(k, s) if parts[0] == "maxpool" else nn.AvgPool2d(k, s)
-                self.stages.append((None, pool))
+                layer_name = name("pool")
+                add(None, nn.MaxPool2d(k, s) if parts[0] == "maxpool" else nn.AvgPool2d(k, s))
                 shape = (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+            elif parts[0] in ("adaptiveavgpool", "globalavgpool"):
+                sides = [1, 1] if parts[0] == "globalavgpool" else [int(v) for v in parts[1].split("x")]
+                oh, ow = sides[0], sides[-1]
+                layer_name = name("pool")
+                add(None, nn.AdaptiveAvgPool2d((oh, ow)))
+                shape = (shape[0], oh, ow)
+            elif parts[0] == "bn":
+                o = options(parts[1:])
+                layer_name = n = name("bn")
+                cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+                add(n, cls(shape[0], eps=o.get("eps", 1e-5), momentum=o.get("momentum", 0.1)), act() if after_weights else None)
+            elif parts[0] == "lrn":
+                o = options(parts[2:])
+                layer_name = name("lrn")
+                add(None, nn.LocalResponseNorm(int(parts[1]), alpha=o.get("alpha", 1e-4), beta=o.get("beta", 0.75), k=o.get("k", 1.0)))
+            elif parts[0] == "flatten":
+                layer_name = name("flatten")
+                add(None, nn.Flatten())
+                shape = (shape[0] * shape[1] * shape[2],) if len(shape) == 3 else shape
             elif parts[0] == "fc":
                 out = int(parts[1]) if len(parts) > 1 else classes
-                n = "fc" if recurrent and dense == 1 else name("fc")
+                layer_name = n = "fc" if recurrent and dense == 1 else name("fc")
                 features = shape[0] if len(shape) == 1 else shape[0] * shape[1] * shape[2]
-                setattr(self, n, nn.Linear(features, out))
                 self.stages.append(("flatten", None))
-                self.stages.append((n, None if last else act()))
+                add(n, nn.Linear(features, out), None if last or before_bn else act())
                 shape = (out,)
             elif parts[0] == "dropout":
-                self.stages.append((None, nn.Dropout(float(parts[1]))))
+                layer_name = name("dropout")
+                add(None, nn.Dropout(float(parts[1])))
             else:
                 cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[parts[0]]
                 hidden, layers = int(parts[1]), int(parts[2])
@@ -67,6 +102,10 @@ class Spec(nn.Module):
 
         # registered so that eval() reaches the dropout layers
         self.ops = nn.ModuleList(f for _, f in self.stages if isinstance(f, nn.Module))
+
+    def layer(self, name):
+        """The module whose output is deconvnet's layer `name`."""
+        return self.outputs[name]
 
     def forward(self, x):
         for n, f in self.stages:

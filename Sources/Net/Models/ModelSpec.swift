@@ -26,8 +26,10 @@ public enum CellKind: String, CaseIterable, Sendable, Codable {
 /// A network as a list of stages, written as a compact comma-separated string:
 /// `conv:OUT:K[:same|valid|P]` (stride 1), `maxpool:K[:S]`, `avgpool:K[:S]` (stride defaults to K),
 /// `fc:N` (the last `fc` may omit N: one output per class), `dropout:P`, and `rnn|lstm|gru:H[:LAYERS]`
-/// (reads an image's rows as time steps). Convolutions and all but the last dense layer use the
-/// model's activation.
+/// (reads an image's rows as time steps); `bn[:eps=E][:momentum=M]`, `lrn:SIZE[:alpha=A][:beta=B][:k=K]`,
+/// `adaptiveavgpool:OH[xOW]`, `globalavgpool` and `flatten` (the spec language of SPEC.md in the
+/// README). Convolutions and all but the last dense layer use the model's activation; when `bn`
+/// directly follows a convolution or dense layer, that activation moves to the `bn` (conv → BN → ReLU).
 public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     public enum Padding: Equatable, Sendable {
         case same, valid, pixels(Int)
@@ -40,7 +42,18 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         case dense(Int?)
         case dropout(Float)
         case recurrent(CellKind, hidden: Int, layers: Int)
+        /// `bn[:eps=E][:momentum=M]`: BatchNorm2d after an image stage, BatchNorm1d after `fc`.
+        case batchNorm(eps: Float, momentum: Float)
+        /// `lrn:SIZE[:alpha=A][:beta=B][:k=K]`: PyTorch's `LocalResponseNorm`.
+        case localResponseNorm(LRNParameters)
+        /// `adaptiveavgpool:OH[xOW]`, and `globalavgpool` for 1×1.
+        case adaptiveAvgPool(height: Int, width: Int)
+        /// `flatten`: `(C, H, W)` → `(C·H·W)`.
+        case flatten
     }
+
+    /// PyTorch's `BatchNorm` defaults.
+    public static let batchNormDefaults = (eps: Float(1e-5), momentum: Float(0.1))
 
     public var stages: [Stage]
 
@@ -100,9 +113,48 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         case let kind where CellKind(rawValue: kind) != nil:
             try arity(2...3)
             return .recurrent(CellKind(rawValue: kind)!, hidden: try int(1), layers: try int(2, default: 1))
+        case "bn":
+            let options = try floatOptions(parts.dropFirst(), allowed: ["eps", "momentum"], token: token)
+            let (eps, momentum) = (options["eps"] ?? batchNormDefaults.eps, options["momentum"] ?? batchNormDefaults.momentum)
+            guard eps > 0, (0...1).contains(momentum) else { throw ModelError.badSpec("'\(token)' needs eps > 0 and momentum from 0 to 1") }
+            return .batchNorm(eps: eps, momentum: momentum)
+        case "lrn":
+            guard parts.count >= 2 else { throw ModelError.badSpec("'\(token)' needs more fields") }
+            let options = try floatOptions(parts.dropFirst(2), allowed: ["alpha", "beta", "k"], token: token)
+            let lrn = LRNParameters(size: try int(1), alpha: options["alpha"] ?? 1e-4, beta: options["beta"] ?? 0.75, k: options["k"] ?? 1)
+            guard lrn.alpha >= 0, lrn.beta >= 0, lrn.k > 0 else { throw ModelError.badSpec("'\(token)' needs alpha >= 0, beta >= 0 and k > 0") }
+            return .localResponseNorm(lrn)
+        case "adaptiveavgpool":
+            try arity(2...2)
+            let sides = parts[1].split(separator: "x", omittingEmptySubsequences: false)
+            guard (1...2).contains(sides.count), let h = Int(sides[0]), let w = Int(sides.last!), (1...maximumNumber).contains(h), (1...maximumNumber).contains(w) else {
+                throw ModelError.badSpec("'\(parts[1])' in '\(token)' is not OH or OHxOW with sizes from 1 to \(maximumNumber)")
+            }
+            return .adaptiveAvgPool(height: h, width: w)
+        case "globalavgpool":
+            try arity(1...1)
+            return .adaptiveAvgPool(height: 1, width: 1)
+        case "flatten":
+            try arity(1...1)
+            return .flatten
         default:
-            throw ModelError.badSpec("unknown stage '\(token)' (conv, maxpool, avgpool, fc, dropout, rnn, lstm, gru)")
+            throw ModelError.badSpec("unknown stage '\(token)' (conv, maxpool, avgpool, fc, dropout, rnn, lstm, gru, bn, lrn, adaptiveavgpool, globalavgpool, flatten)")
         }
+    }
+
+    /// The `name=value` fields of `token` (each at most once, each one of `allowed`) as finite floats.
+    private static func floatOptions(_ fields: ArraySlice<String>, allowed: [String], token: String) throws -> [String: Float] {
+        var options: [String: Float] = [:]
+        for field in fields {
+            let pair = field.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard pair.count == 2, allowed.contains(pair[0]) else {
+                throw ModelError.badSpec("unknown option '\(field)' in '\(token)' (options: \(allowed.map { "\($0)=" }.joined(separator: ", ")))")
+            }
+            guard options[pair[0]] == nil else { throw ModelError.badSpec("option '\(pair[0])' repeated in '\(token)'") }
+            guard let value = Float(pair[1]), value.isFinite else { throw ModelError.badSpec("'\(pair[1])' in '\(token)' is not a number") }
+            options[pair[0]] = value
+        }
+        return options
     }
 
     /// The canonical compact form; parsing it gives back the same spec.
@@ -122,6 +174,12 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             case .dense(let n): return n.map { "fc:\($0)" } ?? "fc"
             case .dropout(let p): return "dropout:\(p)"
             case let .recurrent(kind, hidden, layers): return "\(kind.rawValue):\(hidden):\(layers)"
+            case let .batchNorm(eps, momentum):
+                return "bn" + (eps == ModelSpec.batchNormDefaults.eps ? "" : ":eps=\(eps)")
+                    + (momentum == ModelSpec.batchNormDefaults.momentum ? "" : ":momentum=\(momentum)")
+            case .localResponseNorm(let lrn): return "lrn:\(lrn.size):alpha=\(lrn.alpha):beta=\(lrn.beta):k=\(lrn.k)"
+            case let .adaptiveAvgPool(h, w): return h == 1 && w == 1 ? "globalavgpool" : h == w ? "adaptiveavgpool:\(h)" : "adaptiveavgpool:\(h)x\(w)"
+            case .flatten: return "flatten"
             }
         }.joined(separator: ",")
     }
@@ -150,6 +208,17 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         default:
             if name.contains(":") { return try ModelSpec(parsing: name) }
             throw ModelError.unknownPreset(name)
+        }
+    }
+}
+
+extension ModelSpec.Stage {
+    var isBatchNorm: Bool { if case .batchNorm = self { true } else { false } }
+    var isRecurrent: Bool { if case .recurrent = self { true } else { false } }
+    var isConvolutionOrDense: Bool {
+        switch self {
+        case .conv, .dense: true
+        default: false
         }
     }
 }

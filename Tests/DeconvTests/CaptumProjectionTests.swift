@@ -68,9 +68,10 @@ final class CaptumProjectionTests: XCTestCase {
         let unit = projector.strongest(in: lrn, image: 0).unit
         for method in ProjectionMethod.allCases {
             let skipped = engineProjections(projector, [image], layer: lrn, seeds: [unit], method: method)[0]
-            XCTAssertEqual(skipped, engineProjections(projector, [image], layer: below, seeds: [unit], method: method)[0], "\(method)")
+            XCTAssertEqual(maxDifference(skipped, engineProjections(projector, [image], layer: below, seeds: [unit], method: method)[0]), 0, "\(method)")
             projector.contrastNormalization = .gradient
-            XCTAssertNotEqual(skipped, engineProjections(projector, [image], layer: lrn, seeds: [unit], method: method)[0], "\(method)")
+            let throughGradient = engineProjections(projector, [image], layer: lrn, seeds: [unit], method: method)[0]
+            XCTAssertGreaterThan(maxDifference(skipped, throughGradient), 1e-3 * (skipped.map(abs).max() ?? 0), "\(method)")
             projector.contrastNormalization = .skip
         }
     }

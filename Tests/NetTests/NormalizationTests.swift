@@ -65,4 +65,67 @@ final class NormalizationTests: XCTestCase {
         }
         XCTAssertThrowsError(try Sequential(spec: try ModelSpec(parsing: "gru:4,lrn:3,fc"), inputShape: ImageShape(channels: 1, height: 3, width: 3), classes: 2))
     }
+
+    func testBatchNormPoolAndFlattenTokens() throws {
+        let spec = try ModelSpec(parsing: "conv:4:3:same,bn,bn:eps=0.001:momentum=0.3,adaptiveavgpool:2x3,adaptiveavgpool:2,globalavgpool,adaptiveavgpool:1,flatten,fc:4,bn,fc")
+        XCTAssertEqual(spec.description, "conv:4:3:same,bn,bn:eps=0.001:momentum=0.3,adaptiveavgpool:2x3,adaptiveavgpool:2,globalavgpool,globalavgpool,flatten,fc:4,bn,fc")
+        XCTAssertEqual(try ModelSpec(parsing: spec.description), spec)
+        let model = try Sequential(spec: spec, inputShape: ImageShape(channels: 1, height: 6, width: 6), classes: 3)
+        XCTAssertEqual(model.layers.map(\.name), ["conv1", "bn1", "bn2", "pool1", "pool2", "pool3", "pool4", "flatten1", "fc1", "bn3", "fc2"])
+        // conv → BN → ReLU: the activation moves to the batch norm right after a conv or fc
+        XCTAssertEqual(model.layers.map(\.fusedActivation), [.identity, .relu, nil, nil, nil, nil, nil, nil, .identity, .relu, .identity])
+        XCTAssertEqual(model.views.map(\.name).filter { $0.hasPrefix("bn1") }, ["bn1.weight", "bn1.bias"])
+        XCTAssertEqual(model.bufferViews.map(\.name).filter { $0.hasPrefix("bn1") }, ["bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked"])
+        XCTAssertEqual(model.bufferViews.last?.shape, [])
+        XCTAssertEqual(model.parameter(named: "bn3.weight").map { Array($0.values) }, [1, 1, 1, 1])
+        XCTAssertEqual(model.parameter(named: "bn3.bias").map { Array($0.values) }, [0, 0, 0, 0])
+        XCTAssertEqual(Array(model.buffers.prefix(9)), [0, 0, 0, 0, 1, 1, 1, 1, 0])
+        XCTAssertEqual(model.layers[0].isConvolution, true)
+        XCTAssertEqual(model.layers[1].isConvolution, false)
+        XCTAssertEqual(model.layers[3].outputShape, [4, 2, 3])
+        XCTAssertEqual(model.layers[7].outputShape, [4])
+        func badSpec(_ text: String, _ message: String, line: UInt = #line) {
+            XCTAssertThrowsError(try Sequential(spec: try ModelSpec(parsing: text), inputShape: ImageShape(channels: 1, height: 4, width: 4), classes: 2), line: line) { error in
+                XCTAssertEqual(error as? ModelError, .badSpec(message), line: line)
+            }
+        }
+        badSpec("bn:eps=0,fc", "'bn:eps=0' needs eps > 0 and momentum from 0 to 1")
+        badSpec("bn:momentum=2,fc", "'bn:momentum=2' needs eps > 0 and momentum from 0 to 1")
+        badSpec("bn:p=1,fc", "unknown option 'p=1' in 'bn:p=1' (options: eps=, momentum=)")
+        badSpec("bn:eps=0.1:eps=0.2,fc", "option 'eps' repeated in 'bn:eps=0.1:eps=0.2'")
+        badSpec("lstm:4,bn,fc", "'bn' cannot follow a recurrent layer")
+        badSpec("rnn:4,dropout:0.1,bn,fc", "'bn' cannot follow a recurrent layer")
+        badSpec("adaptiveavgpool:0,fc", "'0' in 'adaptiveavgpool:0' is not OH or OHxOW with sizes from 1 to \(ModelSpec.maximumNumber)")
+        badSpec("adaptiveavgpool:2x,fc", "'2x' in 'adaptiveavgpool:2x' is not OH or OHxOW with sizes from 1 to \(ModelSpec.maximumNumber)")
+        badSpec("globalavgpool:2,fc", "'globalavgpool:2' has 1 fields")
+        badSpec("flatten:1,fc", "'flatten:1' has 1 fields")
+        XCTAssertNoThrow(try Sequential(spec: try ModelSpec(parsing: "lstm:4,fc:3,bn,fc"), inputShape: ImageShape(channels: 1, height: 4, width: 4), classes: 2))
+    }
+
+    /// Evaluation-mode batch norm is `γ (x − μ)/√(σ² + ε) + β` with the running statistics; a training
+    /// pass normalises with the batch's and moves the running ones by the momentum.
+    func testBatchNormModes() throws {
+        let model = try Sequential(spec: try ModelSpec(parsing: "bn:momentum=0.25,fc"), inputShape: ImageShape(channels: 2, height: 1, width: 2), classes: 2)
+        let bn = model.layers[0] as! BatchNorm
+        model.parameter(named: "bn1.weight")!.values.baseAddress!.update(from: [2, 3], count: 2)
+        model.parameter(named: "bn1.bias")!.values.baseAddress!.update(from: [0.5, -1], count: 2)
+        bn.runningMean.update(from: [1, -1], count: 2)
+        bn.runningVariance.update(from: [4, 0.25], count: 2)
+        let x: [Float] = [1, 3, 0, 2, 5, 7, 4, -2]  // (2, 2, 1, 2)
+        let record = ForwardRecord(model)
+        model.forward(x, batch: 2, training: false, into: record)
+        let eval = Array(UnsafeBufferPointer(start: record.output(of: 0), count: 8))
+        let expected = (0..<8).map { i -> Float in
+            let c = i / 2 % 2
+            let (g, b, m, v): (Float, Float, Float, Float) = c == 0 ? (2, 0.5, 1, 4) : (3, -1, -1, 0.25)
+            return g * (x[i] - m) / (v + 1e-5).squareRoot() + b
+        }
+        for i in 0..<8 { XCTAssertEqual(eval[i], expected[i], accuracy: 1e-5) }
+        model.forward(x, batch: 2, training: true, into: record)
+        // channel 0 holds 1, 3, 5, 7: mean 4, biased variance 5, unbiased 20/3
+        XCTAssertEqual(bn.runningMean[0], 0.75 * 1 + 0.25 * 4, accuracy: 1e-6)
+        XCTAssertEqual(bn.runningVariance[0], 0.75 * 4 + 0.25 * 20 / 3, accuracy: 1e-5)
+        XCTAssertEqual(bn.batchesTracked[0], 1)
+        XCTAssertEqual(record.output(of: 0)[0], 2 * (1 - 4) / (5 + 1e-5).squareRoot() + 0.5, accuracy: 1e-5)
+    }
 }

@@ -41,14 +41,6 @@ public final class AdaptiveAvgPool2D: Layer {
         }
     }
 
-    public func backward(
-        _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
-    ) {
-        guard let inputGradient else { return }
-        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
-    }
-
     /// Spreads each value of `signal` evenly over its bin (the adjoint of averaging).
     public func backwardData(
         _ signal: UnsafePointer<Float>, channels: Range<Int>?,
@@ -98,14 +90,6 @@ public final class Flatten: Layer {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
                         memory: LayerMemory, workspace: Workspace) {
         output.update(from: input, count: n * inputCount)
-    }
-
-    public func backward(
-        _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
-    ) {
-        guard let inputGradient else { return }
-        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
     }
 
     /// Copies `signal`; a subset of the output features is placed among zeros.

@@ -146,6 +146,16 @@ extension Layer {
     public var initializationBound: Float? { nil }
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { nil }
     public func changeUpdate() -> (any ChangeUpdate)? { nil }
+
+    /// For a layer without parameters or fused activation: the input gradient is `backwardData` of
+    /// the output gradient.
+    public func backward(
+        _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
+    ) {
+        guard let inputGradient else { return }
+        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
+    }
     /// Values per sample of the output.
     public var outputCount: Int { outputShape.reduce(1, *) }
     /// Values per sample of the input.

@@ -55,14 +55,6 @@ public final class LocalResponseNorm: Layer {
         }
     }
 
-    public func backward(
-        _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
-        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
-    ) {
-        guard let inputGradient else { return }
-        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
-    }
-
     /// The gradient of the normalisation at the forward pass's input (`lrnBackward`): the input gradient
     /// in training, and Captum's choice in projections. When `channels` is a subset, `signal` is spread
     /// into zeros for the other channels first (the normalisation mixes channels).

@@ -212,6 +212,12 @@ public final class Sequential {
         layers.contains { ($0.fusedActivation ?? .identity) != .identity }
     }
 
+    /// The layer whose output is layer `index`'s after its activation: the batch norm right after a
+    /// convolution or dense layer, which took that activation (conv → BN → ReLU), else `index` itself.
+    public func activatedOutput(of index: Int) -> Int {
+        index + 1 < layers.count && spec.stages[index + 1].isBatchNorm && spec.stages[index].isConvolutionOrDense ? index + 1 : index
+    }
+
     /// The layer with that name and its position.
     public func layer(named name: String) -> (index: Int, layer: any Layer)? {
         layers.enumerated().first { $0.element.name == name }.map { ($0.offset, $0.element) }

@@ -88,9 +88,10 @@ public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
 /// The deconvnet projection equals the input gradient of the chosen activation with every ReLU's
 /// backward replaced by a ReLU of the incoming signal (max-pool gradients through the switches,
 /// convolution gradients through the transposed filters); the tests check this against loops.
-/// When all seeds of a batch lie in one channel, the first layer with a fused activation going down
-/// takes only that channel of the signal (its `backwardData` over one output channel, a 1/O share of
-/// the work).
+/// When all seeds of a batch lie in one channel, the signal stays in that channel through the
+/// channelwise layers (pooling, dropout, batch norm), and the first layer going down that mixes
+/// channels (a convolution, a local response normalisation) takes only that channel of the signal
+/// (its `backwardData` over one output channel, a 1/O share of the work).
 ///
 /// A projector is one caller's: it owns its record and buffers and changes nothing in the model, so
 /// projectors on different threads may share one model. `project` uses the record of this
@@ -231,7 +232,7 @@ func signalBuffers(_ layers: ArraySlice<any Layer>, batch n: Int) -> (UnsafeMuta
 /// (or is copied through a contrast normalisation when `skippingContrastNormalization`). `signal` and
 /// `spare` (each as large as the widest layer, `signalBuffers`) are overwritten. When `channel` is
 /// given with two `(n, outH, outW)` buffers, only that channel of the signal is non-zero, and the
-/// first layer with a fused activation takes just that channel.
+/// first layer going down that mixes channels (`Layer.isChannelwise` false) takes just that channel.
 func carryDown(
     _ model: Sequential, _ record: ForwardRecord, from top: Int, signal: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
     channel: (index: Int, slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>))?, method: ProjectionMethod,
@@ -247,13 +248,16 @@ func carryDown(
         let activation = layer.fusedActivation.flatMap { $0 == .identity ? nil : $0 }
         if skippingContrastNormalization && layer.isContrastNormalization {
             dx.update(from: g, count: n * layer.inputCount)
-        } else if let activation, let (c, (slice, output)) = channel {
+        } else if let (c, (slice, output)) = channel, !layer.isChannelwise {
+            // the first layer going down that mixes channels takes only channel c of the signal
             let (channels, plane) = (layer.outputShape[0], layer.outputCount / layer.outputShape[0])
             for b in 0..<n {  // (n, 1, outH, outW) each
                 (slice + b * plane).update(from: g + (b * channels + c) * plane, count: plane)
-                (output + b * plane).update(from: record.output(of: i) + (b * channels + c) * plane, count: plane)
             }
-            rectify(slice, count: n * plane, output: output, activation: activation, method: method)
+            if let activation {
+                for b in 0..<n { (output + b * plane).update(from: record.output(of: i) + (b * channels + c) * plane, count: plane) }
+                rectify(slice, count: n * plane, output: output, activation: activation, method: method)
+            }
             layer.backwardData(slice, channels: c..<(c + 1), dx, batch: n, memory: memory, workspace: workspace)
             channel = nil
         } else {

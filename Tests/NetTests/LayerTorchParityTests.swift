@@ -4,7 +4,7 @@ import TestSupport
 
 /// Each normalisation and pooling layer's forward pass, input gradient (and batch norm's parameter
 /// gradients and running statistics) equal PyTorch's module on the same inputs and weights, within 1e-5
-/// of torch's largest magnitude (`Tests/python/check_layers_torch.py`). Skipped without torch; under
+/// of torch's largest magnitude (`Tests/python/check_normalization_torch.py`). Skipped without torch; under
 /// CI=true a missing torch fails.
 final class LayerTorchParityTests: XCTestCase {
     private var random = SeededRandom(seed: 21)
@@ -82,7 +82,7 @@ final class LayerTorchParityTests: XCTestCase {
         }
         paths.append(try writeCase(Flatten(name: "flatten1", inputShape: [3, 2, 4]), batch: 2, metadata: ["layer": "flatten"]))
         defer { for path in paths { try? FileManager.default.removeItem(atPath: path) } }
-        let result = Python.run([Python.script("check_layers_torch.py")] + paths)
+        let result = Python.run([Python.script("check_normalization_torch.py")] + paths)
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("running_var_after"), result.output)
     }

@@ -55,9 +55,9 @@ final class NormalizationTests: XCTestCase {
                 XCTAssertEqual(error as? ModelError, .badSpec(message), line: line)
             }
         }
-        badSpec("lrn", "'lrn' needs more fields")
-        badSpec("lrn:5:gamma=1", "unknown option 'gamma=1' in 'lrn:5:gamma=1' (options: alpha=, beta=, k=)")
-        badSpec("lrn:5:k=1:k=2", "option 'k' repeated in 'lrn:5:k=1:k=2'")
+        badSpec("lrn", "'lrn' has 0 fields")
+        badSpec("lrn:5:gamma=1", "unknown option 'gamma' in 'lrn:5:gamma=1' (options here: alpha, beta, k)")
+        badSpec("lrn:5:k=1:k=2", "option 'k' appears twice in 'lrn:5:k=1:k=2'")
         badSpec("lrn:5:k=0", "'lrn:5:k=0' needs alpha >= 0, beta >= 0 and k > 0")
         badSpec("lrn:5:alpha=x", "'x' in 'lrn:5:alpha=x' is not a number")
         XCTAssertThrowsError(try Sequential(spec: try ModelSpec(parsing: "fc:4,lrn:3,fc"), inputShape: ImageShape(channels: 1, height: 3, width: 3), classes: 2)) { error in
@@ -91,14 +91,16 @@ final class NormalizationTests: XCTestCase {
         }
         badSpec("bn:eps=0,fc", "'bn:eps=0' needs eps > 0 and momentum from 0 to 1")
         badSpec("bn:momentum=2,fc", "'bn:momentum=2' needs eps > 0 and momentum from 0 to 1")
-        badSpec("bn:p=1,fc", "unknown option 'p=1' in 'bn:p=1' (options: eps=, momentum=)")
-        badSpec("bn:eps=0.1:eps=0.2,fc", "option 'eps' repeated in 'bn:eps=0.1:eps=0.2'")
+        badSpec("bn:p=1,fc", "unknown option 'p' in 'bn:p=1' (options here: eps, momentum)")
+        badSpec("bn:eps=0.1:eps=0.2,fc", "option 'eps' appears twice in 'bn:eps=0.1:eps=0.2'")
         badSpec("lstm:4,bn,fc", "'bn' cannot follow a recurrent layer")
         badSpec("rnn:4,dropout:0.1,bn,fc", "'bn' cannot follow a recurrent layer")
         badSpec("adaptiveavgpool:0,fc", "'0' in 'adaptiveavgpool:0' is not OH or OHxOW with sizes from 1 to \(ModelSpec.maximumNumber)")
         badSpec("adaptiveavgpool:2x,fc", "'2x' in 'adaptiveavgpool:2x' is not OH or OHxOW with sizes from 1 to \(ModelSpec.maximumNumber)")
         badSpec("globalavgpool:2,fc", "'globalavgpool:2' has 1 fields")
         badSpec("flatten:1,fc", "'flatten:1' has 1 fields")
+        badSpec("globalavgpool:ceil,fc", "unknown option 'ceil' in 'globalavgpool:ceil' (options here: none)")
+        badSpec("bn:2,fc", "'bn:2' has 1 fields")
         XCTAssertNoThrow(try Sequential(spec: try ModelSpec(parsing: "lstm:4,fc:3,bn,fc"), inputShape: ImageShape(channels: 1, height: 4, width: 4), classes: 2))
     }
 

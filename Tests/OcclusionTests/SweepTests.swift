@@ -83,6 +83,10 @@ final class SweepTests: XCTestCase {
             ("conv:4:3:same,bn,lrn:3:alpha=0.5:k=1,maxpool:2,conv:16:3:same,bn,adaptiveavgpool:4,lrn:4:alpha=2:beta=0.6,fc:6,bn,fc",
              ImageShape(channels: 2, height: 16, width: 16), 5, 1),
             ("conv:4:3:same,lrn:5:alpha=0.0001:k=2,globalavgpool,flatten,fc", ImageShape(channels: 1, height: 12, width: 12), 4, 2),
+            // stride 2, groups, padding per side, padded and ceil-mode pools (zfnet's kinds)
+            ("conv:6:7:stride=2:pad=3,maxpool:3:2:pad=1,conv:4:3:1:groups=2,avgpool:3:2:pad=1:ceil:exclude-pad,fc:8,fc",
+             ImageShape(channels: 3, height: 17, width: 16), 4, 2),
+            ("conv:4:3x2:pad=0/1/1/0:groups=2,maxpool:2:2:ceil,conv:4:3:stride=2:pad=1,avgpool:2:2:pad=1:ceil,fc", ImageShape(channels: 2, height: 13, width: 12), 5, 1),
         ]
         for (n, c) in cases.enumerated() {
             let model = try randomModel(c.spec, c.shape, seed: UInt64(n + 3))

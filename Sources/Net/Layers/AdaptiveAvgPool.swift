@@ -15,6 +15,7 @@ public final class AdaptiveAvgPool2D: Layer {
     }
 
     public var outputShape: [Int] { [inputShape[0], outputHeight, outputWidth] }
+    public var isChannelwise: Bool { true }
     private var bins: AdaptiveBins { AdaptiveBins(height: inputShape[1], width: inputShape[2], outHeight: outputHeight, outWidth: outputWidth) }
     /// One multiply-add per input value of each bin.
     public var multiplyAdds: Int { inputShape[0] * bins.rows.map(\.count).reduce(0, +) * bins.columns.map(\.count).reduce(0, +) }
@@ -56,8 +57,8 @@ public final class AdaptiveAvgPool2D: Layer {
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { window.map(EvenBinBoxes.init) }
 }
 
-/// Even-binned adaptive pooling of each copy's changed patch: the patch under `box` output positions
-/// pools to `box` with the same bins.
+/// Even-binned adaptive pooling of each copy's changed patch: with even bins it is average pooling
+/// of kernel and stride H/OH (no padding), so the pooling kernels' box update serves it.
 private struct EvenBinBoxes: BoxUpdate {
     let geometry: ConvGeometry
     var readsPreActivation: Bool { false }
@@ -67,10 +68,7 @@ private struct EvenBinBoxes: BoxUpdate {
     func update(
         _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
     ) {
-        poolBoxes(input, geometry, from: from, to: to, scratch: scratch) { patch, g, out in
-            let bins = AdaptiveBins(height: g.height, width: g.width, outHeight: g.outHeight, outWidth: g.outWidth)
-            adaptiveAvgPoolForward(patch, planes: g.inChannels, bins, out)
-        }
+        poolBoxes(input, geometry, maximum: false, includePadding: true, from: from, to: to, scratch: scratch)
     }
 }
 

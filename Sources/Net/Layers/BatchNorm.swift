@@ -52,6 +52,7 @@ public final class BatchNorm: Layer {
     /// One multiply-add per value (the affine map of evaluation).
     public var multiplyAdds: Int { outputCount }
     public var fusedActivation: Activation? { activation }
+    public var isChannelwise: Bool { true }
     /// 1×1 on images, none on vectors.
     public var window: ConvGeometry? {
         inputShape.count == 3 ? ConvGeometry(inChannels: inputShape[0], height: inputShape[1], width: inputShape[2], kernel: 1) : nil

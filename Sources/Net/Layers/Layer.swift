@@ -89,6 +89,9 @@ public protocol Layer: AnyObject {
     /// Whether the layer is a contrast normalisation (local response normalisation), which the
     /// paper's deconvnet leaves out of the reconstruction path when asked to.
     var isContrastNormalization: Bool { get }
+    /// Whether each output channel reads only the same input channel (pooling, dropout, batch norm),
+    /// so that a signal in one channel stays in that channel on the way down.
+    var isChannelwise: Bool { get }
     /// PyTorch's default initialisation bound U(±bound) for every tensor, when it is not 1/√fan_in
     /// (recurrent layers: 1/√hidden).
     var initializationBound: Float? { get }
@@ -143,6 +146,7 @@ extension Layer {
     public var fusedActivation: Activation? { nil }
     public var isIdentityInEvaluation: Bool { false }
     public var isContrastNormalization: Bool { false }
+    public var isChannelwise: Bool { false }
     public var initializationBound: Float? { nil }
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { nil }
     public func changeUpdate() -> (any ChangeUpdate)? { nil }

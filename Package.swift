@@ -52,7 +52,7 @@ let package = Package(
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
-        .testTarget(name: "DeconvTests", dependencies: ["Deconv", "Net"]),
+        .testTarget(name: "DeconvTests", dependencies: ["Deconv", "Net", "TestSupport"]),
         .testTarget(name: "OcclusionTests", dependencies: ["Occlusion", "Deconv", "Net"]),
         .testTarget(name: "ToolTests", dependencies: ["Net", "Tool", "TestSupport"]),
     ],

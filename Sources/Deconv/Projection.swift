@@ -4,7 +4,8 @@ import Net
 /// How a signal is carried down through the activation of each convolution on the way to the input.
 /// Every method unpools through the max-pool switches of the forward pass, spreads evenly through
 /// average pooling, and filters with the transposed convolution filters (each layer's `backwardData`);
-/// they differ only at a layer's fused activation, where the signal `g` at its output becomes:
+/// they differ only at a layer's fused activation other than the identity (a convolution whose batch
+/// norm took its activation, for one), where the signal `g` at its output becomes:
 ///
 /// - `deconvnet` (Zeiler & Fergus 2013): `max(g, 0)`. The deconvnet always rectifies with a ReLU of the
 ///   signal itself, whatever the forward activation was (tanh, sigmoid, leaky ReLU alike) and without
@@ -15,6 +16,17 @@ import Net
 ///   the exact gradient of the chosen activation with respect to the input.
 public enum ProjectionMethod: String, CaseIterable, Sendable, Codable {
     case deconvnet, guided, gradient
+}
+
+/// How a projection goes down through a local response normalisation (`Layer.isContrastNormalization`).
+///
+/// - `gradient` (the default): the normalisation's gradient at the forward pass's input, as for any
+///   other layer. This is Captum's definition (its NeuronDeconvolution and GuidedBackprop override only
+///   the ReLUs' backward), so the projections equal Captum's.
+/// - `skip`: the identity, Zeiler & Fergus's choice ("contrast normalization is not used in the
+///   reconstruction path").
+public enum ContrastNormalizationProjection: String, CaseIterable, Sendable, Codable {
+    case gradient, skip
 }
 
 /// Why a projection cannot be made. Each description is one readable line.
@@ -76,9 +88,10 @@ public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
 /// The deconvnet projection equals the input gradient of the chosen activation with every ReLU's
 /// backward replaced by a ReLU of the incoming signal (max-pool gradients through the switches,
 /// convolution gradients through the transposed filters); the tests check this against loops.
-/// When all seeds of a batch lie in one channel, the first layer with a fused activation going down
-/// takes only that channel of the signal (its `backwardData` over one output channel, a 1/O share of
-/// the work).
+/// When all seeds of a batch lie in one channel, the signal stays in that channel through the
+/// channelwise layers (pooling, dropout, batch norm), and the first layer going down that mixes
+/// channels (a convolution, a local response normalisation) takes only that channel of the signal
+/// (its `backwardData` over one output channel, a 1/O share of the work).
 ///
 /// A projector is one caller's: it owns its record and buffers and changes nothing in the model, so
 /// projectors on different threads may share one model. `project` uses the record of this
@@ -90,6 +103,8 @@ public final class Projector {
     public let featureLayers: [Int]
     /// The record of the last `forward`: the feature layers' outputs and the max-pool switches.
     public let record: ForwardRecord
+    /// How `project` goes down through local response normalisations (the gradient by default).
+    public var contrastNormalization = ContrastNormalizationProjection.gradient
 
     private var capacity = 0
     private var signals: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
@@ -199,7 +214,8 @@ public final class Projector {
         // While every seed is in one channel, only that channel of the signal is non-zero, so the first
         // layer going down that mixes channels takes only that one (1/O the work).
         let channel = Set(seeds.map(\.channel)).count == 1 ? seeds[0].channel : nil
-        carryDown(model, record, from: index, signal: g, spare: spare, channel: channel.map { ($0, slices!) }, method: method, into: result)
+        carryDown(model, record, from: index, signal: g, spare: spare, channel: channel.map { ($0, slices!) }, method: method,
+                  skippingContrastNormalization: contrastNormalization == .skip, into: result)
     }
 }
 
@@ -211,15 +227,16 @@ func signalBuffers(_ layers: ArraySlice<any Layer>, batch n: Int) -> (UnsafeMuta
 }
 
 /// Carries `signal` `(n, outputShape)` at layer `top`'s output down through layers `top...0` of
-/// `record`'s last pass to `result` `(n, C, H, W)`: at each layer with a fused activation it is
-/// rectified as `method` says, then it goes through the layer's `backwardData`. `signal` and `spare`
-/// (each as large as the widest layer, `signalBuffers`) are overwritten. When `channel` is given with
-/// two `(n, outH, outW)` buffers, only that channel of the signal is non-zero, and the first layer with
-/// a fused activation takes just that channel.
+/// `record`'s last pass to `result` `(n, C, H, W)`: at each layer with a fused activation other than
+/// the identity it is rectified as `method` says, then it goes through the layer's `backwardData`
+/// (or is copied through a contrast normalisation when `skippingContrastNormalization`). `signal` and
+/// `spare` (each as large as the widest layer, `signalBuffers`) are overwritten. When `channel` is
+/// given with two `(n, outH, outW)` buffers, only that channel of the signal is non-zero, and the
+/// first layer going down that mixes channels (`Layer.isChannelwise` false) takes just that channel.
 func carryDown(
     _ model: Sequential, _ record: ForwardRecord, from top: Int, signal: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
     channel: (index: Int, slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>))?, method: ProjectionMethod,
-    into result: UnsafeMutablePointer<Float>
+    skippingContrastNormalization: Bool = false, into result: UnsafeMutablePointer<Float>
 ) {
     let n = record.batch
     var (g, below) = (signal, spare)
@@ -228,17 +245,23 @@ func carryDown(
         let layer = model.layers[i]
         let (memory, workspace) = (record.memories[i], record.workspace)
         let dx = i == 0 ? result : below  // (n, layer.inputShape)
-        if let activation = layer.fusedActivation, let (c, (slice, output)) = channel {
+        let activation = layer.fusedActivation.flatMap { $0 == .identity ? nil : $0 }
+        if skippingContrastNormalization && layer.isContrastNormalization {
+            dx.update(from: g, count: n * layer.inputCount)
+        } else if let (c, (slice, output)) = channel, !layer.isChannelwise {
+            // the first layer going down that mixes channels takes only channel c of the signal
             let (channels, plane) = (layer.outputShape[0], layer.outputCount / layer.outputShape[0])
             for b in 0..<n {  // (n, 1, outH, outW) each
                 (slice + b * plane).update(from: g + (b * channels + c) * plane, count: plane)
-                (output + b * plane).update(from: record.output(of: i) + (b * channels + c) * plane, count: plane)
             }
-            rectify(slice, count: n * plane, output: output, activation: activation, method: method)
+            if let activation {
+                for b in 0..<n { (output + b * plane).update(from: record.output(of: i) + (b * channels + c) * plane, count: plane) }
+                rectify(slice, count: n * plane, output: output, activation: activation, method: method)
+            }
             layer.backwardData(slice, channels: c..<(c + 1), dx, batch: n, memory: memory, workspace: workspace)
             channel = nil
         } else {
-            if let activation = layer.fusedActivation {
+            if let activation {
                 rectify(g, count: n * layer.outputCount, output: record.output(of: i), activation: activation, method: method)
             }
             layer.backwardData(g, channels: nil, dx, batch: n, memory: memory, workspace: workspace)

@@ -60,14 +60,14 @@ public struct OcclusionMaps: Sendable {
 }
 
 extension OcclusionSweep {
-    /// The layer index a `featureLayer` name refers to, or the default: the last convolution, else the
-    /// last layer before the classifier.
+    /// The layer index a `featureLayer` name refers to, or the default: the last convolution (after its
+    /// activation: its batch norm, when one took it), else the last layer before the classifier.
     public func featureLayerIndex(_ name: String?) throws(OcclusionError) -> Int {
         if let name {
             guard let found = model.layer(named: name) else { throw .layerNotFound(name, available: model.layers.map(\.name)) }
             return found.index
         }
-        if let last = model.layers.lastIndex(where: { $0.isConvolution }) { return last }
+        if let last = model.layers.lastIndex(where: { $0.isConvolution }) { return model.activatedOutput(of: last) }
         return max(0, model.layers.count - 2)
     }
 

@@ -20,6 +20,7 @@ struct EvolutionCommand: ParsableCommand {
     @OptionGroup var search: SearchOptions
 
     @OptionGroup var figures: FigureOptions
+    @OptionGroup var projection: ProjectionOptions
 
 
     @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "dir"))
@@ -47,6 +48,7 @@ struct EvolutionCommand: ParsableCommand {
         for path in checkpoints {
             let loaded = try Sequential.load(contentsOf: path)
             let projector = try Projector(model: loaded.model)
+            projection.configure(projector)
             if let first, first.spec != loaded.model.spec || first.inputShape != loaded.model.inputShape {
                 throw InspectionError.architecturesDiffer(checkpoints[0], path)
             }

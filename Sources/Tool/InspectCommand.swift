@@ -22,6 +22,7 @@ struct InspectCommand: ParsableCommand {
     @OptionGroup var model: CheckpointOptions
     @OptionGroup var source: ImageSource
     @OptionGroup var tiles: TileOptions
+    @OptionGroup var projection: ProjectionOptions
 
     @Option(help: "How many of the last convolution's feature maps to project (those with the largest activations).")
     var features = 8
@@ -78,7 +79,9 @@ struct InspectCommand: ParsableCommand {
 
         page.section("Occlusion", try occlusion(model, input, predicted: predicted, name: name))
 
-        if let projector = try? Projector(model: model), let layer = projector.featureLayers.last(where: { model.layers[$0].isConvolution }) {
+        if let projector = try? Projector(model: model), let convolution = projector.featureLayers.last(where: { model.layers[$0].isConvolution }) {
+            projection.configure(projector)
+            let layer = model.activatedOutput(of: convolution)
             let (projections, maps) = try convolutionSections(projector, layer: layer, input)
             page.section("Projections of the strongest features", projections)
             page.section("Saliency", try saliency(model, input, predicted: predicted, name: name))

@@ -4,6 +4,20 @@ import Foundation
 import Net
 
 extension ProjectionMethod: ExpressibleByArgument {}
+extension ContrastNormalizationProjection: ExpressibleByArgument {}
+
+/// How projections go through the layers that have a choice: `--lrn gradient|skip`.
+struct ProjectionOptions: ParsableArguments {
+    @Option(name: .customLong("lrn"), help: ArgumentHelp(
+        "Through local response normalisation: gradient (its gradient at the forward input, Captum's definition) or skip (the identity, as Zeiler & Fergus).",
+        valueName: "gradient|skip"))
+    var contrastNormalization: ContrastNormalizationProjection = .gradient
+
+    /// Sets `projector` up as the options say.
+    func configure(_ projector: Projector) {
+        projector.contrastNormalization = contrastNormalization
+    }
+}
 
 /// Failures of the inspection commands that are about files and data, not command-line syntax.
 enum InspectionError: LocalizedError, Equatable {

@@ -22,6 +22,7 @@ struct ProjectCommand: ParsableCommand {
     @OptionGroup var model: CheckpointOptions
     @OptionGroup var source: ImageSource
     @OptionGroup var figures: FigureOptions
+    @OptionGroup var projection: ProjectionOptions
 
     @Option(help: "Layer to project from: conv1, pool1, conv2, pool2, ...")
     var layer: String
@@ -50,6 +51,7 @@ struct ProjectCommand: ParsableCommand {
 
     func run() throws {
         let (loaded, projector) = try model.loadProjector()
+        projection.configure(projector)
         let index = try projector.layerIndex(named: layer)
         if let channel { try projector.validate(channels: [channel], in: index) }
         if let position { try projector.validate(FeatureUnit(channel: channel ?? 0, y: position.y, x: position.x), in: index) }

@@ -21,6 +21,7 @@ struct TopCommand: ParsableCommand {
     @OptionGroup var search: SearchOptions
 
     @OptionGroup var figures: FigureOptions
+    @OptionGroup var projection: ProjectionOptions
 
     @Option(help: "Images per channel.")
     var k: Int = 9
@@ -41,6 +42,7 @@ struct TopCommand: ParsableCommand {
 
     func run() throws {
         let (loaded, projector) = try model.loadProjector()
+        projection.configure(projector)
         let (layer, method, split) = (search.layer, search.method, search.split)
         let index = try projector.layerIndex(named: layer)
         let selected = try search.selectedChannels(projector, layer: index)

@@ -22,6 +22,20 @@ final class SearchTests: XCTestCase {
         XCTAssertNil(fields2[4], "a dense layer has no receptive field window")
     }
 
+    /// Batch norm and LRN are 1×1; even adaptive and global pools are ordinary pooling windows; uneven
+    /// bins and flatten end the feature layers.
+    func testReceptiveFieldsThroughTheNormalisationLayers() throws {
+        let model = try makeModel("conv:4:3:same,bn,lrn:3,maxpool:2,adaptiveavgpool:4,globalavgpool,fc", ImageShape(channels: 1, height: 16, width: 16))
+        let fields = ReceptiveField.fields(of: model.layers)
+        XCTAssertEqual(fields.prefix(6).map { $0!.size }, [3, 3, 3, 4, 6, 18])
+        XCTAssertEqual(fields.prefix(6).map { $0!.jump }, [1, 1, 1, 2, 4, 16])
+        XCTAssertEqual(fields.prefix(6).map { $0!.offset }, [-1, -1, -1, -1, -1, -1])
+        XCTAssertEqual(try Projector(model: model).featureLayerNames, ["conv1", "bn1", "lrn1", "pool1", "pool2", "pool3"])
+        let uneven = try makeModel("conv:4:3:same,adaptiveavgpool:3,flatten,fc", ImageShape(channels: 1, height: 10, width: 10))
+        XCTAssertNil(ReceptiveField.fields(of: uneven.layers)[1])
+        XCTAssertEqual(try Projector(model: uneven).featureLayerNames, ["conv1"])
+    }
+
     /// Every pixel a projection touches lies inside the receptive field of its unit.
     func testReceptiveFieldsThroughStridesAndUnevenWindows() throws {
         let model = try Sequential(spec: ModelSpec(parsing: "conv:4:7:stride=2:pad=3,maxpool:3:2:pad=1,conv:4:3x5:pad=0/2/1/1,fc"),
@@ -35,7 +49,8 @@ final class SearchTests: XCTestCase {
 
     func testProjectionStaysInsideReceptiveField() throws {
         let shape = ImageShape(channels: 1, height: 16, width: 16)
-        let model = try makeModel("conv:4:5:same,maxpool:2,conv:4:5:same,maxpool:2,fc", shape)
+        for spec in ["conv:4:5:same,maxpool:2,conv:4:5:same,maxpool:2,fc", "conv:4:3:same,bn,lrn:3:alpha=1,maxpool:2,conv:4:3:same,adaptiveavgpool:4,fc"] {
+        let model = try makeModel(spec, shape)
         let projector = try Projector(model: model)
         let images = randomImages(2, shape, seed: 8)
         for layer in projector.featureLayers {
@@ -52,6 +67,7 @@ final class SearchTests: XCTestCase {
                     }
                 }
             }
+        }
         }
     }
 

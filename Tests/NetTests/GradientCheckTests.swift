@@ -10,7 +10,9 @@ final class GradientCheckTests: XCTestCase {
 
     /// Analytic vs numeric gradient of L = Σ r·logits for the input and every parameter of `model`,
     /// on `samples` coordinates each; the error is ‖a − n‖ / (‖a‖ + ‖n‖) over the sampled coordinates.
-    func check(_ model: Sequential, batch n: Int = 2, eps: Float = 1e-2, tolerance: Float = 1e-2, seed: UInt64 = 7,
+    /// `vanishing` names parameters whose gradient is zero (a bias right before a training-mode batch
+    /// norm, which subtracts the batch mean): checked to be within float noise of 0 instead.
+    func check(_ model: Sequential, batch n: Int = 2, eps: Float = 1e-2, tolerance: Float = 1e-2, seed: UInt64 = 7, vanishing: Set<String> = [],
                file: StaticString = #filePath, line: UInt = #line) {
         var random = SeededRandom(seed: seed)
         var x = (0..<n * model.inputShape.count).map { _ in random.uniform(-1, 1) }
@@ -51,7 +53,11 @@ final class GradientCheckTests: XCTestCase {
             XCTAssertLessThan(error, Double(tolerance), "\(name): relative gradient error \(error)", file: file, line: line)
         }
         compare("input", x.count, analytic: { dx[$0] }) { i, d in x[i] += d }
-        for view in model.views {
+        for view in model.views where vanishing.contains(view.name) {
+            let largest = analyticParameters[view.offset..<view.offset + view.count].map(abs).max() ?? 0
+            XCTAssertLessThan(largest, 1e-4, "\(view.name): gradient \(largest) where it vanishes", file: file, line: line)
+        }
+        for view in model.views where !vanishing.contains(view.name) {
             compare(view.name, view.count, analytic: { analyticParameters[view.offset + $0] }) { i, d in
                 model.parameters[view.offset + i] += d
             }
@@ -115,6 +121,26 @@ final class GradientCheckTests: XCTestCase {
 
     func testDenseAndDropout() throws {
         check(try model("fc:6,dropout:0.5,fc:4,fc", ImageShape(channels: 1, height: 3, width: 3)))
+    }
+
+    func testLocalResponseNorm() throws {
+        // a large alpha, so that the normalisation's cross-channel term carries weight
+        check(try model("conv:5:3:same,lrn:3:alpha=2:beta=0.75:k=1,fc", ImageShape(channels: 2, height: 4, width: 4)), eps: 1e-3)
+        check(try model("lrn:4:alpha=1.5:beta=0.6:k=0.5,conv:3:2:valid,lrn:7:alpha=3,fc", ImageShape(channels: 5, height: 3, width: 3)), eps: 1e-3)
+    }
+
+    /// Batch norm in training mode (the batch statistics depend on every input), 2-d and 1-d, with and
+    /// without the activation it takes from the layer before.
+    func testBatchNorm() throws {
+        check(try model("conv:3:3:same,bn,conv:2:3:valid,fc:5,bn,fc", ImageShape(channels: 2, height: 5, width: 5)), batch: 3, eps: 1e-3,
+              vanishing: ["conv1.bias", "fc1.bias"])
+        check(try model("bn:eps=0.01:momentum=0.5,fc:4,dropout:0.3,bn,fc", ImageShape(channels: 3, height: 2, width: 3)), batch: 4, eps: 1e-3)
+    }
+
+    func testAdaptivePoolingAndFlatten() throws {
+        check(try model("conv:2:3:same,adaptiveavgpool:3x2,fc", ImageShape(channels: 1, height: 7, width: 5)))
+        check(try model("adaptiveavgpool:4,globalavgpool,flatten,fc", ImageShape(channels: 3, height: 6, width: 6)))
+        check(try model("adaptiveavgpool:5x4,fc", ImageShape(channels: 2, height: 3, width: 3)))  // overlapping bins
     }
 
     func testWholeLeNet5Shape() throws {

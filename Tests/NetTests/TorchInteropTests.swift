@@ -6,8 +6,10 @@ import TestSupport
 /// and give the same logits. Skipped when torch is not installed (`make test` installs it; under CI=true
 /// a missing torch fails).
 final class TorchInteropTests: XCTestCase {
-    func assertTorchAgrees(_ spec: String, _ shape: ImageShape, activation: Activation = .relu, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertTorchAgrees(_ spec: String, _ shape: ImageShape, activation: Activation = .relu, prepare: (Sequential) -> Void = { _ in },
+                           file: StaticString = #filePath, line: UInt = #line) throws {
         let model = try Sequential(spec: try ModelSpec(parsing: spec), inputShape: shape, classes: 10, activation: activation, seed: 11)
+        prepare(model)
         let input = [Float](repeating: 0.5, count: shape.count)
         let record = ForwardRecord(model)
         let logits = Array(UnsafeBufferPointer(start: model.forward(input, batch: 1, training: false, into: record), count: 10))
@@ -19,7 +21,7 @@ final class TorchInteropTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output, file: file, line: line)
         struct Output: Decodable { var loaded: Int; var logits: [Float] }
         let output = try JSONDecoder().decode(Output.self, from: Data(result.output.split(separator: "\n").last!.utf8))
-        XCTAssertEqual(output.loaded, model.views.count, file: file, line: line)
+        XCTAssertEqual(output.loaded, model.views.count + model.bufferViews.count, file: file, line: line)
         for (ours, theirs) in zip(logits, output.logits) { XCTAssertEqual(ours, theirs, accuracy: 1e-4, file: file, line: line) }
     }
 
@@ -28,6 +30,22 @@ final class TorchInteropTests: XCTestCase {
         try assertTorchAgrees(ModelSpec.preset("lenet5").description, ImageShape(channels: 1, height: 28, width: 28))
         try assertTorchAgrees(ModelSpec.preset("lenet5-classic").description, ImageShape(channels: 3, height: 32, width: 32), activation: .tanh)
         try assertTorchAgrees(ModelSpec.preset("conv5").description, ImageShape(channels: 1, height: 28, width: 28), activation: .leakyRelu)
+    }
+
+    /// Batch norm's parameters and buffers (`num_batches_tracked` as I64), and the layers without any,
+    /// load strictly into the PyTorch twin, whose eval-mode logits equal ours.
+    func testNormalisationLayersLoadStrictly() throws {
+        try Python.require("torch, safetensors")
+        try assertTorchAgrees("conv:4:3:same,bn,lrn:3:alpha=0.01:k=2,maxpool:2,conv:6:3:1,bn,adaptiveavgpool:3,flatten,fc:12,bn,dropout:0.5,fc",
+                              ImageShape(channels: 2, height: 12, width: 12)) { model in
+            var random = SeededRandom(seed: 3)
+            for view in model.bufferViews {
+                for i in 0..<view.count { model.buffers[view.offset + i] = view.shape.isEmpty ? 7 : view.name.hasSuffix("var") ? random.uniform(0.5, 2) : random.uniform(-0.3, 0.3) }
+            }
+            for view in model.views where view.name.hasPrefix("bn") {
+                for i in 0..<view.count { model.parameters[view.offset + i] += random.uniform(-0.3, 0.3) }
+            }
+        }
     }
 
     func testStridedGroupedPaddedStagesLoadStrictly() throws {

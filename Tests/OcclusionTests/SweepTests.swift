@@ -79,6 +79,10 @@ final class SweepTests: XCTestCase {
             ("conv:4:5:same,maxpool:3:2,conv:4:3:1,avgpool:2:1,fc:8,fc", ImageShape(channels: 3, height: 17, width: 17), 3, 2),
             ("conv:4:3:valid,maxpool:2,dropout:0.2,conv:4:3:same,avgpool:2,fc", ImageShape(channels: 1, height: 14, width: 14), 6, 1),
             ("conv:2:3:same,conv:3:3:valid,maxpool:2:1,fc", ImageShape(channels: 1, height: 9, width: 11), 9, 1),
+            // normalisation layers and adaptive pooling with even bins are updated box by box
+            ("conv:4:3:same,bn,lrn:3:alpha=0.5:k=1,maxpool:2,conv:16:3:same,bn,adaptiveavgpool:4,lrn:4:alpha=2:beta=0.6,fc:6,bn,fc",
+             ImageShape(channels: 2, height: 16, width: 16), 5, 1),
+            ("conv:4:3:same,lrn:5:alpha=0.0001:k=2,globalavgpool,flatten,fc", ImageShape(channels: 1, height: 12, width: 12), 4, 2),
             // stride 2, groups, padding per side, padded and ceil-mode pools (zfnet's kinds)
             ("conv:6:7:stride=2:pad=3,maxpool:3:2:pad=1,conv:4:3:1:groups=2,avgpool:3:2:pad=1:ceil:exclude-pad,fc:8,fc",
              ImageShape(channels: 3, height: 17, width: 16), 4, 2),
@@ -86,6 +90,10 @@ final class SweepTests: XCTestCase {
         ]
         for (n, c) in cases.enumerated() {
             let model = try randomModel(c.spec, c.shape, seed: UInt64(n + 3))
+            var random = SeededRandom(seed: UInt64(n))
+            for view in model.bufferViews where !view.shape.isEmpty {  // running statistics other than 0 and 1
+                for i in 0..<view.count { model.buffers[view.offset + i] = view.name.hasSuffix("var") ? random.uniform(0.5, 2) : random.uniform(-0.3, 0.3) }
+            }
             let image = randomImage(c.shape, seed: UInt64(n + 11))
             let grid = try OcclusionGrid(height: c.shape.height, width: c.shape.width, window: c.window, stride: c.stride)
             // Extra boxes hanging over the borders and corners, clipped to the image.
@@ -100,7 +108,8 @@ final class SweepTests: XCTestCase {
                     let sweep = OcclusionSweep(model: model, deltaMinimumChannels: minimumChannels, denseByChange: byChange)
                     sweep.workerBatch = 5
                     XCTAssertGreaterThan(sweep.fullFrom, 1, c.spec)
-                    XCTAssertEqual(sweep.updatesDenseByChange, byChange)
+                    // a flatten before the dense layer ends the incremental part and has no W·Δx update
+                    XCTAssertEqual(sweep.updatesDenseByChange, byChange && !(model.layers[sweep.fullFrom] is Flatten))
                     let fast = sweep.evaluate(image, boxes: boxes, fill: fill, feature: feature)
                     let what = "\(c.spec) \(model.layers[layer].name) channels ≥ \(minimumChannels) W·Δx \(byChange)"
                     XCTAssertLessThan(maxDifference(fast.logits, full.logits), 1e-4, what)
@@ -108,6 +117,24 @@ final class SweepTests: XCTestCase {
                 }
             }
         }
+    }
+}
+
+extension SweepTests {
+    /// Adaptive pooling with uneven bins has no window: the sweep updates the layers below it box by box
+    /// and recomputes from it on, and the result is the full sweep's.
+    func testUnevenAdaptivePoolingRecomputesFromThePool() throws {
+        let shape = ImageShape(channels: 1, height: 11, width: 11)
+        let model = try randomModel("conv:4:3:same,bn,adaptiveavgpool:3,fc", shape)
+        let image = randomImage(shape)
+        let boxes = try OcclusionGrid(height: 11, width: 11, window: 3, stride: 2).boxes
+        let feature = OcclusionSweep.Feature(layer: 2, channel: 1)
+        let sweep = OcclusionSweep(model: model)
+        XCTAssertEqual(sweep.fullFrom, 2)
+        let fast = sweep.evaluate(image, boxes: boxes, fill: [0.5], feature: feature)
+        let full = OcclusionSweep(model: model, mode: .full).evaluate(image, boxes: boxes, fill: [0.5], feature: feature)
+        XCTAssertLessThan(maxDifference(fast.logits, full.logits), 1e-5)
+        XCTAssertLessThan(maxDifference(fast.featureActivity, full.featureActivity), 1e-5)
     }
 }
 

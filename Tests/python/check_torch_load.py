@@ -16,7 +16,9 @@ from safetensors.torch import load_file
 
 
 class Spec(nn.Module):
-    """The PyTorch twin of a deconvnet spec: conv/pool/fc/dropout stages, or a recurrent stack + fc."""
+    """The PyTorch twin of a deconvnet spec: conv/pool/fc/dropout/bn/lrn/adaptive-pool/flatten stages,
+    or a recurrent stack + fc. A `bn` right after a conv or fc takes that stage's activation (conv → BN →
+    ReLU). `layer(name)` is the module whose output is deconvnet's layer `name` (after its activation)."""
 
     def __init__(self, spec, activation, input_shape, classes):
         super().__init__()
@@ -24,6 +26,7 @@ class Spec(nn.Module):
         act = acts[activation]
         c, h, w = input_shape
         self.stages = []
+        self.outputs = {}
         counts = {}
         stages = spec.split(",")
         recurrent = any(s.split(":")[0] in ("rnn", "lstm", "gru") for s in stages)
@@ -33,12 +36,24 @@ class Spec(nn.Module):
             counts[kind] = counts.get(kind, 0) + 1
             return f"{kind}{counts[kind]}"
 
+        def add(n, module, activation=None):
+            """Stage `n` (None for the unnamed ones) as `module`, then `activation`; records the layer's output module."""
+            if n is not None:
+                setattr(self, n, module)
+                self.stages.append((n, activation))
+            else:
+                self.stages.append((None, module))
+            self.outputs[layer_name] = activation if activation is not None else module
+
         shape = (c, h, w)
+        moved = None  # the activation of a conv or fc, which a bn right after it takes
         for i, stage in enumerate(stages):
+            taken, moved = moved, None
             parts = stage.split(":")
             last = i == len(stages) - 1
             positional = [f for f in parts if "=" not in f and f not in ("ceil", "exclude-pad")]
             options = dict(f.split("=", 1) if "=" in f else (f, "") for f in parts[len(positional):])
+            before_bn = not last and stages[i + 1].split(":")[0] == "bn"
             if parts[0] == "conv":
                 out = int(positional[1])
                 kh, kw = (int(v) for v in positional[2].split("x")) if "x" in positional[2] else (int(positional[2]),) * 2
@@ -50,11 +65,11 @@ class Spec(nn.Module):
                     top = bottom = kh // 2 if pad == "same" else 0 if pad == "valid" else int(pad)
                     left = right = kw // 2 if pad == "same" else 0 if pad == "valid" else int(pad)
                 stride, groups = int(options.get("stride", 1)), int(options.get("groups", 1))
-                n = name("conv")
-                setattr(self, n, nn.Conv2d(shape[0], out, (kh, kw), stride=stride, groups=groups))
+                layer_name = n = name("conv")
                 stage_act = acts[options["act"]]() if "act" in options else act()
                 self.stages.append(("pad", (left, right, top, bottom)))
-                self.stages.append((n, stage_act))
+                add(n, nn.Conv2d(shape[0], out, (kh, kw), stride=stride, groups=groups), None if before_bn else stage_act)
+                moved = stage_act
                 shape = (out, (shape[1] + top + bottom - kh) // stride + 1, (shape[2] + left + right - kw) // stride + 1)
             elif parts[0] in ("maxpool", "avgpool"):
                 k = int(positional[1])
@@ -66,19 +81,40 @@ class Spec(nn.Module):
                     pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
                 else:
                     pool = nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad="exclude-pad" not in options)
-                self.stages.append((None, pool))
+                layer_name = name("pool")
+                add(None, pool)
                 shape = tuple(pool(torch.zeros((1,) + shape)).shape[1:])
+            elif parts[0] in ("adaptiveavgpool", "globalavgpool"):
+                sides = [1, 1] if parts[0] == "globalavgpool" else [int(v) for v in parts[1].split("x")]
+                oh, ow = sides[0], sides[-1]
+                layer_name = name("pool")
+                add(None, nn.AdaptiveAvgPool2d((oh, ow)))
+                shape = (shape[0], oh, ow)
+            elif parts[0] == "bn":
+                o = {k: float(v) for k, v in options.items()}
+                layer_name = n = name("bn")
+                cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+                add(n, cls(shape[0], eps=o.get("eps", 1e-5), momentum=o.get("momentum", 0.1)), taken)
+            elif parts[0] == "lrn":
+                o = {k: float(v) for k, v in options.items()}
+                layer_name = name("lrn")
+                add(None, nn.LocalResponseNorm(int(positional[1]), alpha=o.get("alpha", 1e-4), beta=o.get("beta", 0.75), k=o.get("k", 1.0)))
+            elif parts[0] == "flatten":
+                layer_name = name("flatten")
+                add(None, nn.Flatten())
+                shape = (shape[0] * shape[1] * shape[2],) if len(shape) == 3 else shape
             elif parts[0] == "fc":
                 out = int(positional[1]) if len(positional) > 1 else classes
-                n = "fc" if recurrent and dense == 1 else name("fc")
+                layer_name = n = "fc" if recurrent and dense == 1 else name("fc")
                 features = shape[0] if len(shape) == 1 else shape[0] * shape[1] * shape[2]
-                setattr(self, n, nn.Linear(features, out))
                 self.stages.append(("flatten", None))
                 stage_act = acts[options["act"]]() if "act" in options else None if last else act()
-                self.stages.append((n, stage_act))
+                add(n, nn.Linear(features, out), None if before_bn else stage_act)
+                moved = stage_act
                 shape = (out,)
             elif parts[0] == "dropout":
-                self.stages.append((None, nn.Dropout(float(parts[1]))))
+                layer_name = name("dropout")
+                add(None, nn.Dropout(float(parts[1])))
             else:
                 cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[parts[0]]
                 hidden, layers = int(parts[1]), int(parts[2])
@@ -88,6 +124,10 @@ class Spec(nn.Module):
 
         # registered so that eval() reaches the dropout layers
         self.ops = nn.ModuleList(f for n, f in self.stages if n != "pad" and isinstance(f, nn.Module))
+
+    def layer(self, name):
+        """The module whose output is deconvnet's layer `name`."""
+        return self.outputs[name]
 
     def forward(self, x):
         for n, f in self.stages:

@@ -28,11 +28,16 @@ extension Sequential {
         return nil
     }
 
-    /// The model's parameters as PyTorch-named tensors, plus the optimizer's state as `optimizer.*`
-    /// tensors and everything needed to rebuild the model as metadata. `extra` adds metadata entries.
+    /// The model's parameters and buffers as PyTorch-named tensors (`num_batches_tracked` as I64, as
+    /// PyTorch keeps it), plus the optimizer's state as `optimizer.*` tensors and everything needed to
+    /// rebuild the model as metadata. `extra` adds metadata entries.
     public func checkpoint(classNames: [String], epoch: Int, step: Int, optimizer: Optimizer? = nil, extra: [String: String] = [:]) -> Checkpoint {
         var tensors = views.map { view in
             NamedTensor(name: view.name, tensor: Tensor(shape: view.shape, data: Array(parameters[view.offset..<view.offset + view.count])))
+        }
+        tensors += bufferViews.map { view in
+            NamedTensor(name: view.name, tensor: Tensor(shape: view.shape, data: Array(buffers[view.offset..<view.offset + view.count])),
+                        isInteger: view.name.hasSuffix(".num_batches_tracked"))
         }
         var metadata = extra
         metadata[CheckpointKey.format] = CheckpointKey.formatValue
@@ -52,17 +57,19 @@ extension Sequential {
         return Checkpoint(tensors: tensors, metadata: metadata)
     }
 
-    /// Copies the parameters out of `checkpoint`; throws when names or shapes differ from the model's, or
-    /// when a value is NaN or infinite (`CheckpointError.nonFinite` naming the tensor).
+    /// Copies the parameters and buffers out of `checkpoint`; throws when names or shapes differ from
+    /// the model's, or when a value is NaN or infinite (`CheckpointError.nonFinite` naming the tensor).
     public func load(parameters checkpoint: Checkpoint) throws {
         let own = Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }, metadata: [:])
-        try own.validate(expected: views.map { ($0.name, $0.shape) })
-        for view in views {
-            let values = own.tensor(view.name)!.data
-            if let index = values.firstIndex(where: { !$0.isFinite }) {
-                throw CheckpointError.nonFinite(tensor: view.name, index: index, value: values[index])
+        try own.validate(expected: (views + bufferViews).map { ($0.name, $0.shape) })
+        for (block, blockViews) in [(parameters, views), (buffers, bufferViews)] {
+            for view in blockViews {
+                let values = own.tensor(view.name)!.data
+                if let index = values.firstIndex(where: { !$0.isFinite }) {
+                    throw CheckpointError.nonFinite(tensor: view.name, index: index, value: values[index])
+                }
+                for i in 0..<view.count { block[view.offset + i] = values[i] }
             }
-            for i in 0..<view.count { parameters[view.offset + i] = values[i] }
         }
     }
 
@@ -99,7 +106,9 @@ extension Sequential {
                 // the tensors are in memory already, so a model that does not fit cannot be theirs
                 throw ModelError.shape("its metadata (input_shape \(dims)) describes a bigger model than its tensors: \(error.localizedDescription)")
             }
-            let expected = layers.flatMap { layer in layer.parameterShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) } }
+            let expected = layers.flatMap { layer in
+                layer.parameterShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) } + layer.bufferShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) }
+            }
             try Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }).validate(expected: expected)
             let model = try Sequential(spec: spec, inputShape: inputShape, classes: classNames.count, activation: activation)
             try model.load(parameters: checkpoint)

@@ -4,10 +4,13 @@ import Foundation
 public struct NamedTensor: Equatable, Sendable {
     public var name: String
     public var tensor: Tensor
+    /// Whether the tensor holds whole numbers stored as I64 (PyTorch's `num_batches_tracked`); others are F32.
+    public var isInteger: Bool
 
-    public init(name: String, tensor: Tensor) {
+    public init(name: String, tensor: Tensor, isInteger: Bool = false) {
         self.name = name
         self.tensor = tensor
+        self.isInteger = isInteger
     }
 }
 
@@ -34,7 +37,7 @@ public struct Checkpoint: Equatable, Sendable {
         tensors.first { $0.name == name }?.tensor
     }
 
-    /// The complete file contents: header length, JSON header, float32 data.
+    /// The complete file contents: header length, JSON header, float32 data (int64 for integer tensors).
     /// Throws if two tensors share a name or a tensor is named `__metadata__`.
     public func serialized() throws(CheckpointError) -> [UInt8] {
         var seen = Set<String>()
@@ -50,9 +53,10 @@ public struct Checkpoint: Equatable, Sendable {
         }
         var offset = 0
         for entry in tensors {
-            let end = offset + entry.tensor.count * DType.f32.size
+            let dtype = entry.isInteger ? DType.i64 : .f32
+            let end = offset + entry.tensor.count * dtype.size
             let shape = entry.tensor.shape.map(String.init).joined(separator: ",")
-            fields.append("\(jsonString(entry.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+            fields.append("\(jsonString(entry.name)):{\"dtype\":\"\(dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
         var header = Array("{\(fields.joined(separator: ","))}".utf8)
@@ -63,7 +67,11 @@ public struct Checkpoint: Equatable, Sendable {
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { bytes += $0 }
         bytes += header
         for entry in tensors {
-            appendLittleEndian(entry.tensor.data, to: &bytes)
+            if entry.isInteger {
+                for value in entry.tensor.data { withUnsafeBytes(of: Int64(value).littleEndian) { bytes += $0 } }
+            } else {
+                appendLittleEndian(entry.tensor.data, to: &bytes)
+            }
         }
         return bytes
     }
@@ -79,8 +87,8 @@ public struct Checkpoint: Equatable, Sendable {
         }
     }
 
-    /// Reads a safetensors file. F32 tensors are read as they are; F16, BF16 and F64 are converted to
-    /// Float. Tensors come back in the order of their data offsets, which is the order they were written.
+    /// Reads a safetensors file. F32 tensors are read as they are; F16, BF16, F64 and I64 are converted
+    /// to Float (I64 ones marked `isInteger`). Tensors come back in the order of their data offsets, which is the order they were written.
     public static func read(from path: String) throws(CheckpointError) -> Checkpoint {
         let data: Data
         do {
@@ -178,7 +186,7 @@ public struct Checkpoint: Equatable, Sendable {
 
         let tensors = entries.map { entry in
             let data = decode(bytes, from: bufferStart + entry.begin, count: checkedProduct(entry.shape)!, as: entry.dtype)
-            return NamedTensor(name: entry.name, tensor: Tensor(shape: entry.shape, data: data))
+            return NamedTensor(name: entry.name, tensor: Tensor(shape: entry.shape, data: data), isInteger: entry.dtype == .i64)
         }
         return Checkpoint(tensors: tensors, metadata: metadata)
     }
@@ -265,7 +273,7 @@ public enum CheckpointError: Error, LocalizedError, Equatable, Sendable {
         case .invalidField(let path, let tensor, let field, let reason):
             return "'\(path)': \(field) of tensor \(tensor) \(reason)"
         case .unsupportedDtype(let path, let tensor, let dtype):
-            return "'\(path)': tensor \(tensor) has dtype \(dtype); supported are F32, F16, BF16, F64"
+            return "'\(path)': tensor \(tensor) has dtype \(dtype); supported are F32, F16, BF16, F64, I64"
         case .offsetsOutOfRange(let path, let tensor, let begin, let end, let size):
             return "'\(path)': tensor \(tensor) has data_offsets [\(begin), \(end)] outside the \(size)-byte data buffer"
         case .sizeMismatch(let path, let tensor, let shape, let dtype, let count):
@@ -300,16 +308,16 @@ public enum CheckpointError: Error, LocalizedError, Equatable, Sendable {
 
 private let metadataKey = "__metadata__"
 
-/// Element types a checkpoint can be read from; only F32 is written.
+/// Element types a checkpoint can be read from; F32 is written, and I64 for integer tensors.
 private enum DType: String {
-    case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
+    case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64", i64 = "I64"
 
     /// Bytes per element.
     var size: Int {
         switch self {
         case .f16, .bf16: return 2
         case .f32: return 4
-        case .f64: return 8
+        case .f64, .i64: return 8
         }
     }
 }
@@ -342,6 +350,8 @@ private func decode(_ bytes: [UInt8], from start: Int, count: Int, as dtype: DTy
                 return Float(bitPattern: UInt32(bits) << 16)
             case .f64:
                 return Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
+            case .i64:
+                return Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self)))
             }
         }
     }

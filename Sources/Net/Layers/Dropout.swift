@@ -25,6 +25,7 @@ public final class Dropout: Layer {
 
     public var outputShape: [Int] { inputShape }
     public var isIdentityInEvaluation: Bool { true }
+    public var isChannelwise: Bool { true }
     /// 1×1 on images (each output reads its own position), none on vectors.
     public var window: ConvGeometry? {
         inputShape.count == 3 ? ConvGeometry(inChannels: inputShape[0], height: inputShape[1], width: inputShape[2], kernel: 1) : nil

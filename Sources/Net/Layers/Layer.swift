@@ -86,11 +86,26 @@ public protocol Layer: AnyObject {
     var fusedActivation: Activation? { get }
     /// Whether the layer is the identity in evaluation mode (dropout).
     var isIdentityInEvaluation: Bool { get }
+    /// Whether the layer is a contrast normalisation (local response normalisation), which the
+    /// paper's deconvnet leaves out of the reconstruction path when asked to.
+    var isContrastNormalization: Bool { get }
+    /// Whether each output channel reads only the same input channel (pooling, dropout, batch norm),
+    /// so that a signal in one channel stays in that channel on the way down.
+    var isChannelwise: Bool { get }
     /// PyTorch's default initialisation bound U(±bound) for every tensor, when it is not 1/√fan_in
     /// (recurrent layers: 1/√hidden).
     var initializationBound: Float? { get }
     /// Points the layer at its slices of the flat parameter and gradient blocks, in `parameterShapes` order.
     func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>])
+    /// Constant initial values of the tensors in `parameterShapes`, one per tensor, when they are not
+    /// drawn at random whatever the scheme (batch norm: weight 1, bias 0, as PyTorch).
+    var constantInitialization: [Float]? { get }
+    /// State that is saved with the parameters but is not one (the optimizer and weight decay never
+    /// touch it): `(suffix, shape, initial value)` in PyTorch's names, e.g. batch norm's
+    /// `("running_mean", [C], 0)`. Lives in the model's flat buffer block.
+    var bufferShapes: [(suffix: String, shape: [Int], initialValue: Float)] { get }
+    /// Points the layer at its slices of the model's buffer block, in `bufferShapes` order.
+    func bind(buffers: [UnsafeMutablePointer<Float>])
     /// input `(n, inputShape)` → output `(n, outputShape)`; leaves in `memory` what `backward` and
     /// `backwardData` need.
     func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
@@ -123,20 +138,36 @@ public protocol Layer: AnyObject {
 extension Layer {
     public var parameterShapes: [(suffix: String, shape: [Int])] { [] }
     public func bind(parameters: [UnsafeMutablePointer<Float>], gradients: [UnsafeMutablePointer<Float>]) {}
+    public var constantInitialization: [Float]? { nil }
+    public var bufferShapes: [(suffix: String, shape: [Int], initialValue: Float)] { [] }
+    public func bind(buffers: [UnsafeMutablePointer<Float>]) {}
     public var multiplyAdds: Int { 0 }
     public var window: ConvGeometry? { nil }
     public var fusedActivation: Activation? { nil }
     public var isIdentityInEvaluation: Bool { false }
+    public var isContrastNormalization: Bool { false }
+    public var isChannelwise: Bool { false }
     public var initializationBound: Float? { nil }
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { nil }
     public func changeUpdate() -> (any ChangeUpdate)? { nil }
+
+    /// For a layer without parameters or fused activation: the input gradient is `backwardData` of
+    /// the output gradient.
+    public func backward(
+        _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ outputGradient: UnsafeMutablePointer<Float>,
+        _ inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, memory: LayerMemory, workspace: Workspace
+    ) {
+        guard let inputGradient else { return }
+        backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
+    }
     /// Values per sample of the output.
     public var outputCount: Int { outputShape.reduce(1, *) }
     /// Values per sample of the input.
     public var inputCount: Int { inputShape.reduce(1, *) }
-    /// Whether the layer is a convolution in the analyses' sense: a window with learned filters and a
-    /// fused activation (where projections rectify, whose filters `filters` draws).
-    public var isConvolution: Bool { window != nil && fusedActivation != nil && !parameterShapes.isEmpty }
+    /// Whether the layer is a convolution in the analyses' sense: a window with learned filters (a
+    /// 4-d weight; batch norm's per-channel vectors are not filters) and a fused activation (where
+    /// projections rectify, whose filters `filters` draws).
+    public var isConvolution: Bool { window != nil && fusedActivation != nil && parameterShapes.contains { $0.shape.count == 4 } }
 
     /// Applies the fused activation to `count` values at `y` inside `output` (the layer's output of
     /// the batch), keeping the values before it at the same place in `memory.preActivation` when the

@@ -131,3 +131,11 @@ private struct PoolingBoxes: BoxUpdate {
         poolBoxes(input, geometry, maximum: maximum, includePadding: includePadding, from: from, to: to, scratch: scratch)
     }
 }
+
+extension MaxPool2D {
+    public var isChannelwise: Bool { true }
+}
+
+extension AvgPool2D {
+    public var isChannelwise: Bool { true }
+}

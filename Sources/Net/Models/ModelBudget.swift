@@ -23,9 +23,18 @@ extension Sequential {
             // at most 4 gates; each layer reads at most max(features, hidden) inputs
             parameters = MemoryBudget.size(of: [layers, 4, hidden, max(features, hidden) + hidden + 2])
             output = MemoryBudget.size(of: [shape.dropLast().last ?? 1, layers, 4, hidden])
-        case .maxPool, .avgPool, .dropout:
+        case .maxPool, .avgPool, .dropout, .flatten:
             parameters = 0
             output = inputCount
+        case .batchNorm:
+            parameters = MemoryBudget.size(of: [shape.first ?? 1, 4])  // weight, bias and the two running statistics
+            output = inputCount
+        case .localResponseNorm:
+            parameters = 0
+            output = inputCount.flatMap { MemoryBudget.size(of: [$0, 4]) }  // the output, and the input, sums and divisors kept
+        case let .adaptiveAvgPool(h, w):
+            parameters = 0
+            output = MemoryBudget.size(of: [shape.first ?? 1, h, w])
         }
         return MemoryBudget.sum([parameters.flatMap { MemoryBudget.size(of: [$0, 3]) }, output])
     }

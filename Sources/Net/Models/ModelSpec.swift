@@ -28,9 +28,12 @@ public enum CellKind: String, CaseIterable, Sendable, Codable {
 /// `pad=T/L/B/R` (ONNX's top, left, bottom, right), `groups=G`, `act=A` (`K` may be `KHxKW`);
 /// `maxpool:K[:S]` and `avgpool:K[:S]` (stride defaults to K) with options `pad=…`, `ceil` and, for
 /// average pooling, `exclude-pad`; `fc:N` (the last `fc` may omit N: one output per class) with
-/// `act=A`; `dropout:P`; and `rnn|lstm|gru:H[:LAYERS]` (reads an image's rows as time steps). Options
-/// follow the positional fields, in any order, each at most once. Convolutions and all but the last
-/// dense layer use the model's activation unless `act=` says otherwise; the last dense layer has none.
+/// `act=A`; `dropout:P`; `rnn|lstm|gru:H[:LAYERS]` (reads an image's rows as time steps);
+/// `bn[:eps=E][:momentum=M]`, `lrn:SIZE[:alpha=A][:beta=B][:k=K]`, `adaptiveavgpool:OH[xOW]`,
+/// `globalavgpool` and `flatten`. Options follow the positional fields, in any order, each at most
+/// once. Convolutions and all but the last dense layer use the model's activation unless `act=` says
+/// otherwise; the last dense layer has none. When `bn` directly follows a convolution or dense layer,
+/// that layer's activation moves to the `bn` (conv → BN → ReLU).
 public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     /// A convolution's padding: `same` (k/2 on every side, odd kernels), `valid` (none), the same
     /// number of pixels on every side, or one number per side.
@@ -108,7 +111,18 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         case dense(Int?, activation: Activation? = nil)
         case dropout(Float)
         case recurrent(CellKind, hidden: Int, layers: Int)
+        /// `bn[:eps=E][:momentum=M]`: BatchNorm2d after an image stage, BatchNorm1d after `fc`.
+        case batchNorm(eps: Float, momentum: Float)
+        /// `lrn:SIZE[:alpha=A][:beta=B][:k=K]`: PyTorch's `LocalResponseNorm`.
+        case localResponseNorm(LRNParameters)
+        /// `adaptiveavgpool:OH[xOW]`, and `globalavgpool` for 1×1.
+        case adaptiveAvgPool(height: Int, width: Int)
+        /// `flatten`: `(C, H, W)` → `(C·H·W)`.
+        case flatten
     }
+
+    /// PyTorch's `BatchNorm` defaults.
+    public static let batchNormDefaults = (eps: Float(1e-5), momentum: Float(0.1))
 
     public var stages: [Stage]
 
@@ -170,6 +184,13 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
                     throw ModelError.badSpec("act '\(name)' in '\(token)' is not one of \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 return a
+            }
+        }
+        /// The value of option `name` as a finite float, nil when absent.
+        func real(_ name: String) throws -> Float? {
+            try options[name].map { text in
+                guard let v = Float(text), v.isFinite else { throw ModelError.badSpec("'\(text)' in '\(token)' is not a number") }
+                return v
             }
         }
         func sidesOption() throws -> Sides? {
@@ -236,8 +257,36 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             try arity(2...3)
             try allow([])
             return .recurrent(CellKind(rawValue: kind)!, hidden: try int(1), layers: try int(2, default: 1))
+        case "bn":
+            try arity(1...1)
+            try allow(["eps", "momentum"])
+            let (eps, momentum) = (try real("eps") ?? batchNormDefaults.eps, try real("momentum") ?? batchNormDefaults.momentum)
+            guard eps > 0, (0...1).contains(momentum) else { throw ModelError.badSpec("'\(token)' needs eps > 0 and momentum from 0 to 1") }
+            return .batchNorm(eps: eps, momentum: momentum)
+        case "lrn":
+            try arity(2...2)
+            try allow(["alpha", "beta", "k"])
+            let lrn = LRNParameters(size: try int(1), alpha: try real("alpha") ?? 1e-4, beta: try real("beta") ?? 0.75, k: try real("k") ?? 1)
+            guard lrn.alpha >= 0, lrn.beta >= 0, lrn.k > 0 else { throw ModelError.badSpec("'\(token)' needs alpha >= 0, beta >= 0 and k > 0") }
+            return .localResponseNorm(lrn)
+        case "adaptiveavgpool":
+            try arity(2...2)
+            try allow([])
+            let sides = parts[1].split(separator: "x", omittingEmptySubsequences: false)
+            guard (1...2).contains(sides.count), let h = Int(sides[0]), let w = Int(sides.last!), (1...maximumNumber).contains(h), (1...maximumNumber).contains(w) else {
+                throw ModelError.badSpec("'\(parts[1])' in '\(token)' is not OH or OHxOW with sizes from 1 to \(maximumNumber)")
+            }
+            return .adaptiveAvgPool(height: h, width: w)
+        case "globalavgpool":
+            try arity(1...1)
+            try allow([])
+            return .adaptiveAvgPool(height: 1, width: 1)
+        case "flatten":
+            try arity(1...1)
+            try allow([])
+            return .flatten
         default:
-            throw ModelError.badSpec("unknown stage '\(token)' (conv, maxpool, avgpool, fc, dropout, rnn, lstm, gru)")
+            throw ModelError.badSpec("unknown stage '\(token)' (conv, maxpool, avgpool, fc, dropout, rnn, lstm, gru, bn, lrn, adaptiveavgpool, globalavgpool, flatten)")
         }
     }
 
@@ -268,6 +317,12 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             case let .dense(n, activation): return join(["fc", n.map(String.init), activation.map { "act=\($0.rawValue)" }])
             case .dropout(let p): return "dropout:\(p)"
             case let .recurrent(kind, hidden, layers): return "\(kind.rawValue):\(hidden):\(layers)"
+            case let .batchNorm(eps, momentum):
+                return "bn" + (eps == ModelSpec.batchNormDefaults.eps ? "" : ":eps=\(eps)")
+                    + (momentum == ModelSpec.batchNormDefaults.momentum ? "" : ":momentum=\(momentum)")
+            case .localResponseNorm(let lrn): return "lrn:\(lrn.size):alpha=\(lrn.alpha):beta=\(lrn.beta):k=\(lrn.k)"
+            case let .adaptiveAvgPool(h, w): return h == 1 && w == 1 ? "globalavgpool" : h == w ? "adaptiveavgpool:\(h)" : "adaptiveavgpool:\(h)x\(w)"
+            case .flatten: return "flatten"
             }
         }.joined(separator: ",")
     }
@@ -296,6 +351,22 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         default:
             if name.contains(":") { return try ModelSpec(parsing: name) }
             throw ModelError.unknownPreset(name)
+        }
+    }
+}
+
+extension ModelSpec.Stage {
+    var isBatchNorm: Bool { if case .batchNorm = self { true } else { false } }
+    var isRecurrent: Bool { if case .recurrent = self { true } else { false } }
+    var isConvolutionOrDense: Bool { activation(model: .identity, isLast: false) != nil }
+
+    /// The activation a convolution or dense stage applies (its `act=`, else the model's; none for the
+    /// last dense layer), before a following `bn` takes it; nil for the other stages.
+    func activation(model: Activation, isLast: Bool) -> Activation? {
+        switch self {
+        case .conv(let c): c.activation ?? model
+        case .dense(_, let a): a ?? (isLast ? .identity : model)
+        default: nil
         }
     }
 }

@@ -17,6 +17,11 @@ public final class Sequential {
     public let parameters: UnsafeMutableBufferPointer<Float>
     /// Gradients, same layout as `parameters`; accumulated by `backward`, cleared by `zeroGradients`.
     public let gradients: UnsafeMutableBufferPointer<Float>
+    /// Named tensors inside `buffers` (`Layer.bufferShapes`: batch norm's running statistics), in layer order.
+    public let bufferViews: [ParameterView]
+    /// State saved with the parameters that is not one: the optimizer and weight decay never see it.
+    /// Training passes write it (batch norm's running statistics).
+    public let buffers: UnsafeMutableBufferPointer<Float>
 
     /// Builds the layers for `spec` on images of `inputShape`; throws `ModelError` when a stage does
     /// not fit (a window larger than its input, an image model on the wrong input, …) and
@@ -37,6 +42,17 @@ public final class Sequential {
             }
         }
         self.views = views
+        var bufferViews: [ParameterView] = []
+        var bufferCount = 0
+        for layer in layers {
+            for (suffix, shape, _) in layer.bufferShapes {
+                bufferViews.append(ParameterView(name: "\(layer.name).\(suffix)", shape: shape, offset: bufferCount))
+                bufferCount += shape.reduce(1, *)
+            }
+        }
+        self.bufferViews = bufferViews
+        buffers = .allocate(capacity: bufferCount)
+        buffers.initialize(repeating: 0)
         parameters = .allocate(capacity: offset)
         parameters.initialize(repeating: 0)
         gradients = .allocate(capacity: offset)
@@ -49,12 +65,19 @@ public final class Sequential {
                        gradients: mine.map { gradients.baseAddress! + $0.offset })
             index += n
         }
+        var bufferIndex = 0
+        for layer in layers {
+            let n = layer.bufferShapes.count
+            layer.bind(buffers: bufferViews[bufferIndex..<bufferIndex + n].map { buffers.baseAddress! + $0.offset })
+            bufferIndex += n
+        }
         initialize(.pytorch, seed: seed)
     }
 
     deinit {
         parameters.deallocate()
         gradients.deallocate()
+        buffers.deallocate()
     }
 
     /// The layers for `spec`, their parameters not yet bound; checks each against `MemoryBudget.current` first.
@@ -75,6 +98,8 @@ public final class Sequential {
         let isRecurrent = spec.stages.contains { if case .recurrent = $0 { return true } else { return false } }
         for (i, stage) in spec.stages.enumerated() {
             let isLast = i == spec.stages.count - 1
+            // conv → BN → ReLU: a `bn` right after a convolution or dense layer takes its activation
+            let stageActivation = !isLast && spec.stages[i + 1].isBatchNorm ? Activation.identity : stage.activation(model: activation, isLast: isLast)
             try checkStage(stage, input: shape, classes: classes)
             switch stage {
             case let .conv(c):
@@ -87,7 +112,7 @@ public final class Sequential {
                 let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernelHeight: c.kernelHeight, kernelWidth: c.kernelWidth,
                                      stride: c.stride, padding: pad.tuple, groups: c.groups)
                 try fits(g, shape, "convolution \(c.kernelHeight)x\(c.kernelWidth)")
-                layers.append(Conv2D(name: nextName("conv"), geometry: g, outChannels: c.out, activation: c.activation ?? activation))
+                layers.append(Conv2D(name: nextName("conv"), geometry: g, outChannels: c.out, activation: stageActivation!))
             case let .maxPool(p), let .avgPool(p):
                 guard shape.count == 3 else { throw ModelError.shape("pooling cannot follow a dense or recurrent layer") }
                 let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernelHeight: p.size, kernelWidth: p.size,
@@ -98,16 +123,30 @@ public final class Sequential {
                 } else {
                     layers.append(AvgPool2D(name: nextName("pool"), geometry: g, includePadding: p.includePadding))
                 }
-            case let .dense(n, dense):
+            case .dense(let n, _):
                 guard let out = n ?? (isLast ? classes : nil) else { throw ModelError.badSpec("only the last 'fc' may omit its size") }
                 if isLast && out != classes { throw ModelError.shape("the last layer has \(out) outputs but the data has \(classes) classes") }
                 let name = isRecurrent && denseCount == 1 ? "fc" : nextName("fc")
-                layers.append(Dense(name: name, inputShape: shape, outFeatures: out, activation: dense ?? (isLast ? .identity : activation)))
+                layers.append(Dense(name: name, inputShape: shape, outFeatures: out, activation: stageActivation!))
             case .dropout(let p):
                 layers.append(Dropout(name: nextName("dropout"), inputShape: shape, probability: p, seed: seed &+ UInt64(i) &* 0x9E37))
             case let .recurrent(kind, hidden, stack):
                 guard shape.count == 3 else { throw ModelError.shape("a recurrent layer reads images; it cannot follow a dense layer") }
                 layers.append(try makeRecurrentLayer(kind, hidden: hidden, layers: stack, inputShape: shape))
+            case .localResponseNorm(let lrn):
+                guard shape.count == 3 else { throw ModelError.badSpec("'\(ModelSpec(stages: [stage]))' needs an image input, not a dense or recurrent output") }
+                layers.append(LocalResponseNorm(name: nextName("lrn"), inputShape: shape, parameters: lrn))
+            case let .batchNorm(eps, momentum):
+                if spec.stages[..<i].last(where: { if case .dropout = $0 { return false } else { return true } })?.isRecurrent ?? false {
+                    throw ModelError.badSpec("'\(ModelSpec(stages: [stage]))' cannot follow a recurrent layer")
+                }
+                let moved = i > 0 ? spec.stages[i - 1].activation(model: activation, isLast: false) : nil
+                layers.append(BatchNorm(name: nextName("bn"), inputShape: shape, eps: eps, momentum: momentum, activation: moved))
+            case let .adaptiveAvgPool(h, w):
+                guard shape.count == 3 else { throw ModelError.shape("pooling cannot follow a dense or recurrent layer") }
+                layers.append(AdaptiveAvgPool2D(name: nextName("pool"), inputShape: shape, outputHeight: h, outputWidth: w))
+            case .flatten:
+                layers.append(Flatten(name: nextName("flatten"), inputShape: shape))
             }
             shape = layers.last!.outputShape
         }
@@ -121,14 +160,20 @@ public final class Sequential {
         }
     }
 
-    /// Draws every parameter afresh with `scheme`; the same seed gives the same values.
+    /// Draws every parameter afresh with `scheme` (the same seed gives the same values), except those
+    /// a layer starts at constants (`constantInitialization`), and resets the buffers.
     public func initialize(_ scheme: Initialization, seed: UInt64) {
         var random = SeededRandom(seed: seed)
         var lastFanIn = 1
-        for (layer, view) in viewsByLayer() {
+        for (view, (_, _, initial)) in zip(bufferViews, layers.flatMap(\.bufferShapes)) {
+            UnsafeMutableBufferPointer(rebasing: buffers[view.offset..<view.offset + view.count]).update(repeating: initial)
+        }
+        for (layer, view, tensor) in viewsByLayer() {
             let buffer = UnsafeMutableBufferPointer(rebasing: parameters[view.offset..<view.offset + view.count])
             let bound = layer.initializationBound
-            if view.shape.count >= 2 {
+            if let constants = layer.constantInitialization {
+                buffer.update(repeating: constants[tensor])
+            } else if view.shape.count >= 2 {
                 scheme.fill(weight: buffer, shape: view.shape, recurrentBound: bound, random: &random)
                 lastFanIn = view.shape.dropFirst().reduce(1, *)
             } else {
@@ -137,12 +182,13 @@ public final class Sequential {
         }
     }
 
-    private func viewsByLayer() -> [(any Layer, ParameterView)] {
-        var result: [(any Layer, ParameterView)] = []
+    /// Each parameter view with its layer and its place among the layer's tensors.
+    private func viewsByLayer() -> [(any Layer, ParameterView, Int)] {
+        var result: [(any Layer, ParameterView, Int)] = []
         var index = 0
         for layer in layers {
-            for _ in layer.parameterShapes {
-                result.append((layer, views[index]))
+            for tensor in layer.parameterShapes.indices {
+                result.append((layer, views[index], tensor))
                 index += 1
             }
         }
@@ -162,6 +208,12 @@ public final class Sequential {
     /// recurrent presets (cells, then the classifier) have none.
     public var usesActivation: Bool {
         layers.contains { ($0.fusedActivation ?? .identity) != .identity }
+    }
+
+    /// The layer whose output is layer `index`'s after its activation: the batch norm right after a
+    /// convolution or dense layer, which took that activation (conv → BN → ReLU), else `index` itself.
+    public func activatedOutput(of index: Int) -> Int {
+        index + 1 < layers.count && spec.stages[index + 1].isBatchNorm && spec.stages[index].isConvolutionOrDense ? index + 1 : index
     }
 
     /// The layer with that name and its position.

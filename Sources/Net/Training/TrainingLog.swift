@@ -134,6 +134,10 @@ final class TrainingLog {
         for view in model.views {
             try events.addHistogram("weights/\(view.name)", values: UnsafeBufferPointer(rebasing: model.parameters[view.offset..<view.offset + view.count]), step: epoch)
         }
+        // batch norm's running statistics; num_batches_tracked, a single count, is no distribution
+        for view in model.bufferViews where !view.shape.isEmpty {
+            try events.addHistogram("buffers/\(view.name)", values: UnsafeBufferPointer(rebasing: model.buffers[view.offset..<view.offset + view.count]), step: epoch)
+        }
         try recordFilters(epoch: epoch)
         try events.flush()
     }

@@ -94,8 +94,10 @@ struct TopCommand: ParsableCommand {
 
 /// The first `count` images of `dataset`.
 func prefix(_ dataset: Dataset, _ count: Int) -> Dataset {
-    Dataset(shape: dataset.shape, pixels: Array(dataset.pixels[0..<count * dataset.shape.count]), labels: Array(dataset.labels[0..<count]),
-            classNames: dataset.classNames)
+    var first = Dataset(shape: dataset.shape, pixels: Array(dataset.pixels[0..<count * dataset.shape.count]), labels: Array(dataset.labels[0..<count]),
+                        classNames: dataset.classNames)
+    first.preprocessing = dataset.preprocessing
+    return first
 }
 
 /// One channel's winners as two grids side by side: projections (left) and input patches (right),

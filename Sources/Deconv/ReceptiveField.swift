@@ -1,7 +1,7 @@
 import Net
 
 /// The square window of input pixels that can influence one activation of a layer, computed exactly
-/// from the kernel sizes, strides and paddings below it (windows are square in this engine).
+/// from the kernel sizes, strides and paddings below it (square: see `fields(of:)` for rectangular windows).
 ///
 /// Going up through a layer with kernel k, stride s and padding p:
 /// `size' = size + (k − 1)·jump`, `offset' = offset − p·jump`, `jump' = jump·s`; the input itself
@@ -39,11 +39,17 @@ public struct ReceptiveField: Equatable, Sendable, Codable {
 
     /// The fields of the outputs of `layers` in order, starting from the input; nil from the first
     /// layer without a window (dense, recurrent) on.
+    /// Rows and columns are followed apart (kernel height and top padding, kernel width and left
+    /// padding; one stride); where they differ (rectangular kernels, unequal padding) the field is the
+    /// smallest square that holds both windows.
     public static func fields(of layers: [any Layer]) -> [ReceptiveField?] {
-        var field: ReceptiveField? = .pixel
+        var rows: ReceptiveField? = .pixel, columns: ReceptiveField? = .pixel
         return layers.map { layer in
-            field = layer.window.flatMap { w in field?.through(kernel: w.kernelHeight, stride: w.stride, padding: w.padding) }
-            return field
+            rows = layer.window.flatMap { w in rows?.through(kernel: w.kernelHeight, stride: w.stride, padding: w.padTop) }
+            columns = layer.window.flatMap { w in columns?.through(kernel: w.kernelWidth, stride: w.stride, padding: w.padLeft) }
+            guard let rows, let columns else { return nil }
+            let offset = min(rows.offset, columns.offset)
+            return ReceptiveField(size: max(rows.offset + rows.size, columns.offset + columns.size) - offset, jump: rows.jump, offset: offset)
         }
     }
 }

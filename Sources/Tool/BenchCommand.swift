@@ -19,6 +19,8 @@ struct BenchTrain: ParsableCommand {
 
     @OptionGroup var workerOptions: WorkerOptions
 
+    @OptionGroup var inputOptions: InputShapeOptions
+
     @Option(name: .customLong("batch-size"), help: "Images per step.")
     var batchSize: Int = 100
 
@@ -45,7 +47,7 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         workerOptions.apply()
-        let shape = modelOptions.defaultInputShape
+        let shape = inputOptions.shape(default: modelOptions.defaultInputShape)
         let model = try Sequential(spec: try modelOptions.spec(), inputShape: shape, classes: 10, activation: modelOptions.activation, seed: 1)
         try convPath.apply(to: model)
         do { try model.checkBatch(batchSize, for: "--batch-size \(batchSize)") } catch { throw ValidationError(error.localizedDescription) }

@@ -43,6 +43,25 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// `--input CxHxW`: the image shape a model without data is built for (`summary`, `bench train`).
+struct InputShapeOptions: ParsableArguments {
+    @Option(help: "Input shape CxHxW (default: 1x28x28, or 3x32x32 for lenet5-classic).")
+    var input: String?
+
+    func validate() throws {
+        if let input, InputShapeOptions.parse(input) == nil { throw ValidationError("--input must look like 1x28x28, not '\(input)'") }
+    }
+
+    /// The shape `--input` gives, else `shape`.
+    func shape(default shape: ImageShape) -> ImageShape { input.flatMap(InputShapeOptions.parse) ?? shape }
+
+    private static func parse(_ text: String) -> ImageShape? {
+        let dims = text.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+        guard dims.count == 3, dims.allSatisfy({ ($0 ?? 0) > 0 && $0! <= ModelSpec.maximumNumber }) else { return nil }
+        return ImageShape(channels: dims[0]!, height: dims[1]!, width: dims[2]!)
+    }
+}
+
 /// `--checkpoint FILE`: the trained model a command reads.
 struct CheckpointOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))

@@ -10,8 +10,7 @@ struct SummaryCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Input shape CxHxW (default: 1x28x28, or 3x32x32 for lenet5-classic).")
-    var input: String?
+    @OptionGroup var inputOptions: InputShapeOptions
 
     @Option(help: "Number of classes.")
     var classes = 10
@@ -22,14 +21,7 @@ struct SummaryCommand: ParsableCommand {
     @OptionGroup var memoryOptions: MemoryOptions
 
     func validate() throws {
-        if let input, parseShape(input) == nil { throw ValidationError("--input must look like 1x28x28, not '\(input)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2") }
-    }
-
-    private func parseShape(_ text: String) -> ImageShape? {
-        let dims = text.split(separator: "x").compactMap { Int($0) }
-        guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { return nil }
-        return ImageShape(channels: dims[0], height: dims[1], width: dims[2])
     }
 
     func run() throws {
@@ -37,7 +29,7 @@ struct SummaryCommand: ParsableCommand {
         if let checkpoint {
             model = try Sequential.load(contentsOf: checkpoint).model
         } else {
-            let shape = input.flatMap(parseShape) ?? modelOptions.defaultInputShape
+            let shape = inputOptions.shape(default: modelOptions.defaultInputShape)
             do {
                 model = try Sequential(spec: try modelOptions.spec(), inputShape: shape, classes: classes, activation: modelOptions.activation)
             } catch let error as ModelError {

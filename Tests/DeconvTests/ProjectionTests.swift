@@ -46,6 +46,8 @@ final class ProjectionTests: XCTestCase {
             ("conv:3:3:same,maxpool:2,conv:4:3:same,fc", ImageShape(channels: 1, height: 8, width: 8)),
             ("conv:3:3:valid,maxpool:2,conv:4:3:valid,fc", ImageShape(channels: 2, height: 10, width: 10)),
             ("conv:2:3:1,maxpool:3:2,conv:3:2:valid,maxpool:2,fc", ImageShape(channels: 3, height: 11, width: 11)),
+            // stride, groups, padding per side, padded and ceil-mode max pooling
+            ("conv:4:5:stride=2:pad=2,maxpool:3:2:pad=1:ceil,conv:4:3x2:pad=1/0/0/1:groups=2,maxpool:2:2:pad=1,fc", ImageShape(channels: 2, height: 13, width: 12)),
         ]
         for (spec, shape) in cases {
             let model = try makeModel(spec, shape)

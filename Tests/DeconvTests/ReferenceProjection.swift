@@ -18,7 +18,7 @@ struct ReferenceNet {
         for layer in model.layers[0...last] {
             switch layer {
             case let conv as Conv2D:
-                let wc = conv.outChannels * conv.geometry.patchSize
+                let wc = conv.outChannels * conv.geometry.groupPatchSize
                 ops.append(.conv(weight: (0..<wc).map { Double(conv.weight[$0]) }, bias: (0..<conv.outChannels).map { Double(conv.bias[$0]) },
                                  g: conv.geometry, out: conv.outChannels, activation: conv.activation))
             case let pool as MaxPool2D:
@@ -72,12 +72,13 @@ struct ReferenceNet {
                     for y in 0..<g.outHeight {
                         for xx in 0..<g.outWidth {
                             var sum = b[o]
-                            for c in 0..<g.inChannels {
+                            let (cg, first) = (g.inChannels / g.groups, o / (out / g.groups) * (g.inChannels / g.groups))
+                            for c in 0..<cg {
                                 for i in 0..<g.kernelHeight {
                                     for j in 0..<g.kernelWidth {
-                                        let iy = y * g.stride - g.padding + i, ix = xx * g.stride - g.padding + j
+                                        let iy = y * g.stride - g.padTop + i, ix = xx * g.stride - g.padLeft + j
                                         if iy < 0 || iy >= g.height || ix < 0 || ix >= g.width { continue }
-                                        sum += x[(c * g.height + iy) * g.width + ix] * w[((o * g.inChannels + c) * g.kernelHeight + i) * g.kernelWidth + j]
+                                        sum += x[((first + c) * g.height + iy) * g.width + ix] * w[((o * cg + c) * g.kernelHeight + i) * g.kernelWidth + j]
                                     }
                                 }
                             }
@@ -97,7 +98,9 @@ struct ReferenceNet {
                             var best = -Double.infinity, at = 0
                             for i in 0..<g.kernelHeight {
                                 for j in 0..<g.kernelWidth {
-                                    let index = (c * g.height + oy * g.stride + i) * g.width + ox * g.stride + j
+                                    let iy = oy * g.stride - g.padTop + i, ix = ox * g.stride - g.padLeft + j
+                                    if iy < 0 || iy >= g.height || ix < 0 || ix >= g.width { continue }  // padding never wins
+                                    let index = (c * g.height + iy) * g.width + ix
                                     if x[index] > best { (best, at) = (x[index], index) }
                                 }
                             }
@@ -140,13 +143,14 @@ struct ReferenceNet {
                         for xx in 0..<geometry.outWidth {
                             let dy = g[(o * geometry.outHeight + y) * geometry.outWidth + xx]
                             if dy == 0 { continue }
-                            for c in 0..<geometry.inChannels {
+                            let cg = geometry.inChannels / geometry.groups, first = o / (out / geometry.groups) * cg
+                            for c in 0..<cg {
                                 for i in 0..<geometry.kernelHeight {
                                     for j in 0..<geometry.kernelWidth {
-                                        let iy = y * geometry.stride - geometry.padding + i, ix = xx * geometry.stride - geometry.padding + j
+                                        let iy = y * geometry.stride - geometry.padTop + i, ix = xx * geometry.stride - geometry.padLeft + j
                                         if iy < 0 || iy >= geometry.height || ix < 0 || ix >= geometry.width { continue }
-                                        dx[(c * geometry.height + iy) * geometry.width + ix] +=
-                                            dy * w[((o * geometry.inChannels + c) * geometry.kernelHeight + i) * geometry.kernelWidth + j]
+                                        dx[((first + c) * geometry.height + iy) * geometry.width + ix] +=
+                                            dy * w[((o * cg + c) * geometry.kernelHeight + i) * geometry.kernelWidth + j]
                                     }
                                 }
                             }

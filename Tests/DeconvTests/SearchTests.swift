@@ -23,6 +23,16 @@ final class SearchTests: XCTestCase {
     }
 
     /// Every pixel a projection touches lies inside the receptive field of its unit.
+    func testReceptiveFieldsThroughStridesAndUnevenWindows() throws {
+        let model = try Sequential(spec: ModelSpec(parsing: "conv:4:7:stride=2:pad=3,maxpool:3:2:pad=1,conv:4:3x5:pad=0/2/1/1,fc"),
+                                   inputShape: ImageShape(channels: 1, height: 32, width: 32), classes: 2)
+        let fields = ReceptiveField.fields(of: model.layers)
+        XCTAssertEqual(fields[0], ReceptiveField(size: 7, jump: 2, offset: -3))
+        XCTAssertEqual(fields[1], ReceptiveField(size: 11, jump: 4, offset: -5))
+        // rows: 11 + 2·4 = 19 from −5; columns: 11 + 4·4 = 27 from −5 − 2·4 = −13; the square holding both
+        XCTAssertEqual(fields[2], ReceptiveField(size: 27, jump: 4, offset: -13))
+    }
+
     func testProjectionStaysInsideReceptiveField() throws {
         let shape = ImageShape(channels: 1, height: 16, width: 16)
         let model = try makeModel("conv:4:5:same,maxpool:2,conv:4:5:same,maxpool:2,fc", shape)

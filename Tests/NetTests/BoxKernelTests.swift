@@ -85,7 +85,7 @@ final class BoxKernelTests: XCTestCase {
         _ g: ConvGeometry, o: Int, _ activation: Activation, _ random: inout SeededRandom,
         _ update: (_ weight: [Float], _ bias: [Float], _ copies: Copies, _ from: BoxedValues, _ input: UnsafePointer<Float>, _ to: BoxedValues) -> Void
     ) {
-        let weight = (0..<(o * g.patchSize)).map { _ in random.uniform(-1, 1) }, bias = (0..<o).map { _ in random.uniform(-1, 1) }
+        let weight = (0..<(o * g.groupPatchSize)).map { _ in random.uniform(-1, 1) }, bias = (0..<o).map { _ in random.uniform(-1, 1) }
         let copies = Copies(c: g.inChannels, h: g.height, w: g.width, boxes: adversarialBoxes(h: g.height, w: g.width), &random)
         let outputs = copies.boxes.map { changedOutputs($0, g) }
         let offsets = BoxedValues.offsets(outputs, channels: o)
@@ -93,7 +93,7 @@ final class BoxKernelTests: XCTestCase {
         copies.withBoxedValues { from, input in
             changed.withUnsafeMutableBufferPointer { update(weight, bias, copies, from, input, BoxedValues(boxes: outputs, values: $0.baseAddress!, offsets: offsets)) }
         }
-        let what = "c\(g.inChannels) o\(o) \(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) p\(g.padding)"
+        let what = "c\(g.inChannels) o\(o) \(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) p\(g.padTop)"
         assertBoxes(changed, offsets: offsets, outputs: outputs, full: { convolved(copies.rebuilt($0), g, o: o, weight: weight, bias: bias, activation) },
                     unchanged: convolved(copies.base, g, o: o, weight: weight, bias: bias, activation), o: o, oh: g.outHeight, ow: g.outWidth,
                     accuracy: 1e-4, what)
@@ -109,10 +109,23 @@ final class BoxKernelTests: XCTestCase {
         ] {
             var g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kh, stride: stride, padding: padding)
             g.kernelWidth = kw
-            checkConvolution(g, o: o, activation, &random) { weight, bias, _, from, input, to in
-                var scratch = [Float](repeating: .nan, count: convolveBoxesScratchSize(g, outChannels: o, outputs: to.boxes))
-                convolveBoxes(input, g, outChannels: o, weight: weight, bias: bias, activation: activation, from: from, to: to, scratch: &scratch)
-            }
+            checkConvolveBoxes(g, o: o, activation, &random)
+        }
+        // groups, padding per side, strides with a last row no window reads
+        for (g, o) in [
+            (ConvGeometry(inChannels: 4, height: 9, width: 8, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: (1, 1, 1, 1), groups: 2), 6),
+            (ConvGeometry(inChannels: 6, height: 7, width: 9, kernelHeight: 3, kernelWidth: 5, stride: 1, padding: (0, 2, 1, 1), groups: 3), 9),
+            (ConvGeometry(inChannels: 3, height: 11, width: 10, kernelHeight: 7, kernelWidth: 7, stride: 2, padding: (3, 3, 3, 3)), 5),
+            (ConvGeometry(inChannels: 2, height: 8, width: 7, kernelHeight: 2, kernelWidth: 3, stride: 3, padding: (2, 0, 0, 1), groups: 2), 4),
+        ] {
+            checkConvolveBoxes(g, o: o, .relu, &random)
+        }
+    }
+
+    private func checkConvolveBoxes(_ g: ConvGeometry, o: Int, _ activation: Activation, _ random: inout SeededRandom) {
+        checkConvolution(g, o: o, activation, &random) { weight, bias, _, from, input, to in
+            var scratch = [Float](repeating: .nan, count: convolveBoxesScratchSize(g, outChannels: o, outputs: to.boxes))
+            convolveBoxes(input, g, outChannels: o, weight: weight, bias: bias, activation: activation, from: from, to: to, scratch: &scratch)
         }
     }
 
@@ -140,34 +153,39 @@ final class BoxKernelTests: XCTestCase {
     /// window reads.
     func testPoolBoxesMatchesNaive() {
         var random = SeededRandom(seed: 23)
-        for (c, h, w, k, stride) in [(1, 8, 8, 2, 2), (3, 9, 11, 2, 2), (2, 7, 7, 3, 2), (1, 6, 5, 2, 1), (4, 10, 11, 3, 3)] {
-            let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: k, stride: stride)
+        let cases: [(Int, Int, Int, Int, Int, (Int, Int, Int, Int), Bool)] = [
+            (1, 8, 8, 2, 2, (0, 0, 0, 0), false), (3, 9, 11, 2, 2, (0, 0, 0, 0), false), (2, 7, 7, 3, 2, (0, 0, 0, 0), false),
+            (1, 6, 5, 2, 1, (0, 0, 0, 0), false), (4, 10, 11, 3, 3, (0, 0, 0, 0), false),
+            // padded and ceil-mode windows, which leave the padding out
+            (2, 8, 8, 3, 2, (1, 1, 1, 1), false), (2, 7, 9, 3, 2, (1, 0, 1, 1), true), (1, 7, 5, 2, 2, (0, 0, 0, 0), true), (3, 6, 7, 3, 3, (1, 1, 1, 1), true),
+        ]
+        for (c, h, w, k, stride, pad, ceil) in cases {
+            let g = ConvGeometry(inChannels: c, height: h, width: w, kernelHeight: k, kernelWidth: k, stride: stride, padding: pad, ceilMode: ceil)
             let copies = Copies(c: c, h: h, w: w, boxes: adversarialBoxes(h: h, w: w), &random)
             let outputs = copies.boxes.map { changedOutputs($0, g) }
             let offsets = BoxedValues.offsets(outputs, channels: c)
-            for maximum in [true, false] {
-                func pooled(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>) {
-                    if maximum {
-                        var switches = [Int32](repeating: 0, count: c * g.positions)
-                        maxPoolForwardNaive(x, planes: c, g, y, switches: &switches)
-                    } else {
-                        avgPoolForward(x, planes: c, g, y)
-                    }
-                }
+            for (maximum, includePadding) in [(true, true), (false, true), (false, false)] {
                 func full(_ x: [Float]) -> [Float] {
                     var y = [Float](repeating: 0, count: c * g.positions)
-                    pooled(x, g, &y)
+                    if maximum {
+                        var switches = [Int32](repeating: 0, count: c * g.positions)
+                        maxPoolForwardNaive(x, planes: c, g, &y, switches: &switches)
+                    } else {
+                        avgPoolForward(x, planes: c, g, includePadding: includePadding, &y)
+                    }
                     return y
                 }
                 var changed = [Float](repeating: .nan, count: offsets.last!)
                 var scratch = [Float](repeating: .nan, count: poolBoxesScratchSize(g, outputs: outputs))
                 copies.withBoxedValues { from, input in
                     changed.withUnsafeMutableBufferPointer { out in
-                        poolBoxes(input, g, from: from, to: BoxedValues(boxes: outputs, values: out.baseAddress!, offsets: offsets), scratch: &scratch, pooled)
+                        poolBoxes(input, g, maximum: maximum, includePadding: includePadding, from: from,
+                                  to: BoxedValues(boxes: outputs, values: out.baseAddress!, offsets: offsets), scratch: &scratch)
                     }
                 }
                 assertBoxes(changed, offsets: offsets, outputs: outputs, full: { full(copies.rebuilt($0)) }, unchanged: full(copies.base),
-                            o: c, oh: g.outHeight, ow: g.outWidth, accuracy: 1e-6, "\(maximum ? "max" : "avg") c\(c) \(h)x\(w) k\(k) s\(stride)")
+                            o: c, oh: g.outHeight, ow: g.outWidth, accuracy: 1e-6,
+                            "\(maximum ? "max" : "avg") c\(c) \(h)x\(w) k\(k) s\(stride) pad \(pad) ceil \(ceil) include \(includePadding)")
             }
         }
     }

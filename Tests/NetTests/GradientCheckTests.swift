@@ -94,6 +94,25 @@ final class GradientCheckTests: XCTestCase {
         check(try model("avgpool:3:2,fc", ImageShape(channels: 1, height: 7, width: 7)))
     }
 
+    func testConvolutionStrideGroupsAsymmetricPadding() throws {
+        check(try model("conv:4:3:stride=2:pad=1,fc", ImageShape(channels: 2, height: 7, width: 6)))
+        check(try model("conv:4:3x2:pad=0/1/2/1:groups=2,conv:6:3:stride=2:groups=2:act=sigmoid,fc:act=tanh", ImageShape(channels: 2, height: 7, width: 6)),
+              batch: 3)
+        check(try model("conv:3:7:stride=3:pad=3:groups=3,fc", ImageShape(channels: 3, height: 8, width: 9)))
+    }
+
+    func testPaddedAndCeilModePooling() throws {
+        // max pooling straight on the input, so that a step moves one value and no window's winner changes
+        check(try model("maxpool:3:2:pad=1,fc", ImageShape(channels: 2, height: 7, width: 7)), eps: 2e-3)
+        check(try model("maxpool:2:2:ceil,fc", ImageShape(channels: 1, height: 7, width: 5)), eps: 2e-3)
+        check(try model("maxpool:3:2:pad=1/0/1/1:ceil,fc", ImageShape(channels: 1, height: 6, width: 8)), eps: 2e-3)
+        for exclude in ["", ":exclude-pad"] {
+            check(try model("avgpool:3:2:pad=1:ceil\(exclude),fc", ImageShape(channels: 2, height: 6, width: 7)))
+            check(try model("avgpool:2:2:pad=0/1/1/0\(exclude),fc", ImageShape(channels: 1, height: 5, width: 4)))
+            check(try model("conv:2:3:same,avgpool:3:3:pad=1:ceil\(exclude),fc", ImageShape(channels: 1, height: 7, width: 8)))
+        }
+    }
+
     func testDenseAndDropout() throws {
         check(try model("fc:6,dropout:0.5,fc:4,fc", ImageShape(channels: 1, height: 3, width: 3)))
     }

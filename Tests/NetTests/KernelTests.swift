@@ -232,7 +232,7 @@ final class KernelTests: XCTestCase {
     func testAveragePoolStrideOne() {
         let g = ConvGeometry(inChannels: 1, height: 3, width: 3, kernel: 2, stride: 1)
         var output = [Float](repeating: 0, count: 4)
-        avgPoolForward([1, 2, 3, 4, 5, 6, 7, 8, 9], planes: 1, g, &output)
+        avgPoolForward([1, 2, 3, 4, 5, 6, 7, 8, 9], planes: 1, g, includePadding: true, &output)
         XCTAssertEqual(output, [3, 4, 6, 7])
     }
 }

@@ -29,4 +29,10 @@ final class TorchInteropTests: XCTestCase {
         try assertTorchAgrees(ModelSpec.preset("lenet5-classic").description, ImageShape(channels: 3, height: 32, width: 32), activation: .tanh)
         try assertTorchAgrees(ModelSpec.preset("conv5").description, ImageShape(channels: 1, height: 28, width: 28), activation: .leakyRelu)
     }
+
+    func testStridedGroupedPaddedStagesLoadStrictly() throws {
+        try Python.require("torch, safetensors")
+        try assertTorchAgrees("conv:8:5:2:stride=2,maxpool:3:2:pad=1:ceil,conv:8:3x2:pad=0/1/1/0:groups=2:act=tanh,avgpool:2:1:pad=1:exclude-pad,"
+                              + "conv:6:3:1:groups=2,avgpool:3:2:pad=1:ceil,fc:16:act=sigmoid,fc:act=tanh", ImageShape(channels: 3, height: 17, width: 16))
+    }
 }

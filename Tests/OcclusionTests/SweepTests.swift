@@ -79,6 +79,10 @@ final class SweepTests: XCTestCase {
             ("conv:4:5:same,maxpool:3:2,conv:4:3:1,avgpool:2:1,fc:8,fc", ImageShape(channels: 3, height: 17, width: 17), 3, 2),
             ("conv:4:3:valid,maxpool:2,dropout:0.2,conv:4:3:same,avgpool:2,fc", ImageShape(channels: 1, height: 14, width: 14), 6, 1),
             ("conv:2:3:same,conv:3:3:valid,maxpool:2:1,fc", ImageShape(channels: 1, height: 9, width: 11), 9, 1),
+            // stride 2, groups, padding per side, padded and ceil-mode pools (zfnet's kinds)
+            ("conv:6:7:stride=2:pad=3,maxpool:3:2:pad=1,conv:4:3:1:groups=2,avgpool:3:2:pad=1:ceil:exclude-pad,fc:8,fc",
+             ImageShape(channels: 3, height: 17, width: 16), 4, 2),
+            ("conv:4:3x2:pad=0/1/1/0:groups=2,maxpool:2:2:ceil,conv:4:3:stride=2:pad=1,avgpool:2:2:pad=1:ceil,fc", ImageShape(channels: 2, height: 13, width: 12), 5, 1),
         ]
         for (n, c) in cases.enumerated() {
             let model = try randomModel(c.spec, c.shape, seed: UInt64(n + 3))

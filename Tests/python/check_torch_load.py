@@ -20,7 +20,8 @@ class Spec(nn.Module):
 
     def __init__(self, spec, activation, input_shape, classes):
         super().__init__()
-        act = {"relu": nn.ReLU, "leaky-relu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation]
+        acts = {"relu": nn.ReLU, "leaky-relu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+        act = acts[activation]
         c, h, w = input_shape
         self.stages = []
         counts = {}
@@ -36,25 +37,45 @@ class Spec(nn.Module):
         for i, stage in enumerate(stages):
             parts = stage.split(":")
             last = i == len(stages) - 1
+            positional = [f for f in parts if "=" not in f and f not in ("ceil", "exclude-pad")]
+            options = dict(f.split("=", 1) if "=" in f else (f, "") for f in parts[len(positional):])
             if parts[0] == "conv":
-                out, k, pad = int(parts[1]), int(parts[2]), parts[3]
-                p = k // 2 if pad == "same" else 0 if pad == "valid" else int(pad)
+                out = int(positional[1])
+                kh, kw = (int(v) for v in positional[2].split("x")) if "x" in positional[2] else (int(positional[2]),) * 2
+                pad = positional[3] if len(positional) > 3 else "valid"
+                if "pad" in options:
+                    sides = [int(v) for v in options["pad"].split("/")]
+                    top, left, bottom, right = sides * 4 if len(sides) == 1 else sides
+                else:
+                    top = bottom = kh // 2 if pad == "same" else 0 if pad == "valid" else int(pad)
+                    left = right = kw // 2 if pad == "same" else 0 if pad == "valid" else int(pad)
+                stride, groups = int(options.get("stride", 1)), int(options.get("groups", 1))
                 n = name("conv")
-                setattr(self, n, nn.Conv2d(shape[0], out, k, padding=p))
-                self.stages.append((n, act()))
-                shape = (out, shape[1] + 2 * p - k + 1, shape[2] + 2 * p - k + 1)
+                setattr(self, n, nn.Conv2d(shape[0], out, (kh, kw), stride=stride, groups=groups))
+                stage_act = acts[options["act"]]() if "act" in options else act()
+                self.stages.append(("pad", (left, right, top, bottom)))
+                self.stages.append((n, stage_act))
+                shape = (out, (shape[1] + top + bottom - kh) // stride + 1, (shape[2] + left + right - kw) // stride + 1)
             elif parts[0] in ("maxpool", "avgpool"):
-                k, s = int(parts[1]), int(parts[2])
-                pool = nn.MaxPool2d(k, s) if parts[0] == "maxpool" else nn.AvgPool2d(k, s)
+                k = int(positional[1])
+                s = int(positional[2]) if len(positional) > 2 else k
+                p = int(options.get("pad", "0").split("/")[0])
+                assert len(set(options.get("pad", "0").split("/"))) == 1, "PyTorch pools pad every side alike"
+                ceil = "ceil" in options
+                if parts[0] == "maxpool":
+                    pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
+                else:
+                    pool = nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad="exclude-pad" not in options)
                 self.stages.append((None, pool))
-                shape = (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+                shape = tuple(pool(torch.zeros((1,) + shape)).shape[1:])
             elif parts[0] == "fc":
-                out = int(parts[1]) if len(parts) > 1 else classes
+                out = int(positional[1]) if len(positional) > 1 else classes
                 n = "fc" if recurrent and dense == 1 else name("fc")
                 features = shape[0] if len(shape) == 1 else shape[0] * shape[1] * shape[2]
                 setattr(self, n, nn.Linear(features, out))
                 self.stages.append(("flatten", None))
-                self.stages.append((n, None if last else act()))
+                stage_act = acts[options["act"]]() if "act" in options else None if last else act()
+                self.stages.append((n, stage_act))
                 shape = (out,)
             elif parts[0] == "dropout":
                 self.stages.append((None, nn.Dropout(float(parts[1]))))
@@ -66,12 +87,14 @@ class Spec(nn.Module):
                 shape = (hidden,)
 
         # registered so that eval() reaches the dropout layers
-        self.ops = nn.ModuleList(f for _, f in self.stages if isinstance(f, nn.Module))
+        self.ops = nn.ModuleList(f for n, f in self.stages if n != "pad" and isinstance(f, nn.Module))
 
     def forward(self, x):
         for n, f in self.stages:
             if n == "flatten":
                 x = x.flatten(1)
+            elif n == "pad":
+                x = torch.nn.functional.pad(x, f)
             elif n == "rnn":
                 o, _ = self.rnn(x[:, 0])
                 x = o[:, -1]

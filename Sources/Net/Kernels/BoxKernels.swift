@@ -28,13 +28,14 @@ public struct BoxedValues {
 }
 
 /// The output positions of a convolution or pooling window of geometry `g` that overlap `box` of its
-/// input: rows `⌈(y0 + p − k + 1)/s⌉ … ⌊(y1 − 1 + p)/s⌋`, clipped to the output (`.empty` if none).
+/// input: rows `⌈(y0 + p − k + 1)/s⌉ … ⌊(y1 − 1 + p)/s⌋` (p the top padding; columns likewise with
+/// the left padding), clipped to the output (`.empty` if none).
 public func changedOutputs(_ box: PlaneBox, _ g: ConvGeometry) -> PlaneBox {
     guard !box.isEmpty else { return .empty }
     func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
-    let (p, s) = (g.padding, g.stride)
-    let y0 = max(0, -floorDiv(-(box.y0 + p - g.kernelHeight + 1), s)), y1 = min(g.outHeight, floorDiv(box.y1 - 1 + p, s) + 1)
-    let x0 = max(0, -floorDiv(-(box.x0 + p - g.kernelWidth + 1), s)), x1 = min(g.outWidth, floorDiv(box.x1 - 1 + p, s) + 1)
+    let (pt, pl, s) = (g.padTop, g.padLeft, g.stride)
+    let y0 = max(0, -floorDiv(-(box.y0 + pt - g.kernelHeight + 1), s)), y1 = min(g.outHeight, floorDiv(box.y1 - 1 + pt, s) + 1)
+    let x0 = max(0, -floorDiv(-(box.x0 + pl - g.kernelWidth + 1), s)), x1 = min(g.outWidth, floorDiv(box.x1 - 1 + pl, s) + 1)
     let out = PlaneBox(y0: y0, y1: y1, x0: x0, x1: x1)
     return out.isEmpty ? .empty : out
 }
@@ -43,7 +44,7 @@ extension ConvGeometry {
     /// The input region, in input coordinates and reaching into the padding, that the windows of the
     /// output positions `outputs` read.
     public func inputPatch(_ outputs: PlaneBox) -> PlaneBox {
-        PlaneBox(y: outputs.y0 * stride - padding, x: outputs.x0 * stride - padding,
+        PlaneBox(y: outputs.y0 * stride - padTop, x: outputs.x0 * stride - padLeft,
                  height: (outputs.height - 1) * stride + kernelHeight, width: (outputs.width - 1) * stride + kernelWidth)
     }
 }
@@ -84,10 +85,11 @@ public func convolveBoxesScratchSize(_ g: ConvGeometry, outChannels o: Int, outp
     return max(1, (g.patchSize + o) * n + patch)
 }
 
-/// The outputs `to.boxes[b]` of the convolution `y = f(W ⋆ x + b)` (geometry `g`, `weight`
-/// `(O, C, kh, kw)`, `bias` `(O)`) for copies of `input` `(C, H, W)` changed as `from` says, written
-/// into `to` (per copy `(O, box.h, box.w)`). The windows under every copy's outputs, read from a patch
-/// of its input, go into one im2col matrix `(C·kh·kw, Σ areas)` and one sgemm. `scratch` holds
+/// The outputs `to.boxes[b]` of the convolution `y = f(W ⋆ x + b)` (geometry `g`, any stride, padding
+/// and groups, `weight` `(O, C/groups, kh, kw)`, `bias` `(O)`) for copies of `input` `(C, H, W)`
+/// changed as `from` says, written into `to` (per copy `(O, box.h, box.w)`). The windows under every
+/// copy's outputs, read from a patch of its input, go into one im2col matrix `(C·kh·kw, Σ areas)` and
+/// one sgemm per group. `scratch` holds
 /// `convolveBoxesScratchSize` floats.
 public func convolveBoxes(
     _ input: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
@@ -123,8 +125,12 @@ public func convolveBoxes(
             }
         }
     }
-    // (O, n) = W (O, K) × col (K, n)
-    sgemm(transposeA: false, transposeB: false, m: o, n: n, k: k, weight, lda: k, col, ldb: n, product, ldc: n)
+    // (O/groups, n) = W[group] (O/groups, K/groups) × col[group] (K/groups, n), for each group
+    let (kg, og) = (g.groupPatchSize, o / g.groups)
+    for group in 0..<g.groups {
+        sgemm(transposeA: false, transposeB: false, m: og, n: n, k: kg, weight + group * og * kg, lda: kg, col + group * kg * n, ldb: n,
+              product + group * og * n, ldc: n)
+    }
     for (b, box) in to.boxes.enumerated() where !box.isEmpty {
         let area = box.area
         let block = to.values + to.offsets[b]
@@ -179,7 +185,8 @@ public func convolveByChange(
     activation: Activation, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
 ) {
     precondition(g.stride == 1, "convolveByChange needs stride 1")
-    let (c, h, w, kh, kw, p) = (g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.padding)
+    precondition(g.groups == 1 && g.uniformPadding != nil, "convolveByChange needs one group and the same padding on every side")
+    let (c, h, w, kh, kw, p) = (g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.padTop)
     let ow = g.outWidth
     let rowOffsets = BoxedValues.offsets(from.boxes, channels: 1)
     let n = rowOffsets[from.boxes.count]
@@ -229,26 +236,41 @@ public func convolveByChange(
     }
 }
 
-/// Floats of scratch `poolBoxes` needs for the output boxes `outputs`.
+/// Floats of scratch `poolBoxes` needs for the output boxes `outputs`: the largest input patch, and
+/// max pooling's switches after it.
 public func poolBoxesScratchSize(_ g: ConvGeometry, outputs: [PlaneBox]) -> Int {
-    max(1, outputs.map { $0.isEmpty ? 0 : g.inChannels * g.inputPatch($0).area }.max() ?? 0)
+    let patch = outputs.map { $0.isEmpty ? 0 : g.inChannels * g.inputPatch($0).area }.max() ?? 0
+    return max(1, patch + g.inChannels * (outputs.map(\.area).max() ?? 0))
 }
 
-/// The outputs `to.boxes[b]` of a pooling layer of geometry `g` (no padding) for copies of `input`
-/// `(C, H, W)` changed as `from` says: for each copy, `pool(patch, patchGeometry, output)` runs the
-/// layer's kernel on the patch `(C, fh, fw)` of its input under those outputs and writes
-/// `(C, box.h, box.w)` into `to`. `scratch` holds `poolBoxesScratchSize` floats.
+/// The outputs `to.boxes[b]` of a pooling layer of geometry `g` (max or average, `includePadding` as
+/// `avgPoolForward`) for copies of `input` `(C, H, W)` changed as `from` says, written into `to` (per
+/// copy `(C, box.h, box.w)`): for each copy, the patch `(C, fh, fw)` of its input under those outputs
+/// is pooled, by the layer's own kernel (`maxPoolForward`, `avgPoolForward`) when every window lies
+/// inside the plane, else by `poolWindows`, which leaves the padding out as the layer does. `scratch`
+/// holds `poolBoxesScratchSize` floats.
 public func poolBoxes(
-    _ input: UnsafePointer<Float>, _ g: ConvGeometry, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>,
-    _ pool: (UnsafePointer<Float>, ConvGeometry, UnsafeMutablePointer<Float>) -> Void
+    _ input: UnsafePointer<Float>, _ g: ConvGeometry, maximum: Bool, includePadding: Bool,
+    from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
 ) {
-    precondition(g.padding == 0, "poolBoxes needs a window without padding")
+    let widest = to.boxes.map(\.area).max() ?? 0
+    let switches = UnsafeMutableRawPointer(scratch + poolBoxesScratchSize(g, outputs: to.boxes) - g.inChannels * widest)
+        .bindMemory(to: Int32.self, capacity: g.inChannels * widest)
     for (b, box) in to.boxes.enumerated() where !box.isEmpty {
         let region = g.inputPatch(box)
+        let output = to.values + to.offsets[b]
         fillPatch(input, c: g.inChannels, h: g.height, w: g.width, region: region, box: from.boxes[b], values: from.values + from.offsets[b], scratch)
-        var patchGeometry = ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width, kernel: g.kernelHeight, stride: g.stride)
-        patchGeometry.kernelWidth = g.kernelWidth
-        pool(scratch, patchGeometry, to.values + to.offsets[b])
+        guard g.windowsInsidePlane else {
+            poolWindows(scratch, planes: g.inChannels, g, outputs: box, region: region, maximum: maximum, includePadding: includePadding, output)
+            continue
+        }
+        let patch = ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width, kernelHeight: g.kernelHeight,
+                                 kernelWidth: g.kernelWidth, stride: g.stride)
+        if maximum {
+            maxPoolForward(scratch, planes: g.inChannels, patch, output, switches: switches)
+        } else {
+            avgPoolForward(scratch, planes: g.inChannels, patch, includePadding: includePadding, output)
+        }
     }
 }
 

@@ -1,24 +1,61 @@
 /// The sizes of a 2-D convolution or pooling window over one image plane, PyTorch's conventions:
-/// out = ⌊(in + 2·padding − kernel) / stride⌋ + 1.
+/// out = ⌊(in + padBefore + padAfter − kernel) / stride⌋ + 1 per axis, or with `ceilMode` (pooling)
+/// ⌈…⌉ + 1 less the last window when it would start inside the right or bottom padding. One stride
+/// for both axes (the spec language has one), padding per side as ONNX writes it (top, left, bottom,
+/// right). A grouped convolution splits its input and output channels into `groups` blocks, each
+/// block of outputs reading only its block of inputs; pooling ignores `groups`.
 public struct ConvGeometry: Equatable, Sendable {
     public var inChannels: Int, height: Int, width: Int
     public var kernelHeight: Int, kernelWidth: Int
-    public var stride: Int, padding: Int
+    public var stride: Int
+    public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+    public var groups: Int
+    /// PyTorch's `ceil_mode` for pooling: the output size rounds up.
+    public var ceilMode: Bool
 
+    /// A square window with the same padding on every side.
     public init(inChannels: Int, height: Int, width: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+        self.init(inChannels: inChannels, height: height, width: width, kernelHeight: kernel, kernelWidth: kernel, stride: stride,
+                  padding: (padding, padding, padding, padding))
+    }
+
+    /// Any window: `padding` is (top, left, bottom, right).
+    public init(inChannels: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int, stride: Int = 1,
+                padding: (top: Int, left: Int, bottom: Int, right: Int) = (0, 0, 0, 0), groups: Int = 1, ceilMode: Bool = false) {
         self.inChannels = inChannels
         self.height = height
         self.width = width
-        self.kernelHeight = kernel
-        self.kernelWidth = kernel
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
         self.stride = stride
-        self.padding = padding
+        (padTop, padLeft, padBottom, padRight) = padding
+        self.groups = groups
+        self.ceilMode = ceilMode
     }
 
-    public var outHeight: Int { (height + 2 * padding - kernelHeight) / stride + 1 }
-    public var outWidth: Int { (width + 2 * padding - kernelWidth) / stride + 1 }
+    /// PyTorch's `pooling_output_shape_pad_lr` (dilation 1), which is also `conv2d`'s rule without ceil mode.
+    private func outSize(_ size: Int, _ kernel: Int, _ before: Int, _ after: Int) -> Int {
+        let span = size + before + after - kernel
+        guard span >= 0 else { return 0 }
+        var out = (span + (ceilMode ? stride - 1 : 0)) / stride + 1
+        if ceilMode && (out - 1) * stride >= size + before { out -= 1 }
+        return out
+    }
+
+    public var outHeight: Int { outSize(height, kernelHeight, padTop, padBottom) }
+    public var outWidth: Int { outSize(width, kernelWidth, padLeft, padRight) }
+    /// The padding when it is the same on every side, else nil.
+    public var uniformPadding: Int? { padTop == padLeft && padTop == padBottom && padTop == padRight ? padTop : nil }
+    /// Whether every window lies inside the unpadded plane (no padding, no ceil-mode overhang).
+    public var windowsInsidePlane: Bool {
+        uniformPadding == 0 && (outHeight - 1) * stride + kernelHeight <= height && (outWidth - 1) * stride + kernelWidth <= width
+    }
+    /// Input channels per group.
+    public var groupChannels: Int { inChannels / groups }
     /// Rows of the im2col matrix: `C · kh · kw`.
     public var patchSize: Int { inChannels * kernelHeight * kernelWidth }
+    /// Values one output reads, the length of a filter: `C/groups · kh · kw`.
+    public var groupPatchSize: Int { groupChannels * kernelHeight * kernelWidth }
     /// Output positions per image: `outH · outW`.
     public var positions: Int { outHeight * outWidth }
     /// Values per input image: `C · H · W`.
@@ -27,12 +64,12 @@ public struct ConvGeometry: Equatable, Sendable {
 
 extension ConvGeometry {
     /// For stride 1 and kernel offset `(i, j)`: output rows `y0..<y1` and columns `x0..<x1` read the
-    /// image (at row `y − padding + i`, column `x − padding + j`); the others read the zero border.
+    /// image (at row `y − padTop + i`, column `x − padLeft + j`); the others read the zero border.
     @inline(__always)
     func unitStrideReach(_ i: Int, _ j: Int) -> (y0: Int, y1: Int, x0: Int, x1: Int) {
-        let (oh, ow, p) = (outHeight, outWidth, padding)
-        let y0 = min(oh, max(0, p - i)), y1 = max(y0, min(oh, height + p - i))
-        let x0 = min(ow, max(0, p - j)), x1 = max(x0, min(ow, width + p - j))
+        let (oh, ow, pt, pl) = (outHeight, outWidth, padTop, padLeft)
+        let y0 = min(oh, max(0, pt - i)), y1 = max(y0, min(oh, height + pt - i))
+        let x0 = min(ow, max(0, pl - j)), x1 = max(x0, min(ow, width + pl - j))
         return (y0, y1, x0, x1)
     }
 }
@@ -41,7 +78,7 @@ extension ConvGeometry {
 /// column `(b·outH + y)·outW + x` holds the window under output position (y, x) of image b, zero
 /// outside the padded border.
 public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>) {
-    let (oh, ow, kh, kw, s, p) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padding)
+    let (oh, ow, kh, kw, s, pt, pl) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft)
     let columns = images * oh * ow
     for c in 0..<g.inChannels {
         for i in 0..<kh {
@@ -56,14 +93,14 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
                         for y in y0..<y1 {
                             let dst = out + y * ow
                             for x in 0..<x0 { dst[x] = 0 }
-                            copyRow(plane + (y - p + i) * g.width - p + j + x0, dst + x0, count: x1 - x0)
+                            copyRow(plane + (y - pt + i) * g.width - pl + j + x0, dst + x0, count: x1 - x0)
                             for x in x1..<ow { dst[x] = 0 }
                         }
                         for k in (y1 * ow)..<(oh * ow) { out[k] = 0 }
                         continue
                     }
                     for y in 0..<oh {
-                        let iy = y * s - p + i
+                        let iy = y * s - pt + i
                         let dst = out + y * ow
                         if iy < 0 || iy >= g.height {
                             for x in 0..<ow { dst[x] = 0 }
@@ -71,7 +108,7 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
                         }
                         let src = plane + iy * g.width
                         for x in 0..<ow {
-                            let ix = x * s - p + j
+                            let ix = x * s - pl + j
                             dst[x] = ix >= 0 && ix < g.width ? src[ix] : 0
                         }
                     }
@@ -84,7 +121,7 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
 /// The adjoint of `im2col`: adds each column entry of `col` back onto the input position it was
 /// read from. `input` `(images, C, H, W)` is overwritten (zeroed first).
 public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, _ input: UnsafeMutablePointer<Float>) {
-    let (oh, ow, kh, kw, s, p) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padding)
+    let (oh, ow, kh, kw, s, pt, pl) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft)
     let columns = images * oh * ow
     input.update(repeating: 0, count: images * g.inputSize)
     for c in 0..<g.inChannels {
@@ -97,17 +134,17 @@ public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, 
                     if s == 1 {
                         let (y0, y1, x0, x1) = g.unitStrideReach(i, j)
                         for y in y0..<y1 {
-                            addRow(from + y * ow + x0, plane + (y - p + i) * g.width - p + j + x0, count: x1 - x0)
+                            addRow(from + y * ow + x0, plane + (y - pt + i) * g.width - pl + j + x0, count: x1 - x0)
                         }
                         continue
                     }
                     for y in 0..<oh {
-                        let iy = y * s - p + i
+                        let iy = y * s - pt + i
                         if iy < 0 || iy >= g.height { continue }
                         let dst = plane + iy * g.width
                         let src = from + y * ow
                         for x in 0..<ow {
-                            let ix = x * s - p + j
+                            let ix = x * s - pl + j
                             if ix >= 0 && ix < g.width { dst[ix] += src[x] }
                         }
                     }
@@ -155,26 +192,28 @@ func addRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, cou
     }
 }
 
-/// The loop-based oracle for a convolution (cross-correlation, as PyTorch's `conv2d`), summed in `T`:
-/// `input` `(N, C, H, W)`, `weight` `(O, C, kh, kw)`, `bias` `(O)`, `output` `(N, O, outH, outW)`.
+/// The loop-based oracle for a convolution (cross-correlation, as PyTorch's `conv2d` with `g.groups`),
+/// summed in `T`: `input` `(N, C, H, W)`, `weight` `(O, C/groups, kh, kw)`, `bias` `(O)`, `output`
+/// `(N, O, outH, outW)`.
 @inlinable
 public func conv2dNaive<T: BinaryFloatingPoint>(
     _ input: UnsafePointer<T>, images: Int, _ g: ConvGeometry, outChannels: Int,
     weight: UnsafePointer<T>, bias: UnsafePointer<T>?, _ output: UnsafeMutablePointer<T>
 ) {
-    let (oh, ow, kh, kw) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
+    let (oh, ow, kh, kw, cg) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.groupChannels)
     for b in 0..<images {
         for o in 0..<outChannels {
+            let firstChannel = o / (outChannels / g.groups) * cg
             for y in 0..<oh {
                 for x in 0..<ow {
                     var sum = bias?[o] ?? 0
-                    for c in 0..<g.inChannels {
+                    for c in 0..<cg {
                         for i in 0..<kh {
                             for j in 0..<kw {
-                                let iy = y * g.stride - g.padding + i, ix = x * g.stride - g.padding + j
+                                let iy = y * g.stride - g.padTop + i, ix = x * g.stride - g.padLeft + j
                                 guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
-                                sum += input[((b * g.inChannels + c) * g.height + iy) * g.width + ix]
-                                    * weight[((o * g.inChannels + c) * kh + i) * kw + j]
+                                sum += input[((b * g.inChannels + firstChannel + c) * g.height + iy) * g.width + ix]
+                                    * weight[((o * cg + c) * kh + i) * kw + j]
                             }
                         }
                     }
@@ -187,29 +226,31 @@ public func conv2dNaive<T: BinaryFloatingPoint>(
 
 /// The loop-based oracle for a convolution's backward pass, the adjoint of `conv2dNaive` (no
 /// activation), summed in `T`: for the gradient `outputGradient` `(N, O, outH, outW)` at the output of
-/// `input` `(N, C, H, W)` and `weight` `(O, C, kh, kw)`, `inputGradient` `(N, C, H, W)` is
-/// overwritten with Wᵀ ⋆ dy, and the weight gradient `(O, C, kh, kw)` and bias gradient `(O)` are added
-/// to `weightGradient` and `biasGradient`; each only when given.
+/// `input` `(N, C, H, W)` and `weight` `(O, C/groups, kh, kw)`, `inputGradient` `(N, C, H, W)` is
+/// overwritten with Wᵀ ⋆ dy, and the weight gradient `(O, C/groups, kh, kw)` and bias gradient `(O)` are
+/// added to `weightGradient` and `biasGradient`; each only when given.
 @inlinable
 public func conv2dBackwardNaive<T: BinaryFloatingPoint>(
     _ outputGradient: UnsafePointer<T>, images: Int, _ g: ConvGeometry, outChannels: Int,
     input: UnsafePointer<T>, weight: UnsafePointer<T>,
     inputGradient: UnsafeMutablePointer<T>?, weightGradient: UnsafeMutablePointer<T>?, biasGradient: UnsafeMutablePointer<T>?
 ) {
-    let (oh, ow, kh, kw) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
+    let (oh, ow, kh, kw, cg) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.groupChannels)
     inputGradient?.update(repeating: 0, count: images * g.inputSize)
     for b in 0..<images {
         for o in 0..<outChannels {
+            let firstChannel = o / (outChannels / g.groups) * cg
             for y in 0..<oh {
                 for x in 0..<ow {
                     let d = outputGradient[((b * outChannels + o) * oh + y) * ow + x]
                     biasGradient?[o] += d
-                    for c in 0..<g.inChannels {
+                    for c in 0..<cg {
                         for i in 0..<kh {
                             for j in 0..<kw {
-                                let iy = y * g.stride - g.padding + i, ix = x * g.stride - g.padding + j
+                                let iy = y * g.stride - g.padTop + i, ix = x * g.stride - g.padLeft + j
                                 guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
-                                let at = ((b * g.inChannels + c) * g.height + iy) * g.width + ix, tap = ((o * g.inChannels + c) * kh + i) * kw + j
+                                let at = ((b * g.inChannels + firstChannel + c) * g.height + iy) * g.width + ix
+                                let tap = ((o * cg + c) * kh + i) * kw + j
                                 weightGradient?[tap] += d * input[at]
                                 inputGradient?[at] += d * weight[tap]
                             }

@@ -16,10 +16,13 @@ public struct DirectConvolution: Sendable {
     public let outChannels: Int
 
     public init(geometry: ConvGeometry, outChannels: Int) {
-        precondition(geometry.stride == 1, "direct convolution is for stride 1")
+        precondition(DirectConvolution.applies(to: geometry), "direct convolution is for stride 1, no groups, the same padding on every side")
         self.geometry = geometry
         self.outChannels = outChannels
     }
+
+    /// Whether the geometry is one these kernels compute: stride 1, one group, the same padding on every side.
+    public static func applies(to g: ConvGeometry) -> Bool { g.stride == 1 && g.groups == 1 && g.uniformPadding != nil }
 
     /// The sums of one vector of 8 output positions (`forward`) or of one kernel column (over 8 output
     /// positions, `accumulateWeightGradient`) for each output channel of a tile.
@@ -36,7 +39,7 @@ public struct DirectConvolution: Sendable {
     /// Row length of the zero-bordered image: room for the last lane's window.
     public var rowStride: Int { laneWidth + geometry.kernelWidth - 1 }
     /// Rows of the zero-bordered image.
-    public var paddedHeight: Int { geometry.height + 2 * geometry.padding }
+    public var paddedHeight: Int { geometry.height + 2 * geometry.padTop }
     /// Floats of the zero-bordered image.
     public var paddedSize: Int { geometry.inChannels * paddedHeight * rowStride }
     /// Output channels in tiles of `forwardChannels`, and in tiles of `gradientChannels`.
@@ -52,7 +55,7 @@ public struct DirectConvolution: Sendable {
         padded.update(repeating: 0, count: paddedSize)
         for c in 0..<g.inChannels {
             for y in 0..<g.height {
-                (padded + (c * paddedHeight + y + g.padding) * rowStride + g.padding)
+                (padded + (c * paddedHeight + y + g.padTop) * rowStride + g.padTop)
                     .update(from: image + (c * g.height + y) * g.width, count: g.width)
             }
         }

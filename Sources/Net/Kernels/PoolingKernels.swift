@@ -1,6 +1,6 @@
-/// Max pooling over `planes` planes of `(H, W)` with a k×k window and stride s, no padding.
-/// `output` is `(planes, outH, outW)`; `switches` records, for each output, the index `y·W + x` of
-/// the winning input inside its plane (the first maximum, scanning rows then columns, as PyTorch; a NaN
+/// Max pooling over `planes` planes of `(H, W)` with a k×k window, stride s, padding and ceil mode as
+/// `g` says (the padding never wins: PyTorch's −∞). `output` is `(planes, outH, outW)`; `switches`
+/// records, for each output, the index `y·W + x` of the winning input inside its unpadded plane (the first maximum, scanning rows then columns, as PyTorch; a NaN
 /// when there is one: the first of the last window row that holds one). The common 2×2 window with
 /// stride 2 runs eight outputs at a time (`maxPoolNarrowRows` where a row has fewer than eight);
 /// everything else is `maxPoolForwardNaive`.
@@ -10,7 +10,7 @@ public func maxPoolForward(
 ) {
     let (w, oh, ow) = (g.width, g.outHeight, g.outWidth)
     let lanes = Lanes.scalarCount
-    guard g.kernelHeight == 2, g.stride == 2 else {
+    guard g.kernelHeight == 2, g.kernelWidth == 2, g.stride == 2, g.windowsInsidePlane else {
         maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
         return
     }
@@ -99,30 +99,64 @@ private func take(_ best: inout Lanes, _ index: inout SIMD8<Int32>, _ value: Lan
     index.replace(with: valueIndex, where: mask)
 }
 
-/// The loop-based oracle for `maxPoolForward`, same arguments, any window and stride.
+/// Along one axis, the input rows (or columns) `start..<end` of output `o`'s window clipped to the
+/// plane, and the window's length clipped to the padded plane only (PyTorch's divisor with
+/// `count_include_pad`).
+@inline(__always)
+func poolSpan(_ o: Int, stride: Int, kernel: Int, before: Int, after: Int, size: Int) -> (start: Int, end: Int, padded: Int) {
+    let first = o * stride - before
+    let last = min(first + kernel, size + after)
+    return (max(first, 0), min(last, size), last - first)
+}
+
+/// The loop-based oracle for `maxPoolForward`, same arguments, any window, stride, padding and ceil mode.
 public func maxPoolForwardNaive(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
-    let (h, w, oh, ow, k, s) = (g.height, g.width, g.outHeight, g.outWidth, g.kernelHeight, g.stride)
+    poolWindows(input, planes: planes, g, outputs: PlaneBox(y0: 0, y1: g.outHeight, x0: 0, x1: g.outWidth),
+                region: PlaneBox(y0: 0, y1: g.height, x0: 0, x1: g.width), maximum: true, output, switches: switches)
+}
+
+/// Max (`maximum`) or average pooling (divisor by `includePadding`, as `avgPoolForward`) of the output
+/// positions `outputs` of `g`, for `planes` planes of which `input` holds only `region` (in plane
+/// coordinates, `(planes, region.h, region.w)`, covering every window of `outputs` inside the plane):
+/// `output` is `(planes, outputs.h, outputs.w)`; `switches`, when given, the index `y·W + x` of each
+/// maximum in the whole plane (the first maximum in reading order; a NaN wins, the first of the last
+/// window row that holds one).
+public func poolWindows(
+    _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, outputs: PlaneBox, region: PlaneBox, maximum: Bool, includePadding: Bool = true,
+    _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>? = nil
+) {
+    let (rw, area) = (region.width, region.height * region.width)
     for plane in 0..<planes {
-        let src = input + plane * h * w
-        let dst = output + plane * oh * ow
-        let sw = switches + plane * oh * ow
-        for y in 0..<oh {
-            for x in 0..<ow {
-                var best = -Float.infinity
-                var at = (y * s) * w + x * s
-                for i in 0..<k {
-                    let row = (y * s + i) * w + x * s
-                    for j in 0..<k where src[row + j] > best || src[row + j].isNaN {
-                        best = src[row + j]
-                        at = row + j
-                        if best.isNaN { break }
+        let src = input + plane * area
+        for y in outputs.y0..<outputs.y1 {
+            let rows = poolSpan(y, stride: g.stride, kernel: g.kernelHeight, before: g.padTop, after: g.padBottom, size: g.height)
+            for x in outputs.x0..<outputs.x1 {
+                let columns = poolSpan(x, stride: g.stride, kernel: g.kernelWidth, before: g.padLeft, after: g.padRight, size: g.width)
+                let at = (plane * outputs.height + y - outputs.y0) * outputs.width + x - outputs.x0
+                if maximum {
+                    var best = -Float.infinity
+                    var winner = rows.start * g.width + columns.start
+                    for i in rows.start..<rows.end {
+                        for j in columns.start..<columns.end where src[(i - region.y0) * rw + j - region.x0] > best
+                            || src[(i - region.y0) * rw + j - region.x0].isNaN {
+                            best = src[(i - region.y0) * rw + j - region.x0]
+                            winner = i * g.width + j
+                            if best.isNaN { break }
+                        }
                     }
+                    output[at] = best
+                    switches?[at] = Int32(winner)
+                } else {
+                    var sum: Float = 0
+                    for i in rows.start..<rows.end {
+                        for j in columns.start..<columns.end { sum += src[(i - region.y0) * rw + j - region.x0] }
+                    }
+                    let count = includePadding ? rows.padded * columns.padded : (rows.end - rows.start) * (columns.end - columns.start)
+                    output[at] = sum * (1 / Float(count))
                 }
-                dst[y * ow + x] = best
-                sw[y * ow + x] = Int32(at)
             }
         }
     }
@@ -144,40 +178,38 @@ public func maxPoolBackward(
     }
 }
 
-/// Average pooling over `planes` planes with a k×k window and any stride, no padding.
-public func avgPoolForward(_ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, _ output: UnsafeMutablePointer<Float>) {
-    let (h, w, oh, ow, k, s) = (g.height, g.width, g.outHeight, g.outWidth, g.kernelHeight, g.stride)
-    let scale = 1 / Float(k * k)
+/// Average pooling over `planes` planes with any window, stride, padding and ceil mode, as PyTorch's
+/// `avg_pool2d`: each output is the sum of its window's input values over the window's size clipped
+/// to the padded plane (`includePadding`, PyTorch's `count_include_pad`) or to the plane itself.
+public func avgPoolForward(_ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, includePadding: Bool, _ output: UnsafeMutablePointer<Float>) {
+    poolWindows(input, planes: planes, g, outputs: PlaneBox(y0: 0, y1: g.outHeight, x0: 0, x1: g.outWidth),
+                region: PlaneBox(y0: 0, y1: g.height, x0: 0, x1: g.width), maximum: false, includePadding: includePadding, output)
+}
+
+/// The adjoint of average pooling. `inputGradient` `(planes, H, W)` is overwritten.
+public func avgPoolBackward(_ outputGradient: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, includePadding: Bool,
+                            _ inputGradient: UnsafeMutablePointer<Float>) {
+    inputGradient.update(repeating: 0, count: planes * g.height * g.width)
     for plane in 0..<planes {
-        let src = input + plane * h * w
-        let dst = output + plane * oh * ow
-        for y in 0..<oh {
-            for x in 0..<ow {
-                var sum: Float = 0
-                for i in 0..<k {
-                    for j in 0..<k { sum += src[(y * s + i) * w + x * s + j] }
-                }
-                dst[y * ow + x] = sum * scale
+        let dst = inputGradient + plane * g.height * g.width
+        forEachAveragingWindow(g, includePadding: includePadding) { y, x, rows, columns, scale in
+            let v = outputGradient[(plane * g.outHeight + y) * g.outWidth + x] * scale
+            for i in rows {
+                for j in columns { dst[i * g.width + j] += v }
             }
         }
     }
 }
 
-/// The adjoint of average pooling. `inputGradient` `(planes, H, W)` is overwritten.
-public func avgPoolBackward(_ outputGradient: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, _ inputGradient: UnsafeMutablePointer<Float>) {
-    let (h, w, oh, ow, k, s) = (g.height, g.width, g.outHeight, g.outWidth, g.kernelHeight, g.stride)
-    let scale = 1 / Float(k * k)
-    inputGradient.update(repeating: 0, count: planes * h * w)
-    for plane in 0..<planes {
-        let dst = inputGradient + plane * h * w
-        let src = outputGradient + plane * oh * ow
-        for y in 0..<oh {
-            for x in 0..<ow {
-                let v = src[y * ow + x] * scale
-                for i in 0..<k {
-                    for j in 0..<k { dst[(y * s + i) * w + x * s + j] += v }
-                }
-            }
+/// Calls `body(y, x, rows, columns, 1 / divisor)` for each output position of average pooling over `g`.
+@inline(__always)
+private func forEachAveragingWindow(_ g: ConvGeometry, includePadding: Bool, _ body: (Int, Int, Range<Int>, Range<Int>, Float) -> Void) {
+    for y in 0..<g.outHeight {
+        let rows = poolSpan(y, stride: g.stride, kernel: g.kernelHeight, before: g.padTop, after: g.padBottom, size: g.height)
+        for x in 0..<g.outWidth {
+            let columns = poolSpan(x, stride: g.stride, kernel: g.kernelWidth, before: g.padLeft, after: g.padRight, size: g.width)
+            let count = includePadding ? rows.padded * columns.padded : (rows.end - rows.start) * (columns.end - columns.start)
+            body(y, x, rows.start..<rows.end, columns.start..<columns.end, 1 / Float(count))
         }
     }
 }

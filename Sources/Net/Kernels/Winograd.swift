@@ -47,8 +47,11 @@ public struct WinogradTiling: Equatable, Sendable {
         planeStride = (columns + 2 + lanes - 1) / lanes * lanes + lanes  // whole lanes up to two columns on
     }
 
-    /// Whether the geometry is one F(2×2, 5×5) computes: a 5×5 kernel, stride 1, any padding.
-    public static func applies(to g: ConvGeometry) -> Bool { g.stride == 1 && g.kernelHeight == 5 && g.kernelWidth == 5 }
+    /// Whether the geometry is one F(2×2, 5×5) computes: a 5×5 kernel, stride 1, one group, the same
+    /// padding on every side (any amount).
+    public static func applies(to g: ConvGeometry) -> Bool {
+        g.stride == 1 && g.kernelHeight == 5 && g.kernelWidth == 5 && g.groups == 1 && g.uniformPadding != nil
+    }
 
     /// Tiles per image: `rows · columns`.
     public var tiles: Int { rows * columns }
@@ -119,7 +122,7 @@ public func winogradInputTransform(
     withTileLanes { x, work, y in
         for b in 0..<images {
             for ch in channels {
-                splitPlane(input + (b * c + ch) * plane, height: g.height, width: g.width, offset: g.padding, t, scratch)
+                splitPlane(input + (b * c + ch) * plane, height: g.height, width: g.width, offset: g.padTop, t, scratch)
                 let row = v + ch * ld + b * t.tiles  // (36, ·, ld) at channel ch, image b
                 for ty in 0..<t.rows {
                     for tx in stride(from: 0, to: t.columns, by: Lanes.scalarCount) {
@@ -175,8 +178,8 @@ public func winogradInputTransformAdjoint(
                 // padded column X = 2k + parity holds column parity + 2s of tile k − s, s = 0, 1, 2
                 let out = dx + (b * c + ch) * plane
                 for yy in 0..<g.height {
-                    let line = scratch + (yy + g.padding) * t.planeStride
-                    for k in stride(from: 0, to: (g.width + g.padding + 1) / 2, by: Lanes.scalarCount) {
+                    let line = scratch + (yy + g.padTop) * t.planeStride
+                    for k in stride(from: 0, to: (g.width + g.padTop + 1) / 2, by: Lanes.scalarCount) {
                         func column(_ parity: Int) -> Lanes {
                             (0..<3).reduce(Lanes()) { sum, s in sum + loadLanes(line + (parity + 2 * s) * planes + k + 2 - s, Lanes.scalarCount) }
                         }
@@ -185,7 +188,7 @@ public func winogradInputTransformAdjoint(
                         pair.oddHalf = column(1)
                         UnsafeMutableRawPointer(row + 2 * k).storeBytes(of: pair, as: SIMD16<Float>.self)
                     }
-                    (out + yy * g.width).update(from: row + g.padding, count: g.width)
+                    (out + yy * g.width).update(from: row + g.padTop, count: g.width)
                 }
             }
         }

@@ -1,7 +1,8 @@
-/// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`.
-/// Weight `(O, C, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`. Computed per image as im2col plus
-/// one sgemm; backward is two sgemms plus col2im per image. That is the reference path; 5×5 stride-1
-/// convolutions with enough channels take Winograd's F(2×2, 5×5) instead (`WinogradConvolution`), in
+/// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`, with any stride, padding
+/// per side and groups (`geometry`). Weight `(O, C/groups, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`.
+/// Computed per image as im2col plus one sgemm per group; backward is two sgemms per group plus
+/// col2im per image. That is the reference path; 5×5 stride-1
+/// convolutions with enough channels (ungrouped, the same padding on every side) take Winograd's F(2×2, 5×5) instead (`WinogradConvolution`), in
 /// the forward pass, the backward pass and `backwardData` alike, and other stride-1 layers with at
 /// most `directMaximumOutChannels` outputs compute their output and weight gradient directly
 /// (`DirectConvolution`). `path` says which; `take(_:)` forces one, to measure them against each other.
@@ -39,9 +40,9 @@ public final class Conv2D: Layer {
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
     public var outputShape: [Int] { [outChannels, geometry.outHeight, geometry.outWidth] }
     public var parameterShapes: [(suffix: String, shape: [Int])] {
-        [("weight", [outChannels, geometry.inChannels, geometry.kernelHeight, geometry.kernelWidth]), ("bias", [outChannels])]
+        [("weight", [outChannels, geometry.groupChannels, geometry.kernelHeight, geometry.kernelWidth]), ("bias", [outChannels])]
     }
-    public var multiplyAdds: Int { outChannels * geometry.patchSize * geometry.positions }
+    public var multiplyAdds: Int { outChannels * geometry.groupPatchSize * geometry.positions }
     public var window: ConvGeometry? { geometry }
     public var fusedActivation: Activation? { activation }
 
@@ -50,25 +51,40 @@ public final class Conv2D: Layer {
         (weightGradient, biasGradient) = (gradients[0], gradients[1])
     }
 
-    /// Per-worker scratch: the columns of one image `(K, P)` (or, on the direct path, the image's
-    /// zero-bordered copy and its padded output gradient), then partial weight and bias gradients
-    /// `(O, K)`, `(O)`.
-    private func scratch(_ workspace: Workspace, worker: Int) -> (col: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>) {
+    /// Per-worker scratch: the columns of `imagesPerProduct` images `(K, m·P)` (or, on the direct path,
+    /// one image's zero-bordered copy and its padded output gradient), the product of several images
+    /// `(O, m·P)` before it is scattered to NCHW (or their output gradients gathered for one), then
+    /// partial weight and bias gradients `(O, K/groups)`, `(O)`.
+    private func scratch(_ workspace: Workspace, worker: Int)
+        -> (col: UnsafeMutablePointer<Float>, product: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>) {
         let col = workspace.floats(scratchSize, worker: worker)
-        return (col, col + imageScratchSize)
+        return (col, col + columnsScratchSize, col + columnsScratchSize + productScratchSize)
     }
 
-    private var imageScratchSize: Int {
-        max(geometry.patchSize * geometry.positions, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
+    private var columnsScratchSize: Int {
+        max(geometry.patchSize * geometry.positions * imagesPerProduct, direct.map { $0.paddedSize + $0.paddedGradientSize } ?? 0)
     }
 
-    private var scratchSize: Int { imageScratchSize + outChannels * (geometry.patchSize + 1) }
+    private var productScratchSize: Int { imagesPerProduct > 1 ? outChannels * geometry.positions * imagesPerProduct : 0 }
 
-    /// Each worker takes its images one at a time: the columns of one image, `(K, P)`, stay in the
-    /// core's cache for its product, whose `(O, P)` result is already the image's NCHW output (a product
-    /// over several images would need a gather or scatter copy, and is no faster on the LeNet layers).
-    /// When the record keeps this layer's pre-activations, the Winograd path applies the activation
-    /// after the whole pass, to keep them.
+    private var scratchSize: Int { columnsScratchSize + productScratchSize + outChannels * (geometry.groupPatchSize + 1) }
+
+    /// The fewest product columns (output positions) the im2col path gives one sgemm: a layer with fewer
+    /// positions per image (zfnet's 8×8 and 4×4 layers) unfolds several images side by side into one
+    /// wider product, whose `(O, m·P)` result is then scattered to NCHW (and the output gradients
+    /// gathered the other way); the LeNet layers, with 196 and more positions, keep one image per product.
+    static let minimumProductColumns = 128
+
+    /// Images whose columns go into one product on the im2col path (1 on the direct path).
+    var imagesPerProduct: Int {
+        direct != nil || geometry.positions >= Conv2D.minimumProductColumns ? 1
+            : (Conv2D.minimumProductColumns + geometry.positions - 1) / geometry.positions
+    }
+
+    /// Each worker takes its images `imagesPerProduct` at a time: their columns stay in the core's cache
+    /// for their product; for one image the `(O, P)` result is already its NCHW output. When the record
+    /// keeps this layer's pre-activations, the Winograd path applies the activation after the whole
+    /// pass, to keep them.
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
                         memory: LayerMemory, workspace: Workspace) {
         if let winograd {
@@ -87,17 +103,31 @@ public final class Conv2D: Layer {
             kernel.packWeights(weight, into: packed)
             return packed
         }
+        let (o, p) = (outChannels, geometry.positions)
         parallelRanges(n) { images, worker in
-            let col = scratch(workspace, worker: worker).col
-            for b in images {
-                let y = output + b * outChannels * geometry.positions
+            let (col, product, _) = scratch(workspace, worker: worker)
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerProduct) {
+                let m = min(imagesPerProduct, images.upperBound - first)
+                let y = output + first * o * p
                 if let kernel = direct, let packedWeights {
-                    kernel.pad(input + b * geometry.inputSize, into: col)
+                    kernel.pad(input + first * geometry.inputSize, into: col)
                     kernel.forward(padded: col, packedWeights: packedWeights, bias: bias, y)
-                    activate(y, count: outChannels * geometry.positions, in: output, memory: memory)
+                    activate(y, count: o * p, in: output, memory: memory)
+                } else if m == 1 {
+                    im2col(input + first * geometry.inputSize, images: 1, geometry, col)
+                    filter(col, channels: 0..<o, y, in: output, memory: memory)
                 } else {
-                    im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                    filter(col, channels: 0..<outChannels, y, in: output, memory: memory)
+                    im2col(input + first * geometry.inputSize, images: m, geometry, col)
+                    let columns = m * p
+                    forEachGroup(of: 0..<o) { group, part in
+                        let k = geometry.groupPatchSize
+                        sgemm(transposeA: false, transposeB: false, m: part.count, n: columns, k: k, weight + part.lowerBound * k, lda: k,
+                              col + group * k * columns, ldb: columns, product + part.lowerBound * columns, ldc: columns)
+                    }
+                    for b in 0..<m {
+                        for c in 0..<o { addBias(product + c * columns + b * p, bias[c], into: y + (b * o + c) * p, count: p) }
+                    }
+                    activate(y, count: m * o * p, in: output, memory: memory)
                 }
             }
         }
@@ -119,15 +149,33 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// y `(channels, P)` = f(W[channels] `(channels, K)` × col `(K, P)` + b[channels]) for one image:
-    /// the bias is written first and the product added to it. `y` lies inside `output` (see `activate`).
+    /// y `(channels, P)` = f(W[channels] `(channels, K/groups)` × col[their group] `(K/groups, P)` +
+    /// b[channels]) for one image: the bias is written first and each group's product added to it. `y`
+    /// lies inside `output` (see `activate`).
     private func filter(_ col: UnsafePointer<Float>, channels: Range<Int>, _ y: UnsafeMutablePointer<Float>,
                         in output: UnsafeMutablePointer<Float>, memory: LayerMemory) {
-        let (k, p) = (geometry.patchSize, geometry.positions)
+        let (k, p) = (geometry.groupPatchSize, geometry.positions)
         for (row, c) in channels.enumerated() { (y + row * p).update(repeating: bias[c], count: p) }
-        sgemm(transposeA: false, transposeB: false, m: channels.count, n: p, k: k, weight + channels.lowerBound * k, lda: k,
-              col, ldb: p, beta: 1, y, ldc: p)
+        forEachGroup(of: channels) { group, part in
+            guard !part.isEmpty else { return }
+            sgemm(transposeA: false, transposeB: false, m: part.count, n: p, k: k, weight + part.lowerBound * k, lda: k,
+                  col + group * k * p, ldb: p, beta: 1, y + (part.lowerBound - channels.lowerBound) * p, ldc: p)
+        }
         activate(y, count: channels.count * p, in: output, memory: memory)
+    }
+
+    /// dst = src + bias over `count` values.
+    private func addBias(_ src: UnsafePointer<Float>, _ bias: Float, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { dst[i] = src[i] + bias }
+    }
+
+    /// Calls `body(group, part)` for every group in order, `part` being the output channels of
+    /// `channels` in that group (possibly empty).
+    private func forEachGroup(of channels: Range<Int>, _ body: (_ group: Int, _ part: Range<Int>) -> Void) {
+        let perGroup = outChannels / geometry.groups
+        for group in 0..<geometry.groups {
+            body(group, channels.clamped(to: group * perGroup..<(group + 1) * perGroup))
+        }
     }
 
     public func backward(
@@ -153,46 +201,66 @@ public final class Conv2D: Layer {
     /// their filters (all of them when weight gradients are formed); a subset takes the path a layer of
     /// that many outputs would prefer (unless `take(_:)` chose this layer's). Each worker takes its
     /// images one at a time, reads `dy` `(O, P)` of each where it lies, and sums their weight gradients
-    /// privately; the partial sums are added in worker order.
+    /// privately; the partial sums are added in worker order. Several images share one product
+    /// (`imagesPerProduct`): their gradients are gathered side by side into `(O, m·P)` first.
     private func transposedPass(
         _ dy: UnsafePointer<Float>, channels: Range<Int>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?,
         inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
     ) {
         precondition(input == nil || channels == 0..<outChannels, "weight gradients take every output channel")
-        let weight = self.weight + channels.lowerBound * geometry.patchSize
         let subsetPath = path == preferredPath ? Conv2D.preferredPath(geometry, outChannels: channels.count) : path
         if let winograd = channels.count == outChannels ? winograd
             : subsetPath == .winograd ? WinogradConvolution(geometry: geometry, outChannels: channels.count) : nil {
-            winograd.backward(dy, output: output, activation: activation, weight: weight,
+            winograd.backward(dy, output: output, activation: activation, weight: weight + channels.lowerBound * geometry.groupPatchSize,
                               weightGradients: input.map { ($0, weightGradient, biasGradient) }, inputGradient: inputGradient,
                               batch: n, workspace: workspace)
             return
         }
-        let (k, p, o) = (geometry.patchSize, geometry.positions, channels.count)
+        let (k, p, o) = (geometry.groupPatchSize, geometry.positions, channels.count)
         workspace.reserve(scratchSize)
         parallelRanges(n) { images, worker in
-            let (col, partial) = scratch(workspace, worker: worker)
+            let (col, product, partial) = scratch(workspace, worker: worker)
             let partialBias = partial + o * k
             partial.update(repeating: 0, count: o * k + o)
-            for b in images {
-                let d = dy + b * o * p  // (O, P)
-                if let output { activation.backward(output: output + b * o * p, gradient: UnsafeMutablePointer(mutating: d), count: o * p) }
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerProduct) {
+                let m = min(imagesPerProduct, images.upperBound - first)
+                let columns = m * p
+                for b in first..<(first + m) {
+                    let d = UnsafeMutablePointer(mutating: dy + b * o * p)  // (O, P)
+                    if let output { activation.backward(output: output + b * o * p, gradient: d, count: o * p) }
+                    if input != nil { for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) } }
+                }
+                // dy of the m images as one (O, m·P) matrix: in place for one image, gathered for several
+                let d = m == 1 ? dy + first * o * p : UnsafePointer(product)
+                if m > 1 {
+                    for b in 0..<m {
+                        for c in 0..<o { (product + c * columns + b * p).update(from: dy + ((first + b) * o + c) * p, count: p) }
+                    }
+                }
                 if let input {
-                    for c in 0..<o { partialBias[c] += sum(d + c * p, count: p) }
                     if let kernel = direct {
-                        kernel.pad(input + b * geometry.inputSize, into: col)
+                        kernel.pad(input + first * geometry.inputSize, into: col)
                         kernel.padGradient(d, into: col + kernel.paddedSize)
                         kernel.accumulateWeightGradient(padded: col, paddedGradient: col + kernel.paddedSize, into: partial)
                     } else {
-                        im2col(input + b * geometry.inputSize, images: 1, geometry, col)
-                        // dW (O, K) += dy (O, P) × colᵀ (P, K)
-                        sgemm(transposeA: false, transposeB: true, m: o, n: k, k: p, d, lda: p, col, ldb: p, beta: 1, partial, ldc: k)
+                        im2col(input + first * geometry.inputSize, images: m, geometry, col)
+                        // dW[group] (O/groups, K/groups) += dy[group] (O/groups, m·P) × col[group]ᵀ (m·P, K/groups)
+                        forEachGroup(of: channels) { group, part in
+                            let row = part.lowerBound - channels.lowerBound
+                            sgemm(transposeA: false, transposeB: true, m: part.count, n: k, k: columns, d + row * columns, lda: columns,
+                                  col + group * k * columns, ldb: columns, beta: 1, partial + row * k, ldc: k)
+                        }
                     }
                 }
                 if let inputGradient {
-                    // dcol (K, P) = Wᵀ (K, O) × dy (O, P)
-                    sgemm(transposeA: true, transposeB: false, m: k, n: p, k: o, weight, lda: k, d, ldb: p, col, ldc: p)
-                    col2im(col, images: 1, geometry, inputGradient + b * geometry.inputSize)
+                    // dcol[group] (K/groups, m·P) = W[group]ᵀ (K/groups, O/groups) × dy[group] (O/groups, m·P)
+                    forEachGroup(of: channels) { group, part in
+                        let rows = col + group * k * columns
+                        guard !part.isEmpty else { return rows.update(repeating: 0, count: k * columns) }
+                        sgemm(transposeA: true, transposeB: false, m: k, n: columns, k: part.count, weight + part.lowerBound * k, lda: k,
+                              d + (part.lowerBound - channels.lowerBound) * columns, ldb: columns, rows, ldc: columns)
+                    }
+                    col2im(col, images: m, geometry, inputGradient + first * geometry.inputSize)
                 }
             }
         }
@@ -236,7 +304,7 @@ extension Conv2D {
             && outChannels <= Conv2D.winogradMaximumChannelRatio * c {
             return .winograd
         }
-        return geometry.stride == 1 && outChannels <= Conv2D.directMaximumOutChannels ? .direct : .im2col
+        return DirectConvolution.applies(to: geometry) && outChannels <= Conv2D.directMaximumOutChannels ? .direct : .im2col
     }
 
     /// Whether this layer computes with Winograd's F(2×2, 5×5).
@@ -246,8 +314,9 @@ extension Conv2D {
     public func reasonItCannotTake(_ path: ConvolutionPath) -> String? {
         switch path {
         case .im2col: return nil
-        case .winograd: return WinogradTiling.applies(to: geometry) ? nil : "the winograd path needs a 5x5 kernel with stride 1"
-        case .direct: return geometry.stride == 1 ? nil : "the direct path needs stride 1"
+        case .winograd:
+            return WinogradTiling.applies(to: geometry) ? nil : "the winograd path needs an ungrouped 5x5 kernel with stride 1 and the same padding on every side"
+        case .direct: return DirectConvolution.applies(to: geometry) ? nil : "the direct path needs stride 1, no groups and the same padding on every side"
         }
     }
 
@@ -269,7 +338,7 @@ extension Conv2D {
     /// Through the input's change (`convolveByChange`) when asked and the stride is 1; else recomputed
     /// from patches of the input (`convolveBoxes`).
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? {
-        byChange && geometry.stride == 1 ? ConvolutionByChange(self) : ConvolutionBoxes(layer: self)
+        byChange && DirectConvolution.applies(to: geometry) ? ConvolutionByChange(self) : ConvolutionBoxes(layer: self)
     }
 }
 

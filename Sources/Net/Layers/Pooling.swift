@@ -1,18 +1,20 @@
-/// Max pooling, k×k window, stride s, no padding. The forward pass leaves its switches (the argmax
+/// Max pooling, k×k window, stride s, padding (never the maximum) and ceil mode as `geometry` says,
+/// PyTorch's `MaxPool2d`. The forward pass leaves its switches (the argmax
 /// of each window) in the caller's memory, as data, because the deconvnet's unpooling needs them.
 public final class MaxPool2D: Layer {
     public let name: String
     public let geometry: ConvGeometry
 
     /// The switches of one forward pass: `(n, C, outH, outW)`, index `y·W + x` of each output's winner
-    /// inside its input plane.
+    /// inside its unpadded input plane.
     public final class Switches {
         public internal(set) var indices: [Int32] = []
     }
 
-    public init(name: String, inputShape: [Int], size: Int, stride: Int) {
+    /// Pools `(C, H, W)` = `(geometry.inChannels, geometry.height, geometry.width)` images.
+    public init(name: String, geometry: ConvGeometry) {
         self.name = name
-        geometry = ConvGeometry(inChannels: inputShape[0], height: inputShape[1], width: inputShape[2], kernel: size, stride: stride)
+        self.geometry = geometry
     }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
@@ -61,14 +63,19 @@ public final class MaxPool2D: Layer {
     }
 }
 
-/// Average pooling, k×k window, any stride (including 1), no padding.
+/// Average pooling, k×k window, any stride (including 1), padding and ceil mode as `geometry` says,
+/// PyTorch's `AvgPool2d`; `includePadding` is its `count_include_pad` (the divisor counts the padding
+/// inside the window, but never the part of a ceil-mode window beyond it).
 public final class AvgPool2D: Layer {
     public let name: String
     public let geometry: ConvGeometry
+    public let includePadding: Bool
 
-    public init(name: String, inputShape: [Int], size: Int, stride: Int) {
+    /// Pools `(C, H, W)` = `(geometry.inChannels, geometry.height, geometry.width)` images.
+    public init(name: String, geometry: ConvGeometry, includePadding: Bool = true) {
         self.name = name
-        geometry = ConvGeometry(inChannels: inputShape[0], height: inputShape[1], width: inputShape[2], kernel: size, stride: stride)
+        self.geometry = geometry
+        self.includePadding = includePadding
     }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
@@ -78,7 +85,7 @@ public final class AvgPool2D: Layer {
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
                         memory: LayerMemory, workspace: Workspace) {
-        avgPoolForward(input, planes: n * geometry.inChannels, geometry, output)
+        avgPoolForward(input, planes: n * geometry.inChannels, geometry, includePadding: includePadding, output)
     }
 
     public func backward(
@@ -89,48 +96,38 @@ public final class AvgPool2D: Layer {
         backwardData(outputGradient, channels: nil, inputGradient, batch: n, memory: memory, workspace: workspace)
     }
 
-    /// Spreads each value of `signal` evenly over its window (the adjoint of averaging).
+    /// Spreads each value of `signal` over its window (the adjoint of averaging).
     public func backwardData(
         _ signal: UnsafePointer<Float>, channels: Range<Int>?,
         _ inputGradient: UnsafeMutablePointer<Float>, batch n: Int, memory: LayerMemory, workspace: Workspace
     ) {
         let (inPlane, outPlane) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth)
         channelwise(batch: n, channels: channels, of: geometry.inChannels, clearing: inputGradient, planeSize: inPlane) { planes, full in
-            avgPoolBackward(signal + planes.lowerBound * outPlane, planes: planes.count, geometry, inputGradient + full * inPlane)
+            avgPoolBackward(signal + planes.lowerBound * outPlane, planes: planes.count, geometry, includePadding: includePadding, inputGradient + full * inPlane)
         }
     }
 }
 
 extension MaxPool2D {
-    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { PoolingBoxes(geometry: geometry, maximum: true) }
+    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { PoolingBoxes(geometry: geometry, maximum: true, includePadding: false) }
 }
 
 extension AvgPool2D {
-    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { PoolingBoxes(geometry: geometry, maximum: false) }
+    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { PoolingBoxes(geometry: geometry, maximum: false, includePadding: includePadding) }
 }
 
-/// A pooling layer's changed outputs: the layer's kernel on the patch of input under them (`poolBoxes`);
-/// max pooling's switches go to scratch after the patch.
+/// A pooling layer's changed outputs: the layer's kernel on the patch of input under them (`poolBoxes`).
 private struct PoolingBoxes: BoxUpdate {
     let geometry: ConvGeometry
     let maximum: Bool
+    let includePadding: Bool
     var readsPreActivation: Bool { false }
 
-    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
-        poolBoxesScratchSize(geometry, outputs: outputs) + (maximum ? geometry.inChannels * (outputs.map(\.area).max() ?? 0) : 0)
-    }
+    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int { poolBoxesScratchSize(geometry, outputs: outputs) }
 
     func update(
         _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
     ) {
-        let c = geometry.inChannels
-        guard maximum else {
-            poolBoxes(input, geometry, from: from, to: to, scratch: scratch) { avgPoolForward($0, planes: c, $1, $2) }
-            return
-        }
-        let widest = to.boxes.map(\.area).max() ?? 0
-        (scratch + poolBoxesScratchSize(geometry, outputs: to.boxes)).withMemoryRebound(to: Int32.self, capacity: c * widest) { switches in
-            poolBoxes(input, geometry, from: from, to: to, scratch: scratch) { maxPoolForward($0, planes: c, $1, $2, switches: switches) }
-        }
+        poolBoxes(input, geometry, maximum: maximum, includePadding: includePadding, from: from, to: to, scratch: scratch)
     }
 }

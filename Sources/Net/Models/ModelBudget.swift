@@ -9,16 +9,12 @@ extension Sequential {
         let inputCount = MemoryBudget.size(of: shape)
         let parameters: Int?, output: Int?
         switch stage {
-        case let .conv(out, kernel, padding):
-            let pad: Int
-            switch padding {
-            case .same: pad = kernel / 2
-            case .valid: pad = 0
-            case .pixels(let p): pad = p
-            }
-            parameters = MemoryBudget.sum([MemoryBudget.size(of: [out, shape.first ?? 1, kernel, kernel]), out])
-            output = MemoryBudget.size(of: [out] + shape.dropFirst().map { $0 + 2 * pad })
-        case .dense(let n):
+        case let .conv(c):
+            let pad = c.sides ?? .zero
+            parameters = MemoryBudget.sum([MemoryBudget.size(of: [c.out, shape.first ?? 1, c.kernelHeight, c.kernelWidth]), c.out])
+            let padded = shape.dropFirst().enumerated().map { $1 + ($0 == 0 ? pad.top + pad.bottom : pad.left + pad.right) }
+            output = MemoryBudget.size(of: [c.out] + padded)
+        case .dense(let n, _):
             let out = n ?? classes
             parameters = inputCount.flatMap { MemoryBudget.size(of: [out, $0 + 1]) }
             output = out

@@ -23,21 +23,89 @@ public enum CellKind: String, CaseIterable, Sendable, Codable {
     case rnn, lstm, gru
 }
 
-/// A network as a list of stages, written as a compact comma-separated string:
-/// `conv:OUT:K[:same|valid|P]` (stride 1), `maxpool:K[:S]`, `avgpool:K[:S]` (stride defaults to K),
-/// `fc:N` (the last `fc` may omit N: one output per class), `dropout:P`, and `rnn|lstm|gru:H[:LAYERS]`
-/// (reads an image's rows as time steps). Convolutions and all but the last dense layer use the
-/// model's activation.
+/// A network as a list of stages, written as a compact comma-separated string (the full grammar is
+/// the README's "Model specs"): `conv:OUT:K[:same|valid|P]` with options `stride=S`, `pad=P` or
+/// `pad=T/L/B/R` (ONNX's top, left, bottom, right), `groups=G`, `act=A` (`K` may be `KHxKW`);
+/// `maxpool:K[:S]` and `avgpool:K[:S]` (stride defaults to K) with options `pad=…`, `ceil` and, for
+/// average pooling, `exclude-pad`; `fc:N` (the last `fc` may omit N: one output per class) with
+/// `act=A`; `dropout:P`; and `rnn|lstm|gru:H[:LAYERS]` (reads an image's rows as time steps). Options
+/// follow the positional fields, in any order, each at most once. Convolutions and all but the last
+/// dense layer use the model's activation unless `act=` says otherwise; the last dense layer has none.
 public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
+    /// A convolution's padding: `same` (k/2 on every side, odd kernels), `valid` (none), the same
+    /// number of pixels on every side, or one number per side.
     public enum Padding: Equatable, Sendable {
-        case same, valid, pixels(Int)
+        case same, valid, pixels(Int), sides(Sides)
+    }
+
+    /// Padding per side, ONNX's order: top, left, bottom, right.
+    public struct Sides: Equatable, Sendable {
+        public var top: Int, left: Int, bottom: Int, right: Int
+        public init(top: Int, left: Int, bottom: Int, right: Int) { (self.top, self.left, self.bottom, self.right) = (top, left, bottom, right) }
+        public init(_ all: Int) { self.init(top: all, left: all, bottom: all, right: all) }
+        public static let zero = Sides(0)
+        public var isUniform: Bool { top == left && top == bottom && top == right }
+        /// `(top, left, bottom, right)`, as `ConvGeometry` takes it.
+        public var tuple: (top: Int, left: Int, bottom: Int, right: Int) { (top, left, bottom, right) }
+    }
+
+    /// A `conv` stage: `out` filters of `kernelHeight × kernelWidth` over `groups` blocks of channels.
+    /// `activation` nil is the model's.
+    public struct Convolution: Equatable, Sendable {
+        public var out: Int
+        public var kernelHeight: Int, kernelWidth: Int
+        public var padding: Padding
+        public var stride: Int
+        public var groups: Int
+        public var activation: Activation?
+
+        public init(out: Int, kernel: Int, kernelWidth: Int? = nil, padding: Padding = .valid, stride: Int = 1, groups: Int = 1,
+                    activation: Activation? = nil) {
+            self.out = out
+            self.kernelHeight = kernel
+            self.kernelWidth = kernelWidth ?? kernel
+            self.padding = padding
+            self.stride = stride
+            self.groups = groups
+            self.activation = activation
+        }
+
+        /// The padding on each side; nil for `same` with an even kernel.
+        public var sides: Sides? {
+            switch padding {
+            case .same:
+                guard kernelHeight % 2 == 1, kernelWidth % 2 == 1 else { return nil }
+                return Sides(top: kernelHeight / 2, left: kernelWidth / 2, bottom: kernelHeight / 2, right: kernelWidth / 2)
+            case .valid: return .zero
+            case .pixels(let p): return Sides(p)
+            case .sides(let sides): return sides
+            }
+        }
+    }
+
+    /// A `maxpool` or `avgpool` stage: a `size × size` window moved by `stride`; `includePadding` is
+    /// PyTorch's `count_include_pad` (average pooling only; `exclude-pad` clears it).
+    public struct Pooling: Equatable, Sendable {
+        public var size: Int, stride: Int
+        public var padding: Sides
+        public var ceilMode: Bool
+        public var includePadding: Bool
+
+        public init(size: Int, stride: Int? = nil, padding: Sides = .zero, ceilMode: Bool = false, includePadding: Bool = true) {
+            self.size = size
+            self.stride = stride ?? size
+            self.padding = padding
+            self.ceilMode = ceilMode
+            self.includePadding = includePadding
+        }
     }
 
     public enum Stage: Equatable, Sendable {
-        case conv(out: Int, kernel: Int, padding: Padding)
-        case maxPool(size: Int, stride: Int)
-        case avgPool(size: Int, stride: Int)
-        case dense(Int?)
+        case conv(Convolution)
+        case maxPool(Pooling)
+        case avgPool(Pooling)
+        /// Outputs (nil: one per class, last stage only) and the activation (nil: the model's, or none last).
+        case dense(Int?, activation: Activation? = nil)
         case dropout(Float)
         case recurrent(CellKind, hidden: Int, layers: Int)
     }
@@ -56,70 +124,147 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         if stages.isEmpty { throw ModelError.badSpec("empty") }
     }
 
+    /// The bare options (flags) a stage may carry.
+    private static let flags: Set<String> = ["ceil", "exclude-pad"]
+
     private static func parseStage(_ token: String) throws -> Stage {
-        let parts = token.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let fields = token.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        // positional fields, then options (`name=value` or a bare flag)
+        let firstOption = fields.indices.dropFirst().first { fields[$0].contains("=") || flags.contains(fields[$0]) } ?? fields.count
+        let parts = Array(fields[..<firstOption])
+        var options: [String: String] = [:]
+        for field in fields[firstOption...] {
+            let pair = field.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard pair.count == 2 || flags.contains(field) else {
+                throw ModelError.badSpec("'\(field)' in '\(token)' is not an option (options follow the positional fields)")
+            }
+            if options[pair[0]] != nil { throw ModelError.badSpec("option '\(pair[0])' appears twice in '\(token)'") }
+            options[pair[0]] = pair.count == 2 ? pair[1] : ""
+        }
+        func allow(_ names: Set<String>) throws {
+            if let unknown = options.keys.sorted().first(where: { !names.contains($0) }) {
+                let known = names.isEmpty ? "none" : names.sorted().joined(separator: ", ")
+                throw ModelError.badSpec("unknown option '\(unknown)' in '\(token)' (options here: \(known))")
+            }
+        }
+        func number(_ text: String, from minimum: Int = 1) throws -> Int {
+            guard let v = Int(text), v >= minimum, v <= maximumNumber else {
+                throw ModelError.badSpec("'\(text)' in '\(token)' is not a whole number from \(minimum) to \(maximumNumber)")
+            }
+            return v
+        }
         func int(_ i: Int, default value: Int? = nil) throws -> Int {
             guard i < parts.count else {
                 if let value { return value }
                 throw ModelError.badSpec("'\(token)' needs more fields")
             }
-            guard let v = Int(parts[i]), v > 0, v <= maximumNumber else {
-                throw ModelError.badSpec("'\(parts[i])' in '\(token)' is not a whole number from 1 to \(maximumNumber)")
-            }
-            return v
+            return try number(parts[i])
         }
         func arity(_ range: ClosedRange<Int>) throws {
             if !range.contains(parts.count) { throw ModelError.badSpec("'\(token)' has \(parts.count - 1) fields") }
         }
-        switch parts[0] {
+        func activationOption() throws -> Activation? {
+            try options["act"].map { name in
+                guard let a = Activation(rawValue: name) else {
+                    throw ModelError.badSpec("act '\(name)' in '\(token)' is not one of \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return a
+            }
+        }
+        func sidesOption() throws -> Sides? {
+            try options["pad"].map { text in
+                let values = try text.split(separator: "/", omittingEmptySubsequences: false).map { try number(String($0), from: 0) }
+                switch values.count {
+                case 1: return Sides(values[0])
+                case 4: return Sides(top: values[0], left: values[1], bottom: values[2], right: values[3])
+                default: throw ModelError.badSpec("pad '\(text)' in '\(token)' is not P or T/L/B/R")
+                }
+            }
+        }
+        switch fields[0] {
         case "conv":
             try arity(3...4)
-            let padding: Padding
-            switch parts.count == 4 ? parts[3] : "valid" {
-            case "same": padding = .same
-            case "valid": padding = .valid
-            case let p:
-                guard let v = Int(p), v >= 0, v <= maximumNumber else {
-                    throw ModelError.badSpec("padding '\(p)' in '\(token)' is not same, valid or a number from 0 to \(maximumNumber)")
+            try allow(["stride", "pad", "groups", "act"])
+            let kernel = parts[2].split(separator: "x", omittingEmptySubsequences: false).map(String.init)
+            guard kernel.count <= 2 else { throw ModelError.badSpec("kernel '\(parts[2])' in '\(token)' is not K or KHxKW") }
+            var conv = Convolution(out: try int(1), kernel: try number(kernel[0]), kernelWidth: kernel.count == 2 ? try number(kernel[1]) : nil)
+            if let sides = try sidesOption() {
+                if parts.count == 4 { throw ModelError.badSpec("'\(token)' gives its padding twice (positional and pad=)") }
+                conv.padding = sides.isUniform ? .pixels(sides.top) : .sides(sides)
+            } else {
+                switch parts.count == 4 ? parts[3] : "valid" {
+                case "same": conv.padding = .same
+                case "valid": conv.padding = .valid
+                case let p:
+                    guard let v = Int(p), v >= 0, v <= maximumNumber else {
+                        throw ModelError.badSpec("padding '\(p)' in '\(token)' is not same, valid or a number from 0 to \(maximumNumber)")
+                    }
+                    conv.padding = .pixels(v)
                 }
-                padding = .pixels(v)
             }
-            return .conv(out: try int(1), kernel: try int(2), padding: padding)
+            if let sides = conv.sides, sides.top > conv.kernelHeight || sides.bottom > conv.kernelHeight
+                || sides.left > conv.kernelWidth || sides.right > conv.kernelWidth {
+                throw ModelError.badSpec("padding in '\(token)' is larger than the kernel")
+            }
+            conv.stride = try options["stride"].map { try number($0) } ?? 1
+            conv.groups = try options["groups"].map { try number($0) } ?? 1
+            if conv.out % conv.groups != 0 { throw ModelError.badSpec("groups=\(conv.groups) in '\(token)' does not divide its \(conv.out) outputs") }
+            conv.activation = try activationOption()
+            return .conv(conv)
         case "maxpool", "avgpool":
             try arity(2...3)
+            let isMax = fields[0] == "maxpool"
+            try allow(isMax ? ["pad", "ceil"] : ["pad", "ceil", "exclude-pad"])
             let size = try int(1)
-            let stride = try int(2, default: size)
-            return parts[0] == "maxpool" ? .maxPool(size: size, stride: stride) : .avgPool(size: size, stride: stride)
+            let pool = Pooling(size: size, stride: try int(2, default: size), padding: try sidesOption() ?? .zero,
+                               ceilMode: options["ceil"] != nil, includePadding: options["exclude-pad"] == nil)
+            if [pool.padding.top, pool.padding.left, pool.padding.bottom, pool.padding.right].contains(where: { $0 > size / 2 }) {
+                throw ModelError.badSpec("padding in '\(token)' is larger than half the window (\(size / 2))")
+            }
+            return isMax ? .maxPool(pool) : .avgPool(pool)
         case "fc":
             try arity(1...2)
-            return .dense(parts.count == 2 ? try int(1) : nil)
+            try allow(["act"])
+            return .dense(parts.count == 2 ? try int(1) : nil, activation: try activationOption())
         case "dropout":
             try arity(2...2)
+            try allow([])
             guard let p = Float(parts[1]), p >= 0, p < 1 else { throw ModelError.badSpec("dropout probability '\(parts[1])' is not in [0, 1)") }
             return .dropout(p)
         case let kind where CellKind(rawValue: kind) != nil:
             try arity(2...3)
+            try allow([])
             return .recurrent(CellKind(rawValue: kind)!, hidden: try int(1), layers: try int(2, default: 1))
         default:
             throw ModelError.badSpec("unknown stage '\(token)' (conv, maxpool, avgpool, fc, dropout, rnn, lstm, gru)")
         }
     }
 
-    /// The canonical compact form; parsing it gives back the same spec.
+    /// The canonical compact form; parsing it gives back the same spec. Positional fields as written
+    /// (a square kernel as one number, symmetric padding positional), then the options that differ
+    /// from their defaults: conv stride, pad, groups, act; pooling pad, ceil, exclude-pad; fc act.
     public var description: String {
-        stages.map { stage -> String in
+        func sidesText(_ s: Sides) -> String { s.isUniform ? "\(s.top)" : "\(s.top)/\(s.left)/\(s.bottom)/\(s.right)" }
+        func join(_ fields: [String?]) -> String { fields.compactMap { $0 }.joined(separator: ":") }
+        return stages.map { stage -> String in
             switch stage {
-            case let .conv(out, kernel, padding):
-                let p: String
-                switch padding {
-                case .same: p = "same"
-                case .valid: p = "valid"
-                case .pixels(let v): p = String(v)
+            case let .conv(c):
+                let kernel = c.kernelHeight == c.kernelWidth ? "\(c.kernelHeight)" : "\(c.kernelHeight)x\(c.kernelWidth)"
+                var positional: String?, pad: String?
+                switch c.padding {
+                case .same: positional = "same"
+                case .valid: positional = "valid"
+                case .pixels(let v): positional = String(v)
+                case .sides(let s): if s.isUniform { positional = String(s.top) } else { pad = "pad=" + sidesText(s) }
                 }
-                return "conv:\(out):\(kernel):\(p)"
-            case let .maxPool(size, stride): return "maxpool:\(size):\(stride)"
-            case let .avgPool(size, stride): return "avgpool:\(size):\(stride)"
-            case .dense(let n): return n.map { "fc:\($0)" } ?? "fc"
+                return join(["conv", "\(c.out)", kernel, positional, c.stride == 1 ? nil : "stride=\(c.stride)", pad,
+                             c.groups == 1 ? nil : "groups=\(c.groups)", c.activation.map { "act=\($0.rawValue)" }])
+            case let .maxPool(p), let .avgPool(p):
+                let kind: String
+                if case .maxPool = stage { kind = "maxpool" } else { kind = "avgpool" }
+                return join([kind, "\(p.size)", "\(p.stride)", p.padding == .zero ? nil : "pad=" + sidesText(p.padding),
+                             p.ceilMode ? "ceil" : nil, p.includePadding ? nil : "exclude-pad"])
+            case let .dense(n, activation): return join(["fc", n.map(String.init), activation.map { "act=\($0.rawValue)" }])
             case .dropout(let p): return "dropout:\(p)"
             case let .recurrent(kind, hidden, layers): return "\(kind.rawValue):\(hidden):\(layers)"
             }

@@ -79,34 +79,32 @@ public final class Sequential {
             let isLast = i == spec.stages.count - 1
             try checkStage(stage, input: shape, classes: classes)
             switch stage {
-            case let .conv(out, kernel, padding):
+            case let .conv(c):
                 guard shape.count == 3 else { throw ModelError.shape("a convolution cannot follow a dense or recurrent layer") }
-                let pad: Int
-                switch padding {
-                case .same:
-                    guard kernel % 2 == 1 else { throw ModelError.badSpec("'same' padding needs an odd kernel, not \(kernel)") }
-                    pad = kernel / 2
-                case .valid: pad = 0
-                case .pixels(let p): pad = p
+                let stageText = ModelSpec(stages: [stage]).description
+                guard let pad = c.sides else { throw ModelError.badSpec("'same' padding needs an odd kernel, not \(c.kernelHeight)x\(c.kernelWidth)") }
+                guard shape[0] % c.groups == 0 else {
+                    throw ModelError.badSpec("groups=\(c.groups) in '\(stageText)' does not divide its \(shape[0]) input channels")
                 }
-                let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernel: kernel, padding: pad)
-                try fits(g, shape, "convolution \(kernel)x\(kernel)")
-                let layer = Conv2D(name: nextName("conv"), geometry: g, outChannels: out, activation: activation)
-                layers.append(layer)
-            case let .maxPool(size, stride), let .avgPool(size, stride):
+                let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernelHeight: c.kernelHeight, kernelWidth: c.kernelWidth,
+                                     stride: c.stride, padding: pad.tuple, groups: c.groups)
+                try fits(g, shape, "convolution \(c.kernelHeight)x\(c.kernelWidth)")
+                layers.append(Conv2D(name: nextName("conv"), geometry: g, outChannels: c.out, activation: c.activation ?? activation))
+            case let .maxPool(p), let .avgPool(p):
                 guard shape.count == 3 else { throw ModelError.shape("pooling cannot follow a dense or recurrent layer") }
-                let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernel: size, stride: stride)
-                try fits(g, shape, "pooling window \(size)x\(size)")
+                let g = ConvGeometry(inChannels: shape[0], height: shape[1], width: shape[2], kernelHeight: p.size, kernelWidth: p.size,
+                                     stride: p.stride, padding: p.padding.tuple, ceilMode: p.ceilMode)
+                try fits(g, shape, "pooling window \(p.size)x\(p.size)")
                 if case .maxPool = stage {
-                    layers.append(MaxPool2D(name: nextName("pool"), inputShape: shape, size: size, stride: stride))
+                    layers.append(MaxPool2D(name: nextName("pool"), geometry: g))
                 } else {
-                    layers.append(AvgPool2D(name: nextName("pool"), inputShape: shape, size: size, stride: stride))
+                    layers.append(AvgPool2D(name: nextName("pool"), geometry: g, includePadding: p.includePadding))
                 }
-            case .dense(let n):
+            case let .dense(n, dense):
                 guard let out = n ?? (isLast ? classes : nil) else { throw ModelError.badSpec("only the last 'fc' may omit its size") }
                 if isLast && out != classes { throw ModelError.shape("the last layer has \(out) outputs but the data has \(classes) classes") }
                 let name = isRecurrent && denseCount == 1 ? "fc" : nextName("fc")
-                layers.append(Dense(name: name, inputShape: shape, outFeatures: out, activation: isLast ? .identity : activation))
+                layers.append(Dense(name: name, inputShape: shape, outFeatures: out, activation: dense ?? (isLast ? .identity : activation)))
             case .dropout(let p):
                 layers.append(Dropout(name: nextName("dropout"), inputShape: shape, probability: p, seed: seed &+ UInt64(i) &* 0x9E37))
             case let .recurrent(kind, hidden, stack):
@@ -120,7 +118,7 @@ public final class Sequential {
     }
 
     private static func fits(_ g: ConvGeometry, _ shape: [Int], _ what: String) throws {
-        if g.outHeight < 1 || g.outWidth < 1 || g.height + 2 * g.padding < g.kernelHeight {
+        if g.outHeight < 1 || g.outWidth < 1 || g.height + g.padTop + g.padBottom < g.kernelHeight || g.width + g.padLeft + g.padRight < g.kernelWidth {
             throw ModelError.shape("\(what) does not fit its \(shape[1])x\(shape[2]) input")
         }
     }

@@ -258,4 +258,65 @@ final class ImportCommandTests: XCTestCase {
         XCTAssertNil(try Checkpoint.readMetadata(from: dir + "/plain.safetensors")["preprocessing"])
         XCTAssertEqual(try Sequential.load(contentsOf: dir + "/plain.safetensors").model.preprocessing, .standard)
     }
+
+    // MARK: cross-checks against PyTorch, onnxruntime and Captum (Tests/python/onnx_reference.py)
+
+    /// A CNN with batch norm (folded by the exporter, and by the importer in the legacy export, where
+    /// it follows Linear) and strided convolutions, trained a few steps in PyTorch.
+    func testSmallCNNMatchesTorchOnnxruntimeAndCaptum() throws {
+        let dir = try crossCheck("small")
+        // the TorchScript exporter's file: BatchNormalization after Gemm, a dynamic batch, Flatten
+        let legacy = try CLI.run(["import", dir + "/legacy.onnx", "--out", dir + "/legacy.safetensors"])
+        XCTAssertEqual(legacy.status, 0, legacy.stderr)
+        let input = try readNpy(from: dir + "/occ/input.npy").data
+        let (a, b) = (logits(try Sequential.load(contentsOf: dir + "/m.safetensors").model, input),
+                      logits(try Sequential.load(contentsOf: dir + "/legacy.safetensors").model, input))
+        let scale = a.map(abs).max()!
+        for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-4 * scale) }
+    }
+
+    /// torchvision's AlexNet, random weights, at 224x224 with ImageNet's mean and std.
+    func testAlexNetMatchesTorchOnnxruntimeAndCaptum() throws {
+        _ = try crossCheck("alexnet")
+    }
+
+    /// torchvision's VGG-11 (0.5 GB of weights in external data): one image, one conv5 unit.
+    func testVGG11MatchesTorchOnnxruntimeAndCaptum() throws {
+        _ = try crossCheck("vgg11")
+    }
+
+    /// Exports `kind`, imports it, runs `occlude` and `project` on its image and the logits on the same
+    /// input, then has the script compare them with PyTorch, onnxruntime and Captum. Returns the folder.
+    private func crossCheck(_ kind: String) throws -> String {
+        // torchvision is imported by the script, which works around a CUDA-built wheel's operators
+        try Python.require("torch, onnx, onnxruntime, captum, safetensors, PIL")
+        let dir = try temporaryDirectory()
+        let script = Python.script("onnx_reference.py")
+        let export = Python.run([script, "export", kind, dir])
+        XCTAssertEqual(export.status, 0, export.output)
+        struct Meta: Decodable { var mean: [Float]; var std: [Float]; var channels: [Int]; var window: Int; var stride: Int; var layer: String }
+        let meta = try JSONDecoder().decode(Meta.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/meta.json")))
+        let list = { (values: [Float]) in values.map { "\($0)" }.joined(separator: ",") }
+        let checkpoint = dir + "/m.safetensors"
+        let imported = try CLI.run(["import", dir + "/model.onnx", "--out", checkpoint, "--classes", dir + "/classes.txt",
+                                    "--mean", list(meta.mean), "--std", list(meta.std)])
+        XCTAssertEqual(imported.status, 0, imported.stderr)
+        let image = ["--checkpoint", checkpoint, "--image", dir + "/image.png"]
+        let occlude = try CLI.run(["occlude"] + image + ["--window", "\(meta.window)", "--stride", "\(meta.stride)", "--fill", "zero",
+                                                       "--score", "logit", "--npy", "--out", dir + "/occ"])
+        XCTAssertEqual(occlude.status, 0, occlude.stderr)
+        let model = try Sequential.load(contentsOf: checkpoint).model
+        try writeNpy(Tensor(shape: [model.classes], data: logits(model, try readNpy(from: dir + "/occ/input.npy").data)), to: dir + "/logits.npy")
+        for channel in meta.channels {
+            for method in ["deconvnet", "guided"] {
+                let project = try CLI.run(["project"] + image + ["--layer", meta.layer, "--channel", "\(channel)", "--method", method,
+                                                               "--out", dir + "/p.png", "--npy", dir + "/project-\(method)-\(channel).npy"])
+                XCTAssertEqual(project.status, 0, project.stderr)
+            }
+        }
+        let check = Python.run([script, "check", kind, dir])
+        XCTAssertEqual(check.status, 0, check.output)
+        print("\(kind): \(imported.stdout)\(check.output)")
+        return dir
+    }
 }

@@ -487,8 +487,10 @@ private struct GraphWalk {
         var bias = (source: "\(node.label).bias (zero)", tensor: Tensor(zeros: [out]))
         if node.inputs.count > 2, !node.inputs[2].isEmpty {
             bias = try parameter(node.inputs[2], for: node)
-            guard bias.tensor.count == out else { throw refuse(node, "bias \(bias.tensor.shape) does not fit \(out) outputs") }
-            bias.tensor = Tensor(shape: [out], data: bias.tensor.data.map { $0 * beta })
+            guard bias.tensor.count == out || bias.tensor.count == 1 else { throw refuse(node, "bias \(bias.tensor.shape) does not fit \(out) outputs") }
+            // a one-element bias broadcasts
+            let values = bias.tensor.count == out ? bias.tensor.data : [Float](repeating: bias.tensor.data[0], count: out)
+            bias.tensor = Tensor(shape: [out], data: values.map { $0 * beta })
         }
         try appendDense(node, weight: (source, w), bias: bias)
     }

@@ -82,12 +82,22 @@ def export(kind, out):
         save_file({k: v.float() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")},
                   os.path.join(out, "state_dict.safetensors"))
     rng = np.random.default_rng(1)
-    Image.fromarray(rng.integers(0, 256, (shape[1], shape[2], 3), dtype=np.uint8)).save(os.path.join(out, "image.png"))
+    pixels = rng.integers(0, 256, (shape[1], shape[2], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(os.path.join(out, "image.png"))
     with open(os.path.join(out, "classes.txt"), "w") as f:
         f.write("".join(f"class {i}\n" for i in range(classes)))
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if kind != "small" else ([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
     window, stride = (32, 16) if kind != "small" else (8, 4)
-    json.dump({"mean": mean, "std": std, "input": list(shape), "channels": [0, 1, 2] if kind != "vgg11" else [0],
+    # conv5 units that fire on the image (a dead unit has no strongest position to agree on)
+    x = (torch.from_numpy(pixels).permute(2, 0, 1).float()[None] / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    captured = {}
+    handle = convs(model)[4].register_forward_hook(lambda m, i, o: captured.update(out=o.detach()))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    strongest = captured["out"][0].amax(dim=(1, 2))
+    channels = [int(c) for c in torch.argsort(strongest, descending=True)[:3 if kind != "vgg11" else 1]]
+    json.dump({"mean": mean, "std": std, "input": list(shape), "channels": channels,
                "window": window, "stride": stride, "layer": "conv5"}, open(os.path.join(out, "meta.json"), "w"))
 
 

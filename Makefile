@@ -7,12 +7,12 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config dataset-fashion-mnist \
 	libfreetype-dev libfontconfig-dev fonts-dejavu-core fonts-wqy-microhei
 # for the checks: headless Chromium renders the HTML reports and the SVG figures; Slurm and munge run
-# `sweep --slurm`'s tests
-TEST_APT_PACKAGES := chromium slurmctld slurmd slurm-client munge
+# `sweep --slurm`'s tests; libonnx-testdata holds ONNX's per-operator models that `import` must pass
+TEST_APT_PACKAGES := chromium slurmctld slurmd slurm-client munge libonnx-testdata
 # The reference packages the tests cross-check against, installed into $(VENV). torch is pinned to the
 # CPU build that the local wheel folder pip is configured with holds (`pip config list`: find-links), so
 # that a fresh machine never downloads the multi-GB CUDA build from PyPI.
-PIP_PACKAGES := numpy safetensors tensorboard torch==2.13.0+cpu captum playwright pillow
+PIP_PACKAGES := numpy safetensors tensorboard torch==2.13.0+cpu captum onnx onnxruntime onnxscript torchvision playwright pillow
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist

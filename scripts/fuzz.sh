@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SWIFTC=${SWIFTC:-swiftc}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 OUT=${FUZZ_OUT:-.build-fuzz}
-TARGETS="png jpeg idx cifar safetensors npy spec"
+TARGETS="png jpeg idx cifar safetensors npy spec onnx"
 SANITIZE="-sanitize=fuzzer,address"
 C_MODULES="-I Sources/COpenBLAS -I Sources/CPNG -I Sources/CJPEG -I Sources/CZlib $(pkg-config --cflags openblas libpng zlib | sed 's/-I/-Xcc -I/g')"
 LIBS="$(pkg-config --libs openblas libpng zlib) -ljpeg"

@@ -27,12 +27,16 @@ enum SetupError: LocalizedError, Equatable {
     }
 }
 
-/// Loads `path` converted to `model`'s input: grayscale for one-channel models and resized to its
-/// height when the sizes differ.
+/// Loads `path` converted to `model`'s input: grayscale for one-channel models, resized to its
+/// height when the sizes differ (or always, by the model's shorter-side rule), and its floats made by
+/// the model's `preprocessing`.
 func loadData(_ path: String, for model: Sequential) throws -> DataSplits {
     let target = model.inputShape
     // resizing to the size images already have changes nothing, so one pass reads and converts
-    let data = try DataLoader.load(path, grayscale: target.channels == 1, size: target.height == target.width ? target.height : nil)
+    var data = try DataLoader.load(path, grayscale: target.channels == 1, size: target.height == target.width ? target.height : nil,
+                                   resize: model.preprocessing.resize)
+    data.train?.preprocessing = model.preprocessing
+    data.test?.preprocessing = model.preprocessing
     guard let shape = data.shape, shape == target else {
         throw SetupError.imageShape(path: path, found: data.shape, expected: target)
     }
@@ -54,23 +58,33 @@ enum Split: String, ExpressibleByArgument, CaseIterable {
     case train, test
 }
 
-/// An image file as a `(1, C, H, W)` tensor in [0, 1], converted to `shape` (grayscale by BT.601 luma,
-/// gray to RGB by copying, bilinear resize), and the file's own shape.
-func loadImage(_ path: String, as shape: ImageShape) throws -> (input: Tensor, original: ImageShape) {
+/// An image file as `model`'s input `(1, C, H, W)` (grayscale by BT.601 luma, gray to RGB by copying,
+/// bilinear resize by the model's rule, then its `preprocessing`: pixels / 255, mean and std), and the
+/// file's own shape.
+func loadImage(_ path: String, for model: Sequential) throws -> (input: Tensor, original: ImageShape) {
     let image = try Image(contentsOfFile: path)
-    let bytes = image.planarBytes(shape)
-    return (Tensor(shape: [1, shape.channels, shape.height, shape.width], data: bytes.map { Float($0) / 255 }), image.shape)
+    let shape = model.inputShape
+    let bytes = image.planarBytes(shape, resize: model.preprocessing.resize)
+    var input = Tensor(zeros: [1, shape.channels, shape.height, shape.width])
+    input.data.withUnsafeMutableBufferPointer { out in
+        model.preprocessing.floats(bytes, count: 1, shape: shape, into: out.baseAddress!)
+    }
+    return (input, image.shape)
 }
 
 /// What `loadImage` did to an image of shape `original` to make it `target`, in one line.
-func conversionNote(_ original: ImageShape, to target: ImageShape) -> String {
+func conversionNote(_ original: ImageShape, to target: ImageShape, preprocessing: Preprocessing = .standard) -> String {
     func describe(_ s: ImageShape) -> String { "\(s.width)x\(s.height) \(s.channels == 1 ? "gray" : "RGB")" }
     var steps: [String] = []
     if original.channels == 3 && target.channels == 1 { steps.append("BT.601 grayscale (0.299 R + 0.587 G + 0.114 B)") }
     if original.channels == 1 && target.channels == 3 { steps.append("gray copied into R, G and B") }
-    if original.height != target.height || original.width != target.width { steps.append("bilinear resize to \(target.width)x\(target.height)") }
+    if case .shorterSide(let side) = preprocessing.resize {
+        steps.append("bilinear resize of the shorter side to \(side), centre crop \(target.width)x\(target.height)")
+    } else if original.height != target.height || original.width != target.width {
+        steps.append("bilinear resize to \(target.width)x\(target.height)")
+    }
     return "\(describe(original)) → " + (steps.isEmpty ? "" : steps.joined(separator: ", ") + " → ")
-        + "model input \(target.channels)x\(target.height)x\(target.width) (C x H x W), pixels / 255"
+        + "model input \(target.channels)x\(target.height)x\(target.width) (C x H x W), " + preprocessing.valueSummary
 }
 
 /// Softmax probabilities `(classes)` of `model` for one image `(C, H, W)` in [0, 1].

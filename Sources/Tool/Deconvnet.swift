@@ -11,7 +11,7 @@ struct Deconvnet: ParsableCommand {
             TrainCommand.self, EvalCommand.self, PredictCommand.self, SummaryCommand.self, DataCommand.self, ExportCommand.self,
             ProjectCommand.self, TopCommand.self, EvolutionCommand.self, FiltersCommand.self, FeatureMapsCommand.self,
             InspectCommand.self, OccludeCommand.self, CorrespondenceCommand.self, InvarianceCommand.self,
-            ReportCommand.self, SweepCommand.self, CompareCommand.self, BenchCommand.self, ExploreCommand.self,
+            ReportCommand.self, SweepCommand.self, CompareCommand.self, BenchCommand.self, ExploreCommand.self, ImportCommand.self,
         ]
     )
 }

@@ -58,7 +58,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         let loaded = try checkpoint.load()
         let model = loaded.model
-        let probabilities = classProbabilities(model, try loadImage(image, as: model.inputShape).input.data)
+        let probabilities = classProbabilities(model, try loadImage(image, for: model).input.data)
         let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
         if json {
             struct Prediction: Encodable { var predicted: String; var index: Int; var probabilities: [String: Float] }

@@ -69,15 +69,15 @@ struct ImageSource: ParsableArguments {
     func load(for model: Sequential) throws -> InputImage {
         let target = model.inputShape
         if let image {
-            let (input, original) = try loadImage(image, as: target)
-            return InputImage(pixels: input.data, name: (image as NSString).lastPathComponent, label: nil, conversion: conversionNote(original, to: target))
+            let (input, original) = try loadImage(image, for: model)
+            return InputImage(pixels: input.data, name: (image as NSString).lastPathComponent, label: nil, conversion: conversionNote(original, to: target, preprocessing: model.preprocessing))
         }
         let dataset = try loadSplit(data!, split, for: model)
         let index = index ?? 0
         guard index < dataset.count else { throw InspectionError.indexOutOfRange(index, count: dataset.count, data: data!, split: split) }
         let label = Int(dataset.labels[index])
         return InputImage(pixels: dataset.image(index).data, name: "\(split.rawValue) #\(index) (\(dataset.classNames[label]))", label: label,
-                          conversion: "image \(index) of the \(split.rawValue) split of \(data!), read as the model's input \(target.channels)x\(target.height)x\(target.width) (C x H x W), pixels / 255")
+                          conversion: "image \(index) of the \(split.rawValue) split of \(data!), read as the model's input \(target.channels)x\(target.height)x\(target.width) (C x H x W), \(model.preprocessing.summary)")
     }
 }
 

@@ -94,11 +94,13 @@ struct TopCommand: ParsableCommand {
     }
 }
 
-/// Images `range` of `dataset`, renumbered from 0.
+/// Images `range` of `dataset`, renumbered from 0, with its preprocessing.
 func slice(_ dataset: Dataset, _ range: Range<Int>) -> Dataset {
     let n = dataset.shape.count
-    return Dataset(shape: dataset.shape, pixels: Array(dataset.pixels[range.lowerBound * n..<range.upperBound * n]),
-                   labels: Array(dataset.labels[range]), classNames: dataset.classNames)
+    var part = Dataset(shape: dataset.shape, pixels: Array(dataset.pixels[range.lowerBound * n..<range.upperBound * n]),
+                       labels: Array(dataset.labels[range]), classNames: dataset.classNames)
+    part.preprocessing = dataset.preprocessing
+    return part
 }
 
 /// One channel's winners as two grids side by side: projections (left) and input patches (right),

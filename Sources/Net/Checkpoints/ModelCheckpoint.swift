@@ -19,6 +19,10 @@ public enum CheckpointKey {
     /// The loss of the run's first step, which its divergence bound is a multiple of.
     public static let firstLoss = "first_loss"
     public static let formatValue = "deconvnet-1"
+    /// `Preprocessing` as JSON; absent for the standard rule (stretch, pixels / 255).
+    public static let preprocessing = "preprocessing"
+    /// Where an imported model came from (`onnx:FILE`, `state-dict:FILE`).
+    public static let source = "source"
 }
 
 extension Sequential {
@@ -48,6 +52,7 @@ extension Sequential {
         metadata[CheckpointKey.cell] = cell?.rawValue ?? "none"
         metadata[CheckpointKey.epoch] = String(epoch)
         metadata[CheckpointKey.step] = String(step)
+        if preprocessing != .standard { metadata[CheckpointKey.preprocessing] = jsonString(preprocessing) }
         if let optimizer {
             metadata[CheckpointKey.optimizer] = optimizer.kind.rawValue
             metadata[CheckpointKey.optimizerSteps] = String(optimizer.steps)
@@ -97,6 +102,14 @@ extension Sequential {
             throw CheckpointError.badModel(path: path, reason: "bad class_names in its metadata")
         }
         let inputShape = ImageShape(channels: dims[0], height: dims[1], width: dims[2])
+        var preprocessing = Preprocessing.standard
+        if let text = meta[CheckpointKey.preprocessing] {
+            guard let rule = try? JSONDecoder().decode(Preprocessing.self, from: Data(text.utf8)),
+                  rule.mean.isEmpty || rule.mean.count == dims[0] else {
+                throw CheckpointError.badModel(path: path, reason: "bad preprocessing in its metadata")
+            }
+            preprocessing = rule
+        }
         do {
             // the tensors' names and shapes are compared before the model's parameters are allocated
             let layers: [any Layer]
@@ -112,6 +125,7 @@ extension Sequential {
             try Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }).validate(expected: expected)
             let model = try Sequential(spec: spec, inputShape: inputShape, classes: classNames.count, activation: activation)
             try model.load(parameters: checkpoint)
+            model.preprocessing = preprocessing
             return LoadedModel(model: model, classNames: classNames, epoch: Int(meta[CheckpointKey.epoch] ?? "") ?? 0,
                                step: Int(meta[CheckpointKey.step] ?? "") ?? 0, checkpoint: checkpoint)
         } catch {

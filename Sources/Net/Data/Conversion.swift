@@ -6,6 +6,13 @@ struct Conversion {
     var grayscale: Bool
     /// Resize to `size x size`.
     var size: Int?
+    /// How to resize: stretched, or torchvision's shorter side then centre crop.
+    var resize: Preprocessing.Resize = .stretch
+
+    /// Writes `image` converted to `target` as `(C, H, W)` bytes at `destination`.
+    func write(_ image: Image, _ target: ImageShape, to destination: UnsafeMutablePointer<UInt8>) {
+        image.writePlanar(target, resize: size == nil ? .stretch : resize, to: destination)
+    }
 
     /// The shape an image of shape `natural` is converted to.
     func target(_ natural: ImageShape) -> ImageShape {
@@ -31,7 +38,7 @@ struct Conversion {
         let target = target(natural)
         try checkBudget(count: count, target: target, name: name)
         var out = [UInt8](repeating: 0, count: count * target.count)
-        if target == natural {
+        if target == natural && (size == nil || resize == .stretch) {
             for i in 0..<count {
                 let from = offset + i * stride
                 out.replaceSubrange(i * target.count..<(i + 1) * target.count, with: bytes[from..<from + natural.count])
@@ -43,7 +50,7 @@ struct Conversion {
             DispatchQueue.concurrentPerform(iterations: count) { i in
                 let from = offset + i * stride
                 let image = Image(planar: bytes[from..<from + natural.count], shape: natural)
-                image.writePlanar(target, to: base + i * target.count)
+                write(image, target, to: base + i * target.count)
             }
         }
         return out

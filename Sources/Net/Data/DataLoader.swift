@@ -54,13 +54,14 @@ public enum DataLoader {
     ///   - path: the data set's directory.
     ///   - grayscale: convert every image to one channel.
     ///   - size: resize every image to `size x size`; must be positive.
-    public static func load(_ path: String, grayscale: Bool = false, size: Int? = nil) throws(DataError) -> DataSplits {
+    ///   - resize: how `size` is reached: stretched, or torchvision's shorter side then centre crop.
+    public static func load(_ path: String, grayscale: Bool = false, size: Int? = nil, resize: Preprocessing.Resize = .stretch) throws(DataError) -> DataSplits {
         precondition(size.map { $0 > 0 } ?? true, "size must be positive")
         guard isDirectory(path) else {
             throw fileExists(path) ? .unrecognizedLayout(path) : .pathNotFound(path)
         }
         guard let reader = readers.first(where: { $0.recognises(path) }) else { throw .unrecognizedLayout(path) }
-        let splits = try reader.load(path, conversion: Conversion(grayscale: grayscale, size: size))
+        let splits = try reader.load(path, conversion: Conversion(grayscale: grayscale, size: size, resize: resize))
         if let train = splits.train, let test = splits.test, train.shape != test.shape {
             throw .mixedShapes(first: "\(path) (train split)", train.shape, other: "\(path) (test split)", test.shape)
         }

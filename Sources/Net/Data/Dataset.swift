@@ -8,6 +8,8 @@ public struct Dataset: Sendable {
     public var labels: [Int32]
     /// Class names in class-index order.
     public var classNames: [String]
+    /// How bytes become the model's floats (pixels / 255, then the model's mean and std, if any).
+    public var preprocessing = Preprocessing.standard
 
     public init(shape: ImageShape, pixels: [UInt8], labels: [Int32], classNames: [String]) {
         precondition(pixels.count == labels.count * shape.count, "pixels do not match labels and shape")
@@ -20,19 +22,18 @@ public struct Dataset: Sendable {
     /// Number of images.
     public var count: Int { labels.count }
 
-    /// Writes the images at `indices` as floats in [0, 1] into `batch`, `(indices.count, C, H, W)`.
+    /// Writes the images at `indices` as the model's floats (in [0, 1] unless `preprocessing` normalises)
+    /// into `batch`, `(indices.count, C, H, W)`.
     public func fill(_ batch: UnsafeMutablePointer<Float>, indices: ArraySlice<Int>) {
         let n = shape.count
         pixels.withUnsafeBufferPointer { src in
             for (row, index) in indices.enumerated() {
-                let from = src.baseAddress! + index * n
-                let to = batch + row * n
-                for i in 0..<n { to[i] = Float(from[i]) * (1.0 / 255.0) }
+                preprocessing.floats(src.baseAddress! + index * n, count: 1, shape: shape, into: batch + row * n)
             }
         }
     }
 
-    /// The image at `index` as a `(1, C, H, W)` tensor in [0, 1].
+    /// The image at `index` as a `(1, C, H, W)` tensor (see `fill`).
     public func image(_ index: Int) -> Tensor {
         var t = Tensor(zeros: [1, shape.channels, shape.height, shape.width])
         t.data.withUnsafeMutableBufferPointer { fill($0.baseAddress!, indices: [index][...]) }

@@ -128,7 +128,7 @@ enum FolderReader: DataSetReader {
             return .failed(.mixedShapes(first: first.file, first.shape, other: file, image.shape))
         }
         if image.channels > target.channels && !conversion.grayscale { return .needsColor }
-        image.writePlanar(target, to: destination)
+        conversion.write(image, target, to: destination)
         return .decoded
     }
 }

@@ -94,16 +94,17 @@ public struct Image: Equatable, Sendable {
         return recoloured.resized(width: shape.width, height: shape.height)
     }
 
-    /// The image converted to `shape` (see `converted(to:)`) as planar bytes `(C, H, W)`, `shape.count` of them.
-    public func planarBytes(_ shape: ImageShape) -> [UInt8] {
+    /// The image converted to `shape` by `resize` (see `Preprocessing.image(_:to:)`) as planar bytes
+    /// `(C, H, W)`, `shape.count` of them.
+    public func planarBytes(_ shape: ImageShape, resize: Preprocessing.Resize = .stretch) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: shape.count)
-        out.withUnsafeMutableBufferPointer { writePlanar(shape, to: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { writePlanar(shape, resize: resize, to: $0.baseAddress!) }
         return out
     }
 
-    /// Writes the image converted to `shape` as `(C, H, W)` bytes at `destination`.
-    func writePlanar(_ shape: ImageShape, to destination: UnsafeMutablePointer<UInt8>) {
-        let image = self.shape == shape ? self : converted(to: shape)
+    /// Writes the image converted to `shape` by `resize` as `(C, H, W)` bytes at `destination`.
+    func writePlanar(_ shape: ImageShape, resize: Preprocessing.Resize = .stretch, to destination: UnsafeMutablePointer<UInt8>) {
+        let image = self.shape == shape && resize == .stretch ? self : Preprocessing(resize: resize).image(self, to: shape)
         let (c, plane) = (shape.channels, shape.height * shape.width)
         image.pixels.withUnsafeBufferPointer { hwc in
             for ch in 0..<c {

@@ -10,6 +10,8 @@ public final class Sequential {
     public let inputShape: ImageShape
     public let classes: Int
     public let activation: Activation
+    /// How images become this model's input; saved in its checkpoint.
+    public var preprocessing = Preprocessing.standard
     public let layers: [any Layer]
     /// Named tensors inside `parameters`/`gradients`, in PyTorch's state-dict order.
     public let views: [ParameterView]

@@ -39,13 +39,13 @@ struct ModelOptions: ParsableArguments {
 
     /// The input shape a preset is made for when no data set says otherwise.
     var defaultInputShape: ImageShape {
-        model == "lenet5-classic" ? ImageShape(channels: 3, height: 32, width: 32) : ImageShape(channels: 1, height: 28, width: 28)
+        ["lenet5-classic", "zfnet"].contains(model) ? ImageShape(channels: 3, height: 32, width: 32) : ImageShape(channels: 1, height: 28, width: 28)
     }
 }
 
 /// `--input CxHxW`: the image shape a model without data is built for (`summary`, `bench train`).
 struct InputShapeOptions: ParsableArguments {
-    @Option(help: "Input shape CxHxW (default: 1x28x28, or 3x32x32 for lenet5-classic).")
+    @Option(help: "Input shape CxHxW (default: 1x28x28, or 3x32x32 for lenet5-classic and zfnet).")
     var input: String?
 
     func validate() throws {

@@ -327,7 +327,7 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         }.joined(separator: ",")
     }
 
-    public static let presetNames = ["lenet5", "lenet5-classic", "conv5", "rnn", "lstm", "gru"]
+    public static let presetNames = ["lenet5", "lenet5-classic", "conv5", "zfnet", "rnn", "lstm", "gru"]
 
     /// A named preset. `kernel` is the convolution size (5, or 3 for the small-kernel variants);
     /// `hidden` and `layers` size the recurrent presets.
@@ -336,6 +336,10 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     /// - `lenet5-classic`: conv 6 valid → maxpool 2 → conv 16 valid → maxpool 2 → fc 120 → fc 84 → fc classes
     /// - `conv5`: five 3×3 same convolutions (16, 32, 32, 64, 64 channels), each followed by 2×2 average
     ///   pooling with stride 1, then fc 256 → fc classes
+    /// - `zfnet`: Zeiler and Fergus's network scaled to 3×32×32 colour images (CIFAR-10): conv 64 7×7
+    ///   stride 2 → LRN → maxpool 3/2 → conv 192 5×5 → LRN → maxpool 3/2 → conv 256, 256, 192 3×3 →
+    ///   maxpool 3/2 → fc 512 → dropout 0.5 → fc 512 → dropout 0.5 → fc classes (16×16 after conv1, 8×8
+    ///   after pool1, 4×4 after pool2, 2×2 after pool3)
     /// - `rnn`, `lstm`, `gru`: the recurrent stack over image rows, then fc classes
     public static func preset(_ name: String, kernel: Int = 5, hidden: Int = 128, layers: Int = 1) throws -> ModelSpec {
         let k = kernel
@@ -346,6 +350,10 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             return try ModelSpec(parsing: "conv:6:\(k):valid,maxpool:2,conv:16:\(k):valid,maxpool:2,fc:120,fc:84,fc")
         case "conv5":
             return try ModelSpec(parsing: [16, 32, 32, 64, 64].map { "conv:\($0):3:same,avgpool:2:1" }.joined(separator: ",") + ",fc:256,fc")
+        case "zfnet":
+            let lrn = "lrn:5:alpha=0.0001:beta=0.75:k=2"
+            return try ModelSpec(parsing: "conv:64:7:stride=2:pad=3,\(lrn),maxpool:3:2:pad=1,conv:192:5:2,\(lrn),maxpool:3:2:pad=1,"
+                                 + "conv:256:3:1,conv:256:3:1,conv:192:3:1,maxpool:3:2:pad=1,fc:512,dropout:0.5,fc:512,dropout:0.5,fc")
         case "rnn", "lstm", "gru":
             return try ModelSpec(parsing: "\(name):\(hidden):\(layers),fc")
         default:

@@ -68,13 +68,9 @@ extension Sequential {
         return perImage.flatMap { MemoryBudget.size(of: [$0, batch], elementSize: 4) }
     }
 
-    /// Throws `ModelError.overBudget` unless a training step on `batch` images fits `MemoryBudget.current`;
+    /// Throws `MemoryBudgetError` unless a training step on `batch` images fits `MemoryBudget.current`;
     /// `what` names where the batch size came from (a flag, a run's configuration).
-    public func checkBatch(_ batch: Int, for what: String) throws(ModelError) {
-        do {
-            try MemoryBudget.current.check(batchBytes(batch), for: "\(what) (\(batch) images of \(inputShape) a step)")
-        } catch {
-            throw .overBudget(error)
-        }
+    public func checkBatch(_ batch: Int, for what: String) throws(MemoryBudgetError) {
+        try MemoryBudget.current.check(batchBytes(batch), for: "\(what) (\(batch) images of \(inputShape) a step)")
     }
 }

@@ -54,21 +54,9 @@ public final class AdaptiveAvgPool2D: Layer {
     }
 
     /// With even bins, the pooling of each copy's patch under its changed outputs (`poolBoxes`).
-    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { window.map(EvenBinBoxes.init) }
-}
-
-/// Even-binned adaptive pooling of each copy's changed patch: with even bins it is average pooling
-/// of kernel and stride H/OH (no padding), so the pooling kernels' box update serves it.
-private struct EvenBinBoxes: BoxUpdate {
-    let geometry: ConvGeometry
-    var readsPreActivation: Bool { false }
-
-    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int { poolBoxesScratchSize(geometry, outputs: outputs) }
-
-    func update(
-        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
-    ) {
-        poolBoxes(input, geometry, maximum: false, includePadding: true, from: from, to: to, scratch: scratch)
+    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? {
+        // with even bins it is average pooling of kernel and stride H/OH (no padding)
+        window.map { PoolingBoxes(geometry: $0, maximum: false, includePadding: true) }
     }
 }
 

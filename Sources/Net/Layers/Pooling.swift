@@ -117,7 +117,8 @@ extension AvgPool2D {
 }
 
 /// A pooling layer's changed outputs: the layer's kernel on the patch of input under them (`poolBoxes`).
-private struct PoolingBoxes: BoxUpdate {
+/// Also even-binned adaptive average pooling's, which is average pooling of kernel and stride H/OH.
+struct PoolingBoxes: BoxUpdate {
     let geometry: ConvGeometry
     let maximum: Bool
     let includePadding: Bool

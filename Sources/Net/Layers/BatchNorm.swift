@@ -87,7 +87,7 @@ public final class BatchNorm: Layer {
             return
         }
         if saved.normalized.count < n * inputCount { saved.normalized = [Float](repeating: 0, count: n * inputCount) }
-        saved.gain = [Float](repeating: 0, count: c)
+        if saved.gain.count != c { saved.gain = [Float](repeating: 0, count: c) }  // every channel's gain is rewritten below
         let count = n * p
         let unbiased = Double(count) / Double(max(count - 1, 1))
         saved.normalized.withUnsafeMutableBufferPointer { normalized in

@@ -45,12 +45,12 @@ final class ConvolutionPathTests: XCTestCase {
             XCTAssertEqual(layer.path, layer.preferredPath)
             let weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
             for path in ConvolutionPath.allCases {
-                XCTAssertEqual(layer.reasonItCannotTake(path) == nil, path == .im2col || stride == 1 && (path == .direct || kernel == 5), "\(path)")
+                XCTAssertEqual(layer.reasonItCannotTake(path) == nil, path == .im2col || stride == 1 && (path == .direct || kernel == 5 || kernel == 3), "\(path)")
                 guard layer.reasonItCannotTake(path) == nil else { continue }
                 layer.take(path)
                 XCTAssertEqual(layer.path, path)
                 XCTAssertEqual(layer.usesWinograd, path == .winograd)
-                for n in [2 * WinogradConvolution.group + 1, 1] {
+                for n in [2 * WinogradConvolution(geometry: g, outChannels: o).group + 1, 1] {
                     let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
                     var expected = [Float](repeating: 0, count: dy.count), expectedDx = [Float](repeating: 0, count: x.count)
                     var expectedDw = [Float](repeating: 0, count: weight.count), expectedDb = [Float](repeating: 0, count: o)

@@ -83,9 +83,11 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testConvolutionThroughWinograd() throws {
-        let model = try model("conv:16:5:same,fc", ImageShape(channels: 16, height: 5, width: 7))
-        XCTAssertTrue((model.layers[0] as! Conv2D).usesWinograd)
-        check(model, batch: 3)
+        for kernel in [5, 3] {
+            let model = try model("conv:16:\(kernel):same,fc", ImageShape(channels: 16, height: 5, width: 7))
+            XCTAssertTrue((model.layers[0] as! Conv2D).usesWinograd)
+            check(model, batch: 3)
+        }
     }
 
     func testMaxPooling() throws {

@@ -1,11 +1,13 @@
 import XCTest
 @testable import Net
 
-/// Winograd's F(2×2, 5×5) kernels and the Conv2D path that uses them, against loop references.
+/// Winograd's F(2×2, 3×3) and F(2×2, 5×5) kernels and the Conv2D path that uses them, against loop references.
 final class WinogradTests: XCTestCase {
     /// (C, O, H, W, padding, images): odd sizes (partial tiles), no padding and 'same' padding, channel
     /// counts that are not multiples of the eight lanes, and tile rows longer than eight lanes (20 wide).
     let shapes = [(3, 5, 14, 14, 2, 2), (5, 3, 7, 9, 0, 2), (9, 6, 7, 9, 2, 3), (2, 3, 9, 20, 1, 1)]
+    /// Each shape runs with both kernel sizes (for 3×3, padding 2 is wider than 'same': Winograd takes it too).
+    let kernels = [5, 3]
 
     func randomArray(_ count: Int, _ random: inout SeededRandom) -> [Float] {
         (0..<count).map { _ in random.uniform(-1, 1) }
@@ -22,31 +24,31 @@ final class WinogradTests: XCTestCase {
     func winogradForward(_ x: [Float], _ w: [Float], _ bias: [Float], images n: Int, _ g: ConvGeometry, outChannels o: Int) -> [Float] {
         let t = WinogradTiling(g)
         let ld = t.leadingDimension(images: n)
-        var u = [Float](repeating: 0, count: 36 * o * g.inChannels)
-        var v = [Float](repeating: 0, count: 36 * g.inChannels * ld), m = [Float](repeating: 0, count: 36 * o * ld)
+        var u = [Float](repeating: 0, count: t.points * o * g.inChannels)
+        var v = [Float](repeating: 0, count: t.points * g.inChannels * ld), m = [Float](repeating: 0, count: t.points * o * ld)
         var plane = [Float](repeating: 0, count: t.scratchSize)
         var y = [Float](repeating: .nan, count: n * o * g.positions)
-        winogradWeightTransform(w, outChannels: o, inChannels: g.inChannels, channels: 0..<o, &u)
+        winogradWeightTransform(w, outChannels: o, inChannels: g.inChannels, channels: 0..<o, t, &u)
         winogradInputTransform(x, images: n, channels: 0..<g.inChannels, t, &v, ld: ld, scratch: &plane)
-        winogradFilter(u, v, &m, outChannels: o, inChannels: g.inChannels, channels: 0..<o, tiles: n * t.tiles, ld: ld)
+        winogradFilter(u, v, &m, outChannels: o, inChannels: g.inChannels, channels: 0..<o, points: t.points, tiles: n * t.tiles, ld: ld)
         winogradOutputTransform(m, images: n, outChannels: o, channels: 0..<o, t, ld: ld, bias: bias, &y)
         return y
     }
 
-    /// Weight gradient `(O, C, 5, 5)` and input gradient `(n, C, H, W)` of Σ dy ⊙ y through the kernels.
+    /// Weight gradient `(O, C, r, r)` and input gradient `(n, C, H, W)` of Σ dy ⊙ y through the kernels.
     func winogradGradients(_ x: [Float], _ w: [Float], _ dy: [Float], images n: Int, _ g: ConvGeometry, outChannels o: Int) -> (dw: [Float], dx: [Float]) {
         let (t, c) = (WinogradTiling(g), g.inChannels)
         let ld = t.leadingDimension(images: n)
-        var u = [Float](repeating: 0, count: 36 * o * c), du = u
-        var v = [Float](repeating: 0, count: 36 * c * ld), dm = [Float](repeating: 0, count: 36 * o * ld)
+        var u = [Float](repeating: 0, count: t.points * o * c), du = u
+        var v = [Float](repeating: 0, count: t.points * c * ld), dm = [Float](repeating: 0, count: t.points * o * ld)
         var plane = [Float](repeating: 0, count: t.scratchSize)
-        var dw = [Float](repeating: 0, count: o * c * 25), dx = [Float](repeating: .nan, count: n * g.inputSize)
-        winogradWeightTransform(w, outChannels: o, inChannels: c, channels: 0..<o, &u)
+        var dw = [Float](repeating: 0, count: o * g.patchSize), dx = [Float](repeating: .nan, count: n * g.inputSize)
+        winogradWeightTransform(w, outChannels: o, inChannels: c, channels: 0..<o, t, &u)
         winogradOutputTransformAdjoint(dy, images: n, outChannels: o, t, &dm, ld: ld, scratch: &plane)
         winogradInputTransform(x, images: n, channels: 0..<c, t, &v, ld: ld, scratch: &plane)
-        winogradWeightGradient(dm, v, &du, outChannels: o, inChannels: c, tiles: n * t.tiles, ld: ld)
-        winogradWeightTransformAdjoint(du, outChannels: o, inChannels: c, channels: 0..<o, &dw)
-        winogradInputGradient(u, dm, &v, outChannels: o, inChannels: c, tiles: n * t.tiles, ld: ld)
+        winogradWeightGradient(dm, v, &du, outChannels: o, inChannels: c, points: t.points, tiles: n * t.tiles, ld: ld)
+        winogradWeightTransformAdjoint(du, outChannels: o, inChannels: c, channels: 0..<o, t, &dw)
+        winogradInputGradient(u, dm, &v, outChannels: o, inChannels: c, points: t.points, tiles: n * t.tiles, ld: ld)
         winogradInputTransformAdjoint(v, images: n, t, ld: ld, &dx, scratch: &plane)
         return (dw, dx)
     }
@@ -64,44 +66,50 @@ final class WinogradTests: XCTestCase {
     func testForwardMatchesNaive() {
         var random = SeededRandom(seed: 11)
         for (c, o, h, w, pad, n) in shapes {
-            let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: 5, padding: pad)
-            let x = randomArray(n * g.inputSize, &random), weight = randomArray(o * c * 25, &random), bias = randomArray(o, &random)
-            var naive = [Float](repeating: 0, count: n * o * g.positions)
-            conv2dNaive(x, images: n, g, outChannels: o, weight: weight, bias: bias, &naive)
-            let fast = winogradForward(x, weight, bias, images: n, g, outChannels: o)
-            XCTAssertLessThan(relativeError(fast, naive.map(Double.init)), 1e-5, "C\(c) O\(o) \(h)x\(w) p\(pad)")
+            for kernel in kernels {
+                let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kernel, padding: pad)
+                let x = randomArray(n * g.inputSize, &random), weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
+                var naive = [Float](repeating: 0, count: n * o * g.positions)
+                conv2dNaive(x, images: n, g, outChannels: o, weight: weight, bias: bias, &naive)
+                let fast = winogradForward(x, weight, bias, images: n, g, outChannels: o)
+                XCTAssertLessThan(relativeError(fast, naive.map(Double.init)), 1e-5, "k\(kernel) C\(c) O\(o) \(h)x\(w) p\(pad)")
+            }
         }
     }
 
     func testWeightAndInputGradientsMatchLoops() {
         var random = SeededRandom(seed: 12)
         for (c, o, h, w, pad, n) in shapes {
-            let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: 5, padding: pad)
-            let x = randomArray(n * g.inputSize, &random), weight = randomArray(o * c * 25, &random)
-            let dy = randomArray(n * o * g.positions, &random)
-            let fast = winogradGradients(x, weight, dy, images: n, g, outChannels: o)
-            let slow = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
-            XCTAssertLessThan(relativeError(fast.dw, slow.dw), 1e-5, "dW C\(c) O\(o) \(h)x\(w) p\(pad)")
-            XCTAssertLessThan(relativeError(fast.dx, slow.dx), 1e-5, "dX C\(c) O\(o) \(h)x\(w) p\(pad)")
+            for kernel in kernels {
+                let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kernel, padding: pad)
+                let x = randomArray(n * g.inputSize, &random), weight = randomArray(o * g.patchSize, &random)
+                let dy = randomArray(n * o * g.positions, &random)
+                let fast = winogradGradients(x, weight, dy, images: n, g, outChannels: o)
+                let slow = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
+                XCTAssertLessThan(relativeError(fast.dw, slow.dw), 1e-5, "dW k\(kernel) C\(c) O\(o) \(h)x\(w) p\(pad)")
+                XCTAssertLessThan(relativeError(fast.dx, slow.dx), 1e-5, "dX k\(kernel) C\(c) O\(o) \(h)x\(w) p\(pad)")
+            }
         }
     }
 
-    /// lenet5's conv2 shape (32 → 64 channels, 14×14, padding 2) at He-scale weights and inputs in [0, 1]:
-    /// float32 error against Double, a few times that of the direct convolution.
-    func testFloatErrorAtLeNet5Shape() {
+    /// lenet5's conv2 shape (32 → 64 channels, 14×14, 5×5, padding 2) and zfnet's conv4 (256 → 256,
+    /// 4×4, 3×3, padding 1) at He-scale weights and inputs in [0, 1]: float32 error against Double, a few
+    /// times that of the direct convolution.
+    func testFloatErrorAtLeNet5AndZFNetShapes() {
         var random = SeededRandom(seed: 13)
-        let (c, o, n) = (32, 64, 2)
-        let g = ConvGeometry(inChannels: c, height: 14, width: 14, kernel: 5, padding: 2)
-        let x = (0..<n * g.inputSize).map { _ in random.uniform(0, 1) }
-        let scale = (2 / Float(c * 25)).squareRoot()
-        let weight = (0..<o * c * 25).map { _ in random.uniform(-1, 1) * scale * 1.7 }
-        let dy = randomArray(n * o * g.positions, &random)
-        let y = winogradForward(x, weight, [Float](repeating: 0, count: o), images: n, g, outChannels: o)
-        let (dw, dx) = winogradGradients(x, weight, dy, images: n, g, outChannels: o)
-        let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
-        XCTAssertLessThan(relativeError(y, reference.y), 2e-5)
-        XCTAssertLessThan(relativeError(dw, reference.dw), 2e-5)
-        XCTAssertLessThan(relativeError(dx, reference.dx), 2e-5)
+        for (c, o, size, kernel, n) in [(32, 64, 14, 5, 2), (256, 256, 4, 3, 3)] {
+            let g = ConvGeometry(inChannels: c, height: size, width: size, kernel: kernel, padding: kernel / 2)
+            let x = (0..<n * g.inputSize).map { _ in random.uniform(0, 1) }
+            let scale = (2 / Float(g.patchSize)).squareRoot()
+            let weight = (0..<o * g.patchSize).map { _ in random.uniform(-1, 1) * scale * 1.7 }
+            let dy = randomArray(n * o * g.positions, &random)
+            let y = winogradForward(x, weight, [Float](repeating: 0, count: o), images: n, g, outChannels: o)
+            let (dw, dx) = winogradGradients(x, weight, dy, images: n, g, outChannels: o)
+            let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
+            XCTAssertLessThan(relativeError(y, reference.y), 2e-5, "k\(kernel)")
+            XCTAssertLessThan(relativeError(dw, reference.dw), 2e-5, "k\(kernel)")
+            XCTAssertLessThan(relativeError(dx, reference.dx), 2e-5, "k\(kernel)")
+        }
     }
 
     /// A Conv2D that takes the Winograd path, over two workers with more than one group each, one image
@@ -110,24 +118,28 @@ final class WinogradTests: XCTestCase {
         Workers.set(2)
         var random = SeededRandom(seed: 14)
         let (c, o) = (17, 16)
-        let g = ConvGeometry(inChannels: c, height: 7, width: 9, kernel: 5, padding: 2)
-        let layer = Conv2D(name: "conv2", geometry: g, outChannels: o, activation: .identity)
-        XCTAssertTrue(layer.usesWinograd)
-        XCTAssertFalse(Conv2D(name: "conv1", geometry: ConvGeometry(inChannels: 1, height: 7, width: 9, kernel: 5, padding: 2), outChannels: o, activation: .identity).usesWinograd)
-        let weight = randomArray(o * c * 25, &random), bias = randomArray(o, &random)
-        for n in [2 * WinogradConvolution.group + 3, 1] {
-            let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
-            let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
-            let run = layer.passes(x, dy, weight: weight, bias: bias, batch: n)
-            let withBias = reference.y.enumerated().map { $0.element + Double(bias[$0.offset / g.positions % o]) }
-            XCTAssertLessThan(relativeError(run.y, withBias), 1e-5, "y n\(n)")
-            XCTAssertLessThan(relativeError(run.dw, reference.dw), 1e-5, "dW n\(n)")
-            XCTAssertLessThan(relativeError(run.dx, reference.dx), 1e-5, "dX n\(n)")
-            XCTAssertEqual(run.transposed, run.dx, "backwardData n\(n)")
-            let masked = referenceGradients(x, weight, run.maskedGradient, images: n, g, outChannels: o)
-            XCTAssertLessThan(relativeError(run.subset, masked.dx), 1e-5, "backwardData of channels n\(n)")
-            let biasReference = (0..<o).map { k in (0..<n).reduce(0.0) { total, b in total + (0..<g.positions).reduce(0.0) { $0 + Double(dy[(b * o + k) * g.positions + $1]) } } }
-            XCTAssertLessThan(relativeError(run.db, biasReference), 1e-5, "db n\(n)")
+        for kernel in kernels {
+            let g = ConvGeometry(inChannels: c, height: 7, width: 9, kernel: kernel, padding: kernel / 2)
+            let layer = Conv2D(name: "conv2", geometry: g, outChannels: o, activation: .identity)
+            XCTAssertTrue(layer.usesWinograd)
+            XCTAssertFalse(Conv2D(name: "conv1", geometry: ConvGeometry(inChannels: 1, height: 7, width: 9, kernel: kernel, padding: kernel / 2),
+                                  outChannels: o, activation: .identity).usesWinograd)
+            let weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
+            for n in [2 * WinogradConvolution(geometry: g, outChannels: o).group + 3, 1] {
+                let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
+                let reference = referenceGradients(x, weight, dy, images: n, g, outChannels: o)
+                let run = layer.passes(x, dy, weight: weight, bias: bias, batch: n)
+                let withBias = reference.y.enumerated().map { $0.element + Double(bias[$0.offset / g.positions % o]) }
+                let label = "k\(kernel) n\(n)"
+                XCTAssertLessThan(relativeError(run.y, withBias), 1e-5, "y \(label)")
+                XCTAssertLessThan(relativeError(run.dw, reference.dw), 1e-5, "dW \(label)")
+                XCTAssertLessThan(relativeError(run.dx, reference.dx), 1e-5, "dX \(label)")
+                XCTAssertEqual(run.transposed, run.dx, "backwardData \(label)")
+                let masked = referenceGradients(x, weight, run.maskedGradient, images: n, g, outChannels: o)
+                XCTAssertLessThan(relativeError(run.subset, masked.dx), 1e-5, "backwardData of channels \(label)")
+                let biasReference = (0..<o).map { k in (0..<n).reduce(0.0) { total, b in total + (0..<g.positions).reduce(0.0) { $0 + Double(dy[(b * o + k) * g.positions + $1]) } } }
+                XCTAssertLessThan(relativeError(run.db, biasReference), 1e-5, "db \(label)")
+            }
         }
     }
 }

@@ -20,17 +20,6 @@ public struct LRNParameters: Equatable, Sendable {
 
     /// The channels whose window holds channel `j` (the transpose of `window`), clipped to `0..<channels`.
     func readers(of j: Int, channels: Int) -> ClosedRange<Int> { max(0, j - (size - 1) / 2)...min(channels - 1, j + size / 2) }
-
-    /// `s^β`; for PyTorch's and Zeiler–Fergus's β = 0.75 as `√s · √√s` (within 2 ulp of `powf`, and
-    /// vectorisable).
-    @inline(__always)
-    func divisor(_ s: Float) -> Float {
-        if beta == 0.75 {
-            let r = s.squareRoot()
-            return r * r.squareRoot()
-        }
-        return Foundation.pow(s, beta)
-    }
 }
 
 /// Local response normalisation of `images` samples `(images, C, P)` (P positions per plane) into
@@ -53,11 +42,18 @@ public func lrnForward(
                 for i in 0..<p { s[i] += a[i] * a[i] }
             }
             let a = x + ch * p
-            for i in 0..<p {
-                s[i] = s[i] / size * lrn.alpha + lrn.k
-                d[i] = lrn.divisor(s[i])
-                y[i] = a[i] / d[i]
+            for i in 0..<p { s[i] = s[i] / size * lrn.alpha + lrn.k }
+            // s^β; for PyTorch's and Zeiler–Fergus's β = 0.75 as √s · √√s (within 2 ulp of powf), in a
+            // loop of its own so that it runs as vector code
+            if lrn.beta == 0.75 {
+                for i in 0..<p {
+                    let r = s[i].squareRoot()
+                    d[i] = r * r.squareRoot()
+                }
+            } else {
+                for i in 0..<p { d[i] = Foundation.pow(s[i], lrn.beta) }
             }
+            for i in 0..<p { y[i] = a[i] / d[i] }
         }
     }
 }

@@ -1,32 +1,45 @@
-/// A 5×5 stride-1 convolution over a batch through F(2×2, 5×5), the kernels of `Winograd.swift`: the
+/// A 3×3 or 5×5 stride-1 convolution over a batch through F(2×2, r×r), the kernels of `Winograd.swift`: the
 /// scratch each worker needs and the order of transforms and products, for the forward pass and for the
 /// weight and input gradients. `conv2dNaive` and `conv2dBackwardNaive` are its oracles.
 ///
-/// Each worker takes its images in groups of `group`: the group's transformed inputs and products stay
-/// in the core's cache between the transforms and the 36 products over all of its tiles.
+/// Each worker takes its images in groups of at most `group`: the group's transformed inputs and
+/// products stay in the core's cache between the transforms and the n² products over all of its tiles.
 public struct WinogradConvolution: Sendable {
     public let tiling: WinogradTiling
     public let outChannels: Int
+    /// Images per worker per batch of products: 4, or enough for `minimumProductTiles` tiles where 4
+    /// images have fewer (16 of zfnet's 4×4 planes, whose 4 tiles each would give sgemm 16 columns).
+    /// Larger groups lose: their transformed tiles no longer stay in the cache (13 images of zfnet's
+    /// 8×8 conv2, 208 tiles, ran at half the speed of 4).
+    public let group: Int
 
-    /// Images per worker per batch of products: T = 4 · tiles per image (196 for 14×14).
-    public static let group = 4
+    /// The fewest tiles T a group's products should have.
+    public static let minimumProductTiles = 64
 
     public init(geometry: ConvGeometry, outChannels: Int) {
         tiling = WinogradTiling(geometry)
         self.outChannels = outChannels
+        group = max(4, (Self.minimumProductTiles + tiling.tiles - 1) / tiling.tiles)
     }
 
     public var geometry: ConvGeometry { tiling.geometry }
 
-    /// The row stride of the `(36, channels, ld)` buffers, for one group.
-    private var ld: Int { tiling.leadingDimension(images: Self.group) }
+    /// The row stride of the `(n², channels, ld)` buffers, for one group.
+    private var ld: Int { tiling.leadingDimension(images: group) }
 
-    /// Floats of scratch per worker (`Workspace.reserve`): transformed inputs V `(36, C, ld)`, products M
-    /// `(36, O, ld)`, a split plane for the transforms, partial weight and bias gradients in the
-    /// transformed domain `(36, O, C)`, `(O)`; and the transformed filters U `(36, O, C)` (worker 0's only).
+    /// Floats of scratch per worker (`Workspace.reserve`): transformed inputs V `(n², C, ld)`, products M
+    /// `(n², O, ld)`, a split plane for the transforms, partial weight and bias gradients in the
+    /// transformed domain `(n², O, C)`, `(O)`; and the transformed filters U `(n², O, C)` (worker 0's only).
     public var scratchSize: Int {
-        let (c, o) = (geometry.inChannels, outChannels)
-        return 36 * (c + o) * ld + tiling.scratchSize + 2 * 36 * o * c + o
+        let (c, o, points) = (geometry.inChannels, outChannels, tiling.points)
+        return points * (c + o) * ld + tiling.scratchSize + 2 * points * o * c + o
+    }
+
+    /// The images per group when one worker computes `count` images: at most `group`, and all groups of
+    /// about the same size (50 images in groups of 49 would leave one image to a product of its own).
+    private func groupSize(of count: Int) -> Int {
+        let groups = max(1, (count + group - 1) / group)
+        return max(1, (count + groups - 1) / groups)
     }
 
     private struct Scratch {
@@ -34,22 +47,22 @@ public struct WinogradConvolution: Sendable {
     }
 
     private func scratch(_ workspace: Workspace, worker: Int) -> Scratch {
-        let (c, o) = (geometry.inChannels, outChannels)
+        let (c, o, points) = (geometry.inChannels, outChannels, tiling.points)
         let v = workspace.floats(scratchSize, worker: worker)
-        let m = v + 36 * c * ld, plane = m + 36 * o * ld
+        let m = v + points * c * ld, plane = m + points * o * ld
         let partial = plane + tiling.scratchSize
-        return Scratch(v: v, m: m, plane: plane, partial: partial, u: partial + 36 * o * c + o)
+        return Scratch(v: v, m: m, plane: plane, partial: partial, u: partial + points * o * c + o)
     }
 
     /// `output` `(n, O, outH, outW)` = f(W ⋆ input + b) for `input` `(n, C, H, W)`, `weight`
-    /// `(O, C, 5, 5)`, `bias` `(O)` and the activation f: U once for the pass, then each worker transforms,
+    /// `(O, C, r, r)`, `bias` `(O)` and the activation f: U once for the pass, then each worker transforms,
     /// multiplies and transforms back its groups of images. One image splits the input channels for its
     /// transform, then the output channels.
     public func forward(
         _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation,
         _ output: UnsafeMutablePointer<Float>, batch n: Int, workspace: Workspace
     ) {
-        let (t, c, o, p, ld) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld)
+        let (t, c, o, p, ld, points) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld, tiling.points)
         workspace.reserve(scratchSize)
         let shared = scratch(workspace, worker: 0)
         if n == 1 {
@@ -57,21 +70,22 @@ public struct WinogradConvolution: Sendable {
                 winogradInputTransform(input, images: 1, channels: channels, t, shared.v, ld: ld, scratch: scratch(workspace, worker: worker).plane)
             }
             parallelRanges(o, minimumPerWorker: 8) { channels, _ in
-                winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u)
-                winogradFilter(shared.u, shared.v, shared.m, outChannels: o, inChannels: c, channels: channels, tiles: t.tiles, ld: ld)
+                winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u)
+                winogradFilter(shared.u, shared.v, shared.m, outChannels: o, inChannels: c, channels: channels, points: points, tiles: t.tiles, ld: ld)
                 winogradOutputTransform(shared.m, images: 1, outChannels: o, channels: channels, t, ld: ld, bias: bias, output)
                 activation.apply(output + channels.lowerBound * p, count: channels.count * p)
             }
             return
         }
-        parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u) }
+        parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u) }
         parallelRanges(n) { images, worker in
             let s = scratch(workspace, worker: worker)
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: Self.group) {
-                let count = min(Self.group, images.upperBound - first)
+            let size = groupSize(of: images.count)
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: size) {
+                let count = min(size, images.upperBound - first)
                 let y = output + first * o * p  // (count, O, outH, outW)
                 winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
-                winogradFilter(shared.u, s.v, s.m, outChannels: o, inChannels: c, channels: 0..<o, tiles: count * t.tiles, ld: ld)
+                winogradFilter(shared.u, s.v, s.m, outChannels: o, inChannels: c, channels: 0..<o, points: points, tiles: count * t.tiles, ld: ld)
                 winogradOutputTransform(s.m, images: count, outChannels: o, channels: 0..<o, t, ld: ld, bias: bias, y)
                 activation.apply(y, count: count * o * p)
             }
@@ -80,7 +94,7 @@ public struct WinogradConvolution: Sendable {
 
     /// The gradients of `dy` `(n, O, outH, outW)` at the output, carried first through the activation's
     /// derivative, in place in `dy`, when `output` is given (`dy` is only read otherwise):
-    /// - with `weightGradients`, the weight gradient `(O, C, 5, 5)` and bias gradient `(O)` of the
+    /// - with `weightGradients`, the weight gradient `(O, C, r, r)` and bias gradient `(O)` of the
     ///   forward pass's `input` `(n, C, H, W)` are added to `weight` and `bias`;
     /// - `inputGradient` `(n, C, H, W)`, when given, is overwritten with Wᵀ ⋆ dy.
     ///
@@ -93,19 +107,20 @@ public struct WinogradConvolution: Sendable {
         weightGradients: (input: UnsafePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>)?,
         inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
     ) {
-        let (t, c, o, p, ld) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld)
+        let (t, c, o, p, ld, points) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld, tiling.points)
         let input = weightGradients?.input
         workspace.reserve(scratchSize)
         let shared = scratch(workspace, worker: 0)
         if inputGradient != nil {
-            parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u) }
+            parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u) }
         }
         parallelRanges(n) { images, worker in
             let s = scratch(workspace, worker: worker)
-            let partialBias = s.partial + 36 * o * c
-            if input != nil { s.partial.update(repeating: 0, count: 36 * o * c + o) }
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: Self.group) {
-                let count = min(Self.group, images.upperBound - first)
+            let partialBias = s.partial + points * o * c
+            if input != nil { s.partial.update(repeating: 0, count: points * o * c + o) }
+            let size = groupSize(of: images.count)
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: size) {
+                let count = min(size, images.upperBound - first)
                 let d = UnsafeMutablePointer(mutating: dy + first * o * p)  // (count, O, outH, outW)
                 if let output { activation.backward(output: output + first * o * p, gradient: d, count: count * o * p) }
                 winogradOutputTransformAdjoint(d, images: count, outChannels: o, t, s.m, ld: ld, scratch: s.plane)
@@ -114,23 +129,23 @@ public struct WinogradConvolution: Sendable {
                         for k in 0..<o { partialBias[k] += sum(d + (b * o + k) * p, count: p) }
                     }
                     winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
-                    winogradWeightGradient(s.m, s.v, s.partial, outChannels: o, inChannels: c, tiles: count * t.tiles, ld: ld)
+                    winogradWeightGradient(s.m, s.v, s.partial, outChannels: o, inChannels: c, points: points, tiles: count * t.tiles, ld: ld)
                 }
                 if let inputGradient {
-                    winogradInputGradient(shared.u, s.m, s.v, outChannels: o, inChannels: c, tiles: count * t.tiles, ld: ld)
+                    winogradInputGradient(shared.u, s.m, s.v, outChannels: o, inChannels: c, points: points, tiles: count * t.tiles, ld: ld)
                     winogradInputTransformAdjoint(s.v, images: count, t, ld: ld, inputGradient + first * geometry.inputSize, scratch: s.plane)
                 }
             }
         }
         guard let weightGradients else { return }
-        let total = shared.partial  // (36, O, C), then (O)
+        let total = shared.partial  // (n², O, C), then (O)
         for worker in 1..<workerCount(n) {
             let partial = scratch(workspace, worker: worker).partial
-            for i in 0..<(36 * o * c + o) { total[i] += partial[i] }
+            for i in 0..<(points * o * c + o) { total[i] += partial[i] }
         }
         parallelRanges(o) { channels, _ in
-            winogradWeightTransformAdjoint(total, outChannels: o, inChannels: c, channels: channels, weightGradients.weight)
+            winogradWeightTransformAdjoint(total, outChannels: o, inChannels: c, channels: channels, t, weightGradients.weight)
         }
-        for k in 0..<o { weightGradients.bias[k] += total[36 * o * c + k] }
+        for k in 0..<o { weightGradients.bias[k] += total[points * o * c + k] }
     }
 }

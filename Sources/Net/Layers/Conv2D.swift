@@ -1,8 +1,8 @@
 /// A 2-D convolution with bias and a fused activation: `y = f(W ⋆ x + b)`, with any stride, padding
 /// per side and groups (`geometry`). Weight `(O, C/groups, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`.
 /// Computed per image as im2col plus one sgemm per group; backward is two sgemms per group plus
-/// col2im per image. That is the reference path; 5×5 stride-1
-/// convolutions with enough channels (ungrouped, the same padding on every side) take Winograd's F(2×2, 5×5) instead (`WinogradConvolution`), in
+/// col2im per image. That is the reference path; 3×3 and 5×5 stride-1 convolutions with enough
+/// channels (ungrouped, the same padding on every side) take Winograd's F(2×2, r×r) instead (`WinogradConvolution`), in
 /// the forward pass, the backward pass and `backwardData` alike, and other stride-1 layers with at
 /// most `directMaximumOutChannels` outputs compute their output and weight gradient directly
 /// (`DirectConvolution`). `path` says which; `take(_:)` forces one, to measure them against each other.
@@ -273,25 +273,25 @@ public final class Conv2D: Layer {
     }
 }
 
-/// The ways `Conv2D` computes: im2col plus sgemm (any layer, the reference), Winograd's F(2×2, 5×5)
-/// (`WinogradConvolution`: 5×5 kernels, stride 1) and direct loops (`DirectConvolution`: stride 1).
+/// The ways `Conv2D` computes: im2col plus sgemm (any layer, the reference), Winograd's F(2×2, r×r)
+/// (`WinogradConvolution`: 3×3 and 5×5 kernels, stride 1) and direct loops (`DirectConvolution`: stride 1).
 public enum ConvolutionPath: String, CaseIterable, Sendable {
     case im2col, winograd, direct
 }
 
 extension Conv2D {
-    /// Input channels from which a 5×5 stride-1 convolution takes F(2×2, 5×5), and the most output
+    /// Input channels from which a 3×3 or 5×5 stride-1 convolution takes F(2×2, r×r), and the most output
     /// channels per input channel (`bench train --conv-path` and `--profile` time both paths).
     static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
 
     /// The most output channels for which a stride-1 layer not on the Winograd path computes directly.
     static let directMaximumOutChannels = 8
 
-    /// The path a layer of this shape computes fastest with, as measured on the LeNet shapes: Winograd
-    /// for a 5×5 kernel with stride 1, at least `winogradMinimumInputChannels` input channels and at most
-    /// `winogradMaximumChannelRatio` output channels per input channel (its products cost 36·C·O per
-    /// 2×2 tile against 100·C·O directly, but its output transforms grow with O, so many outputs over
-    /// few inputs lose); else direct for stride 1 and at most `directMaximumOutChannels` outputs, whose
+    /// The path a layer of this shape computes fastest with, as measured on the LeNet and zfnet shapes:
+    /// Winograd for a 3×3 or 5×5 kernel with stride 1, at least `winogradMinimumInputChannels` input
+    /// channels and at most `winogradMaximumChannelRatio` output channels per input channel (its products
+    /// cost 36·C·O per 2×2 tile against 100·C·O directly for 5×5, 16·C·O against 36·C·O for 3×3, but its
+    /// output transforms grow with O, so many outputs over few inputs lose); else direct for stride 1 and at most `directMaximumOutChannels` outputs, whose
     /// im2col columns feed so few multiply-adds that unfolding them costs as much as the product; else
     /// im2col.
     public var preferredPath: ConvolutionPath { Conv2D.preferredPath(geometry, outChannels: outChannels) }
@@ -307,7 +307,7 @@ extension Conv2D {
         return DirectConvolution.applies(to: geometry) && outChannels <= Conv2D.directMaximumOutChannels ? .direct : .im2col
     }
 
-    /// Whether this layer computes with Winograd's F(2×2, 5×5).
+    /// Whether this layer computes with Winograd's F(2×2, r×r).
     public var usesWinograd: Bool { path == .winograd }
 
     /// Why this layer cannot compute with `path`, in a few words, or nil when it can.
@@ -315,7 +315,7 @@ extension Conv2D {
         switch path {
         case .im2col: return nil
         case .winograd:
-            return WinogradTiling.applies(to: geometry) ? nil : "the winograd path needs an ungrouped 5x5 kernel with stride 1 and the same padding on every side"
+            return WinogradTiling.applies(to: geometry) ? nil : "the winograd path needs an ungrouped 3x3 or 5x5 kernel with stride 1 and the same padding on every side"
         case .direct: return DirectConvolution.applies(to: geometry) ? nil : "the direct path needs stride 1, no groups and the same padding on every side"
         }
     }

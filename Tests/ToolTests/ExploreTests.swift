@@ -91,7 +91,7 @@ final class ExploreTests: XCTestCase {
             ("/api/occlusion?image=0&target=10", 400, "target 10 is out of range 0-9"),
             ("/api/top?layer=fc2", 400, "no feature maps"),
             ("/api/model?checkpoint=1", 400, "unknown parameter"),
-            ("/api/forward?image=0&checkpoint=1", 400, "checkpoint 1 is out of range 0-0"),
+            ("/api/forward?image=0&checkpoint=2", 400, "checkpoint 2 is out of range 0-1"),
             ("/etc/passwd", 404, "no such page"),
             ("/api/../../etc/passwd", 404, "no such page"),
         ]

@@ -96,6 +96,7 @@ def main():
                 problems.append("the projection is the same in both snapshots: the slider changed nothing")
             page.locator("#epoch").fill(str(default))
             page.wait_for_function(f"document.getElementById('proj-deconvnet').src.includes('?checkpoint={default}&')")
+            page.locator("#epoch").blur()  # arrows on a focused slider move the slider, not the unit
 
         page.keyboard.press("ArrowRight")
         page.wait_for_function(f"document.getElementById('proj-deconvnet').src.includes('y={Y}&x={X + 1}&')")

@@ -212,7 +212,13 @@ struct ExploreAPI: Sendable {
         let show = try p.choice("show", default: Correctness.all)
         let order = try p.choice("sort", default: ImageOrder.index)
         let direction = try p.choice("order", default: order == .index ? SortDirection.asc : .desc)
-        var list = checkpoint.verdicts.filter { v in
+        let verdicts = checkpoint.verdicts
+        if verdicts.count < test.count && (label != nil || show != .all || order != .index || direction != .asc || offset + limit > verdicts.count) {
+            // the first images in index order are there as soon as they are classified; the rest waits
+            struct Progress: Encodable { var status = "classifying", done: Int, total: Int }
+            return .json(Progress(done: verdicts.count, total: test.count), status: 202)
+        }
+        var list = verdicts.filter { v in
             (label == nil || v.label == label) && (show == .all || (v.predicted == v.label) == (show == .correct))
         }
         func key(_ v: ExploreCheckpoint.Verdict) -> Float {
@@ -237,7 +243,7 @@ struct ExploreAPI: Sendable {
             return Entry(image: v.image, label: v.label, predicted: v.predicted, confidence: v.confidence, loss: v.loss,
                          thumbnail: "data:image/png;base64," + png.base64EncodedString())
         }
-        return .json(Page(total: list.count, offset: offset, images: entries))
+        return .json(Page(total: label == nil && show == .all ? test.count : list.count, offset: offset, images: entries))
     }
 
     /// The image a request names by `image=K` (the test split) or `upload=ID`.

@@ -122,7 +122,7 @@ enum ExplorePage {
     "use strict";
     const $ = (id) => document.getElementById(id);
     const S = { model: null, checkpoint: 0, offset: 0, limit: 60, total: 0, source: null, forward: null, layer: 0, channel: 0, y: 0, x: 0,
-                top: {}, seq: 0, topSeq: 0, occlusionSeq: 0 };
+                top: {}, seq: 0, listSeq: 0, topSeq: 0, occlusionSeq: 0 };
     const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
     function query(params) {
@@ -179,7 +179,13 @@ enum ExplorePage {
       if (!S.model.test_images) return;
       const params = { checkpoint: S.checkpoint, offset: S.offset, limit: S.limit, class: $("f-class").value, show: $("f-show").value,
                        sort: $("f-sort").value, order: $("f-order").value };
-      const page = (await api("/api/images", params)).body;
+      const seq = ++S.listSeq, { status, body: page } = await api("/api/images", params);
+      if (seq !== S.listSeq) return;
+      if (status === 202) {  // these images are not all classified yet
+        $("range").innerHTML = `classifying the test split: <progress max="${page.total}" value="${page.done}"></progress> ${page.done} / ${page.total}`;
+        setTimeout(() => { if (seq === S.listSeq) loadList(); }, 200);
+        return;
+      }
       S.total = page.total;
       text($("range"), page.total ? `${page.offset + 1}–${page.offset + page.images.length} of ${page.total}` : "no images match");
       const grid = $("grid");

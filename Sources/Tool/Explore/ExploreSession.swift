@@ -33,8 +33,11 @@ final class ExploreCheckpoint: @unchecked Sendable {
     let sweeps: Pool<OcclusionSweep>
     /// Indices of the layers with feature maps (`Projector.featureLayers`).
     let featureLayers: [Int]
-    /// The model's verdict on each test image, in test-split order (empty without a data set).
-    private(set) var verdicts: [Verdict] = []
+    /// The model's verdicts on the test images classified so far: a prefix of the test split, all of it
+    /// once `classify` is done (empty without a data set).
+    var verdicts: [Verdict] { verdictLock.withLock { classified } }
+    private var classified: [Verdict] = []
+    private let verdictLock = NSLock()
 
     /// What the model makes of one test image.
     struct Verdict: Codable, Equatable {
@@ -53,15 +56,15 @@ final class ExploreCheckpoint: @unchecked Sendable {
         sweeps = Pool { OcclusionSweep(model: model) }
     }
 
-    /// Classifies every image of `dataset` (the test split) in batches, for the image list.
+    /// Classifies every image of `dataset` (the test split) in order, for the image list, in batches
+    /// whose verdicts join `verdicts` as each is done.
     func classify(_ dataset: Dataset) {
         let classes = model.classes, batch = 256
         let record = ForwardRecord(model)
         var input = [Float](repeating: 0, count: batch * dataset.shape.count)
-        var result: [Verdict] = []
-        result.reserveCapacity(dataset.count)
         for start in stride(from: 0, to: dataset.count, by: batch) {
             let n = min(batch, dataset.count - start)
+            var result: [Verdict] = []
             input.withUnsafeMutableBufferPointer { x in
                 dataset.fill(x.baseAddress!, indices: Array(start..<start + n)[...])
                 let logits = model.forward(x.baseAddress!, batch: n, training: false, into: record)  // (n, classes)
@@ -72,8 +75,8 @@ final class ExploreCheckpoint: @unchecked Sendable {
                                           loss: -log(max(p[label], Float.leastNormalMagnitude))))
                 }
             }
+            verdictLock.withLock { classified += result }
         }
-        verdicts = result
     }
 
     /// The file name of this checkpoint, for labels.
@@ -117,8 +120,9 @@ final class ExploreSession: @unchecked Sendable {
     static let maximumUploadBytes = 8 << 20
     static let maximumUploadPixels = 4096 * 4096
 
-    /// Loads `checkpoint` and the `others` (sorted by epoch, all of one architecture), and the test
-    /// split of `data` converted to their input, and classifies it with each.
+    /// Loads `checkpoint` and the `others` (sorted by epoch, all of one architecture) and the test
+    /// split of `data` converted to their input, and starts classifying it with each, in the background
+    /// (`--checkpoint` first), so that the server can answer at once.
     init(checkpoint: String, others: [String], data: String?) throws {
         var paths = [checkpoint]
         for p in others where !paths.contains(p) { paths.append(p) }
@@ -132,17 +136,22 @@ final class ExploreSession: @unchecked Sendable {
         checkpoints = loaded
         defaultCheckpoint = loaded.firstIndex { $0 === main }!
         dataPath = data
-        if let data {
-            let set = try loadSplit(data, .test, for: first)
-            test = set
-            for c in loaded { c.classify(set) }
-        } else {
-            test = nil
-        }
+        test = try data.map { try loadSplit($0, .test, for: first) }
         top = TopSearches(checkpoints: loaded, test: test)
+        if let set = test {
+            let order = [main] + loaded.filter { $0 !== main }
+            DispatchQueue.global(qos: .userInitiated).async(group: classifying) {
+                for c in order { c.classify(set) }
+            }
+        }
     }
 
     var model: Sequential { checkpoints[0].model }
+
+    private let classifying = DispatchGroup()
+
+    /// Waits until every checkpoint has classified the test split.
+    func waitUntilClassified() { classifying.wait() }
 
     /// A test image's pixels and label.
     func testImage(_ index: Int) -> ExploreImage {

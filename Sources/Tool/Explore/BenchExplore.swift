@@ -41,10 +41,13 @@ struct BenchExplore: ParsableCommand {
 
     func run() throws {
         let session = try ExploreSession(checkpoint: model.checkpoint, others: [], data: data)
-        session.waitUntilClassified()  // not measured alongside the requests
+        session.background.waitUntilDone()  // classifying the test split is not measured alongside the requests
         let server = try ExploreServer(ExploreAPI(session: session), host: "127.0.0.1", port: 0)
         let port = try waitFor { try await server.start() }
-        defer { waitFor { await server.stop() } }
+        defer {
+            waitFor { await server.stop() }
+            session.background.stop()
+        }
         let model = session.model, count = session.test!.count
         let layers = session.checkpoints[0].featureLayers
         let methods = ["deconvnet", "guided", "gradient"]

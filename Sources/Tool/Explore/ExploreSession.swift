@@ -2,6 +2,7 @@ import Deconv
 import Foundation
 import Net
 import Occlusion
+import Synchronization
 
 /// A few reusable objects of one kind, each lent to one request at a time: a request takes one (or
 /// makes a new one when all are out), uses it alone and gives it back. This is how concurrent requests
@@ -19,6 +20,29 @@ final class Pool<Item>: @unchecked Sendable {
         let item = lock.withLock { idle.popLast() } ?? make()
         defer { lock.withLock { idle.append(item) } }
         return try body(item)
+    }
+}
+
+/// The explorer's computations in the background (classifying the test split, top-9 searches). Each runs
+/// in chunks and checks `isStopping` between them, so that `stop` ends them all before the process exits,
+/// which it must not do while one of them is inside OpenBLAS.
+final class BackgroundWork: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private let stopping = Atomic<Bool>(false)
+
+    func run(_ work: @escaping @Sendable () -> Void) {
+        DispatchQueue.global(qos: .userInitiated).async(group: group, execute: work)
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Waits until every piece of work has finished.
+    func waitUntilDone() { group.wait() }
+
+    /// Asks every piece of work to stop after its current chunk, and waits for them.
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        group.wait()
     }
 }
 
@@ -57,12 +81,12 @@ final class ExploreCheckpoint: @unchecked Sendable {
     }
 
     /// Classifies every image of `dataset` (the test split) in order, for the image list, in batches
-    /// whose verdicts join `verdicts` as each is done.
-    func classify(_ dataset: Dataset) {
+    /// whose verdicts join `verdicts` as each is done; gives up before a batch when `stopping` says so.
+    func classify(_ dataset: Dataset, stopping: () -> Bool) {
         let classes = model.classes, batch = 256
         let record = ForwardRecord(model)
         var input = [Float](repeating: 0, count: batch * dataset.shape.count)
-        for start in stride(from: 0, to: dataset.count, by: batch) {
+        for start in stride(from: 0, to: dataset.count, by: batch) where !stopping() {
             let n = min(batch, dataset.count - start)
             var result: [Verdict] = []
             input.withUnsafeMutableBufferPointer { x in
@@ -110,6 +134,8 @@ final class ExploreSession: @unchecked Sendable {
     let test: Dataset?
     let dataPath: String?
     let top: TopSearches
+    /// Classifying the test split and the top-9 searches; `stop` them before exiting.
+    let background: BackgroundWork
 
     /// Uploads kept in memory, newest last; the oldest is dropped past `maximumUploads`.
     private var uploads: [(id: String, upload: Upload)] = []
@@ -137,21 +163,18 @@ final class ExploreSession: @unchecked Sendable {
         defaultCheckpoint = loaded.firstIndex { $0 === main }!
         dataPath = data
         test = try data.map { try loadSplit($0, .test, for: first) }
-        top = TopSearches(checkpoints: loaded, test: test)
+        let background = BackgroundWork()
+        self.background = background
+        top = TopSearches(checkpoints: loaded, test: test, background: background)
         if let set = test {
             let order = [main] + loaded.filter { $0 !== main }
-            DispatchQueue.global(qos: .userInitiated).async(group: classifying) {
-                for c in order { c.classify(set) }
+            background.run {
+                for c in order { c.classify(set) { background.isStopping } }
             }
         }
     }
 
     var model: Sequential { checkpoints[0].model }
-
-    private let classifying = DispatchGroup()
-
-    /// Waits until every checkpoint has classified the test split.
-    func waitUntilClassified() { classifying.wait() }
 
     /// A test image's pixels and label.
     func testImage(_ index: Int) -> ExploreImage {

@@ -29,14 +29,16 @@ enum SetupError: LocalizedError, Equatable {
 
 /// Loads `path` converted to `model`'s input: grayscale for one-channel models, resized to its
 /// height when the sizes differ (or always, by the model's shorter-side rule), and its floats made by
-/// the model's `preprocessing`.
-func loadData(_ path: String, for model: Sequential) throws -> DataSplits {
+/// the model's `preprocessing`. Only the `splits` asked for are read when the data set keeps them in
+/// separate files.
+func loadData(_ path: String, for model: Sequential, splits: SplitSelection = .both) throws -> DataSplits {
     let target = model.inputShape
     // resizing to the size images already have changes nothing, so one pass reads and converts
     var data = try DataLoader.load(path, grayscale: target.channels == 1, size: target.height == target.width ? target.height : nil,
-                                   resize: model.preprocessing.resize)
+                                   resize: model.preprocessing.resize, splits: splits)
     data.train?.preprocessing = model.preprocessing
     data.test?.preprocessing = model.preprocessing
+    if data.shape == nil && splits != .both { return data }  // the one split asked for is absent: `split` says so
     guard let shape = data.shape, shape == target else {
         throw SetupError.imageShape(path: path, found: data.shape, expected: target)
     }

@@ -34,9 +34,10 @@ enum InspectionError: LocalizedError, Equatable {
     }
 }
 
-/// One split of the data set at `path`, converted to `model`'s input as `train` and `eval` do (`loadData`).
+/// One split of the data set at `path`, converted to `model`'s input as `train` and `eval` do (`loadData`);
+/// the other split is not read when it is stored apart.
 func loadSplit(_ path: String, _ name: Split, for model: Sequential) throws -> Dataset {
-    try split(loadData(path, for: model), name, path: path)
+    try split(loadData(path, for: model, splits: name == .train ? .train : .test), name, path: path)
 }
 
 /// One input image: `--image FILE`, or `--data D --index K [--split test]`.

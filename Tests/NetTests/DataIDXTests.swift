@@ -32,6 +32,22 @@ final class DataIDXTests: XCTestCase {
         }
     }
 
+    /// A split not asked for is not read: a broken train split does not stop reading the test split alone.
+    func testReadsOnlyTheSplitAskedFor() throws {
+        let directory = try makeTemporaryDirectory()
+        try writeSplit("train", in: directory, compressed: false)
+        try writeSplit("t10k", in: directory, compressed: false)
+        let train = try DataLoader.load(directory, splits: .train)
+        XCTAssertNil(train.test)
+        XCTAssertEqual(train.train?.labels, [2, 0, 9])
+        try write(Array(idxFile(dimensions: [3, 2, 3], values: pixels).prefix(20)), to: "\(directory)/train-images-idx3-ubyte")
+        assertDataError(try DataLoader.load(directory), mentions: "train-images-idx3-ubyte", "truncated")
+        let test = try DataLoader.load(directory, splits: .test)
+        XCTAssertNil(test.train)
+        XCTAssertEqual(test.test?.pixels, pixels)
+        XCTAssertEqual(test.test?.labels, [2, 0, 9])
+    }
+
     func testFashionNamesAndResize() throws {
         let directory = try makeTemporaryDirectory() + "/fashion-tiny"
         try writeSplit("t10k", in: directory, compressed: false)

@@ -58,4 +58,23 @@ final class ParallelTests: XCTestCase {
             XCTAssertEqual(hits.filter { $0 != 1 }.count, 0, "\(workers) workers")
         }
     }
+
+    /// Inside `Workers.serially` a region is one part on the calling thread, whatever `Workers.count`;
+    /// outside it is split again.
+    func testSeriallyRunsARegionOnTheCallingThreadAlone() {
+        let saved = Workers.count
+        defer { Workers.set(saved) }
+        Workers.set(4)
+        let lock = NSLock()
+        var parts: [(range: Range<Int>, worker: Int, caller: Bool)] = []
+        let caller = Thread.current
+        Workers.serially {
+            XCTAssertEqual(workerCount(100), 1)
+            parallelRanges(100) { range, worker in lock.withLock { parts.append((range, worker, Thread.current == caller)) } }
+        }
+        XCTAssertEqual(parts.map(\.range), [0..<100])
+        XCTAssertEqual(parts.map(\.worker), [0])
+        XCTAssertEqual(parts.map(\.caller), [true])
+        XCTAssertEqual(workerCount(100), 4, "only inside serially")
+    }
 }

@@ -19,8 +19,9 @@ final class ExploreTests: XCTestCase {
         super.tearDown()
     }
 
-    /// Starts `deconvnet explore ARGS --port 0` and returns it with the port from the URL it prints.
-    static func startServer(_ arguments: [String]) throws -> (Process, UInt16) {
+    /// Starts `deconvnet explore ARGS --port 0` and returns it with the port from the URL it prints
+    /// (for `host`, the address it listens on).
+    static func startServer(_ arguments: [String], host: String = "127.0.0.1") throws -> (Process, UInt16) {
         let process = try CLI.start(["explore"] + arguments + ["--port", "0"])
         let out = (process.standardOutput as! Pipe).fileHandleForReading
         var line = Data()
@@ -29,7 +30,7 @@ final class ExploreTests: XCTestCase {
             line += out.availableData
         }
         let text = String(decoding: line, as: UTF8.self)
-        let prefix = "explore: http://127.0.0.1:"
+        let prefix = "explore: http://\(host):"
         guard text.hasPrefix(prefix), text.contains("/ (Ctrl-C stops)\n"), let port = UInt16(text.dropFirst(prefix.count).prefix { $0.isNumber }) else {
             process.terminate()
             throw NoURL(output: text)
@@ -45,9 +46,24 @@ final class ExploreTests: XCTestCase {
         let folder = NSTemporaryDirectory() + "deconvnet-explore-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: Self.checkpoint, toPath: folder + "/lenet5.safetensors")
-        let (process, port) = try Self.startServer(["--checkpoint", folder + "/lenet5.safetensors", "--data", Self.fashion])
+        try Self.writeEarlierSnapshot(to: folder + "/lenet5-epoch1.safetensors")
+        let (process, port) = try Self.startServer(["--checkpoint", folder + "/lenet5.safetensors", "--data", Self.fashion,
+                                                    "--checkpoints", folder + "/lenet5-epoch1.safetensors"])
         Self.shared = (process, port, folder)
         return (port, folder)
+    }
+
+    /// A stand-in for an earlier snapshot of the committed checkpoint, for the epoch slider: the same
+    /// architecture, every weight scaled by its own factor in [0.5, 1.5] (so that projections differ), and
+    /// epoch 1 of the checkpoint's 3.
+    static func writeEarlierSnapshot(to path: String) throws {
+        var snapshot = try Checkpoint.read(from: checkpoint)
+        for i in snapshot.tensors.indices where !snapshot.tensors[i].isInteger {
+            snapshot.tensors[i].tensor.data = snapshot.tensors[i].tensor.data.enumerated().map { j, w in w * (1 + 0.5 * sin(Float(j))) }
+        }
+        snapshot.metadata[CheckpointKey.epoch] = "1"
+        snapshot.metadata[CheckpointKey.step] = "600"
+        try snapshot.write(to: path)
     }
 
     func testBadRequestsGetAJSONErrorAndTheServerKeepsServing() throws {
@@ -75,7 +91,7 @@ final class ExploreTests: XCTestCase {
             ("/api/occlusion?image=0&target=10", 400, "target 10 is out of range 0-9"),
             ("/api/top?layer=fc2", 400, "no feature maps"),
             ("/api/model?checkpoint=1", 400, "unknown parameter"),
-            ("/api/forward?image=0&checkpoint=1", 400, "checkpoint 1 is out of range 0-0"),
+            ("/api/forward?image=0&checkpoint=2", 400, "checkpoint 2 is out of range 0-1"),
             ("/etc/passwd", 404, "no such page"),
             ("/api/../../etc/passwd", 404, "no such page"),
         ]
@@ -170,8 +186,11 @@ final class ExploreTests: XCTestCase {
         XCTAssertTrue(cached.channels.allSatisfy { $0.count == 9 && zip($0, $0.dropFirst()).allSatisfy { $0.value >= $1.value } })
     }
 
+    /// With the data set, Ctrl-C comes while the test split is still being classified in the background,
+    /// which has to stop first (exiting inside OpenBLAS crashed).
     func testCtrlCStopsTheServerCleanly() throws {
-        let (process, port) = try Self.startServer(["--checkpoint", Self.checkpoint])
+        let data = FileManager.default.fileExists(atPath: Self.fashion) ? ["--data", Self.fashion] : []
+        let (process, port) = try Self.startServer(["--checkpoint", Self.checkpoint] + data)
         XCTAssertEqual(try LoopbackClient(port: port).send("/api/model").status, 200)
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
@@ -184,6 +203,16 @@ final class ExploreTests: XCTestCase {
     func testABadHostOrPortIsRefused() throws {
         try assertCleanFailure(["explore", "--checkpoint", Self.checkpoint, "--host", "example.com", "--port", "0"], mentions: "not an IPv4 address", status: 1)
         try assertCleanFailure(["explore", "--checkpoint", Self.checkpoint, "--port", "70000"], mentions: "--port must be 0-65535", status: 64)
+    }
+
+    func testAnotherHostIsServedWithAWarning() throws {
+        let (process, port) = try Self.startServer(["--checkpoint", Self.checkpoint, "--host", "0.0.0.0"], host: "0.0.0.0")
+        defer { if process.isRunning { process.terminate() } }
+        XCTAssertEqual(try LoopbackClient(port: port).send("/api/model").status, 200, "still serves")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        let errors = String(decoding: (process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(errors, "Warning: listening on 0.0.0.0, not loopback: anyone who can reach this address can use the page and its API\n")
     }
 
     /// The page in Debian's Chromium, driven by Playwright (Tests/browser/check_explore.py): a click on an

@@ -18,8 +18,8 @@ enum CIFARBinaryReader: DataSetReader {
 
     static func load(_ directory: String, conversion: Conversion) throws(DataError) -> DataSplits {
         let names = try classNames(directory)
-        let trainPaths = trainFiles.map { joinPath(directory, $0) }.filter(fileExists)
-        let testPaths = [joinPath(directory, testFile)].filter(fileExists)
+        let trainPaths = conversion.splits.contains(.train) ? trainFiles.map { joinPath(directory, $0) }.filter(fileExists) : []
+        let testPaths = conversion.splits.contains(.test) ? [joinPath(directory, testFile)].filter(fileExists) : []
         return DataSplits(format: DataFormat.cifarBinary.rawValue,
                           train: try split(trainPaths, classNames: names, conversion: conversion),
                           test: try split(testPaths, classNames: names, conversion: conversion))

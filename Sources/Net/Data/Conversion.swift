@@ -8,6 +8,9 @@ struct Conversion {
     var size: Int?
     /// How to resize: stretched, or torchvision's shorter side then centre crop.
     var resize: Preprocessing.Resize = .stretch
+    /// The splits wanted. Readers whose splits are separate files (IDX, CIFAR-10) read only these; class
+    /// folders are read whole, since their classes and shape come from both splits together.
+    var splits: SplitSelection = .both
 
     /// Writes `image` converted to `target` as `(C, H, W)` bytes at `destination`.
     func write(_ image: Image, _ target: ImageShape, to destination: UnsafeMutablePointer<UInt8>) {

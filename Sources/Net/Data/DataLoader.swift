@@ -42,6 +42,16 @@ public enum DataFormat: String, CaseIterable, Sendable {
     }
 }
 
+/// The splits of a data set that `DataLoader.load` is asked for.
+public struct SplitSelection: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    public static let train = SplitSelection(rawValue: 1)
+    public static let test = SplitSelection(rawValue: 2)
+    public static let both: SplitSelection = [.train, .test]
+}
+
 /// Reads data sets from disk in any of the layouts of `DataFormat`, recognised by their file names.
 public enum DataLoader {
     /// Loads the data set in the directory `path`.
@@ -55,13 +65,17 @@ public enum DataLoader {
     ///   - grayscale: convert every image to one channel.
     ///   - size: resize every image to `size x size`; must be positive.
     ///   - resize: how `size` is reached: stretched, or torchvision's shorter side then centre crop.
-    public static func load(_ path: String, grayscale: Bool = false, size: Int? = nil, resize: Preprocessing.Resize = .stretch) throws(DataError) -> DataSplits {
+    ///   - splits: the splits wanted; a split not asked for may be absent from the result (it is when
+    ///     the data set stores its splits in separate files), which saves reading a train split when
+    ///     only the test split is used.
+    public static func load(_ path: String, grayscale: Bool = false, size: Int? = nil, resize: Preprocessing.Resize = .stretch,
+                            splits: SplitSelection = .both) throws(DataError) -> DataSplits {
         precondition(size.map { $0 > 0 } ?? true, "size must be positive")
         guard isDirectory(path) else {
             throw fileExists(path) ? .unrecognizedLayout(path) : .pathNotFound(path)
         }
         guard let reader = readers.first(where: { $0.recognises(path) }) else { throw .unrecognizedLayout(path) }
-        let splits = try reader.load(path, conversion: Conversion(grayscale: grayscale, size: size, resize: resize))
+        let splits = try reader.load(path, conversion: Conversion(grayscale: grayscale, size: size, resize: resize, splits: splits))
         if let train = splits.train, let test = splits.test, train.shape != test.shape {
             throw .mixedShapes(first: "\(path) (train split)", train.shape, other: "\(path) (test split)", test.shape)
         }

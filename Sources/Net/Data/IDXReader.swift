@@ -24,8 +24,8 @@ enum IDXReader: DataSetReader {
         let names = try readClassNames(joinPath(directory, classNamesFile))
             ?? (fashion ? fashionClassNames : (0..<10).map(String.init))
         return DataSplits(format: DataFormat.idx.rawValue,
-                          train: try split(directory, "train", classNames: names, conversion: conversion),
-                          test: try split(directory, "t10k", classNames: names, conversion: conversion))
+                          train: conversion.splits.contains(.train) ? try split(directory, "train", classNames: names, conversion: conversion) : nil,
+                          test: conversion.splits.contains(.test) ? try split(directory, "t10k", classNames: names, conversion: conversion) : nil)
     }
 
     /// The split whose files start with `prefix`, or nil if its images file is absent.

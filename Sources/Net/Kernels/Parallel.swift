@@ -16,6 +16,17 @@ public enum Workers {
         precondition((1...maximum).contains(n), "worker count \(n) is outside 1...\(maximum)")
         count = n
     }
+
+    /// Whether the calling thread runs its regions alone (inside `serially`).
+    @TaskLocal static var serial = false
+
+    /// Runs `body` with every region it starts on the calling thread alone, as with one worker. For
+    /// callers that are concurrent already, such as a server's requests: the shared helpers run one
+    /// region at a time, so many small requests that each split their layers over them queue behind
+    /// one another's regions (and their polling) instead of running side by side on the cores.
+    public static func serially<T>(_ body: () throws -> T) rethrows -> T {
+        try $serial.withValue(true, operation: body)
+    }
 }
 
 private let blasSingleThreaded: Void = setBLASThreads(1)
@@ -38,7 +49,7 @@ public func parallelRanges(_ total: Int, minimumPerWorker: Int = 1, _ body: (Ran
 
 /// How many workers `parallelRanges` uses for `total` items.
 public func workerCount(_ total: Int, minimumPerWorker: Int = 1) -> Int {
-    max(1, min(Workers.count, total / max(1, minimumPerWorker)))
+    Workers.serial ? 1 : max(1, min(Workers.count, total / max(1, minimumPerWorker)))
 }
 
 /// Persistent helper threads that poll for a short while after each region before they sleep.

@@ -11,7 +11,8 @@ struct BenchExplore: ParsableCommand {
         discussion: """
             Each client sends its share of --requests projection requests (PNG, cycling over test images, \
             the feature layers, their channels and the three methods) one after another; the latencies of \
-            all of them give p50_ms and p99_ms, and their count over the wall time requests_per_s. Then one \
+            all of them give p50_ms and p99_ms, their count over the wall time requests_per_s, and the \
+            process's CPU time over them (server and clients) cpu_ms_per_request. Then one \
             client sends --occlusions occlusion requests (8x8 window, stride 1). Every answer must be a 200.
             """)
 
@@ -40,9 +41,13 @@ struct BenchExplore: ParsableCommand {
 
     func run() throws {
         let session = try ExploreSession(checkpoint: model.checkpoint, others: [], data: data)
+        session.background.waitUntilDone()  // classifying the test split is not measured alongside the requests
         let server = try ExploreServer(ExploreAPI(session: session), host: "127.0.0.1", port: 0)
         let port = try waitFor { try await server.start() }
-        defer { waitFor { await server.stop() } }
+        defer {
+            waitFor { await server.stop() }
+            session.background.stop()
+        }
         let model = session.model, count = session.test!.count
         let layers = session.checkpoints[0].featureLayers
         let methods = ["deconvnet", "guided", "gradient"]
@@ -84,10 +89,11 @@ struct BenchExplore: ParsableCommand {
             }.start()
         }
         ready.wait()
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = DispatchTime.now().uptimeNanoseconds, cpuStart = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID)
         for _ in 0..<clients { go.signal() }
         done.wait()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let cpuMilliseconds = (cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - cpuStart) * 1000
 
         let client = LoopbackClient(port: port)
         var occlusionTimes: [Double] = []
@@ -106,12 +112,13 @@ struct BenchExplore: ParsableCommand {
         func quantile(_ values: [Double], _ q: Double) -> Double { values.isEmpty ? 0 : values[min(values.count - 1, Int(q * Double(values.count)))] }
         let result = Result(checkpoint: (self.model.checkpoint as NSString).lastPathComponent, clients: clients, requests: latencies.count,
                             p50: rounded(quantile(latencies, 0.5), 3), p99: rounded(quantile(latencies, 0.99), 3),
-                            perSecond: rounded(Double(latencies.count) / seconds, 0), occlusions: occlusionTimes.count,
+                            perSecond: rounded(Double(latencies.count) / seconds, 0),
+                            cpuPerRequest: rounded(cpuMilliseconds / Double(latencies.count), 3), occlusions: occlusionTimes.count,
                             occlusionP50: rounded(quantile(occlusionTimes, 0.5), 2), occlusionMax: rounded(occlusionTimes.last ?? 0, 2))
         if json {
             print(jsonString(result))
         } else {
-            print("\(result.checkpoint): \(clients) clients, \(result.requests) projection requests: p50 \(result.p50) ms, p99 \(result.p99) ms, \(Int(result.perSecond)) requests/s; "
+            print("\(result.checkpoint): \(clients) clients, \(result.requests) projection requests: p50 \(result.p50) ms, p99 \(result.p99) ms, \(Int(result.perSecond)) requests/s, \(result.cpuPerRequest) CPU ms each; "
                   + "occlusion 8x8 stride 1: median \(result.occlusionP50) ms, max \(result.occlusionMax) ms of \(occlusions)")
         }
     }
@@ -119,9 +126,11 @@ struct BenchExplore: ParsableCommand {
     /// One line of `bench explore --json`; times in milliseconds.
     struct Result: Encodable {
         var task = "bench-explore", checkpoint: String, clients: Int, requests: Int, p50: Double, p99: Double, perSecond: Double
+        /// CPU time of the whole process (server and clients) over the projection requests, per request.
+        var cpuPerRequest: Double
         var occlusions: Int, occlusionP50: Double, occlusionMax: Double
         enum CodingKeys: String, CodingKey {
-            case task, checkpoint, clients, requests, p50 = "p50_ms", p99 = "p99_ms", perSecond = "requests_per_s"
+            case task, checkpoint, clients, requests, p50 = "p50_ms", p99 = "p99_ms", perSecond = "requests_per_s", cpuPerRequest = "cpu_ms_per_request"
             case occlusions, occlusionP50 = "occlusion_p50_ms", occlusionMax = "occlusion_max_ms"
         }
     }

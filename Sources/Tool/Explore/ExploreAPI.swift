@@ -110,16 +110,16 @@ struct ExploreAPI: Sendable {
             case ("GET", "/api/model"): return try modelSummary(Parameters(query, allowed: []))
             case ("GET", "/api/images"): return try images(Parameters(query, allowed: ["checkpoint", "offset", "limit", "class", "show", "sort", "order"]))
             case ("GET", "/api/image"): return try image(Parameters(query, allowed: ["image", "upload"]))
-            case ("GET", "/api/forward"): return try await compute { () throws(APIError) in try self.forward(Parameters(query, allowed: ["checkpoint", "image", "upload"])) }
+            case ("GET", "/api/forward"): return try await compute(.light) { () throws(APIError) in try self.forward(Parameters(query, allowed: ["checkpoint", "image", "upload"])) }
             case ("GET", "/api/project"):
-                return try await compute { () throws(APIError) in try self.project(Parameters(query, allowed: ["checkpoint", "image", "upload", "layer", "channel", "y", "x", "method", "format"])) }
+                return try await compute(.light) { () throws(APIError) in try self.project(Parameters(query, allowed: ["checkpoint", "image", "upload", "layer", "channel", "y", "x", "method", "format"])) }
             case ("GET", "/api/top"): return try top(Parameters(query, allowed: ["checkpoint", "layer"]))
             case ("GET", "/api/occlusion"):
-                return try await compute { () throws(APIError) in try self.occlusion(Parameters(query, allowed: ["checkpoint", "image", "upload", "window", "stride", "target"])) }
+                return try await compute(.heavy) { () throws(APIError) in try self.occlusion(Parameters(query, allowed: ["checkpoint", "image", "upload", "window", "stride", "target"])) }
             case ("POST", "/api/upload"):
                 _ = try Parameters(query, allowed: [])
                 let bytes = try await body(ExploreSession.maximumUploadBytes)
-                return try await compute { () throws(APIError) in try self.upload(bytes) }
+                return try await compute(.heavy) { () throws(APIError) in try self.upload(bytes) }
             case (_, "/"), (_, "/index.html"), (_, "/favicon.ico"), (_, "/api/model"), (_, "/api/images"), (_, "/api/image"), (_, "/api/forward"),
                  (_, "/api/project"), (_, "/api/top"), (_, "/api/occlusion"), (_, "/api/upload"):
                 throw APIError(status: 405, message: "\(printable(String(method.prefix(20)))) is not allowed on \(path)")
@@ -131,11 +131,30 @@ struct ExploreAPI: Sendable {
         }
     }
 
+    /// How a request's computation runs.
+    enum Work {
+        /// Small (one forward pass and a projection): on its own thread, alone (`Workers.serially`), so
+        /// that concurrent requests run side by side instead of queueing for the shared worker threads.
+        case light
+        /// Long (an occlusion sweep, decoding an upload): one at a time on `heavyQueue`, each split over
+        /// all workers, so that several of them never hold up the light ones together.
+        case heavy
+    }
+
+    private static let heavyQueue = DispatchQueue(label: "explore.heavy", qos: .userInitiated)
+
     /// Runs `work` off the server's threads, so that a long computation never holds up other connections.
-    private func compute(_ work: @escaping @Sendable () throws(APIError) -> APIResponse) async throws(APIError) -> APIResponse {
+    private func compute(_ kind: Work, _ work: @escaping @Sendable () throws(APIError) -> APIResponse) async throws(APIError) -> APIResponse {
         let result: Result<APIResponse, APIError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(returning: Result { () throws(APIError) in try work() })
+            switch kind {
+            case .light:
+                DispatchQueue.global(qos: .userInitiated).async {
+                    continuation.resume(returning: Workers.serially { Result { () throws(APIError) in try work() } })
+                }
+            case .heavy:
+                Self.heavyQueue.async {
+                    continuation.resume(returning: Result { () throws(APIError) in try work() })
+                }
             }
         }
         return try result.get()
@@ -193,7 +212,13 @@ struct ExploreAPI: Sendable {
         let show = try p.choice("show", default: Correctness.all)
         let order = try p.choice("sort", default: ImageOrder.index)
         let direction = try p.choice("order", default: order == .index ? SortDirection.asc : .desc)
-        var list = checkpoint.verdicts.filter { v in
+        let verdicts = checkpoint.verdicts
+        if verdicts.count < test.count && (label != nil || show != .all || order != .index || direction != .asc || offset + limit > verdicts.count) {
+            // the first images in index order are there as soon as they are classified; the rest waits
+            struct Progress: Encodable { var status = "classifying", done: Int, total: Int }
+            return .json(Progress(done: verdicts.count, total: test.count), status: 202)
+        }
+        var list = verdicts.filter { v in
             (label == nil || v.label == label) && (show == .all || (v.predicted == v.label) == (show == .correct))
         }
         func key(_ v: ExploreCheckpoint.Verdict) -> Float {
@@ -218,7 +243,7 @@ struct ExploreAPI: Sendable {
             return Entry(image: v.image, label: v.label, predicted: v.predicted, confidence: v.confidence, loss: v.loss,
                          thumbnail: "data:image/png;base64," + png.base64EncodedString())
         }
-        return .json(Page(total: list.count, offset: offset, images: entries))
+        return .json(Page(total: label == nil && show == .all ? test.count : list.count, offset: offset, images: entries))
     }
 
     /// The image a request names by `image=K` (the test split) or `upload=ID`.

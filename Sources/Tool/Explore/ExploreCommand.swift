@@ -52,6 +52,7 @@ struct ExploreCommand: ParsableCommand {
         fflush(stdout)
         stop.wait()
         waitFor { await server.stop() }
+        session.background.stop()
         signals.forEach { $0.cancel() }
         print("explore: stopped")
     }

@@ -35,6 +35,7 @@ enum ExplorePage {
     .thumb.wrong { background: #fde8e8; } .thumb.selected { border-color: #1f6fd1; }
     img.px, canvas.px { image-rendering: pixelated; image-rendering: crisp-edges; }
     #bigmap, #o-score, #o-class, #o-feature { width: 168px; height: auto; } #patch { width: 112px; height: auto; }
+    #o-score, #o-class, #o-feature { outline: 1px solid #ccc; }
     #drop { border: 2px dashed #aaa; padding: 8px; text-align: center; color: #555; font-size: 12px; margin: 8px 0; }
     #drop.over { border-color: #1f6fd1; background: #eef4fc; }
     .row { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
@@ -47,7 +48,8 @@ enum ExplorePage {
     .map { cursor: pointer; border: 2px solid transparent; line-height: 0; } .map.selected { border-color: #1f6fd1; }
     .layer.selected > .lname { font-weight: 700; color: #1f6fd1; } .lname { font-size: 12px; margin-bottom: 2px; cursor: pointer; }
     figure { margin: 0; text-align: center; } figcaption { font-size: 11px; color: #444; line-height: 1.3; margin-top: 3px; }
-    #top9 .tile { display: inline-block; margin: 2px; text-align: center; font-size: 10px; }
+    #top9 { display: grid; grid-template-columns: repeat(3, max-content); gap: 6px 10px; }
+    #top9 .tile { text-align: center; font-size: 10px; }
     progress { width: 200px; vertical-align: middle; }
     .status { font-size: 12px; color: #555; } .error { color: #b00020; }
     kbd { border: 1px solid #bbb; border-radius: 3px; padding: 0 3px; font-size: 11px; background: #f6f6f6; }
@@ -120,7 +122,7 @@ enum ExplorePage {
     "use strict";
     const $ = (id) => document.getElementById(id);
     const S = { model: null, checkpoint: 0, offset: 0, limit: 60, total: 0, source: null, forward: null, layer: 0, channel: 0, y: 0, x: 0,
-                top: {}, seq: 0, occlusionSeq: 0 };
+                top: {}, seq: 0, listSeq: 0, topSeq: 0, occlusionSeq: 0 };
     const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
     function query(params) {
@@ -177,7 +179,13 @@ enum ExplorePage {
       if (!S.model.test_images) return;
       const params = { checkpoint: S.checkpoint, offset: S.offset, limit: S.limit, class: $("f-class").value, show: $("f-show").value,
                        sort: $("f-sort").value, order: $("f-order").value };
-      const page = (await api("/api/images", params)).body;
+      const seq = ++S.listSeq, { status, body: page } = await api("/api/images", params);
+      if (seq !== S.listSeq) return;
+      if (status === 202) {  // these images are not all classified yet
+        $("range").innerHTML = `classifying the test split: <progress max="${page.total}" value="${page.done}"></progress> ${page.done} / ${page.total}`;
+        setTimeout(() => { if (seq === S.listSeq) loadList(); }, 200);
+        return;
+      }
       S.total = page.total;
       text($("range"), page.total ? `${page.offset + 1}–${page.offset + page.images.length} of ${page.total}` : "no images match");
       const grid = $("grid");
@@ -292,7 +300,8 @@ enum ExplorePage {
       const ctx = $("bigmap").getContext("2d");
       ctx.strokeStyle = "#e0302a"; ctx.lineWidth = 0.25; ctx.strokeRect(S.x + 0.125, S.y + 0.125, 0.75, 0.75);
       const value = values[S.y * s.width + S.x];
-      text($("unit-title"), `Unit: ${l.name} channel ${S.channel} at (${S.y}, ${S.x}), activation ${value.toPrecision(4)}`);
+      text($("unit-title"), `Unit: ${l.name} channel ${S.channel} at (${S.y}, ${S.x}), activation ${value.toPrecision(4)}` +
+        (value > 0 || S.model.activation !== "relu" ? "" : " (inactive: its guided and gradient projections are zero, flat gray)"));
       text($("bigmap-caption"), `${l.name} channel ${S.channel}: click a position`);
       const params = { checkpoint: S.checkpoint, ...sourceParams(), layer: l.name, channel: S.channel, y: S.y, x: S.x };
       for (const method of ["deconvnet", "guided", "gradient"]) $("proj-" + method).src = "/api/project?" + query({ ...params, method, format: "png" });
@@ -331,19 +340,20 @@ enum ExplorePage {
     }
 
     async function loadTop() {
-      const l = S.model.layers[S.layer], key = S.checkpoint + "/" + l.name, channel = S.channel;
+      const l = S.model.layers[S.layer], key = S.checkpoint + "/" + l.name, channel = S.channel, seq = ++S.topSeq;
       text($("top9-title"), `Top 9 of ${l.name} channel ${channel} in the test split`);
       if (!S.model.test_images) { text($("top9-status"), "No data set to search."); $("top9").replaceChildren(); return; }
       if (!S.top[key]) {
         for (;;) {
           const { status, body } = await api("/api/top", { checkpoint: S.checkpoint, layer: l.name });
           if (status === 200) { S.top[key] = body; break; }
+          if (seq !== S.topSeq) return;  // another unit is selected: its own loadTop shows the progress
           $("top9-status").innerHTML = `searching the test split for ${l.name}'s top 9 (once; cached beside the checkpoint): <progress max="${body.total}" value="${body.done}"></progress> ${body.done} / ${body.total}`;
           await new Promise((r) => setTimeout(r, 150));
-          if (S.model.layers[S.layer].name !== l.name) return;
+          if (seq !== S.topSeq) return;
         }
       }
-      if (S.model.layers[S.layer].name !== l.name || S.channel !== channel) return;
+      if (seq !== S.topSeq) return;
       text($("top9-status"), "");
       const root = $("top9");
       root.replaceChildren();

@@ -2,6 +2,7 @@ import Deconv
 import Foundation
 import Net
 import Occlusion
+import Synchronization
 
 /// A few reusable objects of one kind, each lent to one request at a time: a request takes one (or
 /// makes a new one when all are out), uses it alone and gives it back. This is how concurrent requests
@@ -22,6 +23,29 @@ final class Pool<Item>: @unchecked Sendable {
     }
 }
 
+/// The explorer's computations in the background (classifying the test split, top-9 searches). Each runs
+/// in chunks and checks `isStopping` between them, so that `stop` ends them all before the process exits,
+/// which it must not do while one of them is inside OpenBLAS.
+final class BackgroundWork: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private let stopping = Atomic<Bool>(false)
+
+    func run(_ work: @escaping @Sendable () -> Void) {
+        DispatchQueue.global(qos: .userInitiated).async(group: group, execute: work)
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Waits until every piece of work has finished.
+    func waitUntilDone() { group.wait() }
+
+    /// Asks every piece of work to stop after its current chunk, and waits for them.
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        group.wait()
+    }
+}
+
 /// One checkpoint the explorer serves: the model (read-only once loaded) and pools of the per-request
 /// state that runs it.
 final class ExploreCheckpoint: @unchecked Sendable {
@@ -33,8 +57,11 @@ final class ExploreCheckpoint: @unchecked Sendable {
     let sweeps: Pool<OcclusionSweep>
     /// Indices of the layers with feature maps (`Projector.featureLayers`).
     let featureLayers: [Int]
-    /// The model's verdict on each test image, in test-split order (empty without a data set).
-    private(set) var verdicts: [Verdict] = []
+    /// The model's verdicts on the test images classified so far: a prefix of the test split, all of it
+    /// once `classify` is done (empty without a data set).
+    var verdicts: [Verdict] { verdictLock.withLock { classified } }
+    private var classified: [Verdict] = []
+    private let verdictLock = NSLock()
 
     /// What the model makes of one test image.
     struct Verdict: Codable, Equatable {
@@ -53,15 +80,15 @@ final class ExploreCheckpoint: @unchecked Sendable {
         sweeps = Pool { OcclusionSweep(model: model) }
     }
 
-    /// Classifies every image of `dataset` (the test split) in batches, for the image list.
-    func classify(_ dataset: Dataset) {
+    /// Classifies every image of `dataset` (the test split) in order, for the image list, in batches
+    /// whose verdicts join `verdicts` as each is done; gives up before a batch when `stopping` says so.
+    func classify(_ dataset: Dataset, stopping: () -> Bool) {
         let classes = model.classes, batch = 256
         let record = ForwardRecord(model)
         var input = [Float](repeating: 0, count: batch * dataset.shape.count)
-        var result: [Verdict] = []
-        result.reserveCapacity(dataset.count)
-        for start in stride(from: 0, to: dataset.count, by: batch) {
+        for start in stride(from: 0, to: dataset.count, by: batch) where !stopping() {
             let n = min(batch, dataset.count - start)
+            var result: [Verdict] = []
             input.withUnsafeMutableBufferPointer { x in
                 dataset.fill(x.baseAddress!, indices: Array(start..<start + n)[...])
                 let logits = model.forward(x.baseAddress!, batch: n, training: false, into: record)  // (n, classes)
@@ -72,8 +99,8 @@ final class ExploreCheckpoint: @unchecked Sendable {
                                           loss: -log(max(p[label], Float.leastNormalMagnitude))))
                 }
             }
+            verdictLock.withLock { classified += result }
         }
-        verdicts = result
     }
 
     /// The file name of this checkpoint, for labels.
@@ -107,6 +134,8 @@ final class ExploreSession: @unchecked Sendable {
     let test: Dataset?
     let dataPath: String?
     let top: TopSearches
+    /// Classifying the test split and the top-9 searches; `stop` them before exiting.
+    let background: BackgroundWork
 
     /// Uploads kept in memory, newest last; the oldest is dropped past `maximumUploads`.
     private var uploads: [(id: String, upload: Upload)] = []
@@ -117,8 +146,9 @@ final class ExploreSession: @unchecked Sendable {
     static let maximumUploadBytes = 8 << 20
     static let maximumUploadPixels = 4096 * 4096
 
-    /// Loads `checkpoint` and the `others` (sorted by epoch, all of one architecture), and the test
-    /// split of `data` converted to their input, and classifies it with each.
+    /// Loads `checkpoint` and the `others` (sorted by epoch, all of one architecture) and the test
+    /// split of `data` converted to their input, and starts classifying it with each, in the background
+    /// (`--checkpoint` first), so that the server can answer at once.
     init(checkpoint: String, others: [String], data: String?) throws {
         var paths = [checkpoint]
         for p in others where !paths.contains(p) { paths.append(p) }
@@ -132,14 +162,16 @@ final class ExploreSession: @unchecked Sendable {
         checkpoints = loaded
         defaultCheckpoint = loaded.firstIndex { $0 === main }!
         dataPath = data
-        if let data {
-            let set = try loadSplit(data, .test, for: first)
-            test = set
-            for c in loaded { c.classify(set) }
-        } else {
-            test = nil
+        test = try data.map { try loadSplit($0, .test, for: first) }
+        let background = BackgroundWork()
+        self.background = background
+        top = TopSearches(checkpoints: loaded, test: test, background: background)
+        if let set = test {
+            let order = [main] + loaded.filter { $0 !== main }
+            background.run {
+                for c in order { c.classify(set) { background.isStopping } }
+            }
         }
-        top = TopSearches(checkpoints: loaded, test: test)
     }
 
     var model: Sequential { checkpoints[0].model }

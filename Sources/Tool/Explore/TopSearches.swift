@@ -33,6 +33,7 @@ final class TopSearches: @unchecked Sendable {
 
     private let checkpoints: [ExploreCheckpoint]
     private let test: Dataset?
+    private let background: BackgroundWork
     private let lock = NSLock()
     private var states: [Key: State] = [:]
     private var dataKey: String?
@@ -41,9 +42,10 @@ final class TopSearches: @unchecked Sendable {
         var checkpoint: Int, layer: Int
     }
 
-    init(checkpoints: [ExploreCheckpoint], test: Dataset?) {
+    init(checkpoints: [ExploreCheckpoint], test: Dataset?, background: BackgroundWork) {
         self.checkpoints = checkpoints
         self.test = test
+        self.background = background
     }
 
     /// The search of `layer` (a feature layer's index) for checkpoint `checkpoint`: started, from the
@@ -70,9 +72,12 @@ final class TopSearches: @unchecked Sendable {
         }
         let path = cachePath(checkpoint, layer: key.layer, key: cacheKey)
         if let cached = readCache(path, key: cacheKey, checkpoint: checkpoint, layer: key.layer, images: test.count) { return .ready(cached) }
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
-            let result = search(checkpoint, layer: key.layer, in: test) { done in
+        background.run { [self] in
+            guard let result = search(checkpoint, layer: key.layer, in: test, progress: { done in
                 self.lock.withLock { self.states[key] = .running(done: done, total: test.count) }
+            }) else {
+                lock.withLock { states[key] = .failed("the server is stopping") }
+                return
             }
             let file = CacheFile(key: cacheKey, layer: checkpoint.model.layers[key.layer].name, images: test.count, channels: result)
             do {
@@ -87,12 +92,14 @@ final class TopSearches: @unchecked Sendable {
 
     /// The search itself, `chunk` images at a time, reporting the images done after each chunk. Each
     /// chunk's top-k lists merge into the running ones in the order `top` keeps (stronger first, then the
-    /// earlier image), so the result is that of one search over the whole split.
-    private func search(_ checkpoint: ExploreCheckpoint, layer: Int, in test: Dataset, progress: (Int) -> Void) -> [[TopActivation]] {
+    /// earlier image), so the result is that of one search over the whole split. Nil when the server
+    /// stops first.
+    private func search(_ checkpoint: ExploreCheckpoint, layer: Int, in test: Dataset, progress: (Int) -> Void) -> [[TopActivation]]? {
         checkpoint.workers.borrow { worker in
             let channels = Array(0..<worker.projector.shape(of: layer)[0])
             var best = channels.map { _ in [TopActivation]() }
             for start in stride(from: 0, to: test.count, by: Self.chunk) {
+                if background.isStopping { return nil }
                 let part = slice(test, start..<min(start + Self.chunk, test.count))
                 let found = worker.projector.topActivations(in: part, layer: layer, channels: channels, k: Self.k)
                 for c in channels.indices {

@@ -29,13 +29,14 @@ struct BenchModelOptions: ParsableArguments {
         guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
     }
 
-    /// A projector on the model and the index of `layer` in it.
+    /// A projector on the model and the index of `layer` in it; an unknown or unprojectable layer is a
+    /// bad value (`ValidationError`).
     func load() throws -> (Projector, Int) {
         workerOptions.apply()
-        let model = try checkpoint.map { try Sequential.load(contentsOf: $0).model }
-            ?? Sequential(spec: try preset.spec(), inputShape: preset.defaultInputShape, classes: 10, activation: preset.activation, seed: 1)
-        let projector = try Projector(model: model)
-        return (projector, try projector.layerIndex(named: layer))
+        let projector = try Projector(model: try benchModel(checkpoint: checkpoint, preset: preset))
+        do { return (projector, try projector.layerIndex(named: layer)) } catch let error as ProjectionError {
+            throw ValidationError(error.localizedDescription)
+        }
     }
 
     var modelName: String { checkpoint ?? preset.model }
@@ -51,20 +52,30 @@ struct BenchProject: ParsableCommand {
     @Option(help: "Timed projections per repeat (after 20 warm-up ones).")
     var projections: Int = 500
 
+    @Option(help: "Project the strongest unit of this channel (default: the strongest unit of the layer).")
+    var channel: Int?
+
+    @Flag(help: "Also print the time of each layer's forward pass over the whole model (a training-mode pass, as `bench train --profile`).")
+    var profile = false
+
     func validate() throws {
         guard projections > 0 else { throw ValidationError("--projections must be positive") }
+        if let channel, channel < 0 { throw ValidationError("--channel must be 0 or more") }
     }
 
     func run() throws {
         let (projector, index) = try options.load()
-        let shape = projector.model.inputShape
+        if let channel {
+            do { try projector.validate(FeatureUnit(channel: channel, y: 0, x: 0), in: index) } catch { throw ValidationError("--channel: \(error.localizedDescription)") }
+        }
+        let model = projector.model, shape = model.inputShape
         let images = randomImages(16, shape, seed: 2)
         var result = [Float](repeating: 0, count: shape.count)
         func project(_ count: Int, back: Bool = true) {
             result.withUnsafeMutableBufferPointer { out in
                 for i in 0..<count {
                     images[i % images.count].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
-                    let unit = projector.strongest(in: index, image: 0).unit
+                    let unit = projector.strongest(in: index, image: 0, channel: channel).unit
                     if back { projector.project([unit], from: index, method: options.method, into: out.baseAddress!) }
                 }
             }
@@ -72,19 +83,40 @@ struct BenchProject: ParsableCommand {
         project(20)
         let ms = Timing(repeats: options.repeats) { project(projections) }.median * 1e3 / Double(projections)
         let forwardMs = Timing(repeats: options.repeats) { project(projections, back: false) }.median * 1e3 / Double(projections)
+        // the whole model on one image, to the logits: the figure to set beside a framework's forward pass
+        let record = ForwardRecord(model)
+        func classify(_ count: Int) {
+            for i in 0..<count { images[i % images.count].withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, batch: 1, training: false, into: record) } }
+        }
+        classify(3)
+        let modelForwardMs = Timing(repeats: options.repeats) { classify(projections) }.median * 1e3 / Double(projections)
+        if profile {
+            var gradient = [Float](repeating: 1e-3, count: model.classes)
+            images[0].withUnsafeBufferPointer { x in
+                gradient.withUnsafeMutableBufferPointer { g in
+                    for (name, forward, _) in model.profile(x.baseAddress!, batch: 1, logitGradient: g.baseAddress!, repeats: options.repeats) {
+                        print("  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) forward \(String(format: "%8.3f", forward * 1e3)) ms")
+                    }
+                }
+            }
+        }
+        let peak = peakResidentMiB()
         if options.json {
-            /// One line of `bench project --json`.
+            /// One line of `bench project --json`; times in milliseconds, memory in MiB.
             struct Result: Encodable {
-                var task = "bench-project", model: String, layer: String, method: String, msPerProjection: Double, forwardMs: Double, workers: Int
+                var task = "bench-project", model: String, layer: String, method: String, msPerProjection: Double, forwardMs: Double
+                var modelForwardMs: Double, peakRSSMiB: Double, workers: Int
                 enum CodingKeys: String, CodingKey {
-                    case task, model, layer, method, msPerProjection = "ms_per_projection", forwardMs = "forward_ms", workers
+                    case task, model, layer, method, msPerProjection = "ms_per_projection", forwardMs = "forward_ms"
+                    case modelForwardMs = "model_forward_ms", peakRSSMiB = "peak_rss_mib", workers
                 }
             }
             print(jsonString(Result(model: options.modelName, layer: options.layer, method: options.method.rawValue,
-                                    msPerProjection: rounded(ms, 4), forwardMs: rounded(forwardMs, 4), workers: Workers.count)))
+                                    msPerProjection: rounded(ms, 4), forwardMs: rounded(forwardMs, 4), modelForwardMs: rounded(modelForwardMs, 4),
+                                    peakRSSMiB: rounded(peak, 1), workers: Workers.count)))
         } else {
-            print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (forward and choice alone %.3f ms; median of %d x %d)",
-                         options.modelName, options.layer, options.method.rawValue, ms, forwardMs, options.repeats, projections))
+            print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (forward and choice alone %.3f ms; whole model forward %.3f ms; median of %d x %d); peak memory %.1f MiB",
+                         options.modelName, options.layer, options.method.rawValue, ms, forwardMs, modelForwardMs, options.repeats, projections, peak))
         }
     }
 }
@@ -141,6 +173,19 @@ struct BenchTop: ParsableCommand {
                          options.modelName, options.layer, k, dataset.count, channels.count, seconds, options.repeats))
         }
     }
+}
+
+/// The model a benchmark runs on: `checkpoint`'s, or `preset`'s spec with random weights at its default shape.
+func benchModel(checkpoint: String?, preset: ModelOptions) throws -> Sequential {
+    if let checkpoint { return try Sequential.load(contentsOf: checkpoint).model }
+    return try Sequential(spec: try preset.spec(), inputShape: preset.defaultInputShape, classes: 10, activation: preset.activation, seed: 1)
+}
+
+/// The process's peak resident memory so far, in MiB (`getrusage`'s `ru_maxrss`, KiB on Linux).
+func peakResidentMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
 }
 
 /// `count` random images of `shape` with pixels uniform in [0, 1].

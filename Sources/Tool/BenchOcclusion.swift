@@ -21,6 +21,9 @@ struct BenchOcclusion: ParsableCommand {
     @Option(help: "Occluder step in pixels.")
     var stride = 1
 
+    @Option(help: "The layer whose feature map is tracked (default: the last convolution).")
+    var layer: String?
+
     @Option(help: "incremental (recompute only what the occluder changes) or full (every layer for every position).")
     var mode: OcclusionSweep.Mode = .incremental
 
@@ -49,13 +52,12 @@ struct BenchOcclusion: ParsableCommand {
 
     func run() throws {
         workerOptions.apply()
-        let model: Sequential
-        if let checkpoint {
-            model = try Sequential.load(contentsOf: checkpoint).model
-        } else {
-            model = try Sequential(spec: try modelOptions.spec(), inputShape: modelOptions.defaultInputShape, classes: 10,
-                                   activation: modelOptions.activation, seed: 1)
+        let model = try benchModel(checkpoint: checkpoint, preset: modelOptions)
+        if let layer, model.layer(named: layer) == nil {
+            throw ValidationError("--layer: \(OcclusionError.layerNotFound(layer, available: model.layers.map(\.name)).localizedDescription)")
         }
+        let (height, width) = (model.inputShape.height, model.inputShape.width)
+        guard window <= min(height, width) else { throw ValidationError("--window \(window) does not fit the model's \(height)x\(width) input") }
         var random = SeededRandom(seed: 2)
         let image = (0..<model.inputShape.count).map { _ in random.uniform() }
         let sweep = OcclusionSweep(model: model, mode: mode)
@@ -64,12 +66,17 @@ struct BenchOcclusion: ParsableCommand {
         var options = OcclusionOptions()
         options.window = window
         options.stride = stride
+        options.featureLayer = layer
         for _ in 0..<3 { _ = try sweep.run(image, options: options) }
         sweep.resetProfile()
-        var positions = 0
-        let timing = try Timing(repeats: repeats) { positions = try sweep.run(image, options: options).grid.count }
+        var (positions, featureLayerName) = (0, "")
+        let timing = try Timing(repeats: repeats) {
+            let maps = try sweep.run(image, options: options)
+            (positions, featureLayerName) = (maps.grid.count, maps.featureLayerName)
+        }
         let (median, cpu) = (timing.median * 1e3, timing.cpuMedian * 1e3)
         let (fastest, slowest) = (timing.wall.first! * 1e3, timing.wall.last! * 1e3)
+        let peak = peakResidentMiB()
         if profile {
             let total = sweep.profile.reduce(0) { $0 + $1.seconds }
             for (name, seconds) in sweep.profile where seconds > 0 {
@@ -77,20 +84,20 @@ struct BenchOcclusion: ParsableCommand {
             }
         }
         if json {
-            /// One line of `bench occlusion --json`; times in milliseconds.
+            /// One line of `bench occlusion --json`; times in milliseconds, memory in MiB.
             struct Result: Encodable {
-                var task = "bench-occlusion", model: String, mode: String, window: Int, stride: Int, positions: Int
-                var msPerImage: Double, msMin: Double, msMax: Double, cpuMsPerImage: Double, repeats: Int, workers: Int
+                var task = "bench-occlusion", model: String, mode: String, window: Int, stride: Int, positions: Int, layer: String
+                var msPerImage: Double, msMin: Double, msMax: Double, cpuMsPerImage: Double, peakRSSMiB: Double, repeats: Int, workers: Int
                 enum CodingKeys: String, CodingKey {
-                    case task, model, mode, window, stride, positions, msPerImage = "ms_per_image", msMin = "ms_min", msMax = "ms_max"
-                    case cpuMsPerImage = "cpu_ms_per_image", repeats, workers
+                    case task, model, mode, window, stride, positions, layer, msPerImage = "ms_per_image", msMin = "ms_min", msMax = "ms_max"
+                    case cpuMsPerImage = "cpu_ms_per_image", peakRSSMiB = "peak_rss_mib", repeats, workers
                 }
             }
             print(jsonString(Result(model: checkpoint ?? modelOptions.model, mode: mode.rawValue, window: window, stride: stride, positions: positions,
-                                    msPerImage: rounded(median, 2), msMin: rounded(fastest, 2), msMax: rounded(slowest, 2), cpuMsPerImage: rounded(cpu, 2),
-                                    repeats: repeats, workers: Workers.count)))
+                                    layer: featureLayerName, msPerImage: rounded(median, 2), msMin: rounded(fastest, 2), msMax: rounded(slowest, 2),
+                                    cpuMsPerImage: rounded(cpu, 2), peakRSSMiB: rounded(peak, 1), repeats: repeats, workers: Workers.count)))
         } else {
-            print("\(checkpoint ?? modelOptions.model) \(model.inputShape), \(window)x\(window) occluder, stride \(stride): \(positions) positions, \(String(format: "%.2f", median)) ms_per_image (median of \(repeats); min \(String(format: "%.2f", fastest)), max \(String(format: "%.2f", slowest))), \(mode.rawValue), \(Workers.count) workers; CPU time \(String(format: "%.2f", cpu)) ms (median)")
+            print("\(checkpoint ?? modelOptions.model) \(model.inputShape), \(window)x\(window) occluder, stride \(stride): \(positions) positions, \(String(format: "%.2f", median)) ms_per_image (median of \(repeats); min \(String(format: "%.2f", fastest)), max \(String(format: "%.2f", slowest))), \(mode.rawValue), \(Workers.count) workers; CPU time \(String(format: "%.2f", cpu)) ms (median); feature layer \(featureLayerName); peak memory \(String(format: "%.1f", peak)) MiB")
         }
     }
 }

@@ -23,13 +23,12 @@ final class ONNXTestDataTests: XCTestCase {
         "test_gemm_default_vector_bias", "test_gemm_default_zero_bias", "test_gemm_transposeB",
     ]
 
-    /// Models whose stages (`globalavgpool`, `bn`, `lrn`) come with the normalisation layers (branch
-    /// layers-norm); checked once this build's spec parser reads them. (The `_pads` pooling models pad
-    /// by more than half the window, which PyTorch refuses, and so does the spec.)
-    /// The per-operator models of the normalisation and global pooling layers. The two
-    /// BatchNormalization models (a batch norm alone on a 3x4x5 input) are not yet imported right: the
-    /// importer's stand-alone `bn` stage does not match the checkpoint's buffers (an open item).
-    static let normalization = ["test_globalaveragepool", "test_globalaveragepool_precomputed", "test_lrn", "test_lrn_default"]
+    /// The per-operator models of the normalisation and global pooling layers; the BatchNormalization
+    /// ones are a batch norm alone (no convolution to fold it into), so they check the `bn` stage and its
+    /// running statistics. (The `_pads` pooling models pad by more than half the window, which PyTorch
+    /// refuses, and so does the spec.)
+    static let normalization = ["test_globalaveragepool", "test_globalaveragepool_precomputed", "test_lrn", "test_lrn_default",
+                                 "test_batchnorm_example", "test_batchnorm_epsilon"]
 
     func testSupportedOperatorModelsPass() throws {
         guard FileManager.default.fileExists(atPath: Self.root) else {

@@ -13,3 +13,41 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(try CLI.run(refused).status, 64)
     }
 }
+
+/// `bench project` and `bench occlusion` on a checkpoint: the layer, channel, window and stride asked
+/// for are the ones measured, the JSON line states the peak memory, and a value the model cannot take is
+/// one line and exit 64.
+final class BenchCheckpointTests: XCTestCase {
+    func testProjectAndOcclusionOnACheckpoint() throws {
+        let dir = try temporaryDirectory()
+        let checkpoint = try writeUntrainedCheckpoint("conv:4:3:same,maxpool:2,conv:6:3:same,maxpool:2,fc:16,fc", in: dir, seed: 3)
+        let project = try CLI.run(["bench", "project", "--checkpoint", checkpoint, "--layer", "conv1", "--channel", "2",
+                                   "--projections", "2", "--repeats", "1", "--json"])
+        XCTAssertEqual(project.status, 0, project.stderr)
+        let projected = try JSONSerialization.jsonObject(with: Data(project.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(projected["layer"] as? String, "conv1")
+        XCTAssertGreaterThan(projected["model_forward_ms"] as? Double ?? -1, 0)
+        XCTAssertGreaterThan(projected["peak_rss_mib"] as? Double ?? -1, 1)
+
+        let occlusion = try CLI.run(["bench", "occlusion", "--checkpoint", checkpoint, "--layer", "conv1", "--window", "4", "--stride", "4",
+                                     "--repeats", "1", "--json"])
+        XCTAssertEqual(occlusion.status, 0, occlusion.stderr)
+        let occluded = try JSONSerialization.jsonObject(with: Data(occlusion.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(occluded["layer"] as? String, "conv1")
+        XCTAssertEqual(occluded["positions"] as? Int, 9)  // (12 - 4) / 4 + 1 = 3 per side
+        XCTAssertGreaterThan(occluded["peak_rss_mib"] as? Double ?? -1, 1)
+
+        let bad: [([String], String)] = [
+            (["project", "--layer", "conv9"], "conv9"),
+            (["project", "--layer", "fc1"], "fc1"),
+            (["project", "--layer", "conv2", "--channel", "6"], "--channel"),
+            (["project", "--channel", "-1"], "--channel"),
+            (["occlusion", "--layer", "conv9"], "conv9"),
+            (["occlusion", "--window", "13"], "--window 13"),
+            (["occlusion", "--stride", "0"], "--stride"),
+        ]
+        for (arguments, needle) in bad {
+            try assertCleanFailure(["bench"] + arguments + ["--checkpoint", checkpoint, "--repeats", "1"], mentions: needle, status: 64)
+        }
+    }
+}

@@ -273,6 +273,17 @@ final class ImportCommandTests: XCTestCase {
                       logits(try Sequential.load(contentsOf: dir + "/legacy.safetensors").model, input))
         let scale = a.map(abs).max()!
         for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-4 * scale) }
+        // nn.LocalResponseNorm as both exporters write it (neither as ONNX's LRN): one lrn stage each,
+        // whose logits are PyTorch's
+        let (lrnInput, lrnLogits) = (try readNpy(from: dir + "/lrn-input.npy").data, try readNpy(from: dir + "/lrn-logits.npy").data)
+        for file in ["lrn", "lrn-legacy"] {
+            let imported = try CLI.run(["import", "\(dir)/\(file).onnx", "--out", "\(dir)/\(file).safetensors"])
+            XCTAssertEqual(imported.status, 0, imported.stderr)
+            let model = try Sequential.load(contentsOf: "\(dir)/\(file).safetensors").model
+            XCTAssertEqual(model.spec.description.components(separatedBy: "lrn:5:").count, 2, "\(file): \(model.spec.description)")
+            let ours = logits(model, lrnInput), scale = lrnLogits.map(abs).max()!
+            for i in ours.indices { XCTAssertEqual(ours[i], lrnLogits[i], accuracy: 1e-4 * scale, file) }
+        }
     }
 
     /// torchvision's AlexNet, random weights, at 224x224 with ImageNet's mean and std.

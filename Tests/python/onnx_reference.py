@@ -8,7 +8,10 @@ Usage:
                                       DIR/image.png (the input size, so no resize), DIR/classes.txt,
                                       DIR/meta.json (mean, std, input, conv5 channels, occlusion window);
                                       for small also DIR/legacy.onnx (the TorchScript exporter, which keeps
-                                      BatchNormalization after Linear) and DIR/state_dict.safetensors.
+                                      BatchNormalization after Linear), DIR/state_dict.safetensors, and a
+                                      model with nn.LocalResponseNorm in both exporters' forms,
+                                      DIR/lrn.onnx and DIR/lrn-legacy.onnx, with DIR/lrn-input.npy and
+                                      PyTorch's logits on it, DIR/lrn-logits.npy.
   onnx_reference.py check KIND DIR    Reads what the Swift test wrote from deconvnet: DIR/occ/input.npy (the
                                       model input), DIR/logits.npy, DIR/occ/attribution.npy and
                                       DIR/project-{deconvnet,guided}-C.npy, and compares: logits with PyTorch's
@@ -55,6 +58,13 @@ def small():
     return model.eval(), (3, 32, 32), 5
 
 
+def lrn_model():
+    """A CNN with nn.LocalResponseNorm, which neither exporter writes as ONNX's LRN."""
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.LocalResponseNorm(5, alpha=0.5, beta=0.75, k=2.0),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 7 * 7, 4)).eval()
+
+
 def build(kind):
     if kind == "small":
         return small()
@@ -78,6 +88,12 @@ def export(kind, out):
     if kind == "small":
         torch.onnx.export(model, (x,), os.path.join(out, "legacy.onnx"), dynamo=False, input_names=["image"],
                           dynamic_axes={"image": {0: "N"}})
+        lrn, x_lrn = lrn_model(), torch.rand(1, 3, 16, 16)
+        torch.onnx.export(lrn, (x_lrn,), os.path.join(out, "lrn.onnx"), dynamo=True)
+        torch.onnx.export(lrn, (x_lrn,), os.path.join(out, "lrn-legacy.onnx"), dynamo=False, opset_version=17)
+        np.save(os.path.join(out, "lrn-input.npy"), x_lrn[0].numpy())
+        with torch.no_grad():
+            np.save(os.path.join(out, "lrn-logits.npy"), lrn(x_lrn)[0].numpy())
         from safetensors.torch import save_file
         save_file({k: v.float() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")},
                   os.path.join(out, "state_dict.safetensors"))

@@ -90,6 +90,10 @@ private struct GraphWalk {
     let folder: String?
     var tensors: [String: ONNXTensor] = [:]
     var constants: [String: Constant] = [:]
+    /// Constants that could not be folded (an operator this importer does not fold), with the reason:
+    /// refused only when something reads them, so shape arithmetic nobody uses (the pads of PyTorch's
+    /// legacy LocalResponseNorm, which the LRN stage does not need) does not stop an import.
+    var unfoldable: [String: ImportError] = [:]
     var consumers: [String: [Int]] = [:]
     var stages: [PendingStage] = []
     /// Nodes inside a recognised LocalResponseNorm subgraph, handled when its Div is reached.
@@ -156,12 +160,13 @@ private struct GraphWalk {
     // MARK: constants
 
     private func isConstant(_ name: String) -> Bool {
-        name.isEmpty || constants[name] != nil || tensors[name] != nil
+        name.isEmpty || constants[name] != nil || tensors[name] != nil || unfoldable[name] != nil
     }
 
     /// The constant `name`, decoded from its tensor on first use.
     private mutating func constant(_ name: String, for node: ONNXNode) throws -> Constant {
         if let c = constants[name] { return c }
+        if let error = unfoldable[name] { throw error }
         guard let t = tensors[name] else {
             throw ImportError.unsupported(node: node.label, op: node.opType, reason: "input '\(name)' is not a constant")
         }
@@ -275,7 +280,10 @@ private struct GraphWalk {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { throw refuse(node, "operators of domain '\(node.domain)' are not supported") }
         let activations = node.inputs.filter { !isConstant($0) }
         if activations.isEmpty {
-            return try fold(node)
+            do { try fold(node) } catch let error as ImportError {
+                for output in node.outputs { unfoldable[output] = error }
+            }
+            return
         }
         if node.opType == "Shape", activations == [current] {
             guard let out = node.outputs.first else { return }
@@ -534,6 +542,7 @@ private struct GraphWalk {
         }
         let eps = node.float("epsilon", default: 1e-5)
         let (gamma, beta, mean, variance) = (params[0].tensor.data, params[1].tensor.data, params[2].tensor.data, params[3].tensor.data)
+        if let c = variance.firstIndex(where: { $0 < 0 }) { throw refuse(node, "var[\(c)] is negative (\(variance[c]))") }
         if var last = stages.last, last.isConvOrDense, last.activation == nil, !last.awaitingBias {
             // fold: y = γ (Wx + b − μ) / √(σ² + ε) + β, in Double
             var w = last.tensors[0].tensor, b = last.tensors[1].tensor
@@ -557,7 +566,9 @@ private struct GraphWalk {
 
     /// At `Mul(x, x)`: follows its single consumers to `Div(x, ·)` and marks that chain as one LRN.
     private mutating func startLRN(_ node: ONNXNode, index: Int, readers: [Int]) throws {
-        let allowed: Set<String> = ["Reshape", "Unsqueeze", "Squeeze", "Pad", "AveragePool", "Mul", "Add", "Pow", "Transpose"]
+        // the legacy exporter squeezes with Shape, Gather, Equal and an If whose branches only reshape
+        let allowed: Set<String> = ["Reshape", "Unsqueeze", "Squeeze", "Pad", "AveragePool", "Mul", "Add", "Pow", "Transpose",
+                                    "Shape", "Gather", "Equal", "If"]
         var chain = [index]
         var value = node.outputs.first ?? ""
         while true {
@@ -567,7 +578,7 @@ private struct GraphWalk {
                 chain.append(next[0])
                 break
             }
-            guard allowed.contains(n.opType), chain.count < 16, let out = n.outputs.first else {
+            guard allowed.contains(n.opType), chain.count < 16, let out = n.outputs.first, try n.opType != "If" || branchesOnlyReshape(n) else {
                 throw refuse(n, "inside what looks like PyTorch's LocalResponseNorm, this operator is not expected")
             }
             chain.append(next[0])
@@ -575,6 +586,17 @@ private struct GraphWalk {
         }
         guard Set(readers) == [index, chain.last!] else { throw ImportError.branching(node: node.label, op: node.opType) }
         for i in chain { lrnChain[i] = chain.last! }
+    }
+
+    /// Whether both branches of `If` node `n` only pass a value on or squeeze it (its values unchanged).
+    private func branchesOnlyReshape(_ n: ONNXNode) throws -> Bool {
+        let shapeOnly: Set<String> = ["Constant", "Identity", "Squeeze", "Unsqueeze", "Reshape"]
+        for name in ["then_branch", "else_branch"] {
+            let branch: ONNXGraph?
+            do { branch = try n.subgraph(name) } catch { throw refuse(n, "its \(name) is not a readable graph (\(error.reason))") }
+            guard let branch, branch.outputs.count == 1, branch.nodes.allSatisfy({ shapeOnly.contains($0.opType) && $0.domain.isEmpty }) else { return false }
+        }
+        return true
     }
 
     /// At the chain's Div: reads size, alpha, beta and k from the chain's constants.

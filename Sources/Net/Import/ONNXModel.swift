@@ -99,6 +99,11 @@ struct ONNXNode {
     func string(_ name: String, default value: String) -> String {
         attributes[name]?.string ?? value
     }
+
+    /// The subgraph attribute `name` decoded (its own subgraphs stay bytes); nil when there is none.
+    func subgraph(_ name: String) throws(ProtobufError) -> ONNXGraph? {
+        try attributes[name]?.graph.map { bytes throws(ProtobufError) in try ONNXGraph(bytes) }
+    }
 }
 
 struct ONNXAttribute {
@@ -109,6 +114,9 @@ struct ONNXAttribute {
     var tensor: ONNXTensor?
     var floats: [Float] = []
     var ints: [Int64] = []
+    /// A subgraph (`If`'s branches), kept as its bytes: decoded only where the importer looks inside
+    /// one, and then one level deep, so nesting in the file cannot make decoding recurse.
+    var graph: ProtobufReader?
 
     init(_ message: ProtobufReader) throws(ProtobufError) {
         var reader = message
@@ -119,6 +127,7 @@ struct ONNXAttribute {
             case (3, .varint): int = try reader.int64()
             case (4, .lengthDelimited): string = try reader.string()
             case (5, .lengthDelimited): tensor = try ONNXTensor(try reader.message())
+            case (6, .lengthDelimited): graph = try reader.message()
             case (7, _): try reader.floats(wire, into: &floats)
             case (8, _): try reader.int64s(wire, into: &ints)
             default: try reader.skip(wire)

@@ -38,8 +38,13 @@ public final class Dense: Layer {
         func block(_ rows: Range<Int>, _ features: Range<Int>) {
             let y = output + rows.lowerBound * o + features.lowerBound
             for r in 0..<rows.count { (y + r * o).update(from: bias + features.lowerBound, count: features.count) }
-            sgemm(transposeA: false, transposeB: true, m: rows.count, n: features.count, k: i, input + rows.lowerBound * i, lda: i,
-                  weight + features.lowerBound * i, ldb: i, beta: 1, y, ldc: o)
+            if rows.count == 1 {
+                // one image: a matrix-vector product reads the weights once, where sgemm would pack them first
+                sgemv(transpose: false, m: features.count, n: i, weight + features.lowerBound * i, lda: i, input + rows.lowerBound * i, beta: 1, y)
+            } else {
+                sgemm(transposeA: false, transposeB: true, m: rows.count, n: features.count, k: i, input + rows.lowerBound * i, lda: i,
+                      weight + features.lowerBound * i, ldb: i, beta: 1, y, ldc: o)
+            }
             for r in 0..<rows.count { activate(y + r * o, count: features.count, in: output, memory: memory) }
         }
         splitLarger(rows: n, columns: o, block)

@@ -29,6 +29,10 @@ public struct WinogradConvolution: Sendable {
         return 36 * (c + o) * ld + tiling.scratchSize + 2 * 36 * o * c + o
     }
 
+    /// The workers a pass over `n` images takes `scratchSize` floats for: one image splits its input
+    /// channels among them, a batch its images.
+    public func workers(batch n: Int) -> Int { n == 1 ? workerCount(geometry.inChannels) : workerCount(n) }
+
     private struct Scratch {
         var v, m, plane, partial, u: UnsafeMutablePointer<Float>
     }
@@ -50,7 +54,7 @@ public struct WinogradConvolution: Sendable {
         _ output: UnsafeMutablePointer<Float>, batch n: Int, workspace: Workspace
     ) {
         let (t, c, o, p, ld) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld)
-        workspace.reserve(scratchSize)
+        workspace.reserve(scratchSize, workers: workers(batch: n))
         let shared = scratch(workspace, worker: 0)
         if n == 1 {
             parallelRanges(c) { channels, worker in
@@ -95,7 +99,7 @@ public struct WinogradConvolution: Sendable {
     ) {
         let (t, c, o, p, ld) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld)
         let input = weightGradients?.input
-        workspace.reserve(scratchSize)
+        workspace.reserve(scratchSize, workers: workers(batch: n))
         let shared = scratch(workspace, worker: 0)
         if inputGradient != nil {
             parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, shared.u) }

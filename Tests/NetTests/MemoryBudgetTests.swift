@@ -243,6 +243,8 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(model.layers[0].workspace(batch: 64).workers, 64)
         XCTAssertEqual(model.layers[0].workspace(batch: 1).workers, 1)
         XCTAssertEqual(model.batchBytes(64)! - withOne, 63 * floats * 4)
+        // the evaluation after each epoch splits 100 test images over all 64 workers, a step of 8 over 8
+        XCTAssertEqual(model.batchBytes(8, evaluating: 100)! - model.batchBytes(8)!, 56 * floats * 4)
         for n in [1, 8] {
             let record = ForwardRecord(model)
             let input = [Float](repeating: 0.5, count: n * 3 * 32 * 32)

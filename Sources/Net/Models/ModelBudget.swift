@@ -61,13 +61,19 @@ extension Sequential {
     }
 
     /// Bytes the buffers of a training step on `batch` images take: every layer's output and output
-    /// gradient, the input batch and the logit gradient, and the workspace of the layer that reserves the
-    /// most (`workspaceBytes`). Nil when that does not fit in `Int`.
-    public func batchBytes(_ batch: Int) -> Int? {
+    /// gradient, the input batch and the logit gradient, and the workspace (`workspaceBytes`) for the
+    /// workers of the step or of the evaluation of `testImages` images after each epoch (batches of up to
+    /// `evaluationBatchSize`), whichever splits over more. Nil when that does not fit in `Int`.
+    public func batchBytes(_ batch: Int, evaluating testImages: Int = 0) -> Int? {
         let perImage = MemoryBudget.sum(layers.map { MemoryBudget.size(of: [$0.outputCount, 2]) }
                                         + [inputShape.count, classes])
         let buffers = perImage.flatMap { MemoryBudget.size(of: [$0, batch], elementSize: 4) }
-        return MemoryBudget.sum([buffers, workspaceBytes(batch)])
+        return MemoryBudget.sum([buffers, workspaceBytes(scratchBatch(batch, evaluating: testImages))])
+    }
+
+    /// The batch whose workers the scratch of a step on `batch` images and an evaluation of `testImages` is sized for.
+    private func scratchBatch(_ batch: Int, evaluating testImages: Int) -> Int {
+        max(batch, min(Sequential.evaluationBatchSize, testImages))
     }
 
     /// Bytes of the workspace a training step on `batch` images reserves (`Layer.workspace(batch:)`): one
@@ -80,11 +86,12 @@ extension Sequential {
     }
 
     /// Throws `MemoryBudgetError` unless a training step on `batch` images fits `MemoryBudget.current`;
-    /// `what` names where the batch size came from (a flag, a run's configuration). The line names the
+    /// `what` names where the batch size came from (a flag, a run's configuration); `testImages` are
+    /// evaluated after each epoch (see `batchBytes`). The line names the
     /// worker count and the workspace it takes, which grows with `--workers`.
-    public func checkBatch(_ batch: Int, for what: String) throws(MemoryBudgetError) {
-        let workspace = workspaceBytes(batch).map(MemoryBudget.format) ?? "too much"
-        try MemoryBudget.current.check(batchBytes(batch), for: "\(what) (\(batch) images of \(inputShape) a step, "
+    public func checkBatch(_ batch: Int, evaluating testImages: Int = 0, for what: String) throws(MemoryBudgetError) {
+        let workspace = workspaceBytes(scratchBatch(batch, evaluating: testImages)).map(MemoryBudget.format) ?? "too much"
+        try MemoryBudget.current.check(batchBytes(batch, evaluating: testImages), for: "\(what) (\(batch) images of \(inputShape) a step, "
                                        + "with \(workspace) of scratch for --workers \(Workers.count))")
     }
 }

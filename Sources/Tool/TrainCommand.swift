@@ -150,7 +150,7 @@ struct TrainCommand: ParsableCommand {
         do {
             model = try Sequential(spec: try settings.model.spec(), inputShape: train.shape, classes: train.classNames.count,
                                    activation: config.activation, seed: config.seed)
-            try model.checkBatch(min(config.batchSize, train.count), for: "--batch-size \(config.batchSize)")
+            try model.checkBatch(min(config.batchSize, train.count), evaluating: splits.test?.count ?? 0, for: "--batch-size \(config.batchSize)")
         } catch let error as MemoryBudgetError {
             throw ValidationError("\(config.model) on \(train.shape) images: \(error.localizedDescription)")
         } catch let error as ModelError {

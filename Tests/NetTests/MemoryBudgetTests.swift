@@ -220,7 +220,45 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertGreaterThan(model.batchBytes(1_000_000)!, 1 << 30)
         XCTAssertNoThrow(try model.checkBatch(100, for: "--batch-size 100"))
         XCTAssertThrowsError(try model.checkBatch(Int.max, for: "--batch-size \(Int.max)")) {
-            XCTAssertTrue($0.localizedDescription.hasPrefix("--batch-size 9223372036854775807 (9223372036854775807 images of 1x28x28 a step) needs more than"), "\($0)")
+            XCTAssertTrue($0.localizedDescription.hasPrefix("--batch-size 9223372036854775807 (9223372036854775807 images of 1x28x28 a step, with "), "\($0)")
+            XCTAssertTrue($0.localizedDescription.contains("of scratch for --workers \(Workers.count)) needs more than"), "\($0)")
+        }
+    }
+
+    /// A step's budget counts the workspace its convolution reserves for the workers of the batch, and a pass
+    /// reserves for those workers alone: one image with 64 workers holds one worker's scratch.
+    func testTheBudgetCountsTheWorkspaceOfTheWorkersABatchUses() throws {
+        let model = try Sequential(spec: ModelSpec(parsing: "conv:4:5,fc"), inputShape: ImageShape(channels: 3, height: 32, width: 32), classes: 10)
+        let saved = (workers: Workers.count, budget: MemoryBudget.current)
+        defer {
+            Workers.set(saved.workers)
+            MemoryBudget.current = saved.budget
+        }
+        Workers.set(1)
+        let (floats, one) = model.layers[0].workspace(batch: 64)
+        XCTAssertEqual(one, 1)
+        XCTAssertGreaterThanOrEqual(floats, 3 * 25 * 28 * 28, "one image's columns")
+        let withOne = model.batchBytes(64)!
+        Workers.set(64)
+        XCTAssertEqual(model.layers[0].workspace(batch: 64).workers, 64)
+        XCTAssertEqual(model.layers[0].workspace(batch: 1).workers, 1)
+        XCTAssertEqual(model.batchBytes(64)! - withOne, 63 * floats * 4)
+        // the evaluation after each epoch splits 100 test images over all 64 workers, a step of 8 over 8
+        XCTAssertEqual(model.batchBytes(8, evaluating: 100)! - model.batchBytes(8)!, 56 * floats * 4)
+        for n in [1, 8] {
+            let record = ForwardRecord(model)
+            let input = [Float](repeating: 0.5, count: n * 3 * 32 * 32)
+            _ = input.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: n, training: true, into: record) }
+            XCTAssertEqual(record.workspace.reservedFloats, n * floats, "\(n) images")
+        }
+        // a budget that holds the buffers and one worker's scratch, not 64 workers' scratch
+        MemoryBudget.current = MemoryBudget(bytes: withOne)
+        Workers.set(1)
+        XCTAssertNoThrow(try model.checkBatch(64, for: "--batch-size 64"))
+        Workers.set(64)
+        XCTAssertThrowsError(try model.checkBatch(64, for: "--batch-size 64")) {
+            XCTAssertTrue($0.localizedDescription.contains("--workers 64"), "\($0)")
+            XCTAssertTrue($0.localizedDescription.contains(MemoryBudget.format(64 * floats * 4) + " of scratch"), "\($0)")
         }
     }
 }

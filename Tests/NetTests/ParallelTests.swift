@@ -30,6 +30,28 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    /// However many parts a region has, at most `blasCallerLimit` threads run them at once (each claims
+    /// the next part when it is done): OpenBLAS has work buffers for that many matrix products in flight,
+    /// and 1024 workers, each in `sgemm`, corrupted its heap. The parts sleep, so without the limit every
+    /// part would be in flight together.
+    func testARegionRunsOnNoMoreThreadsThanOpenBLASServes() {
+        let pool = WorkerPool()
+        let inFlight = Atomic<Int>(0), most = Atomic<Int>(0)
+        let runs = Atomic<Int>(0)
+        XCTAssertTrue(finishes(within: 60) {
+            pool.run(Workers.maximum) { _ in
+                let now = inFlight.add(1, ordering: .relaxed).newValue
+                _ = most.max(now, ordering: .relaxed)
+                usleep(2000)
+                inFlight.subtract(1, ordering: .relaxed)
+                runs.add(1, ordering: .relaxed)
+            }
+        })
+        XCTAssertEqual(runs.load(ordering: .relaxed), Workers.maximum)
+        XCTAssertLessThanOrEqual(most.load(ordering: .relaxed), blasCallerLimit)
+        XCTAssertGreaterThanOrEqual(blasCallerLimit, 25, "OpenBLAS keeps at least 50 buffers")
+    }
+
     /// The region count wraps around without losing a region.
     func testRegionCountWraps() {
         let pool = WorkerPool(firstRegion: Int(Int32.max) - 2)

@@ -28,6 +28,10 @@ final class MemoryCommandTests: XCTestCase {
         // 24 training images of 1x12x12 a step (not 100): 15.1 KiB of buffers for this model
         try assertFails(["train", "--data", dir, "--model", "fc:4,fc", "--batch-size", "100", "--max-memory", "12K", "--run", dir + "/r"],
                         status: 64, mentions: "--batch-size 100", "24 images", "12.0 KiB")
+        // the convolution's scratch, 22.1 KiB a worker beside 211 KiB of buffers, fits once (1 worker) but not 24 times
+        let conv = ["train", "--data", dir, "--model", "conv:16:5,fc", "--batch-size", "24", "--steps", "1", "--no-logging", "--max-memory", "300K"]
+        XCTAssertEqual(try CLI.run(conv + ["--workers", "1", "--run", dir + "/r1"]).status, 0)
+        try assertFails(conv + ["--workers", "24", "--run", dir + "/r24"], status: 64, mentions: "--batch-size 24", "--workers 24", "300 KiB")
         // a model too large for images of their own size (issue 13: 4000x4000 images without --size)
         try assertFails(["train", "--data", dir, "--model", "fc:64,fc", "--max-memory", "12K", "--run", dir + "/r2"],
                         status: 1, mentions: "'fc:64' on 1x12x12 inputs", "--size N reads the images resized")

@@ -44,6 +44,19 @@ public func sgemmNaive(
     }
 }
 
+/// The most threads that may be inside OpenBLAS at the same time. Every matrix product in flight holds
+/// one of its work buffers, from a table sized when the library was built: 2 × MAX_THREADS entries, at
+/// least 50 (`openblas_get_config()` names MAX_THREADS; 64 in Debian's, so 128 buffers). Past the table
+/// OpenBLAS warns on stderr, and once its overflow fills too it corrupts the heap (1024 workers, each in
+/// `sgemm`, did). Half the table, so that threads outside the worker pool have buffers too.
+public let blasCallerLimit: Int = {
+    let config = String(cString: openblas_get_config())
+    let maxThreads = config.split(separator: " ").lazy.compactMap { word in
+        word.hasPrefix("MAX_THREADS=") ? Int(word.dropFirst("MAX_THREADS=".count)) : nil
+    }.first ?? 0
+    return max(50, 2 * maxThreads) / 2
+}()
+
 /// Sets the number of threads OpenBLAS uses for every matrix product.
 public func setBLASThreads(_ count: Int) {
     openblas_set_num_threads(Int32(count))

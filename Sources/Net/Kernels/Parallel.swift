@@ -53,6 +53,9 @@ public func workerCount(_ total: Int, minimumPerWorker: Int = 1) -> Int {
 }
 
 /// Persistent helper threads that poll for a short while after each region before they sleep.
+/// A region of more parts than `threadLimit` runs on `threadLimit` threads, each claiming the next part
+/// when it is done, so the split (and every result) stays that of its part count while no more threads
+/// than OpenBLAS has work buffers for call it at once.
 /// A training step of a small model is a chain of ~1 ms regions (one per layer and pass), and a
 /// sleeping thread woken for each (as `DispatchQueue.concurrentPerform` does) starts ~0.4 ms late,
 /// a large share of every region. The region's parts are claimed from a counter by whoever comes
@@ -63,6 +66,8 @@ final class WorkerPool: @unchecked Sendable {
 
     /// The most parts a region can have: the width of a field of `state`.
     static let maximumParts = partMask
+    /// The most threads, the caller's included, that run one region's parts.
+    let threadLimit: Int
     private static let partBits = 16, partMask = (1 << partBits) - 1, regionShift = 2 * partBits
 
     /// How long a helper polls for the next region, and the caller for the helpers to finish, before sleeping.
@@ -82,9 +87,12 @@ final class WorkerPool: @unchecked Sendable {
     nonisolated(unsafe) private var job: ((Int) -> Void)?
     nonisolated(unsafe) private var helpers = 0
 
-    /// A pool whose region count starts at `firstRegion` (a test starts it just before the count wraps).
-    init(firstRegion: Int = 0) {
+    /// A pool whose region count starts at `firstRegion` (a test starts it just before the count wraps)
+    /// and whose regions run on at most `threadLimit` threads.
+    init(firstRegion: Int = 0, threadLimit: Int = blasCallerLimit) {
+        precondition(threadLimit >= 1, "a pool of \(threadLimit) threads")
         state = Atomic(firstRegion << Self.regionShift)
+        self.threadLimit = threadLimit
     }
 
     /// Runs `body(w)` for `w` in `0..<parts` on the calling thread and the helpers, and returns when all are done.
@@ -93,7 +101,7 @@ final class WorkerPool: @unchecked Sendable {
         regionLock.lock()
         defer { regionLock.unlock() }
         let region = Self.region(state.load(ordering: .relaxed))
-        while helpers < parts - 1 {
+        while helpers < min(parts, threadLimit) - 1 {
             helpers += 1
             let thread = Thread { [self] in serve(after: region) }
             thread.stackSize = 1 << 20

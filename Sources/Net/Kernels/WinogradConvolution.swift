@@ -42,6 +42,10 @@ public struct WinogradConvolution: Sendable {
         return max(1, (count + groups - 1) / groups)
     }
 
+    /// The workers a pass over `n` images takes `scratchSize` floats for: one image splits its input
+    /// channels among them, a batch its images.
+    public func workers(batch n: Int) -> Int { n == 1 ? workerCount(geometry.inChannels) : workerCount(n) }
+
     private struct Scratch {
         var v, m, plane, partial, u: UnsafeMutablePointer<Float>
     }
@@ -63,7 +67,7 @@ public struct WinogradConvolution: Sendable {
         _ output: UnsafeMutablePointer<Float>, batch n: Int, workspace: Workspace
     ) {
         let (t, c, o, p, ld, points) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld, tiling.points)
-        workspace.reserve(scratchSize)
+        workspace.reserve(scratchSize, workers: workers(batch: n))
         let shared = scratch(workspace, worker: 0)
         if n == 1 {
             parallelRanges(c) { channels, worker in
@@ -109,7 +113,7 @@ public struct WinogradConvolution: Sendable {
     ) {
         let (t, c, o, p, ld, points) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld, tiling.points)
         let input = weightGradients?.input
-        workspace.reserve(scratchSize)
+        workspace.reserve(scratchSize, workers: workers(batch: n))
         let shared = scratch(workspace, worker: 0)
         if inputGradient != nil {
             parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u) }

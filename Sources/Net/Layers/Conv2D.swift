@@ -69,6 +69,13 @@ public final class Conv2D: Layer {
 
     private var scratchSize: Int { columnsScratchSize + productScratchSize + outChannels * (geometry.groupPatchSize + 1) }
 
+    /// The Winograd path's scratch, or `scratchSize` for each worker of the batch (a pass over one image
+    /// uses worker 0's alone).
+    public func workspace(batch n: Int) -> (floatsPerWorker: Int, workers: Int) {
+        if let winograd { return (winograd.scratchSize, winograd.workers(batch: n)) }
+        return (scratchSize, workerCount(n))
+    }
+
     /// The fewest product columns (output positions) the im2col path gives one sgemm: a layer with fewer
     /// positions per image (zfnet's 8×8 and 4×4 layers) unfolds several images side by side into one
     /// wider product, whose `(O, m·P)` result is then scattered to NCHW (and the output gradients
@@ -93,7 +100,7 @@ public final class Conv2D: Layer {
             if keep { activate(output, count: n * outputCount, in: output, memory: memory) }
             return
         }
-        workspace.reserve(scratchSize)
+        workspace.reserve(scratchSize, workers: workerCount(n))
         if n == 1 && direct == nil {
             forwardOne(input, output, memory: memory, workspace: workspace)
             return
@@ -217,7 +224,7 @@ public final class Conv2D: Layer {
             return
         }
         let (k, p, o) = (geometry.groupPatchSize, geometry.positions, channels.count)
-        workspace.reserve(scratchSize)
+        workspace.reserve(scratchSize, workers: workerCount(n))
         parallelRanges(n) { images, worker in
             let (col, product, partial) = scratch(workspace, worker: worker)
             let partialBias = partial + o * k

@@ -24,7 +24,12 @@ public final class Workspace {
         return buffers[worker]
     }
 
-    /// Makes sure every worker has at least `count` floats. Call before a parallel region.
+    /// Floats held for all workers together.
+    public var reservedFloats: Int { capacities.reduce(0, +) }
+
+    /// Makes sure each of the first `workers` workers has at least `count` floats. Call before a parallel
+    /// region, for the workers it uses (`workerCount`); a training step's share is in its memory budget
+    /// (`Layer.workspace(batch:)`, `Sequential.checkBatch`).
     public func reserve(_ count: Int, workers: Int = Workers.count) {
         while buffers.count < workers {
             buffers.append(.allocate(capacity: 1))
@@ -133,6 +138,9 @@ public protocol Layer: AnyObject {
     func boxUpdate(byChange: Bool) -> (any BoxUpdate)?
     /// How a layer with a vector output computes such copies from the change of its input, or nil.
     func changeUpdate() -> (any ChangeUpdate)?
+    /// The caller's workspace a training pass (forward or backward) over `n` samples reserves: floats for
+    /// each worker, and how many workers. Counted in the memory budget of a step (`Sequential.batchBytes`).
+    func workspace(batch n: Int) -> (floatsPerWorker: Int, workers: Int)
 }
 
 extension Layer {
@@ -150,6 +158,7 @@ extension Layer {
     public var initializationBound: Float? { nil }
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { nil }
     public func changeUpdate() -> (any ChangeUpdate)? { nil }
+    public func workspace(batch n: Int) -> (floatsPerWorker: Int, workers: Int) { (0, 1) }
 
     /// For a layer without parameters or fused activation: the input gradient is `backwardData` of
     /// the output gradient.

@@ -75,7 +75,7 @@ public final class LocalResponseNorm: Layer {
         }
         let saved = memory.state(Saved.init)
         precondition(saved.input.count >= n * inputCount, "run forward with this memory first")
-        workspace.reserve(c * p)
+        workspace.reserve(c * p, workers: workerCount(n))
         saved.input.withUnsafeBufferPointer { a in
             saved.scale.withUnsafeBufferPointer { s in
                 saved.divisor.withUnsafeBufferPointer { d in

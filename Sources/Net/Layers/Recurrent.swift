@@ -261,7 +261,7 @@ public final class Recurrent: Layer {
             guard parameterGradients else { continue }
             let ones = UnsafePointer(pass.ones!)
             let (dwih, dwhh, dbih, dbhh) = (weightIHGradient[l], weightHHGradient[l], biasIHGradient[l], biasHHGradient[l])
-            workspace.reserve((g / workerCount(g) + 1) * (k + h))
+            workspace.reserve(weightGradientScratch(inFeatures: k), workers: workerCount(g))
             parallelRanges(g) { units, worker in
                 let u = units.lowerBound
                 guard kind != .gru else {
@@ -280,7 +280,7 @@ public final class Recurrent: Layer {
                 }
                 // [dW_ih dW_hh] (units, in + H) = dG[:, units]ᵀ (units, T·N) × [x h_{t−1}] (T·N, in + H): one product
                 // packs the gate gradients once for both weights
-                let both = workspace.floats((g / workerCount(g) + 1) * (k + h), worker: worker)
+                let both = workspace.floats(weightGradientScratch(inFeatures: k), worker: worker)
                 sgemm(transposeA: true, transposeB: false, m: units.count, n: k + h, k: t * n, dGates + u, lda: g,
                       joined, ldb: k + h, both, ldc: k + h)
                 for r in 0..<units.count {
@@ -347,6 +347,18 @@ public final class Recurrent: Layer {
                       beta: kind == .gru ? 1 : 0, dh, ldc: h)
             }
         }
+    }
+
+    /// Floats per worker of the weight gradients' product in `backThroughTime`, for a layer reading `k`
+    /// features: `(units, in + H)` of one worker's share of the G·H gate units.
+    private func weightGradientScratch(inFeatures k: Int) -> Int {
+        let g = gateCount * hidden
+        return (g / workerCount(g) + 1) * (k + hidden)
+    }
+
+    /// The weight gradients' product, for the stacked layer that reads the most features.
+    public func workspace(batch n: Int) -> (floatsPerWorker: Int, workers: Int) {
+        (weightGradientScratch(inFeatures: max(features, hidden)), workerCount(gateCount * hidden))
     }
 
     private func reserve(_ pass: Pass, batch n: Int) {

@@ -61,16 +61,37 @@ extension Sequential {
     }
 
     /// Bytes the buffers of a training step on `batch` images take: every layer's output and output
-    /// gradient, the input batch and the logit gradient. Nil when that does not fit in `Int`.
-    public func batchBytes(_ batch: Int) -> Int? {
+    /// gradient, the input batch and the logit gradient, and the workspace (`workspaceBytes`) for the
+    /// workers of the step or of the evaluation of `testImages` images after each epoch (batches of up to
+    /// `evaluationBatchSize`), whichever splits over more. Nil when that does not fit in `Int`.
+    public func batchBytes(_ batch: Int, evaluating testImages: Int = 0) -> Int? {
         let perImage = MemoryBudget.sum(layers.map { MemoryBudget.size(of: [$0.outputCount, 2]) }
                                         + [inputShape.count, classes])
-        return perImage.flatMap { MemoryBudget.size(of: [$0, batch], elementSize: 4) }
+        let buffers = perImage.flatMap { MemoryBudget.size(of: [$0, batch], elementSize: 4) }
+        return MemoryBudget.sum([buffers, workspaceBytes(scratchBatch(batch, evaluating: testImages))])
+    }
+
+    /// The batch whose workers the scratch of a step on `batch` images and an evaluation of `testImages` is sized for.
+    private func scratchBatch(_ batch: Int, evaluating testImages: Int) -> Int {
+        max(batch, min(Sequential.evaluationBatchSize, testImages))
+    }
+
+    /// Bytes of the workspace a training step on `batch` images reserves (`Layer.workspace(batch:)`): one
+    /// workspace serves every layer in turn and each worker's region grows to the most any layer asks,
+    /// so at most the largest region for the most workers. Nil when that does not fit in `Int`.
+    public func workspaceBytes(_ batch: Int) -> Int? {
+        let reservations = layers.map { $0.workspace(batch: batch) }
+        return MemoryBudget.size(of: [reservations.map(\.floatsPerWorker).max() ?? 0, reservations.map(\.workers).max() ?? 1],
+                                 elementSize: 4)
     }
 
     /// Throws `MemoryBudgetError` unless a training step on `batch` images fits `MemoryBudget.current`;
-    /// `what` names where the batch size came from (a flag, a run's configuration).
-    public func checkBatch(_ batch: Int, for what: String) throws(MemoryBudgetError) {
-        try MemoryBudget.current.check(batchBytes(batch), for: "\(what) (\(batch) images of \(inputShape) a step)")
+    /// `what` names where the batch size came from (a flag, a run's configuration); `testImages` are
+    /// evaluated after each epoch (see `batchBytes`). The line names the
+    /// worker count and the workspace it takes, which grows with `--workers`.
+    public func checkBatch(_ batch: Int, evaluating testImages: Int = 0, for what: String) throws(MemoryBudgetError) {
+        let workspace = workspaceBytes(scratchBatch(batch, evaluating: testImages)).map(MemoryBudget.format) ?? "too much"
+        try MemoryBudget.current.check(batchBytes(batch, evaluating: testImages), for: "\(what) (\(batch) images of \(inputShape) a step, "
+                                       + "with \(workspace) of scratch for --workers \(Workers.count))")
     }
 }

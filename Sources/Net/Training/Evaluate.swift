@@ -12,8 +12,11 @@ public struct Evaluation: Codable, Sendable {
 }
 
 extension Sequential {
+    /// The batch `evaluate` runs its data set in by default (the test split after each training epoch).
+    public static let evaluationBatchSize = 500
+
     /// Runs `data` through the model in batches of `batchSize` and measures `loss` and accuracy.
-    public func evaluate(_ data: Dataset, loss: Loss = .ce, batchSize: Int = 500) -> Evaluation {
+    public func evaluate(_ data: Dataset, loss: Loss = .ce, batchSize: Int = Sequential.evaluationBatchSize) -> Evaluation {
         let n = min(batchSize, max(1, data.count))
         var input = [Float](repeating: 0, count: n * inputShape.count)
         var total: Double = 0

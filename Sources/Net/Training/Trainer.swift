@@ -126,7 +126,7 @@ public final class Trainer {
             try log?.record(epoch: epoch, step: step)
         }
         let n = min(config.batchSize, train.count)  // buffers for the batch that can happen, not the one asked for
-        try model.checkBatch(n, for: "the batch size \(config.batchSize)")
+        try model.checkBatch(n, evaluating: test?.count ?? 0, for: "the batch size \(config.batchSize)")
         let shape = train.shape
         var input = [Float](repeating: 0, count: n * shape.count)
         var labels = [Int32](repeating: 0, count: n)

@@ -8,7 +8,7 @@ final class BenchCommandTests: XCTestCase {
         let taken = try CLI.run(["bench", "train", "--model", "lenet5-classic", "--conv-path", "winograd"] + quick)
         XCTAssertEqual(taken.status, 0, taken.stderr)
         XCTAssertTrue(taken.stdout.contains(#""conv_path":"winograd""#), taken.stdout)
-        let refused = ["bench", "train", "--model", "conv5", "--conv-path", "winograd"] + quick
+        let refused = ["bench", "train", "--model", "zfnet", "--conv-path", "winograd"] + quick  // conv1 is 7x7 with stride 2
         try assertCleanFailure(refused, mentions: "conv1 cannot take it")
         XCTAssertEqual(try CLI.run(refused).status, 64)
     }

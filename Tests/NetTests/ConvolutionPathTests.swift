@@ -50,7 +50,9 @@ final class ConvolutionPathTests: XCTestCase {
                 layer.take(path)
                 XCTAssertEqual(layer.path, path)
                 XCTAssertEqual(layer.usesWinograd, path == .winograd)
-                for n in [2 * WinogradConvolution(geometry: g, outChannels: o).group + 1, 1] {
+                // more than two groups of images over two workers (a Winograd group is 4 or more images)
+                let batch = path == .winograd ? 2 * WinogradConvolution(geometry: g, outChannels: o).group + 1 : 9
+                for n in [batch, 1] {
                     let x = randomArray(n * g.inputSize, &random), dy = randomArray(n * o * g.positions, &random)
                     var expected = [Float](repeating: 0, count: dy.count), expectedDx = [Float](repeating: 0, count: x.count)
                     var expectedDw = [Float](repeating: 0, count: weight.count), expectedDb = [Float](repeating: 0, count: o)

@@ -55,11 +55,21 @@ build: deps
 # the test images that excite conv2's first 16 channels most.
 CHECKPOINT := checkpoints/lenet5-fashion-mnist.safetensors
 DEMO_IMAGES := 0 1 23
+# Then the zfnet trained on all of CIFAR-10 looks at one CIFAR-10 test image, taken out of the course's
+# archive at demo time (the data is never committed); without the archive that step says so and is skipped.
+ZFNET := checkpoints/zfnet-cifar10.safetensors
+CIFAR_ARCHIVE ?= ../shared/data/cifar10-jpg.tar.gz
+CIFAR_IMAGE := cifar10-jpg/test/cat/0000.jpg
 
 demo: build
 	rm -rf runs/demo
 	@for i in $(DEMO_IMAGES); do $(BIN) inspect --checkpoint $(CHECKPOINT) --data $(FASHION) --index $$i --out runs/demo/test-$$i || exit 1; done
 	$(BIN) top --checkpoint $(CHECKPOINT) --data $(FASHION) --split test --layer conv2 --channels 0-15 --k 9 --out runs/demo/top-conv2
+	@if [ -f $(CIFAR_ARCHIVE) ]; then \
+	  tar -xzf $(CIFAR_ARCHIVE) -C runs/demo $(CIFAR_IMAGE) && \
+	  $(BIN) inspect --checkpoint $(ZFNET) --image runs/demo/$(CIFAR_IMAGE) --scale 4 --out runs/demo/zfnet-cat || exit 1; \
+	  echo "zfnet:  $(CURDIR)/runs/demo/zfnet-cat/index.html"; \
+	else echo "no $(CIFAR_ARCHIVE): the zfnet step is skipped (CIFAR_ARCHIVE=path/to/cifar10-jpg.tar.gz make demo)"; fi
 	@echo; echo "report: $(CURDIR)/runs/demo/test-0/index.html"
 	@echo "also:   $(foreach i,$(wordlist 2,9,$(DEMO_IMAGES)),$(CURDIR)/runs/demo/test-$(i)/index.html) $(CURDIR)/runs/demo/top-conv2/overview.png"
 

@@ -1,11 +1,13 @@
 import XCTest
 @testable import Net
 
-/// Winograd's F(2×2, 3×3) and F(2×2, 5×5) kernels and the Conv2D path that uses them, against loop references.
+/// Winograd's F(4×4, 3×3) and F(2×2, 5×5) kernels and the Conv2D path that uses them, against loop references.
 final class WinogradTests: XCTestCase {
     /// (C, O, H, W, padding, images): odd sizes (partial tiles), no padding and 'same' padding, channel
-    /// counts that are not multiples of the eight lanes, and tile rows longer than eight lanes (20 wide).
-    let shapes = [(3, 5, 14, 14, 2, 2), (5, 3, 7, 9, 0, 2), (9, 6, 7, 9, 2, 3), (2, 3, 9, 20, 1, 1)]
+    /// counts that are not multiples of the eight lanes, rows of fewer than four tiles (the transforms
+    /// gather their lanes from consecutive tiles) and of four or more, up to longer than eight lanes
+    /// (40 wide: 10 and 19 tiles).
+    let shapes = [(3, 5, 14, 14, 2, 2), (5, 3, 7, 9, 0, 2), (9, 6, 7, 9, 2, 3), (2, 3, 9, 20, 1, 1), (2, 3, 5, 40, 1, 1)]
     /// Each shape runs with both kernel sizes (for 3×3, padding 2 is wider than 'same': Winograd takes it too).
     let kernels = [5, 3]
 
@@ -74,6 +76,10 @@ final class WinogradTests: XCTestCase {
                 let fast = winogradForward(x, weight, bias, images: n, g, outChannels: o)
                 XCTAssertLessThan(relativeError(fast, naive.map(Double.init)), 1e-5, "k\(kernel) C\(c) O\(o) \(h)x\(w) p\(pad)")
             }
+        }
+        for kernel in kernels {
+            let gathers = Set(shapes.map { WinogradTiling(ConvGeometry(inChannels: $0.0, height: $0.2, width: $0.3, kernel: kernel, padding: $0.4)).gathers })
+            XCTAssertEqual(gathers, [false, true], "k\(kernel): the shapes take both kinds of transform")
         }
     }
 

@@ -1,70 +1,77 @@
-/// Winograd's minimal filtering F(2×2, r×r) (Lavin & Gray 2015) for r×r convolutions with stride 1,
-/// r = 3 or 5.
+/// Winograd's minimal filtering (Lavin & Gray 2015) for r×r convolutions with stride 1: F(4×4, 3×3) for
+/// r = 3 and F(2×2, 5×5) for r = 5. Both read 6×6 input windows and use the same points.
 ///
-/// Every output plane is cut into tiles of 2×2 outputs; tile (ty, tx) reads the n×n input window
-/// (n = r + 1) whose top-left corner is row `2·ty − padding`, column `2·tx − padding` (zero outside the
-/// image), and
+/// Every output plane is cut into tiles of m×m outputs (m = 4 for r = 3, 2 for r = 5); tile (ty, tx)
+/// reads the n×n input window (n = m + r − 1 = 6) whose top-left corner is row `m·ty − padding`, column
+/// `m·tx − padding` (zero outside the image), and
 ///
-///     Y (2, 2) = Aᵀ [Σ_c U_c ⊙ V_c] A,   U_c (n, n) = G g_c Gᵀ,   V_c (n, n) = Bᵀ d_c B
+///     Y (m, m) = Aᵀ [Σ_c U_c ⊙ V_c] A,   U_c (n, n) = G g_c Gᵀ,   V_c (n, n) = Bᵀ d_c B
 ///
 /// for the filter g_c (r, r) and the window d_c (n, n) of input channel c. At each of the n² positions ξ
 /// of the n×n "frequency" tiles the sum over channels is a matrix product over all tiles at once,
-/// M[ξ] (O, T) = U[ξ] (O, C) × V[ξ] (C, T): n² multiply-adds per tile, output and input channel
-/// where the direct convolution spends 4r² on the tile's four outputs (36 against 100 for 5×5, 16
-/// against 36 for 3×3). The products run in `sgemm`; the transforms here are fixed loops over eight
-/// tiles (or eight filters) at a time.
+/// M[ξ] (O, T) = U[ξ] (O, C) × V[ξ] (C, T): n² = 36 multiply-adds per tile, output and input channel
+/// where the direct convolution spends m²r² on the tile's outputs (36 against 144 for 3×3, 36 against
+/// 100 for 5×5). The products run in `sgemm`; the transforms here are fixed loops over eight tiles (or
+/// eight filters) at a time.
 ///
-/// F(2×2, 3×3) uses the points 0, ±1 and ∞ (Lavin & Gray's matrices):
+/// Both use the points 0, ±1, ±2 and ∞, so Bᵀ is the same; G and Aᵀ are Vandermonde rows of the
+/// points with the Lagrange denominators in G:
 ///
-///     Bᵀ = [ 1  0 -1  0     G = [  1    0    0      Aᵀ = [ 1  1  1  0
-///            0  1  1  0           1/2  1/2  1/2            0  1 -1 -1 ]
-///            0 -1  1  0           1/2 -1/2  1/2
-///            0  1  0 -1 ]          0    0    1  ]
+///     Bᵀ = [ 4  0 -5  0  1  0      F(4×4, 3×3):  G = [  1/4    0     0       Aᵀ = [ 1  1  1  1  1  0
+///            0 -4 -4  1  1  0                        -1/6  -1/6  -1/6              0  1 -1  2 -2  0
+///            0  4 -4 -1  1  0                        -1/6   1/6  -1/6              0  1  1  4  4  0
+///            0 -2 -1  2  1  0                        1/24  1/12   1/6              0  1 -1  8 -8  1 ]
+///            0  2 -1 -2  1  0                        1/24 -1/12   1/6
+///            0  4  0 -5  0  1 ]                        0     0     1  ]
 ///
-/// F(2×2, 5×5) uses the points 0, ±1, ±2 and ∞, with the Lagrange denominators in G:
-///
-///     Bᵀ = [ 4  0 -5  0  1  0     G = [  1/4     0     0     0     0     Aᵀ = [ 1  1  1  1  1  0
-///            0 -4 -4  1  1  0          -1/6  -1/6  -1/6  -1/6  -1/6            0  1 -1  2 -2  1 ]
-///            0  4 -4 -1  1  0          -1/6   1/6  -1/6   1/6  -1/6
-///            0 -2 -1  2  1  0          1/24  1/12   1/6   1/3   2/3
-///            0  2 -1 -2  1  0          1/24 -1/12   1/6  -1/3   2/3
-///            0  4  0 -5  0  1 ]           0     0     0     0     1 ]
+///     F(2×2, 5×5):  G = [  1/4     0     0     0     0      Aᵀ = [ 1  1  1  1  1  0
+///                         -1/6  -1/6  -1/6  -1/6  -1/6             0  1 -1  2 -2  1 ]
+///                         -1/6   1/6  -1/6   1/6  -1/6
+///                         1/24  1/12   1/6   1/3   2/3
+///                         1/24 -1/12   1/6  -1/3   2/3
+///                           0     0     0     0     1 ]
 ///
 /// Against a Double reference at lenet5's conv2 shape (32 → 64 channels, 14×14, He-scale weights,
-/// inputs in [0, 1]; `WinogradTests`), the largest error relative to the largest value is 1.9e-6 for
-/// outputs (rms 8e-7), 2.9e-6 for input gradients and 4.9e-6 for weight gradients; the loop-based
-/// float32 `conv2dNaive` is at 1.0e-6 (rms 5e-7). In a NumPy model of the same sums the points
-/// 0, ±1, ±1/2 came out 5–20 % worse and 0, ±1, ±3 three times worse; mixing 2 and −1/2 was about
-/// 1.5× more accurate but breaks the ± symmetry that keeps Bᵀ at twelve adds per column.
+/// inputs in [0, 1]; `WinogradTests`), the largest error of F(2×2, 5×5) relative to the largest value
+/// is 1.9e-6 for outputs (rms 8e-7), 2.9e-6 for input gradients and 4.9e-6 for weight gradients; the
+/// loop-based float32 `conv2dNaive` is at 1.0e-6 (rms 5e-7). In a NumPy model of the same sums the
+/// points 0, ±1, ±1/2 came out 5–20 % worse and 0, ±1, ±3 three times worse; mixing 2 and −1/2 was
+/// about 1.5× more accurate but breaks the ± symmetry that keeps Bᵀ at twelve adds per column.
+/// F(4×4, 3×3) at zfnet's conv4 shape (256 → 256, 4×4) stays under 2e-5 for all three (`testFloatErrorAtLeNet5AndZFNetShapes`).
 ///
 /// Buffers: tile t of a group of images is `b·tiles + ty·columns + tx`; transformed inputs, products
 /// and their gradients are `(n², channels, ld)` with `ld ≥ T + Lanes.scalarCount`, because the
 /// transforms store whole lanes and may write up to seven values past a row's last tile.
 public struct WinogradTiling: Equatable, Sendable {
     public let geometry: ConvGeometry
-    /// The kernel size r (3 or 5), the window size n = r + 1 of a tile, and the n² points of its
-    /// transformed tiles.
-    public let kernel: Int, window: Int, points: Int
-    /// Tile rows and columns per image: ⌈outH / 2⌉ and ⌈outW / 2⌉ (the last ones partial when odd).
+    /// The kernel size r (3 or 5), the output tile size m (4 or 2), the window size n = m + r − 1 (6) of
+    /// a tile, and the n² points of its transformed tiles.
+    public let kernel: Int, tile: Int, window: Int, points: Int
+    /// Tile rows and columns per image: ⌈outH / m⌉ and ⌈outW / m⌉ (the last ones partial).
     public let rows: Int, columns: Int
-    /// Rows of a split plane (`splitPlane`) and floats per row of each of its halves.
+    /// Rows of a split plane (`splitPlane`) and floats per row of each of its m phases.
     let planeRows: Int, planeStride: Int
 
     public init(_ g: ConvGeometry) {
-        precondition(WinogradTiling.applies(to: g), "F(2×2, r×r) needs a 3×3 or 5×5 kernel with stride 1")
+        precondition(WinogradTiling.applies(to: g), "Winograd's tiling needs a 3×3 or 5×5 kernel with stride 1")
         geometry = g
         kernel = g.kernelHeight
-        window = kernel + 1
+        tile = kernel == 3 ? 4 : 2
+        window = tile + kernel - 1
         points = window * window
-        rows = (g.outHeight + 1) / 2
-        columns = (g.outWidth + 1) / 2
-        planeRows = 2 * rows + window - 2
+        rows = (g.outHeight + tile - 1) / tile
+        columns = (g.outWidth + tile - 1) / tile
+        planeRows = tile * rows + window - tile
         let lanes = Lanes.scalarCount
-        planeStride = (columns + 2 + lanes - 1) / lanes * lanes + lanes  // whole lanes up to two columns on
+        // whole lanes up to `columnMargin` columns on: a window's last column and the input adjoint's shift
+        planeStride = (columns + Self.columnMargin + lanes - 1) / lanes * lanes + lanes
     }
 
-    /// Whether the geometry is one F(2×2, r×r) computes: a 3×3 or 5×5 kernel, stride 1, one group, the
-    /// same padding on every side (any amount).
+    /// The most columns of a phase past its tile's own that a window reaches, (n − 1) / m ≤ 2.
+    static let columnMargin = 2
+
+    /// Whether the geometry is one Winograd's tiling computes: a 3×3 or 5×5 kernel, stride 1, one group,
+    /// the same padding on every side (any amount).
     public static func applies(to g: ConvGeometry) -> Bool {
         g.stride == 1 && (g.kernelHeight == 3 || g.kernelHeight == 5) && g.kernelWidth == g.kernelHeight && g.groups == 1
             && g.uniformPadding != nil
@@ -72,10 +79,28 @@ public struct WinogradTiling: Equatable, Sendable {
 
     /// Tiles per image: `rows · columns`.
     public var tiles: Int { rows * columns }
+
+    /// Whether the transforms take their eight lanes from eight consecutive tiles of the group (image by
+    /// image, row by row), gathered one value at a time, instead of from one row of tiles of a split
+    /// plane: where a row has fewer than `gatherBelowColumns` tiles the row's lanes would be mostly empty
+    /// (zfnet's 4×4 maps are one tile per image, which filled one lane in eight).
+    public var gathers: Bool { columns < Self.gatherBelowColumns }
+    static let gatherBelowColumns = 4
+
+    /// The image of tile `index` of a group and the top-left output (m·ty, m·tx) of its tile.
+    @inline(__always)
+    func position(ofTile index: Int) -> (image: Int, y: Int, x: Int) {
+        let (image, rest) = index.quotientAndRemainder(dividingBy: tiles)
+        let (ty, tx) = rest.quotientAndRemainder(dividingBy: columns)
+        return (image, tile * ty, tile * tx)
+    }
     /// The row stride `ld` of the `(n², channels, ld)` buffers for groups of up to `images` images.
     public func leadingDimension(images: Int) -> Int { images * tiles + Lanes.scalarCount }
-    /// Floats of scratch a transform needs: a split plane, or n planes and a row for the input adjoint.
-    public var scratchSize: Int { (window * planeRows + 2) * planeStride }
+    /// Floats of a split plane's phase.
+    var phaseSize: Int { planeRows * planeStride }
+    /// Floats of scratch a transform needs: a split plane (m phases), or n planes and an m-phase row
+    /// for the input adjoint.
+    public var scratchSize: Int { (window * planeRows + tile) * planeStride }
 }
 
 // MARK: Weights
@@ -138,8 +163,10 @@ public func winogradInputTransform(
     _ input: UnsafePointer<Float>, images: Int, channels: Range<Int>, _ t: WinogradTiling,
     _ v: UnsafeMutablePointer<Float>, ld: Int, scratch: UnsafeMutablePointer<Float>
 ) {
+    if t.gathers { return winogradInputTransformGathered(input, images: images, channels: channels, t, v, ld: ld) }
     let g = t.geometry
-    let (c, plane, half, n) = (g.inChannels, g.height * g.width, t.planeRows * t.planeStride, t.window)
+    let (c, plane, phase, n, size) = (g.inChannels, g.height * g.width, t.phaseSize, t.window, t.tile)
+    let shift = size.trailingZeroBitCount
     withTileLanes { x, work, y in
         for b in 0..<images {
             for ch in channels {
@@ -148,8 +175,8 @@ public func winogradInputTransform(
                 for ty in 0..<t.rows {
                     for tx in stride(from: 0, to: t.columns, by: Lanes.scalarCount) {
                         for i in 0..<n {
-                            let line = scratch + (2 * ty + i) * t.planeStride + tx
-                            for j in 0..<n { x[i * n + j] = loadLanes(line + (j & 1) * half + j >> 1, Lanes.scalarCount) }
+                            let line = scratch + (size * ty + i) * t.planeStride + tx
+                            for j in 0..<n { x[i * n + j] = loadLanes(line + (j & (size - 1)) * phase + j >> shift, Lanes.scalarCount) }
                         }
                         transformTile(.input, t, x, work, y)
                         let at = row + ty * t.columns + tx
@@ -173,9 +200,11 @@ public func winogradInputTransformAdjoint(
     _ dv: UnsafePointer<Float>, images: Int, _ t: WinogradTiling, ld: Int,
     _ dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
 ) {
+    if t.gathers { return winogradInputTransformAdjointGathered(dv, images: images, t, ld: ld, dx) }
     let g = t.geometry
-    let (c, plane, planes, n) = (g.inChannels, g.height * g.width, t.planeRows * t.planeStride, t.window)
-    let row = scratch + n * planes  // one padded input row, (2 · planeStride)
+    let (c, plane, planes, n, size) = (g.inChannels, g.height * g.width, t.phaseSize, t.window, t.tile)
+    let margin = WinogradTiling.columnMargin
+    let row = scratch + n * planes  // one padded input row, (m · planeStride)
     withTileLanes { x, work, y in
         for b in 0..<images {
             for ch in 0..<c {
@@ -188,7 +217,7 @@ public func winogradInputTransformAdjoint(
                         for xi in 0..<t.points { x[xi] = loadLanes(at + xi * c * ld, Lanes.scalarCount).replacing(with: 0, where: past) }
                         transformTile(.inputAdjoint, t, x, work, y)
                         for i in 0..<n {
-                            let line = scratch + (2 * ty + i) * t.planeStride + tx + 2
+                            let line = scratch + (size * ty + i) * t.planeStride + tx + margin
                             for j in 0..<n {
                                 let p = line + j * planes
                                 storeLanes(loadLanes(p, Lanes.scalarCount) + y[i * n + j], p, Lanes.scalarCount)
@@ -196,18 +225,17 @@ public func winogradInputTransformAdjoint(
                         }
                     }
                 }
-                // padded column X = 2k + parity holds column parity + 2s of tile k − s, s = 0 ..< n/2
+                // padded column X = m·k + phase (m = size) holds column phase + m·s of tile k − s, for phase + m·s < n
                 let out = dx + (b * c + ch) * plane
                 for yy in 0..<g.height {
                     let line = scratch + (yy + g.padTop) * t.planeStride
-                    for k in stride(from: 0, to: (g.width + g.padTop + 1) / 2, by: Lanes.scalarCount) {
-                        func column(_ parity: Int) -> Lanes {
-                            (0..<(n / 2)).reduce(Lanes()) { sum, s in sum + loadLanes(line + (parity + 2 * s) * planes + k + 2 - s, Lanes.scalarCount) }
+                    for k in stride(from: 0, to: (g.width + g.padTop + size - 1) / size, by: Lanes.scalarCount) {
+                        for phase in 0..<size {
+                            let column = stride(from: phase, to: n, by: size).enumerated().reduce(Lanes()) { sum, term in
+                                sum + loadLanes(line + term.element * planes + k + margin - term.offset, Lanes.scalarCount)
+                            }
+                            for l in 0..<Lanes.scalarCount { row[size * (k + l) + phase] = column[l] }
                         }
-                        var pair = SIMD16<Float>()
-                        pair.evenHalf = column(0)
-                        pair.oddHalf = column(1)
-                        UnsafeMutableRawPointer(row + 2 * k).storeBytes(of: pair, as: SIMD16<Float>.self)
                     }
                     (out + yy * g.width).update(from: row + g.padTop, count: g.width)
                 }
@@ -224,7 +252,10 @@ public func winogradOutputTransform(
     _ m: UnsafePointer<Float>, images: Int, outChannels o: Int, channels: Range<Int>, _ t: WinogradTiling, ld: Int,
     bias: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>
 ) {
-    let (oh, ow) = (t.geometry.outHeight, t.geometry.outWidth)
+    if t.gathers {
+        return winogradOutputTransformGathered(m, images: images, outChannels: o, channels: channels, t, ld: ld, bias: bias, output)
+    }
+    let (oh, ow, size) = (t.geometry.outHeight, t.geometry.outWidth, t.tile)
     withTileLanes { x, work, y in
         for b in 0..<images {
             for k in channels {
@@ -235,12 +266,11 @@ public func winogradOutputTransform(
                         let at = row + ty * t.columns + tx
                         for xi in 0..<t.points { x[xi] = loadLanes(at + xi * o * ld, Lanes.scalarCount) }
                         transformTile(.output, t, x, work, y)
-                        for r in 0..<min(2, oh - 2 * ty) {
-                            let line = plane + (2 * ty + r) * ow
+                        for r in 0..<min(size, oh - size * ty) {
+                            let line = plane + (size * ty + r) * ow
                             for l in 0..<min(Lanes.scalarCount, t.columns - tx) {
-                                let column = 2 * (tx + l)
-                                line[column] = y[r * 2][l] + bias[k]
-                                if column + 1 < ow { line[column + 1] = y[r * 2 + 1][l] + bias[k] }
+                                let first = size * (tx + l)
+                                for q in 0..<min(size, ow - first) { line[first + q] = y[r * size + q][l] + bias[k] }
                             }
                         }
                     }
@@ -257,7 +287,8 @@ public func winogradOutputTransformAdjoint(
     _ dy: UnsafePointer<Float>, images: Int, outChannels o: Int, _ t: WinogradTiling,
     _ dm: UnsafeMutablePointer<Float>, ld: Int, scratch: UnsafeMutablePointer<Float>
 ) {
-    let (oh, ow, half) = (t.geometry.outHeight, t.geometry.outWidth, t.planeRows * t.planeStride)
+    if t.gathers { return winogradOutputTransformAdjointGathered(dy, images: images, outChannels: o, t, dm, ld: ld) }
+    let (oh, ow, phase, size) = (t.geometry.outHeight, t.geometry.outWidth, t.phaseSize, t.tile)
     withTileLanes { x, work, y in
         for b in 0..<images {
             for k in 0..<o {
@@ -265,10 +296,9 @@ public func winogradOutputTransformAdjoint(
                 let row = dm + k * ld + b * t.tiles
                 for ty in 0..<t.rows {
                     for tx in stride(from: 0, to: t.columns, by: Lanes.scalarCount) {
-                        for r in 0..<2 {
-                            let line = scratch + (2 * ty + r) * t.planeStride + tx
-                            x[r * 2] = loadLanes(line, Lanes.scalarCount)
-                            x[r * 2 + 1] = loadLanes(line + half, Lanes.scalarCount)
+                        for r in 0..<size {
+                            let line = scratch + (size * ty + r) * t.planeStride + tx
+                            for q in 0..<size { x[r * size + q] = loadLanes(line + q * phase, Lanes.scalarCount) }
                         }
                         transformTile(.outputAdjoint, t, x, work, y)
                         let at = row + ty * t.columns + tx
@@ -277,6 +307,106 @@ public func winogradOutputTransformAdjoint(
                 }
             }
         }
+    }
+}
+
+// MARK: Gathered tiles (`WinogradTiling.gathers`)
+
+/// `winogradInputTransform` with lanes over consecutive tiles of the group, read from the planes with
+/// zero outside.
+private func winogradInputTransformGathered(
+    _ input: UnsafePointer<Float>, images: Int, channels: Range<Int>, _ t: WinogradTiling, _ v: UnsafeMutablePointer<Float>, ld: Int
+) {
+    let g = t.geometry
+    let (c, plane, n, total) = (g.inChannels, g.height * g.width, t.window, images * t.tiles)
+    withTileLanes { x, work, y in
+        for ch in channels {
+            for first in stride(from: 0, to: total, by: Lanes.scalarCount) {
+                for xi in 0..<t.points { x[xi] = Lanes() }
+                for l in 0..<min(Lanes.scalarCount, total - first) {
+                    let (b, oy, ox) = t.position(ofTile: first + l)
+                    let source = input + (b * c + ch) * plane
+                    forEachInside(y: oy - g.padTop, x: ox - g.padTop, size: n, g.height, g.width) { e, at in x[e][l] = source[at] }
+                }
+                transformTile(.input, t, x, work, y)
+                for xi in 0..<t.points { storeLanes(y[xi], v + (xi * c + ch) * ld + first, Lanes.scalarCount) }
+            }
+        }
+    }
+}
+
+/// `winogradInputTransformAdjoint` with lanes over consecutive tiles of the group, each window added to
+/// the planes one value at a time.
+private func winogradInputTransformAdjointGathered(
+    _ dv: UnsafePointer<Float>, images: Int, _ t: WinogradTiling, ld: Int, _ dx: UnsafeMutablePointer<Float>
+) {
+    let g = t.geometry
+    let (c, plane, n, total) = (g.inChannels, g.height * g.width, t.window, images * t.tiles)
+    dx.update(repeating: 0, count: images * c * plane)
+    withTileLanes { x, work, y in
+        for ch in 0..<c {
+            for first in stride(from: 0, to: total, by: Lanes.scalarCount) {
+                for xi in 0..<t.points { x[xi] = loadLanes(dv + (xi * c + ch) * ld + first, Lanes.scalarCount) }
+                transformTile(.inputAdjoint, t, x, work, y)
+                for l in 0..<min(Lanes.scalarCount, total - first) {
+                    let (b, oy, ox) = t.position(ofTile: first + l)
+                    let target = dx + (b * c + ch) * plane
+                    forEachInside(y: oy - g.padTop, x: ox - g.padTop, size: n, g.height, g.width) { e, at in target[at] += y[e][l] }
+                }
+            }
+        }
+    }
+}
+
+/// `winogradOutputTransform` with lanes over consecutive tiles of the group, written one value at a time.
+private func winogradOutputTransformGathered(
+    _ m: UnsafePointer<Float>, images: Int, outChannels o: Int, channels: Range<Int>, _ t: WinogradTiling, ld: Int,
+    bias: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow, total) = (t.geometry.outHeight, t.geometry.outWidth, images * t.tiles)
+    withTileLanes { x, work, y in
+        for k in channels {
+            for first in stride(from: 0, to: total, by: Lanes.scalarCount) {
+                for xi in 0..<t.points { x[xi] = loadLanes(m + (xi * o + k) * ld + first, Lanes.scalarCount) }
+                transformTile(.output, t, x, work, y)
+                for l in 0..<min(Lanes.scalarCount, total - first) {
+                    let (b, oy, ox) = t.position(ofTile: first + l)
+                    let target = output + (b * o + k) * oh * ow
+                    forEachInside(y: oy, x: ox, size: t.tile, oh, ow) { e, at in target[at] = y[e][l] + bias[k] }
+                }
+            }
+        }
+    }
+}
+
+/// `winogradOutputTransformAdjoint` with lanes over consecutive tiles of the group, read one value at a time.
+private func winogradOutputTransformAdjointGathered(
+    _ dy: UnsafePointer<Float>, images: Int, outChannels o: Int, _ t: WinogradTiling, _ dm: UnsafeMutablePointer<Float>, ld: Int
+) {
+    let (oh, ow, total) = (t.geometry.outHeight, t.geometry.outWidth, images * t.tiles)
+    withTileLanes { x, work, y in
+        for k in 0..<o {
+            for first in stride(from: 0, to: total, by: Lanes.scalarCount) {
+                for xi in 0..<(t.tile * t.tile) { x[xi] = Lanes() }
+                for l in 0..<min(Lanes.scalarCount, total - first) {
+                    let (b, oy, ox) = t.position(ofTile: first + l)
+                    let source = dy + (b * o + k) * oh * ow
+                    forEachInside(y: oy, x: ox, size: t.tile, oh, ow) { e, at in x[e][l] = source[at] }
+                }
+                transformTile(.outputAdjoint, t, x, work, y)
+                for xi in 0..<t.points { storeLanes(y[xi], dm + (xi * o + k) * ld + first, Lanes.scalarCount) }
+            }
+        }
+    }
+}
+
+/// Runs `body(e, at)` for the positions of the `size`×`size` window at row `y`, column `x` of a
+/// `(height, width)` plane that lie inside the plane: `e` the position in the window (row-major), `at`
+/// its offset in the plane.
+@inline(__always)
+private func forEachInside(y: Int, x: Int, size: Int, _ height: Int, _ width: Int, _ body: (Int, Int) -> Void) {
+    for i in stride(from: max(0, -y), to: min(size, height - y), by: 1) {
+        for j in stride(from: max(0, -x), to: min(size, width - x), by: 1) { body(i * size + j, (y + i) * width + x + j) }
     }
 }
 
@@ -335,31 +465,25 @@ private enum TileTransform {
     case input, inputAdjoint, filter, filterAdjoint, output, outputAdjoint
 }
 
-/// Y = T X Tᵀ for the tile transform `kind` of the tiling's kernel size (X and Y as `transform2D`'s).
-/// `kind` is a literal at every call, so each call keeps only its two branches, with fixed sizes.
+/// Y = T X Tᵀ for the tile transform `kind` of the tiling (X and Y as `transform2D`'s): the input's is
+/// the same for both kernel sizes, the filters' follows the kernel and the output's the tile size.
+/// `kind` is a literal at every call, so each call keeps only its own branch, with fixed sizes.
 @inline(__always)
 private func transformTile(
     _ kind: TileTransform, _ t: WinogradTiling, _ x: UnsafeMutablePointer<Lanes>, _ work: UnsafeMutablePointer<Lanes>,
     _ y: UnsafeMutablePointer<Lanes>
 ) {
-    if t.kernel == 5 {
-        switch kind {
-        case .input: transform2D(x, from: 6, to: 6, work, y, inputColumn)
-        case .inputAdjoint: transform2D(x, from: 6, to: 6, work, y, inputColumnAdjoint)
-        case .filter: transform2D(x, from: 5, to: 6, work, y, filterColumn)
-        case .filterAdjoint: transform2D(x, from: 6, to: 5, work, y, filterColumnAdjoint)
-        case .output: transform2D(x, from: 6, to: 2, work, y, outputColumn)
-        case .outputAdjoint: transform2D(x, from: 2, to: 6, work, y, outputColumnAdjoint)
-        }
-    } else {
-        switch kind {
-        case .input: transform2D(x, from: 4, to: 4, work, y, inputColumn3)
-        case .inputAdjoint: transform2D(x, from: 4, to: 4, work, y, inputColumn3Adjoint)
-        case .filter: transform2D(x, from: 3, to: 4, work, y, filterColumn3)
-        case .filterAdjoint: transform2D(x, from: 4, to: 3, work, y, filterColumn3Adjoint)
-        case .output: transform2D(x, from: 4, to: 2, work, y, outputColumn3)
-        case .outputAdjoint: transform2D(x, from: 2, to: 4, work, y, outputColumn3Adjoint)
-        }
+    switch kind {
+    case .input: transform2D(x, from: 6, to: 6, work, y, inputColumn)
+    case .inputAdjoint: transform2D(x, from: 6, to: 6, work, y, inputColumnAdjoint)
+    case .filter where t.kernel == 3: transform2D(x, from: 3, to: 6, work, y, filterColumn3)
+    case .filter: transform2D(x, from: 5, to: 6, work, y, filterColumn5)
+    case .filterAdjoint where t.kernel == 3: transform2D(x, from: 6, to: 3, work, y, filterColumn3Adjoint)
+    case .filterAdjoint: transform2D(x, from: 6, to: 5, work, y, filterColumn5Adjoint)
+    case .output where t.tile == 4: transform2D(x, from: 6, to: 4, work, y, outputColumn4)
+    case .output: transform2D(x, from: 6, to: 2, work, y, outputColumn2)
+    case .outputAdjoint where t.tile == 4: transform2D(x, from: 4, to: 6, work, y, outputColumn4Adjoint)
+    case .outputAdjoint: transform2D(x, from: 2, to: 6, work, y, outputColumn2Adjoint)
     }
 }
 
@@ -373,65 +497,6 @@ private func transform2D(
 ) {
     for j in 0..<n { column(x + j, n, work + j, n) }
     for r in 0..<m { column(work + r * n, 1, y + r * m, 1) }
-}
-
-/// Bᵀ (4, 4) of F(2×2, 3×3) on four values.
-@inline(__always)
-private func inputColumn3(_ d: UnsafePointer<Lanes>, _ s: Int, _ v: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (d0, d1, d2, d3) = (d[0], d[s], d[2 * s], d[3 * s])
-    v[0] = d0 - d2
-    v[t] = d1 + d2
-    v[2 * t] = d2 - d1
-    v[3 * t] = d1 - d3
-}
-
-/// B (4, 4), the adjoint of `inputColumn3`.
-@inline(__always)
-private func inputColumn3Adjoint(_ v: UnsafePointer<Lanes>, _ s: Int, _ d: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (v0, v1, v2, v3) = (v[0], v[s], v[2 * s], v[3 * s])
-    d[0] = v0
-    d[t] = v1 - v2 + v3
-    d[2 * t] = v1 + v2 - v0
-    d[3 * t] = -v3
-}
-
-/// G (4, 3) of F(2×2, 3×3) on three values.
-@inline(__always)
-private func filterColumn3(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (g0, g1, g2) = (g[0], g[s], g[2 * s])
-    let even = g0 + g2
-    u[0] = g0
-    u[t] = (even + g1) * 0.5
-    u[2 * t] = (even - g1) * 0.5
-    u[3 * t] = g2
-}
-
-/// Gᵀ (3, 4), the adjoint of `filterColumn3`.
-@inline(__always)
-private func filterColumn3Adjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (u0, u1, u2, u3) = (u[0], u[s], u[2 * s], u[3 * s])
-    let sum12 = (u1 + u2) * 0.5
-    g[0] = u0 + sum12
-    g[t] = (u1 - u2) * 0.5
-    g[2 * t] = sum12 + u3
-}
-
-/// Aᵀ (2, 4) of F(2×2, 3×3) on four values.
-@inline(__always)
-private func outputColumn3(_ m: UnsafePointer<Lanes>, _ s: Int, _ y: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (m0, m1, m2, m3) = (m[0], m[s], m[2 * s], m[3 * s])
-    y[0] = m0 + m1 + m2
-    y[t] = m1 - m2 - m3
-}
-
-/// A (4, 2), the adjoint of `outputColumn3`.
-@inline(__always)
-private func outputColumn3Adjoint(_ y: UnsafePointer<Lanes>, _ s: Int, _ m: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (y0, y1) = (y[0], y[s])
-    m[0] = y0
-    m[t] = y0 + y1
-    m[2 * t] = y0 - y1
-    m[3 * t] = -y1
 }
 
 /// Bᵀ (6, 6) on six values.
@@ -460,9 +525,32 @@ private func inputColumnAdjoint(_ v: UnsafePointer<Lanes>, _ s: Int, _ d: Unsafe
     d[5 * t] = v5
 }
 
-/// G (6, 5) on five values.
+/// G (6, 3) of F(4×4, 3×3) on three values.
 @inline(__always)
-private func filterColumn(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutablePointer<Lanes>, _ t: Int) {
+private func filterColumn3(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutablePointer<Lanes>, _ t: Int) {
+    let (g0, g1, g2) = (g[0], g[s], g[2 * s])
+    let even = g0 + g2, even4 = g0 + 4 * g2, odd2 = 2 * g1
+    u[0] = g0 * 0.25
+    u[t] = (even + g1) * (-1 / 6)
+    u[2 * t] = (even - g1) * (-1 / 6)
+    u[3 * t] = (even4 + odd2) * (1 / 24)
+    u[4 * t] = (even4 - odd2) * (1 / 24)
+    u[5 * t] = g2
+}
+
+/// Gᵀ (3, 6), the adjoint of `filterColumn3`.
+@inline(__always)
+private func filterColumn3Adjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: UnsafeMutablePointer<Lanes>, _ t: Int) {
+    let (u0, u1, u2, u3, u4, u5) = (u[0], u[s], u[2 * s], u[3 * s], u[4 * s], u[5 * s])
+    let sum12 = (u1 + u2) * (-1 / 6), diff12 = (u1 - u2) * (-1 / 6), sum34 = (u3 + u4) * (1 / 24), diff34 = (u3 - u4) * (1 / 24)
+    g[0] = u0 * 0.25 + sum12 + sum34
+    g[t] = diff12 + 2 * diff34
+    g[2 * t] = sum12 + 4 * sum34 + u5
+}
+
+/// G (6, 5) of F(2×2, 5×5) on five values.
+@inline(__always)
+private func filterColumn5(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutablePointer<Lanes>, _ t: Int) {
     let (g0, g1, g2, g3, g4) = (g[0], g[s], g[2 * s], g[3 * s], g[4 * s])
     let even = g0 + g2 + g4, odd = g1 + g3
     let even4 = g0 + 4 * g2 + 16 * g4, odd4 = 2 * g1 + 8 * g3
@@ -474,9 +562,9 @@ private func filterColumn(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutabl
     u[5 * t] = g4
 }
 
-/// Gᵀ (5, 6), the adjoint of `filterColumn`.
+/// Gᵀ (5, 6), the adjoint of `filterColumn5`.
 @inline(__always)
-private func filterColumnAdjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: UnsafeMutablePointer<Lanes>, _ t: Int) {
+private func filterColumn5Adjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: UnsafeMutablePointer<Lanes>, _ t: Int) {
     let (u0, u1, u2, u3, u4, u5) = (u[0], u[s], u[2 * s], u[3 * s], u[4 * s], u[5 * s])
     let sum12 = (u1 + u2) * (-1 / 6), diff12 = (u1 - u2) * (-1 / 6), sum34 = (u3 + u4) * (1 / 24), diff34 = (u3 - u4) * (1 / 24)
     g[0] = u0 * 0.25 + sum12 + sum34
@@ -486,17 +574,41 @@ private func filterColumnAdjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: Unsaf
     g[4 * t] = sum12 + 16 * sum34 + u5
 }
 
-/// Aᵀ (2, 6) on six values.
+/// Aᵀ (4, 6) of F(4×4, 3×3) on six values.
 @inline(__always)
-private func outputColumn(_ m: UnsafePointer<Lanes>, _ s: Int, _ y: UnsafeMutablePointer<Lanes>, _ t: Int) {
+private func outputColumn4(_ m: UnsafePointer<Lanes>, _ s: Int, _ y: UnsafeMutablePointer<Lanes>, _ t: Int) {
+    let (m0, m1, m2, m3, m4, m5) = (m[0], m[s], m[2 * s], m[3 * s], m[4 * s], m[5 * s])
+    let sum12 = m1 + m2, diff12 = m1 - m2, sum34 = m3 + m4, diff34 = m3 - m4
+    y[0] = m0 + sum12 + sum34
+    y[t] = diff12 + 2 * diff34
+    y[2 * t] = sum12 + 4 * sum34
+    y[3 * t] = diff12 + 8 * diff34 + m5
+}
+
+/// A (6, 4), the adjoint of `outputColumn4`.
+@inline(__always)
+private func outputColumn4Adjoint(_ y: UnsafePointer<Lanes>, _ s: Int, _ m: UnsafeMutablePointer<Lanes>, _ t: Int) {
+    let (y0, y1, y2, y3) = (y[0], y[s], y[2 * s], y[3 * s])
+    let even = y0 + y2, odd = y1 + y3, even4 = y0 + 4 * y2, odd8 = 2 * y1 + 8 * y3
+    m[0] = y0
+    m[t] = even + odd
+    m[2 * t] = even - odd
+    m[3 * t] = even4 + odd8
+    m[4 * t] = even4 - odd8
+    m[5 * t] = y3
+}
+
+/// Aᵀ (2, 6) of F(2×2, 5×5) on six values.
+@inline(__always)
+private func outputColumn2(_ m: UnsafePointer<Lanes>, _ s: Int, _ y: UnsafeMutablePointer<Lanes>, _ t: Int) {
     let (m0, m1, m2, m3, m4, m5) = (m[0], m[s], m[2 * s], m[3 * s], m[4 * s], m[5 * s])
     y[0] = m0 + m1 + m2 + m3 + m4
     y[t] = m1 - m2 + 2 * (m3 - m4) + m5
 }
 
-/// A (6, 2), the adjoint of `outputColumn`.
+/// A (6, 2), the adjoint of `outputColumn2`.
 @inline(__always)
-private func outputColumnAdjoint(_ y: UnsafePointer<Lanes>, _ s: Int, _ m: UnsafeMutablePointer<Lanes>, _ t: Int) {
+private func outputColumn2Adjoint(_ y: UnsafePointer<Lanes>, _ s: Int, _ m: UnsafeMutablePointer<Lanes>, _ t: Int) {
     let (y0, y1) = (y[0], y[s])
     m[0] = y0
     m[t] = y0 + y1
@@ -506,19 +618,19 @@ private func outputColumnAdjoint(_ y: UnsafePointer<Lanes>, _ s: Int, _ m: Unsaf
     m[5 * t] = y1
 }
 
-/// Copies the plane `x` `(height, width)` into `split`, zeroed first (`2 · planeRows · planeStride` floats):
-/// value (y, x) goes to row `y + offset`, column `(x + offset) / 2` of the even half (the first
-/// `planeRows · planeStride` floats) or the odd half, by the parity of `x + offset`. A tile's window
-/// columns are then whole-lane loads from the halves, one lane per tile.
+/// Copies the plane `x` `(height, width)` into `split`, zeroed first (`m · planeRows · planeStride`
+/// floats, m the tile size): value (y, x) goes to row `y + offset`, column `(x + offset) / m` of phase
+/// `(x + offset) % m` (phase p is the p-th block of `planeRows · planeStride` floats). Column j of every
+/// tile's window is then a whole-lane load from phase j % m, one lane per tile.
 @inline(__always)
 private func splitPlane(_ x: UnsafePointer<Float>, height: Int, width: Int, offset: Int, _ t: WinogradTiling, _ split: UnsafeMutablePointer<Float>) {
-    let half = t.planeRows * t.planeStride
-    split.update(repeating: 0, count: 2 * half)
+    let (phase, m, shift) = (t.phaseSize, t.tile, t.tile.trailingZeroBitCount)
+    split.update(repeating: 0, count: m * phase)
     for y in 0..<height {
         let line = split + (y + offset) * t.planeStride
         for column in 0..<width {
             let at = column + offset
-            line[(at & 1) * half + at >> 1] = x[y * width + column]
+            line[(at & (m - 1)) * phase + at >> shift] = x[y * width + column]
         }
     }
 }

@@ -1,4 +1,4 @@
-/// A 3×3 or 5×5 stride-1 convolution over a batch through F(2×2, r×r), the kernels of `Winograd.swift`: the
+/// A 3×3 or 5×5 stride-1 convolution over a batch through F(4×4, 3×3) or F(2×2, 5×5), the kernels of `Winograd.swift`: the
 /// scratch each worker needs and the order of transforms and products, for the forward pass and for the
 /// weight and input gradients. `conv2dNaive` and `conv2dBackwardNaive` are its oracles.
 ///
@@ -8,9 +8,10 @@ public struct WinogradConvolution: Sendable {
     public let tiling: WinogradTiling
     public let outChannels: Int
     /// Images per worker per batch of products: 4, or enough for `minimumProductTiles` tiles where 4
-    /// images have fewer (16 of zfnet's 4×4 planes, whose 4 tiles each would give sgemm 16 columns).
-    /// Larger groups lose: their transformed tiles no longer stay in the cache (13 images of zfnet's
-    /// 8×8 conv2, 208 tiles, ran at half the speed of 4).
+    /// images have fewer (64 of zfnet's 4×4 planes, one 4×4 tile each; 16 of them ran zfnet's conv3 at
+    /// 4,688 images/s against 5,078 for 64, medians of four alternated rounds). Larger groups of larger
+    /// planes lose: their transformed tiles no longer stay in the cache (13 images of zfnet's 8×8 conv2,
+    /// 208 tiles, ran at half the speed of 4).
     public let group: Int
 
     /// The fewest tiles T a group's products should have.

@@ -2,7 +2,7 @@
 /// per side and groups (`geometry`). Weight `(O, C/groups, kh, kw)`, bias `(O)`, as PyTorch's `Conv2d`.
 /// Computed per image as im2col plus one sgemm per group; backward is two sgemms per group plus
 /// col2im per image. That is the reference path; 3×3 and 5×5 stride-1 convolutions with enough
-/// channels (ungrouped, the same padding on every side) take Winograd's F(2×2, r×r) instead (`WinogradConvolution`), in
+/// channels (ungrouped, the same padding on every side) take Winograd's F(4×4, 3×3) or F(2×2, 5×5) instead (`WinogradConvolution`), in
 /// the forward pass, the backward pass and `backwardData` alike, and other stride-1 layers with at
 /// most `directMaximumOutChannels` outputs compute their output and weight gradient directly
 /// (`DirectConvolution`). `path` says which; `take(_:)` forces one, to measure them against each other.
@@ -280,14 +280,14 @@ public final class Conv2D: Layer {
     }
 }
 
-/// The ways `Conv2D` computes: im2col plus sgemm (any layer, the reference), Winograd's F(2×2, r×r)
-/// (`WinogradConvolution`: 3×3 and 5×5 kernels, stride 1) and direct loops (`DirectConvolution`: stride 1).
+/// The ways `Conv2D` computes: im2col plus sgemm (any layer, the reference), Winograd's F(4×4, 3×3)
+/// and F(2×2, 5×5) (`WinogradConvolution`: 3×3 and 5×5 kernels, stride 1) and direct loops (`DirectConvolution`: stride 1).
 public enum ConvolutionPath: String, CaseIterable, Sendable {
     case im2col, winograd, direct
 }
 
 extension Conv2D {
-    /// Input channels from which a 3×3 or 5×5 stride-1 convolution takes F(2×2, r×r), and the most output
+    /// Input channels from which a 3×3 or 5×5 stride-1 convolution takes Winograd's path, and the most output
     /// channels per input channel (`bench train --conv-path` and `--profile` time both paths).
     static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
 
@@ -297,7 +297,7 @@ extension Conv2D {
     /// The path a layer of this shape computes fastest with, as measured on the LeNet and zfnet shapes:
     /// Winograd for a 3×3 or 5×5 kernel with stride 1, at least `winogradMinimumInputChannels` input
     /// channels and at most `winogradMaximumChannelRatio` output channels per input channel (its products
-    /// cost 36·C·O per 2×2 tile against 100·C·O directly for 5×5, 16·C·O against 36·C·O for 3×3, but its
+    /// cost 36·C·O per 2×2 tile against 100·C·O directly for 5×5, 36·C·O per 4×4 tile against 144·C·O for 3×3, but its
     /// output transforms grow with O, so many outputs over few inputs lose); else direct for stride 1 and at most `directMaximumOutChannels` outputs, whose
     /// im2col columns feed so few multiply-adds that unfolding them costs as much as the product; else
     /// im2col.
@@ -314,7 +314,7 @@ extension Conv2D {
         return DirectConvolution.applies(to: geometry) && outChannels <= Conv2D.directMaximumOutChannels ? .direct : .im2col
     }
 
-    /// Whether this layer computes with Winograd's F(2×2, r×r).
+    /// Whether this layer computes with Winograd's minimal filtering (`WinogradConvolution`).
     public var usesWinograd: Bool { path == .winograd }
 
     /// Why this layer cannot compute with `path`, in a few words, or nil when it can.

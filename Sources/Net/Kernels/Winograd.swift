@@ -466,7 +466,7 @@ private enum TileTransform {
 }
 
 /// Y = T X Tᵀ for the tile transform `kind` of the tiling (X and Y as `transform2D`'s): the input's is
-/// the same for both kernel sizes, the filters' follows the kernel and the output's the tile size.
+/// the same for both kernel sizes, the filters' follows the kernel size r and the output's the tile size.
 /// `kind` is a literal at every call, so each call keeps only its own branch, with fixed sizes.
 @inline(__always)
 private func transformTile(
@@ -476,10 +476,8 @@ private func transformTile(
     switch kind {
     case .input: transform2D(x, from: 6, to: 6, work, y, inputColumn)
     case .inputAdjoint: transform2D(x, from: 6, to: 6, work, y, inputColumnAdjoint)
-    case .filter where t.kernel == 3: transform2D(x, from: 3, to: 6, work, y, filterColumn3)
-    case .filter: transform2D(x, from: 5, to: 6, work, y, filterColumn5)
-    case .filterAdjoint where t.kernel == 3: transform2D(x, from: 6, to: 3, work, y, filterColumn3Adjoint)
-    case .filterAdjoint: transform2D(x, from: 6, to: 5, work, y, filterColumn5Adjoint)
+    case .filter: transform2D(x, from: t.kernel, to: 6, work, y) { filterColumn($0, $1, $2, $3, kernel: t.kernel) }
+    case .filterAdjoint: transform2D(x, from: 6, to: t.kernel, work, y) { filterColumnAdjoint($0, $1, $2, $3, kernel: t.kernel) }
     case .output where t.tile == 4: transform2D(x, from: 6, to: 4, work, y, outputColumn4)
     case .output: transform2D(x, from: 6, to: 2, work, y, outputColumn2)
     case .outputAdjoint where t.tile == 4: transform2D(x, from: 4, to: 6, work, y, outputColumn4Adjoint)
@@ -525,53 +523,38 @@ private func inputColumnAdjoint(_ v: UnsafePointer<Lanes>, _ s: Int, _ d: Unsafe
     d[5 * t] = v5
 }
 
-/// G (6, 3) of F(4×4, 3×3) on three values.
+/// G (6, r) on r values, r = 3 or 5: the rows of the points 0, 1, −1, 2, −2 and ∞, each with its
+/// Lagrange denominator, u(p) = λ_p Σ_i pⁱ g_i (u(∞) = g_{r−1}).
 @inline(__always)
-private func filterColumn3(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (g0, g1, g2) = (g[0], g[s], g[2 * s])
-    let even = g0 + g2, even4 = g0 + 4 * g2, odd2 = 2 * g1
-    u[0] = g0 * 0.25
-    u[t] = (even + g1) * (-1 / 6)
-    u[2 * t] = (even - g1) * (-1 / 6)
-    u[3 * t] = (even4 + odd2) * (1 / 24)
-    u[4 * t] = (even4 - odd2) * (1 / 24)
-    u[5 * t] = g2
-}
-
-/// Gᵀ (3, 6), the adjoint of `filterColumn3`.
-@inline(__always)
-private func filterColumn3Adjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (u0, u1, u2, u3, u4, u5) = (u[0], u[s], u[2 * s], u[3 * s], u[4 * s], u[5 * s])
-    let sum12 = (u1 + u2) * (-1 / 6), diff12 = (u1 - u2) * (-1 / 6), sum34 = (u3 + u4) * (1 / 24), diff34 = (u3 - u4) * (1 / 24)
-    g[0] = u0 * 0.25 + sum12 + sum34
-    g[t] = diff12 + 2 * diff34
-    g[2 * t] = sum12 + 4 * sum34 + u5
-}
-
-/// G (6, 5) of F(2×2, 5×5) on five values.
-@inline(__always)
-private func filterColumn5(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutablePointer<Lanes>, _ t: Int) {
-    let (g0, g1, g2, g3, g4) = (g[0], g[s], g[2 * s], g[3 * s], g[4 * s])
-    let even = g0 + g2 + g4, odd = g1 + g3
-    let even4 = g0 + 4 * g2 + 16 * g4, odd4 = 2 * g1 + 8 * g3
-    u[0] = g0 * 0.25
+private func filterColumn(_ g: UnsafePointer<Lanes>, _ s: Int, _ u: UnsafeMutablePointer<Lanes>, _ t: Int, kernel r: Int) {
+    var even = Lanes(), odd = Lanes(), even2 = Lanes(), odd2 = Lanes()  // Σ g_i and Σ 2ⁱ g_i over even and odd i
+    var power: Float = 1
+    for i in 0..<r {
+        let v = g[i * s]
+        if i & 1 == 0 { even += v; even2 += power * v } else { odd += v; odd2 += power * v }
+        power *= 2
+    }
+    u[0] = g[0] * 0.25
     u[t] = (even + odd) * (-1 / 6)
     u[2 * t] = (even - odd) * (-1 / 6)
-    u[3 * t] = (even4 + odd4) * (1 / 24)
-    u[4 * t] = (even4 - odd4) * (1 / 24)
-    u[5 * t] = g4
+    u[3 * t] = (even2 + odd2) * (1 / 24)
+    u[4 * t] = (even2 - odd2) * (1 / 24)
+    u[5 * t] = g[(r - 1) * s]
 }
 
-/// Gᵀ (5, 6), the adjoint of `filterColumn5`.
+/// Gᵀ (r, 6), the adjoint of `filterColumn`.
 @inline(__always)
-private func filterColumn5Adjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: UnsafeMutablePointer<Lanes>, _ t: Int) {
+private func filterColumnAdjoint(_ u: UnsafePointer<Lanes>, _ s: Int, _ g: UnsafeMutablePointer<Lanes>, _ t: Int, kernel r: Int) {
     let (u0, u1, u2, u3, u4, u5) = (u[0], u[s], u[2 * s], u[3 * s], u[4 * s], u[5 * s])
     let sum12 = (u1 + u2) * (-1 / 6), diff12 = (u1 - u2) * (-1 / 6), sum34 = (u3 + u4) * (1 / 24), diff34 = (u3 - u4) * (1 / 24)
-    g[0] = u0 * 0.25 + sum12 + sum34
-    g[t] = diff12 + 2 * diff34
-    g[2 * t] = sum12 + 4 * sum34
-    g[3 * t] = diff12 + 8 * diff34
-    g[4 * t] = sum12 + 16 * sum34 + u5
+    var power: Float = 1
+    for i in 0..<r {
+        var v = i & 1 == 0 ? sum12 + power * sum34 : diff12 + power * diff34
+        if i == 0 { v += u0 * 0.25 }
+        if i == r - 1 { v += u5 }
+        g[i * t] = v
+        power *= 2
+    }
 }
 
 /// Aᵀ (4, 6) of F(4×4, 3×3) on six values.

@@ -50,7 +50,12 @@ final class ExploreBackgroundTests: XCTestCase {
     func testAPageInIndexOrderNeedsOnlyItsOwnImages() async throws {
         let fashion = ExploreTests.fashion
         guard FileManager.default.fileExists(atPath: fashion) else { throw XCTSkip("Fashion-MNIST is not installed") }
-        let session = try ExploreSession(checkpoint: ExploreTests.checkpoint, others: [], data: fashion)
+        let folder = NSTemporaryDirectory() + "deconvnet-explore-list-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try ExploreTests.writeEarlierSnapshot(to: folder + "/epoch1.safetensors")
+        // the snapshot is classified after --checkpoint: here never, as the background stops at once
+        let session = try ExploreSession(checkpoint: ExploreTests.checkpoint, others: [folder + "/epoch1.safetensors"], data: fashion)
         session.background.stop()
         let api = ExploreAPI(session: session)
         func get(_ path: String, _ query: [(String, String)]) async -> APIResponse {
@@ -77,6 +82,13 @@ final class ExploreBackgroundTests: XCTestCase {
         }
         let again = await get("/api/images", [("offset", "9950"), ("limit", "60")])
         XCTAssertEqual(again.body, page.body, "each image is classified once")
+        XCTAssertEqual(session.defaultCheckpoint, 1, "the snapshot of epoch 1 sorts first")
+        let snapshot = await get("/api/images", [("checkpoint", "0"), ("offset", "120"), ("limit", "5")])
+        XCTAssertEqual(snapshot.status, 200, "a snapshot's page before its turn in the background")
+        let snapshotImages = (try JSONSerialization.jsonObject(with: snapshot.body) as? [String: Any])?["images"] as? [[String: Any]] ?? []
+        XCTAssertEqual(snapshotImages.map { $0["image"] as? Int ?? -1 }, Array(120..<125))
+        let filtered = await get("/api/images", [("checkpoint", "0"), ("show", "wrong")])
+        XCTAssertEqual(filtered.status, 202)
     }
 
     /// A search in parts that finish in any order finds what one search over the split finds.

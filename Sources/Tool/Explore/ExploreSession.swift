@@ -142,10 +142,14 @@ final class ExploreCheckpoint: @unchecked Sendable {
         return verdictLock.withLock { verdictSlots[range].map { $0! } }
     }
 
-    /// Classifies every image of `dataset` (the test split) in the background, in batches claimed in
-    /// index order, for the image list; then `then(finished)`.
+    /// Makes room for the verdicts of `count` test images, none classified yet: before any request.
+    func expectVerdicts(_ count: Int) {
+        verdictLock.withLock { verdictSlots = Array(repeating: nil, count: count) }
+    }
+
+    /// Classifies every image of `dataset` (the test split, `expectVerdicts` told) in the background,
+    /// in batches claimed in index order, for the image list; then `then(finished)`.
     func startClassifying(_ dataset: Dataset, on background: BackgroundWork, then: @escaping @Sendable (Bool) -> Void) {
-        verdictLock.withLock { verdictSlots = Array(repeating: nil, count: dataset.count) }
         let batches = (dataset.count + Self.classifyBatch - 1) / Self.classifyBatch
         background.split(batches, { [self] b in
             classify(b * Self.classifyBatch..<min((b + 1) * Self.classifyBatch, dataset.count), of: dataset)
@@ -244,6 +248,7 @@ final class ExploreSession: @unchecked Sendable {
         self.background = background
         top = TopSearches(checkpoints: loaded, test: test, background: background)
         if let set = test {
+            for c in loaded { c.expectVerdicts(set.count) }
             // one checkpoint after another, so that --checkpoint's filters and sorts are ready first
             @Sendable func classify(_ order: ArraySlice<ExploreCheckpoint>) {
                 guard let first = order.first else { return }

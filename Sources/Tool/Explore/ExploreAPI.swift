@@ -108,7 +108,8 @@ struct ExploreAPI: Sendable {
             case ("GET", "/favicon.ico"), ("GET", "/favicon.png"):
                 return APIResponse(contentType: "image/png", body: ExplorePage.favicon)
             case ("GET", "/api/model"): return try modelSummary(Parameters(query, allowed: []))
-            case ("GET", "/api/images"): return try images(Parameters(query, allowed: ["checkpoint", "offset", "limit", "class", "show", "sort", "order"]))
+            case ("GET", "/api/images"):
+                return try await compute(.light) { () throws(APIError) in try self.images(Parameters(query, allowed: ["checkpoint", "offset", "limit", "class", "show", "sort", "order"])) }
             case ("GET", "/api/image"): return try image(Parameters(query, allowed: ["image", "upload"]))
             case ("GET", "/api/forward"): return try await compute(.light) { () throws(APIError) in try self.forward(Parameters(query, allowed: ["checkpoint", "image", "upload"])) }
             case ("GET", "/api/project"):
@@ -212,25 +213,31 @@ struct ExploreAPI: Sendable {
         let show = try p.choice("show", default: Correctness.all)
         let order = try p.choice("sort", default: ImageOrder.index)
         let direction = try p.choice("order", default: order == .index ? SortDirection.asc : .desc)
-        let verdicts = checkpoint.verdicts
-        if verdicts.count < test.count && (label != nil || show != .all || order != .index || direction != .asc || offset + limit > verdicts.count) {
-            // the first images in index order are there as soon as they are classified; the rest waits
-            struct Progress: Encodable { var status = "classifying", done: Int, total: Int }
-            return .json(Progress(done: verdicts.count, total: test.count), status: 202)
-        }
-        var list = verdicts.filter { v in
-            (label == nil || v.label == label) && (show == .all || (v.predicted == v.label) == (show == .correct))
-        }
-        func key(_ v: ExploreCheckpoint.Verdict) -> Float {
-            switch order {
-            case .index: return Float(v.image)
-            case .confidence: return v.confidence
-            case .loss: return v.loss
+        let page: [ExploreCheckpoint.Verdict], total: Int
+        if label == nil && show == .all && order == .index && direction == .asc {
+            // a page in index order needs only its own images: classified now if the background has not reached them
+            page = checkpoint.verdicts(offset..<min(offset + limit, test.count), of: test)
+            total = test.count
+        } else if let all = checkpoint.allVerdicts {
+            var list = all.filter { v in (label == nil || v.label == label) && (show == .all || (v.predicted == v.label) == (show == .correct)) }
+            func key(_ v: ExploreCheckpoint.Verdict) -> Float {
+                switch order {
+                case .index: return Float(v.image)
+                case .confidence: return v.confidence
+                case .loss: return v.loss
+                }
             }
-        }
-        list.sort { a, b in
-            let (x, y) = (key(a), key(b))
-            return x == y ? a.image < b.image : (direction == .asc ? x < y : x > y)
+            list.sort { a, b in
+                let (x, y) = (key(a), key(b))
+                return x == y ? a.image < b.image : (direction == .asc ? x < y : x > y)
+            }
+            page = Array(list.dropFirst(offset).prefix(limit))
+            total = list.count
+        } else {
+            // filters and sorts need every verdict: until then, the progress of the background pass
+            struct Progress: Encodable { var status = "classifying", done: Int, total: Int }
+            let (done, total) = checkpoint.progress
+            return .json(Progress(done: done, total: total), status: 202)
         }
         /// A verdict with its image as a PNG data URL, so that a page of the list is one request.
         struct Entry: Encodable {
@@ -238,12 +245,12 @@ struct ExploreAPI: Sendable {
         }
         struct Page: Encodable { var total: Int, offset: Int, images: [Entry] }
         let shape = test.shape
-        let entries = list.dropFirst(offset).prefix(limit).map { v in
+        let entries = page.map { v in
             let png = try! tile(test.image(v.image).data, channels: shape.channels, height: shape.height, width: shape.width, ProjectionStyle.pixels).image.pngData()
             return Entry(image: v.image, label: v.label, predicted: v.predicted, confidence: v.confidence, loss: v.loss,
                          thumbnail: "data:image/png;base64," + png.base64EncodedString())
         }
-        return .json(Page(total: label == nil && show == .all ? test.count : list.count, offset: offset, images: entries))
+        return .json(Page(total: total, offset: offset, images: entries))
     }
 
     /// The image a request names by `image=K` (the test split) or `upload=ID`.

@@ -139,7 +139,9 @@ enum ExplorePage {
     function text(el, value) { el.textContent = value; }
 
     async function init() {
-      S.model = (await api("/api/model")).body;
+      // the first page of the list is asked for with the summary, not after it: the page is usable one round trip sooner
+      const summary = api("/api/model"), firstPage = api("/api/images", listParams()).catch(() => null);
+      S.model = (await summary).body;
       const m = S.model;
       S.checkpoint = m.checkpoint;
       text($("summary"), `${m.spec} (${m.activation}), input ${m.input.join("x")}, ${m.classes.length} classes` +
@@ -166,7 +168,7 @@ enum ExplorePage {
       });
       document.addEventListener("keydown", onKey);
       setUpUpload();
-      if (m.test_images > 0) await loadList(); else $("browser").querySelector("#grid").textContent = "No test images (start explore with --data).";
+      if (m.test_images > 0) await loadList(await firstPage); else $("browser").querySelector("#grid").textContent = "No test images (start explore with --data).";
       document.documentElement.dataset.status = "ready";
     }
 
@@ -175,11 +177,14 @@ enum ExplorePage {
       text($("epoch-label"), `epoch ${c.epoch} (step ${c.step}): ${c.name}`);
     }
 
-    async function loadList() {
+    function listParams() {  // before the summary has come, the default checkpoint (no checkpoint=)
+      return { checkpoint: S.model ? S.checkpoint : null, offset: S.offset, limit: S.limit, class: $("f-class").value, show: $("f-show").value,
+               sort: $("f-sort").value, order: $("f-order").value };
+    }
+    // shows the page of the list the controls choose; `prefetched` is the answer to that request, when given
+    async function loadList(prefetched) {
       if (!S.model.test_images) return;
-      const params = { checkpoint: S.checkpoint, offset: S.offset, limit: S.limit, class: $("f-class").value, show: $("f-show").value,
-                       sort: $("f-sort").value, order: $("f-order").value };
-      const seq = ++S.listSeq, { status, body: page } = await api("/api/images", params);
+      const seq = ++S.listSeq, { status, body: page } = prefetched || await api("/api/images", listParams());
       if (seq !== S.listSeq) return;
       if (status === 202) {  // these images are not all classified yet
         $("range").innerHTML = `classifying the test split: <progress max="${page.total}" value="${page.done}"></progress> ${page.done} / ${page.total}`;

@@ -23,15 +23,58 @@ final class Pool<Item>: @unchecked Sendable {
     }
 }
 
-/// The explorer's computations in the background (classifying the test split, top-9 searches). Each runs
-/// in chunks and checks `isStopping` between them, so that `stop` ends them all before the process exits,
-/// which it must not do while one of them is inside OpenBLAS.
+/// The explorer's computations in the background (classifying the test split, top-9 searches). Each is
+/// split into parts that one thread per core claims in order, each thread below the priority of every
+/// other thread (nice 10 on Linux) and with its regions run serially (`Workers.serially`, not on the
+/// engine's shared worker threads). So they take the cores the page's requests, the browser and the
+/// server leave idle, and a request never waits for one of their parts: a part only ever runs at the
+/// priority of its own thread. `stop` ends them all, after their current parts, before the process
+/// exits, which it must not do while one of them is inside OpenBLAS.
 final class BackgroundWork: @unchecked Sendable {
     private let group = DispatchGroup()
     private let stopping = Atomic<Bool>(false)
+    /// The nice value of the background threads on Linux (0 is every other thread's, 19 the lowest).
+    static let niceness: Int32 = 10
 
-    func run(_ work: @escaping @Sendable () -> Void) {
-        DispatchQueue.global(qos: .userInitiated).async(group: group, execute: work)
+    /// Runs `body(part)` for every part in `0..<parts`, the parts claimed in order by `threads` background
+    /// threads; then `then(finished)` once, on one of them, `finished` false when `stop` cut the work short.
+    func split(_ parts: Int, threads: Int = Workers.count, _ body: @escaping @Sendable (Int) -> Void,
+               then: @escaping @Sendable (_ finished: Bool) -> Void = { _ in }) {
+        let claims = Claims(threads: threads)
+        for _ in 0..<threads {
+            group.enter()
+            let thread = Thread { [self] in
+                Self.lowerPriority()
+                Workers.serially {
+                    while !isStopping {
+                        let part = claims.next.add(1, ordering: .relaxed).oldValue
+                        guard part < parts else { break }
+                        body(part)
+                    }
+                }
+                if claims.running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { then(!isStopping) }
+                group.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// The counters of one `split`: the next part to claim, and the threads still claiming.
+    private final class Claims: Sendable {
+        let next = Atomic<Int>(0)
+        let running: Atomic<Int>
+        init(threads: Int) { running = Atomic(threads) }
+    }
+
+    /// Lowers the calling thread's priority to `niceness`: on Linux a nice value belongs to one thread,
+    /// and `PRIO_PROCESS` with id 0 names the calling one.
+    private static func lowerPriority() {
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+        #else
+        Thread.current.qualityOfService = .background
+        #endif
     }
 
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
@@ -39,7 +82,7 @@ final class BackgroundWork: @unchecked Sendable {
     /// Waits until every piece of work has finished.
     func waitUntilDone() { group.wait() }
 
-    /// Asks every piece of work to stop after its current chunk, and waits for them.
+    /// Asks every piece of work to stop after its current part, and waits for them.
     func stop() {
         stopping.store(true, ordering: .relaxed)
         group.wait()
@@ -57,11 +100,14 @@ final class ExploreCheckpoint: @unchecked Sendable {
     let sweeps: Pool<OcclusionSweep>
     /// Indices of the layers with feature maps (`Projector.featureLayers`).
     let featureLayers: [Int]
-    /// The model's verdicts on the test images classified so far: a prefix of the test split, all of it
-    /// once `classify` is done (empty without a data set).
-    var verdicts: [Verdict] { verdictLock.withLock { classified } }
-    private var classified: [Verdict] = []
+    /// Forward records for classifying test images, a batch at a time.
+    private let batchRecords: Pool<ForwardRecord>
+    /// The model's verdict on each test image, nil until it is classified (empty without a data set).
+    private var verdictSlots: [Verdict?] = []
+    private var classifiedCount = 0
     private let verdictLock = NSLock()
+    /// Test images classified in one forward pass in the background.
+    static let classifyBatch = 256
 
     /// What the model makes of one test image.
     struct Verdict: Codable, Equatable {
@@ -78,28 +124,63 @@ final class ExploreCheckpoint: @unchecked Sendable {
         featureLayers = try Projector(model: model).featureLayers  // throws for a model without convolutions
         workers = Pool { (try! Projector(model: model), ForwardRecord(model)) }
         sweeps = Pool { OcclusionSweep(model: model) }
+        batchRecords = Pool { ForwardRecord(model) }
     }
 
-    /// Classifies every image of `dataset` (the test split) in order, for the image list, in batches
-    /// whose verdicts join `verdicts` as each is done; gives up before a batch when `stopping` says so.
-    func classify(_ dataset: Dataset, stopping: () -> Bool) {
-        let classes = model.classes, batch = 256
-        let record = ForwardRecord(model)
-        var input = [Float](repeating: 0, count: batch * dataset.shape.count)
-        for start in stride(from: 0, to: dataset.count, by: batch) where !stopping() {
-            let n = min(batch, dataset.count - start)
-            var result: [Verdict] = []
+    /// How many test images are classified, of how many.
+    var progress: (done: Int, total: Int) { verdictLock.withLock { (classifiedCount, verdictSlots.count) } }
+
+    /// Every test image's verdict in index order, once all are classified; nil before.
+    var allVerdicts: [Verdict]? {
+        verdictLock.withLock { classifiedCount == verdictSlots.count ? verdictSlots.map { $0! } : nil }
+    }
+
+    /// The verdicts of test images `range`, classifying now (on the calling thread) those the
+    /// background has not reached yet: a page in index order never waits for the whole split.
+    func verdicts(_ range: Range<Int>, of dataset: Dataset) -> [Verdict] {
+        classify(range, of: dataset)
+        return verdictLock.withLock { verdictSlots[range].map { $0! } }
+    }
+
+    /// Makes room for the verdicts of `count` test images, none classified yet: before any request.
+    func expectVerdicts(_ count: Int) {
+        verdictLock.withLock { verdictSlots = Array(repeating: nil, count: count) }
+    }
+
+    /// Classifies every image of `dataset` (the test split, `expectVerdicts` told) in the background,
+    /// in batches claimed in index order, for the image list; then `then(finished)`.
+    func startClassifying(_ dataset: Dataset, on background: BackgroundWork, then: @escaping @Sendable (Bool) -> Void) {
+        let batches = (dataset.count + Self.classifyBatch - 1) / Self.classifyBatch
+        background.split(batches, { [self] b in
+            classify(b * Self.classifyBatch..<min((b + 1) * Self.classifyBatch, dataset.count), of: dataset)
+        }, then: then)
+    }
+
+    /// Classifies the images of `range` that have no verdict yet, in one forward pass; a verdict that
+    /// another thread stored meanwhile is kept (each image's verdict is stored once).
+    private func classify(_ range: Range<Int>, of dataset: Dataset) {
+        let missing = verdictLock.withLock { range.filter { verdictSlots[$0] == nil } }
+        guard !missing.isEmpty else { return }
+        let classes = model.classes, n = missing.count
+        var input = [Float](repeating: 0, count: n * dataset.shape.count)
+        var result: [Verdict] = []
+        batchRecords.borrow { record in
             input.withUnsafeMutableBufferPointer { x in
-                dataset.fill(x.baseAddress!, indices: Array(start..<start + n)[...])
+                dataset.fill(x.baseAddress!, indices: missing[...])
                 let logits = model.forward(x.baseAddress!, batch: n, training: false, into: record)  // (n, classes)
-                for b in 0..<n {
+                for (b, image) in missing.enumerated() {
                     let p = softmax(Array(UnsafeBufferPointer(start: logits + b * classes, count: classes)))
-                    let predicted = argmax(p), label = Int(dataset.labels[start + b])
-                    result.append(Verdict(image: start + b, label: label, predicted: predicted, confidence: p[predicted],
+                    let predicted = argmax(p), label = Int(dataset.labels[image])
+                    result.append(Verdict(image: image, label: label, predicted: predicted, confidence: p[predicted],
                                           loss: -log(max(p[label], Float.leastNormalMagnitude))))
                 }
             }
-            verdictLock.withLock { classified += result }
+        }
+        verdictLock.withLock {
+            for v in result where verdictSlots[v.image] == nil {
+                verdictSlots[v.image] = v
+                classifiedCount += 1
+            }
         }
     }
 
@@ -167,10 +248,13 @@ final class ExploreSession: @unchecked Sendable {
         self.background = background
         top = TopSearches(checkpoints: loaded, test: test, background: background)
         if let set = test {
-            let order = [main] + loaded.filter { $0 !== main }
-            background.run {
-                for c in order { c.classify(set) { background.isStopping } }
+            for c in loaded { c.expectVerdicts(set.count) }
+            // one checkpoint after another, so that --checkpoint's filters and sorts are ready first
+            @Sendable func classify(_ order: ArraySlice<ExploreCheckpoint>) {
+                guard let first = order.first else { return }
+                first.startClassifying(set, on: background) { finished in if finished { classify(order.dropFirst()) } }
             }
+            classify(([main] + loaded.filter { $0 !== main })[...])
         }
     }
 

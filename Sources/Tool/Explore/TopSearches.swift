@@ -4,7 +4,7 @@ import Net
 
 /// The explorer's top-9 searches: for a checkpoint and a feature layer, the 9 test images whose
 /// activation in each channel (the maximum over positions) is strongest, as `top` finds them
-/// (`Projector.topActivations`). A search runs once, in the background, on the first request for its
+/// (`Projector.topActivations`). A search runs once, in the background (`BackgroundWork`), on the first request for its
 /// layer; requests meanwhile see its progress. The result is cached on disk beside the checkpoint, in
 /// `NAME.top9-L<layer index>-<key>.json`, written atomically; the key is the CRC-32C and size of the
 /// checkpoint file and of the test split's pixels and labels, so a changed checkpoint or data set is
@@ -12,7 +12,7 @@ import Net
 /// the layer's index in the model.
 final class TopSearches: @unchecked Sendable {
     static let k = 9
-    /// Images searched between two progress updates.
+    /// Images in one part of a search (one step of its progress).
     static let chunk = 1000
 
     enum State {
@@ -72,44 +72,63 @@ final class TopSearches: @unchecked Sendable {
         }
         let path = cachePath(checkpoint, layer: key.layer, key: cacheKey)
         if let cached = readCache(path, key: cacheKey, checkpoint: checkpoint, layer: key.layer, images: test.count) { return .ready(cached) }
-        background.run { [self] in
-            guard let result = search(checkpoint, layer: key.layer, in: test, progress: { done in
-                self.lock.withLock { self.states[key] = .running(done: done, total: test.count) }
-            }) else {
+        let search = Search(checkpoint, layer: key.layer, in: test)
+        background.split(search.parts, { [self] part in
+            let done = search.run(part)
+            lock.withLock { if case .running = states[key] { states[key] = .running(done: done, total: test.count) } }
+        }, then: { [self] finished in
+            guard finished else {
                 lock.withLock { states[key] = .failed("the server is stopping") }
                 return
             }
-            let file = CacheFile(key: cacheKey, layer: checkpoint.model.layers[key.layer].name, images: test.count, channels: result)
+            let file = CacheFile(key: cacheKey, layer: checkpoint.model.layers[key.layer].name, images: test.count, channels: search.best)
             do {
                 try writeAtomically(try JSONEncoder().encode(file), to: path)
             } catch {
                 printError("explore: cannot cache the top-9 of \(file.layer): \(Deconvnet.describe(error))")
             }
-            lock.withLock { states[key] = .ready(result) }
-        }
+            lock.withLock { states[key] = .ready(file.channels) }
+        })
         return .running(done: 0, total: test.count)
     }
 
-    /// The search itself, `chunk` images at a time, reporting the images done after each chunk. Each
-    /// chunk's top-k lists merge into the running ones in the order `top` keeps (stronger first, then the
-    /// earlier image), so the result is that of one search over the whole split. Nil when the server
-    /// stops first.
-    private func search(_ checkpoint: ExploreCheckpoint, layer: Int, in test: Dataset, progress: (Int) -> Void) -> [[TopActivation]]? {
-        checkpoint.workers.borrow { worker in
-            let channels = Array(0..<worker.projector.shape(of: layer)[0])
-            var best = channels.map { _ in [TopActivation]() }
-            for start in stride(from: 0, to: test.count, by: Self.chunk) {
-                if background.isStopping { return nil }
-                let part = slice(test, start..<min(start + Self.chunk, test.count))
-                let found = worker.projector.topActivations(in: part, layer: layer, channels: channels, k: Self.k)
-                for c in channels.indices {
-                    let shifted = found[c].map { TopActivation(image: $0.image + start, unit: $0.unit, value: $0.value) }
-                    best[c] = Array((best[c] + shifted).sorted { $0.beats($1) }.prefix(Self.k))
-                }
-                progress(start + part.count)
-            }
-            return best
+    /// One search, in parts of `chunk` images that the background threads take in any order. Each
+    /// part's top-k lists merge into the running ones in the order `top` keeps (stronger first, then the
+    /// earlier image), a total order, so the result is that of one search over the whole split whatever
+    /// the order the parts finish in.
+    private final class Search: @unchecked Sendable {
+        let checkpoint: ExploreCheckpoint, layer: Int, test: Dataset
+        private let channels: [Int]
+        var parts: Int { (test.count + TopSearches.chunk - 1) / TopSearches.chunk }
+        private let lock = NSLock()
+        private var lists: [[TopActivation]]
+        private var done = 0
+
+        init(_ checkpoint: ExploreCheckpoint, layer: Int, in test: Dataset) {
+            (self.checkpoint, self.layer, self.test) = (checkpoint, layer, test)
+            channels = Array(0..<checkpoint.model.layers[layer].outputShape[0])
+            lists = channels.map { _ in [] }
         }
+
+        /// Searches part `part` and returns how many images are searched so far.
+        func run(_ part: Int) -> Int {
+            let start = part * TopSearches.chunk
+            let images = slice(test, start..<min(start + TopSearches.chunk, test.count))
+            let found = checkpoint.workers.borrow { worker in
+                worker.projector.topActivations(in: images, layer: layer, channels: channels, k: TopSearches.k)
+            }
+            return lock.withLock {
+                for c in channels {
+                    let shifted = found[c].map { TopActivation(image: $0.image + start, unit: $0.unit, value: $0.value) }
+                    lists[c] = Array((lists[c] + shifted).sorted { $0.beats($1) }.prefix(TopSearches.k))
+                }
+                done += images.count
+                return done
+            }
+        }
+
+        /// Each channel's top k, strongest first, once every part has run.
+        var best: [[TopActivation]] { lock.withLock { lists } }
     }
 
     private func cacheKey(_ checkpoint: ExploreCheckpoint, _ test: Dataset) throws -> String {

@@ -15,6 +15,8 @@ final class LocalityTests: XCTestCase {
             + "avgpool:3:2:pad=1,conv:6:3:valid,fc", ImageShape(channels: 3, height: 37, width: 35)),
         ("conv:8:3:same,bn,lrn:3:alpha=0.5:beta=0.75:k=1,maxpool:2,conv:16:3:same,bn,dropout:0.3,conv:16:3:stride=2:pad=1,"
             + "lrn:5:alpha=1,conv:8:3:same,bn,fc", ImageShape(channels: 2, height: 24, width: 24)),
+        // enough output channels for one image's crops to be split among the workers
+        ("conv:32:3:same,maxpool:2,conv:48:3:pad=1,conv:40:5:valid,fc", ImageShape(channels: 3, height: 22, width: 22)),
     ]
 
     func testLocalProjectionsEqualWholePlaneProjections() throws {
@@ -50,8 +52,8 @@ final class LocalityTests: XCTestCase {
         }
     }
 
-    /// The crop of a padded 3×3 convolution below a corner unit keeps the padding on every side (so
-    /// that it takes the same Winograd path) and starts on the stride for a strided one.
+    /// The crop of a padded 3×3 convolution below a corner unit keeps the padding on every side and
+    /// takes im2col; a strided one's starts on the stride.
     func testCropGeometry() throws {
         let model = try makeModel("conv:8:3:same,conv:16:3:same,conv:8:3:stride=2:pad=1,fc", ImageShape(channels: 3, height: 20, width: 20))
         let (conv2, conv3) = (model.layers[1], model.layers[2])
@@ -59,7 +61,8 @@ final class LocalityTests: XCTestCase {
         XCTAssertEqual(corner.inputBox, PlaneBox(y0: 0, y1: 4, x0: 16, x1: 20))
         XCTAssertEqual(corner.outputBox, PlaneBox(y0: 0, y1: 4, x0: 16, x1: 20))
         XCTAssertEqual(corner.layer.geometry.uniformPadding, 1)
-        XCTAssertTrue(corner.layer.usesWinograd)
+        XCTAssertTrue(conv2 is Conv2D && (conv2 as! Conv2D).usesWinograd)
+        XCTAssertEqual(corner.layer.path, .im2col)
         let strided = try XCTUnwrap(croppedConvolution(conv3, model, reading: PlaneBox(y0: 5, y1: 6, x0: 5, x1: 6)))
         XCTAssertEqual(strided.inputBox, PlaneBox(y0: 8, y1: 12, x0: 8, x1: 12))  // reads rows 9-11, from row 8 on the stride
         XCTAssertEqual(strided.outputBox, PlaneBox(y0: 4, y1: 6, x0: 4, x1: 6))
@@ -89,7 +92,7 @@ final class LocalityTests: XCTestCase {
         let size = model.inputShape.count
         var out = [Float](repeating: .nan, count: n * size)
         out.withUnsafeMutableBufferPointer {
-            carryDown(model, projector.record, from: layer, signal: g, spare: spare, support: .anywhere, scratch: Workspace(), method: method, into: $0.baseAddress!)
+            carryDown(model, projector.record, from: layer, signal: g, spare: spare, support: .anywhere, scratch: CarryScratch(), method: method, into: $0.baseAddress!)
         }
         return (0..<n).map { Array(out[$0 * size..<($0 + 1) * size]) }
     }

@@ -310,47 +310,49 @@ func carryDown(
 }
 
 /// The scratch of `carryDown`: the gathered signal and input gradient of a crop or channel slice
-/// (worker 0's region of `buffers`), and for the other workers that filter a share of one image's
-/// channels (`filterSplittingChannels`) their input gradients (their regions of `buffers`) and their
-/// layers' scratch (`workspaces[w - 1]`).
+/// (`buffers`' first region), and for the other shares of one image's channels
+/// (`filterSplittingChannels`) their input gradients (`buffers`' region `share`) and their layers'
+/// scratch (`workspaces[share - 1]`).
 final class CarryScratch {
     let buffers = Workspace()
     private(set) var workspaces: [Workspace] = []
+    /// The shares of the output channels in `filterSplittingChannels`: one per core here, and fixed,
+    /// so that the sum (and every projection) is the same whatever the worker count.
+    static let channelShares = 2
+    /// The fewest output channels of a share.
+    static let minimumChannelsPerShare = 16
 
-    /// Makes sure `workers - 1` workspaces exist for the workers after the first.
-    func reserveWorkspaces(workers: Int) {
-        while workspaces.count < workers - 1 { workspaces.append(Workspace()) }
+    /// Makes sure `shares - 1` workspaces exist for the shares after the first.
+    func reserveWorkspaces(shares: Int) {
+        while workspaces.count < shares - 1 { workspaces.append(Workspace()) }
     }
 }
 
 /// `layer.backwardData` over all output channels of one image's `signal` `(O, outH, outW)` into
-/// `inputGradient` `(C, H, W)` (overwritten), with the output channels split among the workers (a
-/// layer's `backwardData` of one image runs on one): each filters its share into its own buffer, with
-/// its own scratch, and the shares are added in worker order.
+/// `inputGradient` `(C, H, W)` (overwritten), the output channels split into shares that the workers
+/// take (a layer's `backwardData` of one image runs on one worker): each share is filtered into its own
+/// buffer, with its own scratch, and the shares are added in order.
 private func filterSplittingChannels(
     _ layer: Conv2D, _ signal: UnsafePointer<Float>, _ inputGradient: UnsafeMutablePointer<Float>, workspace: Workspace, scratch: CarryScratch
 ) {
     let (o, plane, size) = (layer.outChannels, layer.outputCount / layer.outChannels, layer.inputCount)
-    let workers = workerCount(o, minimumPerWorker: CarryScratch.minimumChannelsPerWorker)
-    scratch.buffers.reserve(size, workers: workers)
-    scratch.reserveWorkspaces(workers: workers)
+    let shares = max(1, min(CarryScratch.channelShares, o / CarryScratch.minimumChannelsPerShare))
+    scratch.buffers.reserve(size, workers: shares)
+    scratch.reserveWorkspaces(shares: shares)
     let memory = LayerMemory()
-    parallelRanges(o, minimumPerWorker: CarryScratch.minimumChannelsPerWorker) { channels, worker in
-        let share = worker == 0 ? inputGradient : scratch.buffers.floats(size, worker: worker)
-        Workers.serially {
-            layer.backwardData(signal + channels.lowerBound * plane, channels: channels, share, batch: 1, memory: memory,
-                               workspace: worker == 0 ? workspace : scratch.workspaces[worker - 1])
+    parallelRanges(shares) { range, _ in
+        for share in range {
+            let channels = (o * share / shares)..<(o * (share + 1) / shares)
+            Workers.serially {
+                layer.backwardData(signal + channels.lowerBound * plane, channels: channels, share == 0 ? inputGradient : scratch.buffers.floats(size, worker: share),
+                                   batch: 1, memory: memory, workspace: share == 0 ? workspace : scratch.workspaces[share - 1])
+            }
         }
     }
-    for worker in 1..<workers {
-        let share = scratch.buffers.floats(size, worker: worker)
-        for i in 0..<size { inputGradient[i] += share[i] }
+    for share in 1..<shares {
+        let part = scratch.buffers.floats(size, worker: share)
+        for i in 0..<size { inputGradient[i] += part[i] }
     }
-}
-
-extension CarryScratch {
-    /// The fewest output channels a worker filters in `filterSplittingChannels`.
-    static let minimumChannelsPerWorker = 16
 }
 
 /// Some channels of `(n, C, H, W)` planes, inside one box of each plane, and the `(n, channels.count,
@@ -394,7 +396,7 @@ struct CroppedConvolution {
 
 /// A copy of `layer`, when it is a convolution, over the smallest crop of its input plane that holds
 /// what its outputs inside `box` read, when that crop is smaller than the plane (else nil). The crop
-/// keeps the layer's kernel, stride and padding on every side, so that it takes the same fast path:
+/// keeps the layer's kernel, stride and padding on every side, so that its windows are the layer's:
 /// its top-left corner is on the stride (crop output (i, j) is full output (y0/s + i, x0/s + j)), its
 /// outputs cover `box` and lie inside the full output, and its own zero padding stands only where the
 /// full layer's signal inside `box` writes nothing. The copy shares the layer's weights; its

@@ -91,7 +91,10 @@ public struct FeatureUnit: Equatable, Hashable, Sendable, Codable {
 /// When all seeds of a batch lie in one channel, the signal stays in that channel through the
 /// channelwise layers (pooling, dropout, batch norm), and the first layer going down that mixes
 /// channels (a convolution, a local response normalisation) takes only that channel of the signal
-/// (its `backwardData` over one output channel, a 1/O share of the work).
+/// (its `backwardData` over one output channel, a 1/O share of the work). And the signal stays inside
+/// the seeds' receptive field: each convolution below filters only the crop of its planes that the
+/// field covers (the box holding every seed's field, for a batch), so that one unit's projection
+/// touches only its receptive field (`carryDown`).
 ///
 /// A projector is one caller's: it owns its record and buffers and changes nothing in the model, so
 /// projectors on different threads may share one model. `project` uses the record of this
@@ -108,7 +111,8 @@ public final class Projector {
 
     private var capacity = 0
     private var signals: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
-    private var slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
+    /// The crops and channel slices of `carryDown`.
+    private let scratch = CarryScratch()
 
     /// Throws `ProjectionError.noConvolution` when the model has no convolution below its first dense
     /// or recurrent layer.
@@ -122,11 +126,9 @@ public final class Projector {
     deinit { release() }
 
     private func release() {
-        for pair in [signals, slices] {
-            guard let (a, b) = pair else { continue }
-            a.deallocate()
-            b.deallocate()
-        }
+        guard let (a, b) = signals else { return }
+        a.deallocate()
+        b.deallocate()
     }
 
     /// Names of the layers one can project from, bottom up, e.g. `conv1, pool1, conv2, pool2`.
@@ -156,8 +158,6 @@ public final class Projector {
         release()
         let layers = model.layers[0...featureLayers.last!]
         signals = signalBuffers(layers, batch: n)
-        let plane = layers.map { $0.outputShape[1] * $0.outputShape[2] }.max()!
-        slices = (.allocate(capacity: n * plane), .allocate(capacity: n * plane))
         capacity = n
     }
 
@@ -211,10 +211,12 @@ public final class Projector {
             precondition((0..<s[0]).contains(unit.channel) && (0..<s[1]).contains(unit.y) && (0..<s[2]).contains(unit.x), "seed \(unit) outside \(s)")
             g[image * top.outputCount + (unit.channel * s[1] + unit.y) * s[2] + unit.x] = values?[image] ?? 1
         }
-        // While every seed is in one channel, only that channel of the signal is non-zero, so the first
-        // layer going down that mixes channels takes only that one (1/O the work).
-        let channel = Set(seeds.map(\.channel)).count == 1 ? seeds[0].channel : nil
-        carryDown(model, record, from: index, signal: g, spare: spare, channel: channel.map { ($0, slices!) }, method: method,
+        // The signal is non-zero only in the seeds' channel when they share one, and only inside the box
+        // that holds their positions.
+        let support = SignalSupport(
+            channel: Set(seeds.map(\.channel)).count == 1 ? seeds[0].channel : nil,
+            box: seeds.isEmpty ? nil : PlaneBox(y0: seeds.map(\.y).min()!, y1: seeds.map(\.y).max()! + 1, x0: seeds.map(\.x).min()!, x1: seeds.map(\.x).max()! + 1))
+        carryDown(model, record, from: index, signal: g, spare: spare, support: support, scratch: scratch, method: method,
                   skippingContrastNormalization: contrastNormalization == .skip, into: result)
     }
 }
@@ -226,48 +228,196 @@ func signalBuffers(_ layers: ArraySlice<any Layer>, batch n: Int) -> (UnsafeMuta
     return (.allocate(capacity: n * widest), .allocate(capacity: n * widest))
 }
 
+/// Where a signal carried down by `carryDown` can be non-zero at the top layer's output: in one
+/// channel (`channel`), inside one box of the plane (`box`, the same for every image), or anywhere (nil).
+struct SignalSupport {
+    var channel: Int?
+    var box: PlaneBox?
+
+    static let anywhere = SignalSupport(channel: nil, box: nil)
+}
+
 /// Carries `signal` `(n, outputShape)` at layer `top`'s output down through layers `top...0` of
 /// `record`'s last pass to `result` `(n, C, H, W)`: at each layer with a fused activation other than
 /// the identity it is rectified as `method` says, then it goes through the layer's `backwardData`
 /// (or is copied through a contrast normalisation when `skippingContrastNormalization`). `signal` and
-/// `spare` (each as large as the widest layer, `signalBuffers`) are overwritten. When `channel` is
-/// given with two `(n, outH, outW)` buffers, only that channel of the signal is non-zero, and the
-/// first layer going down that mixes channels (`Layer.isChannelwise` false) takes just that channel.
+/// `spare` (each as large as the widest layer, `signalBuffers`) are overwritten.
+///
+/// `support` says where the signal is non-zero at the top, and the work follows it down:
+/// - one channel: the first layer going down that mixes channels (`Layer.isChannelwise` false) takes
+///   just that channel (its `backwardData` over one output channel, a 1/O share of the work);
+/// - one box: the box grows layer by layer through each window (`ConvGeometry.inputPatch`, clipped to
+///   the plane), and a convolution whose box does not cover its input plane filters only that crop
+///   (`croppedConvolution`): the projection of a single unit touches only its receptive field. The
+///   layers that are not convolutions (pooling, normalisations, dropout) take the whole plane, zero
+///   outside the box, which costs little beside the filtering.
+/// Crops and channel slices are gathered into `scratch`.
 func carryDown(
     _ model: Sequential, _ record: ForwardRecord, from top: Int, signal: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
-    channel: (index: Int, slices: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>))?, method: ProjectionMethod,
-    skippingContrastNormalization: Bool = false, into result: UnsafeMutablePointer<Float>
+    support: SignalSupport, scratch: CarryScratch, method: ProjectionMethod, skippingContrastNormalization: Bool = false,
+    into result: UnsafeMutablePointer<Float>
 ) {
     let n = record.batch
     var (g, below) = (signal, spare)
-    var channel = channel
+    var (channel, box) = (support.channel, support.box)
     for i in stride(from: top, through: 0, by: -1) {
         let layer = model.layers[i]
         let (memory, workspace) = (record.memories[i], record.workspace)
         let dx = i == 0 ? result : below  // (n, layer.inputShape)
         let activation = layer.fusedActivation.flatMap { $0 == .identity ? nil : $0 }
+        let crop = box.flatMap { croppedConvolution(layer, model, reading: $0) }
+        let channels = layer.isChannelwise ? nil : channel.map { $0..<($0 + 1) }
         if skippingContrastNormalization && layer.isContrastNormalization {
             dx.update(from: g, count: n * layer.inputCount)
-        } else if let (c, (slice, output)) = channel, !layer.isChannelwise {
-            // the first layer going down that mixes channels takes only channel c of the signal
-            let (channels, plane) = (layer.outputShape[0], layer.outputCount / layer.outputShape[0])
-            for b in 0..<n {  // (n, 1, outH, outW) each
-                (slice + b * plane).update(from: g + (b * channels + c) * plane, count: plane)
-            }
-            if let activation {
-                for b in 0..<n { (output + b * plane).update(from: record.output(of: i) + (b * channels + c) * plane, count: plane) }
-                rectify(slice, count: n * plane, output: output, activation: activation, method: method)
-            }
-            layer.backwardData(slice, channels: c..<(c + 1), dx, batch: n, memory: memory, workspace: workspace)
-            channel = nil
-        } else {
+        } else if crop == nil && channels == nil {
             if let activation {
                 rectify(g, count: n * layer.outputCount, output: record.output(of: i), activation: activation, method: method)
             }
             layer.backwardData(g, channels: nil, dx, batch: n, memory: memory, workspace: workspace)
+        } else {
+            // only `taken` of the signal goes down: its channels `channels` (all when nil) inside the crop's output box
+            let (o, h, w) = (layer.outputShape[0], layer.outputShape[1], layer.outputShape[2])
+            let taken = Planes(channels: channels ?? 0..<o, box: crop?.outputBox ?? PlaneBox(y0: 0, y1: h, x0: 0, x1: w))
+            let inputCount = crop.map { $0.layer.inputCount } ?? 0
+            scratch.buffers.reserve(n * (taken.count + inputCount), workers: 1)
+            let slice = scratch.buffers.floats(n * (taken.count + inputCount))  // (n, channels, box), then the crop's input gradient
+            let croppedGradient = slice + n * taken.count
+            if let activation {
+                taken.forEachRow(batch: n, channels: o, height: h, width: w) { at, _, count in
+                    rectify(g + at, count: count, output: record.output(of: i) + at, activation: activation, method: method)
+                }
+            }
+            taken.forEachRow(batch: n, channels: o, height: h, width: w) { at, packed, count in (slice + packed).update(from: g + at, count: count) }
+            if let crop {
+                if n == 1 && channels == nil {
+                    filterSplittingChannels(crop.layer, slice, croppedGradient, workspace: workspace, scratch: scratch)
+                } else {
+                    crop.layer.backwardData(slice, channels: channels, croppedGradient, batch: n, memory: memory, workspace: workspace)
+                }
+                dx.update(repeating: 0, count: n * layer.inputCount)
+                let (c, inH, inW) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2])
+                Planes(channels: 0..<c, box: crop.inputBox).forEachRow(batch: n, channels: c, height: inH, width: inW) { at, packed, count in
+                    (dx + at).update(from: croppedGradient + packed, count: count)
+                }
+            } else {
+                layer.backwardData(slice, channels: channels, dx, batch: n, memory: memory, workspace: workspace)
+            }
         }
+        if channels != nil { channel = nil }
+        box = box.map { footprint(layer, $0) }
         (g, below) = (below, g)
     }
+}
+
+/// The scratch of `carryDown`: the gathered signal and input gradient of a crop or channel slice
+/// (`buffers`' first region), and for the other shares of one image's channels
+/// (`filterSplittingChannels`) their input gradients (`buffers`' region `share`) and their layers'
+/// scratch (`workspaces[share - 1]`).
+final class CarryScratch {
+    let buffers = Workspace()
+    private(set) var workspaces: [Workspace] = []
+    /// The shares of the output channels in `filterSplittingChannels`: one per core here, and fixed,
+    /// so that the sum (and every projection) is the same whatever the worker count.
+    static let channelShares = 2
+    /// The fewest output channels of a share.
+    static let minimumChannelsPerShare = 16
+
+    /// Makes sure `shares - 1` workspaces exist for the shares after the first.
+    func reserveWorkspaces(shares: Int) {
+        while workspaces.count < shares - 1 { workspaces.append(Workspace()) }
+    }
+}
+
+/// `layer.backwardData` over all output channels of one image's `signal` `(O, outH, outW)` into
+/// `inputGradient` `(C, H, W)` (overwritten), the output channels split into shares that the workers
+/// take (a layer's `backwardData` of one image runs on one worker): each share is filtered into its own
+/// buffer, with its own scratch, and the shares are added in order.
+private func filterSplittingChannels(
+    _ layer: Conv2D, _ signal: UnsafePointer<Float>, _ inputGradient: UnsafeMutablePointer<Float>, workspace: Workspace, scratch: CarryScratch
+) {
+    let (o, plane, size) = (layer.outChannels, layer.outputCount / layer.outChannels, layer.inputCount)
+    let shares = max(1, min(CarryScratch.channelShares, o / CarryScratch.minimumChannelsPerShare))
+    scratch.buffers.reserve(size, workers: shares)
+    scratch.reserveWorkspaces(shares: shares)
+    let memory = LayerMemory()
+    parallelRanges(shares) { range, _ in
+        for share in range {
+            let channels = (o * share / shares)..<(o * (share + 1) / shares)
+            Workers.serially {
+                layer.backwardData(signal + channels.lowerBound * plane, channels: channels, share == 0 ? inputGradient : scratch.buffers.floats(size, worker: share),
+                                   batch: 1, memory: memory, workspace: share == 0 ? workspace : scratch.workspaces[share - 1])
+            }
+        }
+    }
+    for share in 1..<shares {
+        let part = scratch.buffers.floats(size, worker: share)
+        for i in 0..<size { inputGradient[i] += part[i] }
+    }
+}
+
+/// Some channels of `(n, C, H, W)` planes, inside one box of each plane, and the `(n, channels.count,
+/// box.h, box.w)` array they pack into.
+private struct Planes {
+    var channels: Range<Int>
+    var box: PlaneBox
+
+    /// Floats per image, packed.
+    var count: Int { channels.count * box.area }
+
+    /// Calls `body(at, packed, count)` for every row of the box in every chosen plane of `n` images of
+    /// `channels x height x width`: `count` floats from index `at` of the planes, `packed` of the packed array.
+    func forEachRow(batch n: Int, channels all: Int, height: Int, width: Int, _ body: (_ at: Int, _ packed: Int, _ count: Int) -> Void) {
+        var packed = 0
+        for b in 0..<n {
+            for c in channels {
+                for y in box.y0..<box.y1 {
+                    body(((b * all + c) * height + y) * width + box.x0, packed, box.width)
+                    packed += box.width
+                }
+            }
+        }
+    }
+}
+
+/// The box of `layer`'s input plane that its outputs inside `box` read (`ConvGeometry.inputPatch`, clipped
+/// to the plane). The layer has a window (a feature layer).
+func footprint(_ layer: any Layer, _ box: PlaneBox) -> PlaneBox {
+    let g = layer.window!
+    return g.inputPatch(box).intersection(PlaneBox(y0: 0, y1: g.height, x0: 0, x1: g.width))
+}
+
+/// A convolution's backward pass over a crop of its planes: `layer` computes on the `inputBox` crop
+/// of the input plane, and its outputs are those of the full layer at `outputBox`.
+struct CroppedConvolution {
+    var layer: Conv2D
+    var inputBox: PlaneBox
+    var outputBox: PlaneBox
+}
+
+/// A copy of `layer`, when it is a convolution, over the smallest crop of its input plane that holds
+/// what its outputs inside `box` read, when that crop is smaller than the plane (else nil). The crop
+/// keeps the layer's kernel, stride and padding on every side, so that its windows are the layer's:
+/// its top-left corner is on the stride (crop output (i, j) is full output (y0/s + i, x0/s + j)), its
+/// outputs cover `box` and lie inside the full output, and its own zero padding stands only where the
+/// full layer's signal inside `box` writes nothing. The copy shares the layer's weights; its
+/// `backwardData` writes no gradients. It computes with im2col and sgemm whatever the layer's own
+/// path: on the crops of one VGG-11 or AlexNet unit at 224×224 that took half the time of Winograd's
+/// F(2×2, 3×3), which transforms every filter for each call.
+func croppedConvolution(_ layer: any Layer, _ model: Sequential, reading box: PlaneBox) -> CroppedConvolution? {
+    guard let conv = layer as? Conv2D else { return nil }
+    let g = conv.geometry, s = conv.geometry.stride
+    let read = footprint(conv, box)
+    let input = PlaneBox(y0: read.y0 / s * s, y1: read.y1, x0: read.x0 / s * s, x1: read.x1)
+    guard input.area < g.height * g.width, !input.isEmpty else { return nil }
+    var cropped = g
+    (cropped.height, cropped.width) = (input.height, input.width)
+    let output = PlaneBox(y: input.y0 / s, x: input.x0 / s, height: cropped.outHeight, width: cropped.outWidth)
+    precondition(output.intersection(box) == box && output.y1 <= g.outHeight && output.x1 <= g.outWidth, "crop \(output) of \(box)")
+    let copy = Conv2D(name: conv.name, geometry: cropped, outChannels: conv.outChannels, activation: conv.activation)
+    copy.take(.im2col)
+    let gradients = ["weight", "bias"].map { suffix in model.gradients.baseAddress! + model.views.first { $0.name == "\(conv.name).\(suffix)" }!.offset }
+    copy.bind(parameters: [conv.weight, conv.bias], gradients: gradients)
+    return CroppedConvolution(layer: copy, inputBox: input, outputBox: output)
 }
 
 /// The signal at a layer's output, carried through its fused activation as `method` says (in place).

@@ -30,13 +30,11 @@ struct BenchModelOptions: ParsableArguments {
     }
 
     /// A projector on the model and the index of `layer` in it; an unknown or unprojectable layer is a
-    /// bad value (`ValidationError`).
+    /// bad value (`ProjectionError`, exit 64).
     func load() throws -> (Projector, Int) {
         workerOptions.apply()
         let projector = try Projector(model: try benchModel(checkpoint: checkpoint, preset: preset))
-        do { return (projector, try projector.layerIndex(named: layer)) } catch let error as ProjectionError {
-            throw ValidationError(error.localizedDescription)
-        }
+        return (projector, try projector.layerIndex(named: layer))
     }
 
     var modelName: String { checkpoint ?? preset.model }
@@ -55,6 +53,11 @@ struct BenchProject: ParsableCommand {
     @Option(help: "Project the strongest unit of this channel (default: the strongest unit of the layer).")
     var channel: Int?
 
+    @Option(help: ArgumentHelp("Project the unit at this position of the feature map, row first, in the strongest channel there "
+                               + "(or --channel's): the cost of a projection depends on how much of its receptive field is inside the image.",
+                               valueName: "y,x"))
+    var position: Position?
+
     @Flag(help: "Also print the time of each layer's forward pass over the whole model (a training-mode pass, as `bench train --profile`).")
     var profile = false
 
@@ -68,6 +71,9 @@ struct BenchProject: ParsableCommand {
         if let channel {
             do { try projector.validate(FeatureUnit(channel: channel, y: 0, x: 0), in: index) } catch { throw ValidationError("--channel: \(error.localizedDescription)") }
         }
+        if let position {
+            do { try projector.validate(FeatureUnit(channel: 0, y: position.y, x: position.x), in: index) } catch { throw ValidationError("--position: \(error.localizedDescription)") }
+        }
         let model = projector.model, shape = model.inputShape
         let images = randomImages(16, shape, seed: 2)
         var result = [Float](repeating: 0, count: shape.count)
@@ -75,12 +81,14 @@ struct BenchProject: ParsableCommand {
             result.withUnsafeMutableBufferPointer { out in
                 for i in 0..<count {
                     images[i % images.count].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
-                    let unit = projector.strongest(in: index, image: 0, channel: channel).unit
+                    let unit = projector.unit(in: index, image: 0, channel: channel, position: position.map { ($0.y, $0.x) })
                     if back { projector.project([unit], from: index, method: options.method, into: out.baseAddress!) }
                 }
             }
         }
         project(20)
+        images[0].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
+        let firstUnit = projector.unit(in: index, image: 0, channel: channel, position: position.map { ($0.y, $0.x) })
         let ms = Timing(repeats: options.repeats) { project(projections) }.median * 1e3 / Double(projections)
         let forwardMs = Timing(repeats: options.repeats) { project(projections, back: false) }.median * 1e3 / Double(projections)
         // the whole model on one image, to the logits: the figure to set beside a framework's forward pass
@@ -106,14 +114,16 @@ struct BenchProject: ParsableCommand {
             struct Result: Encodable {
                 var task = "bench-project", model: String, layer: String, method: String, msPerProjection: Double, forwardMs: Double
                 var modelForwardMs: Double, peakRSSMiB: Double, workers: Int
+                /// The unit projected in the first image: channel, y, x.
+                var unit: [Int]
                 enum CodingKeys: String, CodingKey {
-                    case task, model, layer, method, msPerProjection = "ms_per_projection", forwardMs = "forward_ms"
+                    case task, model, layer, method, unit, msPerProjection = "ms_per_projection", forwardMs = "forward_ms"
                     case modelForwardMs = "model_forward_ms", peakRSSMiB = "peak_rss_mib", workers
                 }
             }
             print(jsonString(Result(model: options.modelName, layer: options.layer, method: options.method.rawValue,
                                     msPerProjection: rounded(ms, 4), forwardMs: rounded(forwardMs, 4), modelForwardMs: rounded(modelForwardMs, 4),
-                                    peakRSSMiB: rounded(peak, 1), workers: Workers.count)))
+                                    peakRSSMiB: rounded(peak, 1), workers: Workers.count, unit: [firstUnit.channel, firstUnit.y, firstUnit.x])))
         } else {
             print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (forward and choice alone %.3f ms; whole model forward %.3f ms; median of %d x %d); peak memory %.1f MiB",
                          options.modelName, options.layer, options.method.rawValue, ms, forwardMs, modelForwardMs, options.repeats, projections, peak))

@@ -24,13 +24,7 @@ final class CaptumProjectionTests: XCTestCase {
     static func model(_ index: Int = 0) throws -> Sequential {
         let (spec, shape) = models[index]
         let model = try Sequential(spec: try ModelSpec(parsing: spec), inputShape: shape, classes: 3, seed: 5)
-        var random = SeededRandom(seed: 9)
-        for view in model.views where view.name.hasPrefix("bn") {
-            for i in 0..<view.count { model.parameters[view.offset + i] = view.name.hasSuffix("weight") ? random.uniform(0.5, 1.5) : random.uniform(-0.3, 0.3) }
-        }
-        for view in model.bufferViews where !view.shape.isEmpty {
-            for i in 0..<view.count { model.buffers[view.offset + i] = view.name.hasSuffix("running_var") ? random.uniform(0.5, 2) : random.uniform(-0.2, 0.2) }
-        }
+        randomizeBatchNorm(model)
         return model
     }
 

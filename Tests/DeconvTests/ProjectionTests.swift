@@ -8,6 +8,17 @@ func makeModel(_ spec: String, _ shape: ImageShape, activation: Activation = .re
     try Sequential(spec: try ModelSpec(parsing: spec), inputShape: shape, classes: 3, activation: activation, seed: seed)
 }
 
+/// Sets `model`'s batch-norm affine parameters and running statistics at random, away from the initial 1, 0, 0, 1.
+func randomizeBatchNorm(_ model: Sequential) {
+    var random = SeededRandom(seed: 9)
+    for view in model.views where view.name.hasPrefix("bn") {
+        for i in 0..<view.count { model.parameters[view.offset + i] = view.name.hasSuffix("weight") ? random.uniform(0.5, 1.5) : random.uniform(-0.3, 0.3) }
+    }
+    for view in model.bufferViews where !view.shape.isEmpty {
+        for i in 0..<view.count { model.buffers[view.offset + i] = view.name.hasSuffix("running_var") ? random.uniform(0.5, 2) : random.uniform(-0.2, 0.2) }
+    }
+}
+
 /// `count` random images in [0, 1].
 func randomImages(_ count: Int, _ shape: ImageShape, seed: UInt64) -> [[Float]] {
     var random = SeededRandom(seed: seed)

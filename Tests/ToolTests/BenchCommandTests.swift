@@ -28,6 +28,10 @@ final class BenchCheckpointTests: XCTestCase {
         XCTAssertEqual(projected["layer"] as? String, "conv1")
         XCTAssertGreaterThan(projected["model_forward_ms"] as? Double ?? -1, 0)
         XCTAssertGreaterThan(projected["peak_rss_mib"] as? Double ?? -1, 1)
+        let placed = try CLI.run(["bench", "project", "--checkpoint", checkpoint, "--layer", "conv2", "--channel", "5", "--position", "4,1",
+                                  "--projections", "2", "--repeats", "1", "--json"])
+        XCTAssertEqual(placed.status, 0, placed.stderr)
+        XCTAssertTrue(placed.stdout.contains(#""unit":[5,4,1]"#), placed.stdout)
 
         let occlusion = try CLI.run(["bench", "occlusion", "--checkpoint", checkpoint, "--layer", "conv1", "--window", "4", "--stride", "4",
                                      "--repeats", "1", "--json"])
@@ -42,6 +46,7 @@ final class BenchCheckpointTests: XCTestCase {
             (["project", "--layer", "fc1"], "fc1"),
             (["project", "--layer", "conv2", "--channel", "6"], "--channel"),
             (["project", "--channel", "-1"], "--channel"),
+            (["project", "--layer", "conv2", "--position", "6,0"], "--position"),
             (["occlusion", "--layer", "conv9"], "conv9"),
             (["occlusion", "--window", "13"], "--window 13"),
             (["occlusion", "--stride", "0"], "--stride"),

@@ -45,11 +45,11 @@ final class DeconvCommandTests: XCTestCase {
         XCTAssertEqual(maps.status, 0, maps.stderr)
 
         try assertCleanFailure(["project", "--checkpoint", checkpoint, "--data", dir + "/data", "--index", "0", "--layer", "conv9", "--out", dir + "/x.png"],
-                               mentions: "conv9")
+                               mentions: "conv9", status: 64)
         try assertCleanFailure(["project", "--checkpoint", checkpoint, "--data", dir + "/data", "--index", "0", "--layer", "conv2", "--channel", "6",
-                                "--out", dir + "/x.png"], mentions: "channel 6")
+                                "--out", dir + "/x.png"], mentions: "channel 6", status: 64)
         try assertCleanFailure(["top", "--checkpoint", checkpoint, "--data", dir + "/data", "--layer", "conv1", "--channels", "2-9", "--out", dir + "/t"],
-                               mentions: "channel")
+                               mentions: "channel", status: 64)
         let notAnImage = dir + "/not-an-image.png"
         try Data("hello".utf8).write(to: URL(fileURLWithPath: notAnImage))
         try assertCleanFailure(["project", "--checkpoint", checkpoint, "--image", notAnImage, "--layer", "conv1", "--out", dir + "/x.png"],
@@ -58,6 +58,6 @@ final class DeconvCommandTests: XCTestCase {
         try Sequential(spec: try ModelSpec(parsing: "fc:8,fc"), inputShape: ImageShape(channels: 1, height: 12, width: 12), classes: 3)
             .checkpoint(classNames: ["0", "1", "2"], epoch: 0, step: 0).write(to: dense)
         try assertCleanFailure(["project", "--checkpoint", dense, "--data", dir + "/data", "--index", "0", "--layer", "conv1", "--out", dir + "/x.png"],
-                               mentions: "no convolution")
+                               mentions: "no convolution", status: 1)
     }
 }

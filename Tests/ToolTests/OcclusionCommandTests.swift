@@ -48,6 +48,9 @@ final class OcclusionCommandTests: XCTestCase {
         try assertCleanFailure(base + ["--window", "13"], mentions: "does not fit")
         try assertCleanFailure(base + ["--stride", "0"], mentions: "--stride")
         try assertCleanFailure(base + ["--target", "3"], mentions: "target class 3")
+        // a layer or channel the model does not have is a bad flag value, as in `project` and the benches
+        try assertCleanFailure(base + ["--layer", "conv9"], mentions: "no layer 'conv9'", status: 64)
+        try assertCleanFailure(base + ["--layer", "conv2", "--channel", "99"], mentions: "channel 99", status: 64)
         let notAnImage = dir + "/not-an-image.png"
         try Data("hello".utf8).write(to: URL(fileURLWithPath: notAnImage))
         try assertCleanFailure(["occlude", "--checkpoint", checkpoint, "--image", notAnImage, "--out", dir + "/bad"], mentions: "not-an-image.png")

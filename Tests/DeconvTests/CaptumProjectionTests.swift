@@ -32,34 +32,49 @@ final class CaptumProjectionTests: XCTestCase {
     func testProjectionsEqualCaptums() throws {
         try Python.require("torch, safetensors, captum, numpy")
         for index in Self.models.indices {
-            let model = try Self.model(index)
-            let shape = model.inputShape
-            let directory = NSTemporaryDirectory() + "captum-\(UUID().uuidString)"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            try model.checkpoint(classNames: ["a", "b", "c"], epoch: 0, step: 0).write(to: directory + "/model.safetensors")
-            let image = randomImages(1, shape, seed: 3)[0]
-            try writeNpy(Tensor(shape: [1, shape.channels, shape.height, shape.width], data: image), to: directory + "/input.npy")
-            let projector = try Projector(model: model)
-            XCTAssertEqual(projector.featureLayers.count, model.layers.firstIndex { $0 is Flatten }!, Self.models[index].0)
-            struct Case: Encodable { var layer: String; var method: String; var unit: [Int]; var file: String }
-            var cases: [Case] = []
-            for layer in projector.featureLayers {
-                let name = model.layers[layer].name
-                image.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: layer) }
-                let unit = projector.strongest(in: layer, image: 0).unit
-                for method in [ProjectionMethod.deconvnet, .guided] {
-                    let projection = engineProjections(projector, [image], layer: layer, seeds: [unit], method: method)[0]
-                    let file = "\(name)-\(method.rawValue).npy"
-                    try writeNpy(Tensor(shape: [shape.channels, shape.height, shape.width], data: projection), to: directory + "/" + file)
-                    cases.append(Case(layer: name, method: method.rawValue, unit: [unit.channel, unit.y, unit.x], file: file))
-                }
-            }
-            try JSONEncoder().encode(cases).write(to: URL(fileURLWithPath: directory + "/cases.json"))
-            let result = Python.run([Python.script("check_projection_captum.py"), directory])
-            XCTAssertEqual(result.status, 0, result.output)
-            XCTAssertTrue(result.output.contains("pool3") && result.output.contains("lrn2"), result.output)
+            try assertProjectionsEqualCaptums(try Self.model(index), classNames: ["a", "b", "c"], label: Self.models[index].0)
         }
+    }
+
+    /// The committed zfnet trained on CIFAR-10 (`checkpoints/zfnet-cifar10.safetensors`): every feature
+    /// layer from conv1 to pool3, both methods, on a random image.
+    func testTheCommittedZFNetEqualsCaptum() throws {
+        try Python.require("torch, safetensors, captum, numpy")
+        let path = Python.packageRoot.appendingPathComponent("checkpoints/zfnet-cifar10.safetensors").path
+        let loaded = try Sequential.load(contentsOf: path)
+        try assertProjectionsEqualCaptums(loaded.model, classNames: loaded.classNames, label: "zfnet")
+    }
+
+    /// Writes `model`, a random image and the projections of every feature layer's strongest unit
+    /// (deconvnet and guided) to a folder, and has `check_projection_captum.py` compare them with
+    /// Captum's on the PyTorch twin.
+    func assertProjectionsEqualCaptums(_ model: Sequential, classNames: [String], label: String) throws {
+        let shape = model.inputShape
+        let directory = NSTemporaryDirectory() + "captum-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try model.checkpoint(classNames: classNames, epoch: 0, step: 0).write(to: directory + "/model.safetensors")
+        let image = randomImages(1, shape, seed: 3)[0]
+        try writeNpy(Tensor(shape: [1, shape.channels, shape.height, shape.width], data: image), to: directory + "/input.npy")
+        let projector = try Projector(model: model)
+        XCTAssertEqual(projector.featureLayers.count, model.layers.firstIndex { $0 is Flatten || $0 is Dense }!, label)
+        struct Case: Encodable { var layer: String; var method: String; var unit: [Int]; var file: String }
+        var cases: [Case] = []
+        for layer in projector.featureLayers {
+            let name = model.layers[layer].name
+            image.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: layer) }
+            let unit = projector.strongest(in: layer, image: 0).unit
+            for method in [ProjectionMethod.deconvnet, .guided] {
+                let projection = engineProjections(projector, [image], layer: layer, seeds: [unit], method: method)[0]
+                let file = "\(name)-\(method.rawValue).npy"
+                try writeNpy(Tensor(shape: [shape.channels, shape.height, shape.width], data: projection), to: directory + "/" + file)
+                cases.append(Case(layer: name, method: method.rawValue, unit: [unit.channel, unit.y, unit.x], file: file))
+            }
+        }
+        try JSONEncoder().encode(cases).write(to: URL(fileURLWithPath: directory + "/cases.json"))
+        let result = Python.run([Python.script("check_projection_captum.py"), directory])
+        XCTAssertEqual(result.status, 0, label + "\n" + result.output)
+        XCTAssertTrue(result.output.contains("pool3") && result.output.contains("lrn2"), label + "\n" + result.output)
     }
 
     /// `--lrn skip`: the normalisation is the identity on the way down, so a projection from it is the

@@ -19,9 +19,10 @@ FASHION := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/deconvnet
 RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing
-# Checked build: the release build compiles Net with -Ounchecked, which drops its preconditions and
-# integer-overflow traps; DECONVNET_CHECKED=1 compiles it with -O instead (Package.swift), and `make test`
-# runs the whole suite on that build too, in its own build folder.
+# Checked build: the release build compiles the kernels (NetKernels) with -Ounchecked, which drops their
+# preconditions and integer-overflow traps, and the rest of Net with -O; DECONVNET_CHECKED=1 compiles the
+# kernels with -O too (Package.swift), and `make test` runs the whole suite on that build as well, in its own
+# build folder, so that the kernels' own checks (bounds of boxes and buffers, worker counts) are tested.
 CHECKED_TEST_FLAGS := $(RELEASE_TEST_FLAGS) --build-path .build-checked
 RUN_TESTS = DECONVNET_PYTHON=$(CURDIR)/$(PYTHON) $(SWIFT) test
 

@@ -2,12 +2,13 @@
 import Foundation
 import PackageDescription
 
-/// Net's release optimisation: `-Ounchecked`, or `-O` (preconditions and overflow checks kept) when the
-/// environment sets `DECONVNET_CHECKED=1`; `make test` runs the suite on both. `-O` stays out of the
-/// default because it costs more than 3 %: `bench train --workers 1`, CPU seconds for fixed work, three
-/// alternating rounds, medians: lenet5-classic 3.61 -> 3.96 s (+10 %, slower in every round), lenet5
-/// 13.05 -> 13.94 s (+7 %, too noisy on a loaded machine to be sure).
-let netOptimization = ProcessInfo.processInfo.environment["DECONVNET_CHECKED"] == "1" ? "-O" : "-Ounchecked"
+/// The kernels' release optimisation. NetKernels (Sources/NetKernels: the arithmetic over buffers, the
+/// scratch memory and the worker pool) is compiled `-Ounchecked`; the rest of Net (where sizes and values
+/// from outside are read and checked) is compiled `-O` always, so the release build that users run keeps
+/// its preconditions and integer-overflow traps. `DECONVNET_CHECKED=1` compiles the kernels `-O` too: the
+/// fully checked build, on which `make test` runs the suite a second time. `-O` stays out of the kernels'
+/// default because it costs more than 3 % (README, "Checked builds").
+let kernelOptimization = ProcessInfo.processInfo.environment["DECONVNET_CHECKED"] == "1" ? "-O" : "-Ounchecked"
 
 /// Release builds of the engine on x86-64 Linux target AVX2 and FMA (Haswell and later, AMD Zen and
 /// later) so the lane loops (recurrent cells, activations, Adam, im2col) run eight floats wide. Decided
@@ -38,9 +39,14 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev", "libfontconfig-dev"])]),
         .target(
+            name: "NetKernels",
+            dependencies: ["COpenBLAS"],
+            swiftSettings: [.unsafeFlags([kernelOptimization] + netCPUFlags, .when(configuration: .release))]
+        ),
+        .target(
             name: "Net",
-            dependencies: ["COpenBLAS", "CPNG", "CJPEG", "CZlib"],
-            swiftSettings: [.unsafeFlags([netOptimization] + netCPUFlags, .when(configuration: .release))]
+            dependencies: ["NetKernels", "CPNG", "CJPEG", "CZlib"],
+            swiftSettings: [.unsafeFlags(["-O"] + netCPUFlags, .when(configuration: .release))]
         ),
         .target(name: "Deconv", dependencies: ["Net"]),
         .target(name: "Occlusion", dependencies: ["Net", "Deconv"]),
@@ -51,7 +57,7 @@ let package = Package(
                            .product(name: "FlyingFox", package: "FlyingFox")]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
+        .testTarget(name: "NetTests", dependencies: ["Net", "NetKernels", "TestSupport"]),
         .testTarget(name: "DeconvTests", dependencies: ["Deconv", "Net", "TestSupport"]),
         .testTarget(name: "OcclusionTests", dependencies: ["Occlusion", "Deconv", "Net"]),
         .testTarget(name: "ToolTests", dependencies: ["Net", "Tool", "TestSupport"]),

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the libFuzzer targets in Fuzz/ (Net's sources compiled with -sanitize=fuzzer,address) into
+# Builds the libFuzzer targets in Fuzz/ (NetKernels' and Net's sources compiled with -sanitize=fuzzer,address) into
 # .build-fuzz/, then runs each for FUZZ_SECONDS (default 60) from its seed corpus Fuzz/corpus/TARGET.
 # New inputs the fuzzer finds go to .build-fuzz/corpus/TARGET, crashes to .build-fuzz/crashes/TARGET.
 #   scripts/fuzz.sh                  build, then run every target
@@ -18,13 +18,15 @@ LIBS="$(pkg-config --libs openblas libpng zlib) -ljpeg"
 build() {
     mkdir -p $OUT
     # shellcheck disable=SC2046,SC2086
-    $SWIFTC -O -parse-as-library -enable-testing $SANITIZE -module-name Net -swift-version 5 $C_MODULES \
-        -emit-module -emit-module-path $OUT/Net.swiftmodule -emit-library -static -o $OUT/libNet.a \
-        $(find Sources/Net -name '*.swift' | sort)
+    for module in NetKernels Net; do
+        $SWIFTC -O -parse-as-library -enable-testing $SANITIZE -module-name $module -package-name deconvnet -swift-version 5 \
+            $C_MODULES -I $OUT -emit-module -emit-module-path $OUT/$module.swiftmodule -emit-library -static -o $OUT/lib$module.a \
+            $(find Sources/$module -name '*.swift' | sort)
+    done
     for target in $TARGETS; do
         # shellcheck disable=SC2086
         $SWIFTC -O -parse-as-library $SANITIZE -swift-version 5 $C_MODULES -I $OUT \
-            Fuzz/FuzzSupport.swift Fuzz/$target.swift $OUT/libNet.a $LIBS -o $OUT/fuzz-$target
+            Fuzz/FuzzSupport.swift Fuzz/$target.swift $OUT/libNet.a $OUT/libNetKernels.a $LIBS -o $OUT/fuzz-$target
     done
 }
 

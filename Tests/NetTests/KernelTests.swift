@@ -1,5 +1,6 @@
 import XCTest
 @testable import Net
+@testable import NetKernels
 
 /// The fast kernels against their loop-based references.
 final class KernelTests: XCTestCase {

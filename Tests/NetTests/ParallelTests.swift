@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Net
+@testable import NetKernels
 import Synchronization
 
 /// The worker pool at every worker count it accepts: each part of a region runs exactly once, and a

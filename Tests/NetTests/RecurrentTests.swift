@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import TestSupport
 @testable import Net
+@testable import NetKernels
 
 /// The recurrent stack against straightforward Double implementations of the cell equations, against
 /// central differences, and for PyTorch's parameter names.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import Net
+@testable import NetKernels
 
 /// Optimizers, schedules, specs, and the training loop's promises: reproducibility, divergence
 /// handling, and resuming.

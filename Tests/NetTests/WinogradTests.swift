@@ -1,5 +1,6 @@
 import XCTest
 @testable import Net
+@testable import NetKernels
 
 /// Winograd's F(4×4, 3×3) and F(2×2, 5×5) kernels and the Conv2D path that uses them, against loop references.
 final class WinogradTests: XCTestCase {

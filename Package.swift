@@ -3,7 +3,7 @@ import Foundation
 import PackageDescription
 
 /// The kernels' release optimisation. NetKernels (Sources/NetKernels: the arithmetic over buffers, the
-/// scratch memory and the worker pool) is compiled `-Ounchecked`; the rest of Net (where sizes and values
+/// optimizers' update rules, the scratch memory and the worker pool) is compiled `-Ounchecked`; the rest of Net (where sizes and values
 /// from outside are read and checked) is compiled `-O` always, so the release build that users run keeps
 /// its preconditions and integer-overflow traps. `DECONVNET_CHECKED=1` compiles the kernels `-O` too: the
 /// fully checked build, on which `make test` runs the suite a second time. `-O` stays out of the kernels'

@@ -163,10 +163,56 @@ public final class Projector {
 
     /// Runs the model's layers `0...layer` on `input` `(n, C, H, W)` in evaluation mode into `record`
     /// (their outputs, see `activations(of:)`, and the max-pool switches), for `project`.
-    public func forward(_ input: UnsafePointer<Float>, batch n: Int, through layer: Int) {
+    ///
+    /// Given a `position` of the layer's output, it runs only what the units there (all channels) read:
+    /// their receptive field. Each convolution below them computes only the crop of its planes that the
+    /// field covers (`croppedConvolution`); the layers between (pooling, normalisations, dropout) take the
+    /// whole plane, as `carryDown` does. Afterwards the record holds what a whole pass would have left
+    /// wherever a projection of a unit at `position` reads (`value(of:in:image:)` and `project` of seeds at
+    /// `position` are as after a whole pass), and values of no use to it elsewhere (`activations(of:)` and
+    /// `strongest` are not to be read then).
+    public func forward(_ input: UnsafePointer<Float>, batch n: Int, through layer: Int, at position: (y: Int, x: Int)? = nil) {
         precondition(featureLayers.contains(layer), "layer \(layer) is not a feature layer")
         reserve(batch: n)
-        model.forward(input, batch: n, training: false, through: layer, into: record)
+        guard let position else {
+            model.forward(input, batch: n, training: false, through: layer, into: record)
+            return
+        }
+        let s = shape(of: layer)
+        precondition((0..<s[1]).contains(position.y) && (0..<s[2]).contains(position.x), "position \(position) outside \(s)")
+        record.begin(batch: n, from: 0, through: layer, input: input)
+        // boxes[i]: the outputs of layer i that the units read
+        var boxes = [PlaneBox](repeating: .empty, count: layer + 1)
+        boxes[layer] = PlaneBox(y: position.y, x: position.x, height: 1, width: 1)
+        for i in stride(from: layer, to: 0, by: -1) { boxes[i - 1] = footprint(model.layers[i], boxes[i]) }
+        var x = input
+        for i in 0...layer {
+            let y = record.output(of: i)
+            if let crop = croppedConvolution(model.layers[i], reading: boxes[i], forward: true) {
+                forwardCropped(crop, of: model.layers[i], x, y, batch: n)
+            } else {
+                model.layers[i].forward(x, y, batch: n, training: false, memory: record.memories[i], workspace: record.workspace)
+            }
+            x = UnsafePointer(y)
+        }
+    }
+
+    /// The outputs of `full` inside `crop.outputBox`, written into `output` `(n, O, outH, outW)`, from the
+    /// crop `crop.inputBox` of `input` `(n, C, H, W)` (`crop` is of `full`).
+    private func forwardCropped(_ crop: CroppedConvolution, of full: any Layer, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int) {
+        let layer = crop.layer
+        let (inCount, outCount) = (n * layer.inputCount, n * layer.outputCount)
+        scratch.buffers.reserve(inCount + outCount, workers: 1)
+        let croppedInput = scratch.buffers.floats(inCount + outCount), croppedOutput = croppedInput + inCount
+        let (c, h, w) = (full.inputShape[0], full.inputShape[1], full.inputShape[2])
+        Planes(channels: 0..<c, box: crop.inputBox).forEachRow(batch: n, channels: c, height: h, width: w) { at, packed, count in
+            (croppedInput + packed).update(from: input + at, count: count)
+        }
+        layer.forward(croppedInput, croppedOutput, batch: n, training: false, memory: LayerMemory(), workspace: record.workspace)
+        let (o, outH, outW) = (full.outputShape[0], full.outputShape[1], full.outputShape[2])
+        Planes(channels: 0..<o, box: crop.outputBox).forEachRow(batch: n, channels: o, height: outH, width: outW) { at, packed, count in
+            (output + at).update(from: croppedOutput + packed, count: count)
+        }
     }
 
     /// Layer `index`'s output from the last `forward`, `(n, C, H, W)`.
@@ -265,7 +311,7 @@ func carryDown(
         let (memory, workspace) = (record.memories[i], record.workspace)
         let dx = i == 0 ? result : below  // (n, layer.inputShape)
         let activation = layer.fusedActivation.flatMap { $0 == .identity ? nil : $0 }
-        let crop = box.flatMap { croppedConvolution(layer, model, reading: $0) }
+        let crop = box.flatMap { croppedConvolution(layer, reading: $0) }
         let channels = layer.isChannelwise ? nil : channel.map { $0..<($0 + 1) }
         if skippingContrastNormalization && layer.isContrastNormalization {
             dx.update(from: g, count: n * layer.inputCount)
@@ -386,8 +432,8 @@ func footprint(_ layer: any Layer, _ box: PlaneBox) -> PlaneBox {
     return g.inputPatch(box).intersection(PlaneBox(y0: 0, y1: g.height, x0: 0, x1: g.width))
 }
 
-/// A convolution's backward pass over a crop of its planes: `layer` computes on the `inputBox` crop
-/// of the input plane, and its outputs are those of the full layer at `outputBox`.
+/// A convolution over a crop of its planes: `layer` computes on the `inputBox` crop of the input plane,
+/// and its outputs are those of the full layer at `outputBox`.
 struct CroppedConvolution {
     var layer: Conv2D
     var inputBox: PlaneBox
@@ -399,24 +445,22 @@ struct CroppedConvolution {
 /// keeps the layer's kernel, stride and padding on every side, so that its windows are the layer's:
 /// its top-left corner is on the stride (crop output (i, j) is full output (y0/s + i, x0/s + j)), its
 /// outputs cover `box` and lie inside the full output, and its own zero padding stands only where the
-/// full layer's signal inside `box` writes nothing. The copy shares the layer's weights; its
-/// `backwardData` writes no gradients. It computes with im2col and sgemm whatever the layer's own
-/// path: on the crops of one VGG-11 or AlexNet unit at 224×224 that took half the time of Winograd's
-/// F(2×2, 3×3) (measured before F(4×4, 3×3) replaced it), which transforms every filter for each call.
-func croppedConvolution(_ layer: any Layer, _ model: Sequential, reading box: PlaneBox) -> CroppedConvolution? {
+/// full layer's outputs inside `box` read nothing (going up) and its signal inside `box` writes nothing
+/// (going down). The copy shares the layer's weights (`Conv2D.resized`); its passes write no gradients.
+/// It computes with im2col whatever the layer's own path, unless `forward` and the layer's transformed
+/// filters are fixed: then a forward pass over a crop large enough for Winograd takes it on those
+/// filters. (Going down, one image's crop is filtered in two shares of the output channels, and each
+/// share would transform its filters on every call: on the crops of one VGG-11 or AlexNet unit at
+/// 224×224 im2col took half the time of Winograd's F(2×2, 3×3), measured before F(4×4, 3×3).)
+func croppedConvolution(_ layer: any Layer, reading box: PlaneBox, forward: Bool = false) -> CroppedConvolution? {
     guard let conv = layer as? Conv2D else { return nil }
     let g = conv.geometry, s = conv.geometry.stride
     let read = footprint(conv, box)
     let input = PlaneBox(y0: read.y0 / s * s, y1: read.y1, x0: read.x0 / s * s, x1: read.x1)
     guard input.area < g.height * g.width, !input.isEmpty else { return nil }
-    var cropped = g
-    (cropped.height, cropped.width) = (input.height, input.width)
-    let output = PlaneBox(y: input.y0 / s, x: input.x0 / s, height: cropped.outHeight, width: cropped.outWidth)
+    let copy = conv.resized(height: input.height, width: input.width, sharingTransformedFilters: forward)
+    let output = PlaneBox(y: input.y0 / s, x: input.x0 / s, height: copy.geometry.outHeight, width: copy.geometry.outWidth)
     precondition(output.intersection(box) == box && output.y1 <= g.outHeight && output.x1 <= g.outWidth, "crop \(output) of \(box)")
-    let copy = Conv2D(name: conv.name, geometry: cropped, outChannels: conv.outChannels, activation: conv.activation)
-    copy.take(.im2col)
-    let gradients = ["weight", "bias"].map { suffix in model.gradients.baseAddress! + model.views.first { $0.name == "\(conv.name).\(suffix)" }!.offset }
-    copy.bind(parameters: [conv.weight, conv.bias], gradients: gradients)
     return CroppedConvolution(layer: copy, inputBox: input, outputBox: output)
 }
 

@@ -29,11 +29,25 @@ public struct WinogradConvolution: Sendable {
     private var ld: Int { tiling.leadingDimension(images: group) }
 
     /// Floats of scratch per worker (`Workspace.reserve`): transformed inputs V `(n², C, ld)`, products M
-    /// `(n², O, ld)`, a split plane for the transforms, partial weight and bias gradients in the
-    /// transformed domain `(n², O, C)`, `(O)`; and the transformed filters U `(n², O, C)` (worker 0's only).
-    public var scratchSize: Int {
+    /// `(n², O, ld)`, a split plane for the transforms, the transformed filters U `(n², O, C)` (worker 0's
+    /// only), and partial weight and bias gradients in the transformed domain `(n², O, C)`, `(O)`. A
+    /// forward pass takes only the part before the gradients, and before U when it is given U.
+    public var scratchSize: Int { forwardScratchSize(filtersGiven: false) + transformedFilterCount + outChannels }
+
+    private func forwardScratchSize(filtersGiven: Bool) -> Int {
         let (c, o, points) = (geometry.inChannels, outChannels, tiling.points)
-        return points * (c + o) * ld + tiling.scratchSize + 2 * points * o * c + o
+        return points * (c + o) * ld + tiling.scratchSize + (filtersGiven ? 0 : transformedFilterCount)
+    }
+
+    /// Floats of the transformed filters U `(n², O, C)`.
+    public var transformedFilterCount: Int { tiling.points * outChannels * geometry.inChannels }
+
+    /// U `(n², O, C)` = G g Gᵀ for every filter g of `weight` `(O, C, r, r)`, which `forward` and `backward`
+    /// otherwise compute on every call: for a layer whose weights no longer change, to pass to them instead.
+    public func transformFilters(_ weight: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        parallelRanges(outChannels) { channels, _ in
+            winogradWeightTransform(weight, outChannels: outChannels, inChannels: geometry.inChannels, channels: channels, tiling, u)
+        }
     }
 
     /// The images per group when one worker computes `count` images: at most `group`, and all groups of
@@ -51,46 +65,50 @@ public struct WinogradConvolution: Sendable {
         var v, m, plane, partial, u: UnsafeMutablePointer<Float>
     }
 
-    private func scratch(_ workspace: Workspace, worker: Int) -> Scratch {
+    /// The regions of `worker`'s scratch, of which `size` floats are reserved.
+    private func scratch(_ workspace: Workspace, worker: Int, size: Int) -> Scratch {
         let (c, o, points) = (geometry.inChannels, outChannels, tiling.points)
-        let v = workspace.floats(scratchSize, worker: worker)
+        let v = workspace.floats(size, worker: worker)
         let m = v + points * c * ld, plane = m + points * o * ld
-        let partial = plane + tiling.scratchSize
-        return Scratch(v: v, m: m, plane: plane, partial: partial, u: partial + points * o * c + o)
+        let u = plane + tiling.scratchSize
+        return Scratch(v: v, m: m, plane: plane, partial: u + transformedFilterCount, u: u)
     }
 
     /// `output` `(n, O, outH, outW)` = f(W ⋆ input + b) for `input` `(n, C, H, W)`, `weight`
-    /// `(O, C, r, r)`, `bias` `(O)` and the activation f: U once for the pass, then each worker transforms,
-    /// multiplies and transforms back its groups of images. One image splits the input channels for its
-    /// transform, then the output channels.
+    /// `(O, C, r, r)` (or its transform U `transformedFilters`, `transformFilters`), `bias` `(O)` and the
+    /// activation f: U once for the pass unless given, then each worker transforms, multiplies and
+    /// transforms back its groups of images. One image splits the input channels for its transform, then
+    /// the output channels.
     public func forward(
-        _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation,
-        _ output: UnsafeMutablePointer<Float>, batch n: Int, workspace: Workspace
+        _ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, transformedFilters: UnsafePointer<Float>?, bias: UnsafePointer<Float>,
+        activation: Activation, _ output: UnsafeMutablePointer<Float>, batch n: Int, workspace: Workspace
     ) {
         let (t, c, o, p, ld, points) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld, tiling.points)
-        workspace.reserve(scratchSize, workers: workers(batch: n))
-        let shared = scratch(workspace, worker: 0)
+        let size = forwardScratchSize(filtersGiven: transformedFilters != nil)
+        workspace.reserve(size, workers: workers(batch: n))
+        let shared = scratch(workspace, worker: 0, size: size)
+        let u = transformedFilters ?? UnsafePointer(shared.u)
         if n == 1 {
             parallelRanges(c) { channels, worker in
-                winogradInputTransform(input, images: 1, channels: channels, t, shared.v, ld: ld, scratch: scratch(workspace, worker: worker).plane)
+                winogradInputTransform(input, images: 1, channels: channels, t, shared.v, ld: ld, scratch: scratch(workspace, worker: worker, size: size).plane)
             }
             parallelRanges(o, minimumPerWorker: 8) { channels, _ in
-                winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u)
-                winogradFilter(shared.u, shared.v, shared.m, outChannels: o, inChannels: c, channels: channels, points: points, tiles: t.tiles, ld: ld)
+                if transformedFilters == nil { winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u) }
+                winogradFilter(u, shared.v, shared.m, outChannels: o, inChannels: c, channels: channels, points: points, tiles: t.tiles, ld: ld)
                 winogradOutputTransform(shared.m, images: 1, outChannels: o, channels: channels, t, ld: ld, bias: bias, output)
                 activation.apply(output + channels.lowerBound * p, count: channels.count * p)
             }
             return
         }
-        parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u) }
+        if transformedFilters == nil { transformFilters(weight, into: shared.u) }
         parallelRanges(n) { images, worker in
-            let s = scratch(workspace, worker: worker)
-            let size = groupSize(of: images.count)
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: size) {
-                let count = min(size, images.upperBound - first)
+            let s = scratch(workspace, worker: worker, size: size)
+            let group = groupSize(of: images.count)
+            for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                let count = min(group, images.upperBound - first)
                 let y = output + first * o * p  // (count, O, outH, outW)
                 winogradInputTransform(input + first * geometry.inputSize, images: count, channels: 0..<c, t, s.v, ld: ld, scratch: s.plane)
-                winogradFilter(shared.u, s.v, s.m, outChannels: o, inChannels: c, channels: 0..<o, points: points, tiles: count * t.tiles, ld: ld)
+                winogradFilter(u, s.v, s.m, outChannels: o, inChannels: c, channels: 0..<o, points: points, tiles: count * t.tiles, ld: ld)
                 winogradOutputTransform(s.m, images: count, outChannels: o, channels: 0..<o, t, ld: ld, bias: bias, y)
                 activation.apply(y, count: count * o * p)
             }
@@ -105,22 +123,23 @@ public struct WinogradConvolution: Sendable {
     ///
     /// Each worker carries its groups' `dy` back through the output transform once, forms its weight
     /// gradient in the transformed domain (dU += dM × Vᵀ, V transformed again from the input) and the
-    /// input gradient (dV = Uᵀ × dM, back through the input transform). The partial dU and bias sums are
-    /// added in worker order, then dU is carried back through the weight transform.
+    /// input gradient (dV = Uᵀ × dM, back through the input transform; U is `transformedFilters` when
+    /// given). The partial dU and bias sums are added in worker order, then dU is carried back through the
+    /// weight transform.
     public func backward(
         _ dy: UnsafePointer<Float>, output: UnsafePointer<Float>?, activation: Activation, weight: UnsafePointer<Float>,
+        transformedFilters: UnsafePointer<Float>?,
         weightGradients: (input: UnsafePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>)?,
         inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
     ) {
         let (t, c, o, p, ld, points) = (tiling, geometry.inChannels, outChannels, geometry.positions, self.ld, tiling.points)
         let input = weightGradients?.input
         workspace.reserve(scratchSize, workers: workers(batch: n))
-        let shared = scratch(workspace, worker: 0)
-        if inputGradient != nil {
-            parallelRanges(o) { channels, _ in winogradWeightTransform(weight, outChannels: o, inChannels: c, channels: channels, t, shared.u) }
-        }
+        let shared = scratch(workspace, worker: 0, size: scratchSize)
+        let u = transformedFilters ?? UnsafePointer(shared.u)
+        if inputGradient != nil && transformedFilters == nil { transformFilters(weight, into: shared.u) }
         parallelRanges(n) { images, worker in
-            let s = scratch(workspace, worker: worker)
+            let s = scratch(workspace, worker: worker, size: scratchSize)
             let partialBias = s.partial + points * o * c
             if input != nil { s.partial.update(repeating: 0, count: points * o * c + o) }
             let size = groupSize(of: images.count)
@@ -137,7 +156,7 @@ public struct WinogradConvolution: Sendable {
                     winogradWeightGradient(s.m, s.v, s.partial, outChannels: o, inChannels: c, points: points, tiles: count * t.tiles, ld: ld)
                 }
                 if let inputGradient {
-                    winogradInputGradient(shared.u, s.m, s.v, outChannels: o, inChannels: c, points: points, tiles: count * t.tiles, ld: ld)
+                    winogradInputGradient(u, s.m, s.v, outChannels: o, inChannels: c, points: points, tiles: count * t.tiles, ld: ld)
                     winogradInputTransformAdjoint(s.v, images: count, t, ld: ld, inputGradient + first * geometry.inputSize, scratch: s.plane)
                 }
             }
@@ -145,7 +164,7 @@ public struct WinogradConvolution: Sendable {
         guard let weightGradients else { return }
         let total = shared.partial  // (n², O, C), then (O)
         for worker in 1..<workerCount(n) {
-            let partial = scratch(workspace, worker: worker).partial
+            let partial = scratch(workspace, worker: worker, size: scratchSize).partial
             for i in 0..<(points * o * c + o) { total[i] += partial[i] }
         }
         parallelRanges(o) { channels, _ in

@@ -77,18 +77,20 @@ struct BenchProject: ParsableCommand {
         let model = projector.model, shape = model.inputShape
         let images = randomImages(16, shape, seed: 2)
         var result = [Float](repeating: 0, count: shape.count)
+        // a given position: the forward pass over its receptive field alone
+        let at = position.map { (y: $0.y, x: $0.x) }
         func project(_ count: Int, back: Bool = true) {
             result.withUnsafeMutableBufferPointer { out in
                 for i in 0..<count {
-                    images[i % images.count].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
-                    let unit = projector.unit(in: index, image: 0, channel: channel, position: position.map { ($0.y, $0.x) })
+                    images[i % images.count].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index, at: at) }
+                    let unit = projector.unit(in: index, image: 0, channel: channel, position: at)
                     if back { projector.project([unit], from: index, method: options.method, into: out.baseAddress!) }
                 }
             }
         }
         project(20)
-        images[0].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
-        let firstUnit = projector.unit(in: index, image: 0, channel: channel, position: position.map { ($0.y, $0.x) })
+        images[0].withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index, at: at) }
+        let firstUnit = projector.unit(in: index, image: 0, channel: channel, position: at)
         let ms = Timing(repeats: options.repeats) { project(projections) }.median * 1e3 / Double(projections)
         let forwardMs = Timing(repeats: options.repeats) { project(projections, back: false) }.median * 1e3 / Double(projections)
         // the whole model on one image, to the logits: the figure to set beside a framework's forward pass
@@ -185,10 +187,13 @@ struct BenchTop: ParsableCommand {
     }
 }
 
-/// The model a benchmark runs on: `checkpoint`'s, or `preset`'s spec with random weights at its default shape.
+/// The model an analysis benchmark runs on, its parameters fixed: `checkpoint`'s (`loadForAnalysis`),
+/// or `preset`'s spec with random weights at its default shape.
 func benchModel(checkpoint: String?, preset: ModelOptions) throws -> Sequential {
-    if let checkpoint { return try Sequential.load(contentsOf: checkpoint).model }
-    return try Sequential(spec: try preset.spec(), inputShape: preset.defaultInputShape, classes: 10, activation: preset.activation, seed: 1)
+    if let checkpoint { return try loadForAnalysis(checkpoint).model }
+    let model = try Sequential(spec: try preset.spec(), inputShape: preset.defaultInputShape, classes: 10, activation: preset.activation, seed: 1)
+    try model.fixParameters()
+    return model
 }
 
 /// The process's peak resident memory so far, in MiB (`getrusage`'s `ru_maxrss`, KiB on Linux).

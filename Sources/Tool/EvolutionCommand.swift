@@ -46,7 +46,7 @@ struct EvolutionCommand: ParsableCommand {
         var selected: [Int] = []
         var first: Sequential?
         for path in checkpoints {
-            let loaded = try Sequential.load(contentsOf: path)
+            let loaded = try loadForAnalysis(path)
             let projector = try Projector(model: loaded.model)
             projection.configure(projector)
             if let first, first.spec != loaded.model.spec || first.inputShape != loaded.model.inputShape {

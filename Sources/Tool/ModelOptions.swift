@@ -67,9 +67,10 @@ struct CheckpointOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A checkpoint written by deconvnet (.safetensors).", valueName: "file"))
     var checkpoint: String
 
-    /// The model with its class names and metadata, or a one-line error naming the file.
+    /// The model with its class names and metadata, its parameters fixed for analysis
+    /// (`loadForAnalysis`), or a one-line error naming the file.
     func load() throws -> LoadedModel {
-        try Sequential.load(contentsOf: checkpoint)
+        try loadForAnalysis(checkpoint)
     }
 
     /// The model and a projector on it; throws for unreadable checkpoints and for models without
@@ -78,4 +79,13 @@ struct CheckpointOptions: ParsableArguments {
         let loaded = try load()
         return (loaded, try Projector(model: loaded.model))
     }
+}
+
+/// The checkpoint at `path` for the commands that look inside a model and never train it: its
+/// parameters are fixed (`Sequential.fixParameters`), so that its Winograd layers transform their
+/// filters once instead of on every pass.
+func loadForAnalysis(_ path: String) throws -> LoadedModel {
+    let loaded = try Sequential.load(contentsOf: path)
+    try loaded.model.fixParameters()
+    return loaded
 }

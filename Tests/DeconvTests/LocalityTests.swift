@@ -52,29 +52,87 @@ final class LocalityTests: XCTestCase {
         }
     }
 
+    /// A forward pass over one position's receptive field leaves what a whole pass leaves wherever the
+    /// units at that position and their projections read: their values in every channel, and their
+    /// projections by every method, equal those after a whole pass (which a pass over another image
+    /// before it does not change). With the parameters fixed, the crops of the large enough planes take
+    /// Winograd on the fixed filters; tanh checks the guided and gradient rules where f' of a stale
+    /// value would not be 0.
+    func testForwardOverOneReceptiveFieldEqualsTheWholePass() throws {
+        let cases = Self.models.map { ($0.0, $0.1, Activation.relu) } + [(Self.models[2].0, Self.models[2].1, Activation.tanh)]
+        for (spec, shape, activation) in cases {
+            for fixed in [false, true] {
+                let model = try makeModel(spec, shape, activation: activation, seed: 21)
+                randomizeBatchNorm(model)
+                if fixed { try model.fixParameters() }
+                let (local, whole) = (try Projector(model: model), try Projector(model: model))
+                let images = randomImages(2, shape, seed: 6)
+                var winogradCrops = 0
+                for layer in local.featureLayers {
+                    let s = local.shape(of: layer)
+                    for (y, x) in [(0, 0), (s[1] / 2, s[2] / 2), (s[1] - 1, 0)] {
+                        images[1].withUnsafeBufferPointer { local.forward($0.baseAddress!, batch: 1, through: layer) }
+                        images[0].withUnsafeBufferPointer {
+                            local.forward($0.baseAddress!, batch: 1, through: layer, at: (y, x))
+                            whole.forward($0.baseAddress!, batch: 1, through: layer)
+                        }
+                        winogradCrops += winogradCropsOfForward(model, below: layer, at: (y, x))
+                        let label = "\(spec) \(activation) fixed \(fixed) \(model.layers[layer].name) at \(y),\(x)"
+                        for channel in 0..<s[0] {
+                            let unit = FeatureUnit(channel: channel, y: y, x: x)
+                            let expected = whole.value(of: unit, in: layer, image: 0)
+                            XCTAssertEqual(local.value(of: unit, in: layer, image: 0), expected, accuracy: 1e-5 * max(1, abs(expected)), "\(label) channel \(channel)")
+                        }
+                        for method in ProjectionMethod.allCases {
+                            let unit = FeatureUnit(channel: s[0] - 1, y: y, x: x)
+                            var (a, b) = ([Float](repeating: .nan, count: shape.count), [Float](repeating: .nan, count: shape.count))
+                            a.withUnsafeMutableBufferPointer { local.project([unit], from: layer, method: method, into: $0.baseAddress!) }
+                            b.withUnsafeMutableBufferPointer { whole.project([unit], from: layer, method: method, into: $0.baseAddress!) }
+                            assertClose(a, b.map(Double.init), tolerance: 1e-5, "\(label) \(method)")
+                        }
+                    }
+                }
+                if fixed && spec == Self.models[2].0 { XCTAssertGreaterThan(winogradCrops, 3, "\(spec): crops take Winograd") }
+                if !fixed { XCTAssertEqual(winogradCrops, 0, "\(spec): crops take im2col unless the filters are fixed") }
+            }
+        }
+    }
+
+    /// How many convolutions below layer `top` a forward pass for the units at `position` computes on a
+    /// crop with Winograd.
+    private func winogradCropsOfForward(_ model: Sequential, below top: Int, at position: (y: Int, x: Int)) -> Int {
+        var box = PlaneBox(y: position.y, x: position.x, height: 1, width: 1)
+        var count = 0
+        for i in stride(from: top, through: 0, by: -1) {
+            if croppedConvolution(model.layers[i], reading: box, forward: true)?.layer.usesWinograd ?? false { count += 1 }
+            if i > 0 { box = footprint(model.layers[i], box) }
+        }
+        return count
+    }
+
     /// The crop of a padded 3×3 convolution below a corner unit keeps the padding on every side and
     /// takes im2col; a strided one's starts on the stride.
     func testCropGeometry() throws {
         let model = try makeModel("conv:8:3:same,conv:16:3:same,conv:8:3:stride=2:pad=1,fc", ImageShape(channels: 3, height: 20, width: 20))
         let (conv2, conv3) = (model.layers[1], model.layers[2])
-        let corner = try XCTUnwrap(croppedConvolution(conv2, model, reading: PlaneBox(y0: 0, y1: 3, x0: 17, x1: 20)))
+        let corner = try XCTUnwrap(croppedConvolution(conv2, reading: PlaneBox(y0: 0, y1: 3, x0: 17, x1: 20)))
         XCTAssertEqual(corner.inputBox, PlaneBox(y0: 0, y1: 4, x0: 16, x1: 20))
         XCTAssertEqual(corner.outputBox, PlaneBox(y0: 0, y1: 4, x0: 16, x1: 20))
         XCTAssertEqual(corner.layer.geometry.uniformPadding, 1)
         XCTAssertTrue(conv2 is Conv2D && (conv2 as! Conv2D).usesWinograd)
         XCTAssertEqual(corner.layer.path, .im2col)
-        let strided = try XCTUnwrap(croppedConvolution(conv3, model, reading: PlaneBox(y0: 5, y1: 6, x0: 5, x1: 6)))
+        let strided = try XCTUnwrap(croppedConvolution(conv3, reading: PlaneBox(y0: 5, y1: 6, x0: 5, x1: 6)))
         XCTAssertEqual(strided.inputBox, PlaneBox(y0: 8, y1: 12, x0: 8, x1: 12))  // reads rows 9-11, from row 8 on the stride
         XCTAssertEqual(strided.outputBox, PlaneBox(y0: 4, y1: 6, x0: 4, x1: 6))
-        XCTAssertNil(croppedConvolution(conv2, model, reading: PlaneBox(y0: 0, y1: 20, x0: 1, x1: 19)), "a crop that covers the plane")
-        XCTAssertNil(croppedConvolution(model.layers[3], model, reading: PlaneBox(y0: 0, y1: 1, x0: 0, x1: 1)), "not a convolution")
+        XCTAssertNil(croppedConvolution(conv2, reading: PlaneBox(y0: 0, y1: 20, x0: 1, x1: 19)), "a crop that covers the plane")
+        XCTAssertNil(croppedConvolution(model.layers[3], reading: PlaneBox(y0: 0, y1: 1, x0: 0, x1: 1)), "not a convolution")
     }
 
     /// Whether the projection of `seeds` from layer `top` filters layer `index` over a crop.
     private func isCropped(_ model: Sequential, below top: Int, seeds: [FeatureUnit], at index: Int) -> Bool {
         var box = PlaneBox(y0: seeds.map(\.y).min()!, y1: seeds.map(\.y).max()! + 1, x0: seeds.map(\.x).min()!, x1: seeds.map(\.x).max()! + 1)
         for i in stride(from: top, to: index, by: -1) { box = footprint(model.layers[i], box) }
-        return croppedConvolution(model.layers[index], model, reading: box) != nil
+        return croppedConvolution(model.layers[index], reading: box) != nil
     }
 
     /// The projections of the last forward batch carried over whole planes (`carryDown` told nothing

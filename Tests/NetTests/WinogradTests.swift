@@ -149,4 +149,51 @@ final class WinogradTests: XCTestCase {
             }
         }
     }
+
+    /// A model whose parameters are fixed keeps each Winograd layer's transformed filters (4 floats per
+    /// weight of a 3×3 layer, 1.44 of a 5×5 one) and gives the same evaluation passes as before, to the
+    /// bit: one image and a batch of several groups, forward and `backwardData` of every channel and of
+    /// some; a budget too small for the filters refuses with `overBudget` and leaves the model as it was.
+    func testFixedParametersKeepTheTransformedFiltersAndGiveTheSamePasses() throws {
+        Workers.set(2)
+        let model = try Sequential(spec: try ModelSpec(parsing: "conv:12:3:same,conv:16:3:same,conv:10:5:same,fc"),
+                                   inputShape: ImageShape(channels: 9, height: 11, width: 13), classes: 3, seed: 4)
+        let convs = model.layers.compactMap { $0 as? Conv2D }  // layers 0, 1, 2
+        XCTAssertEqual(convs.map(\.usesWinograd), [true, true, true])
+        XCTAssertEqual(convs.map(\.derivedParameterCount), [36 * 12 * 9, 36 * 16 * 12, 36 * 10 * 16])
+        var random = SeededRandom(seed: 15)
+        let batches = [1, 2 * WinogradConvolution(geometry: convs[2].geometry, outChannels: 10).group + 1]
+        func passes() -> [[Float]] {
+            batches.flatMap { n -> [[Float]] in
+                let x = randomArray(n * model.inputShape.count, &random)
+                let record = ForwardRecord(model)
+                _ = x.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: n, training: false, into: record) }
+                return convs.indices.flatMap { i -> [[Float]] in
+                    let conv = convs[i]
+                    let output = Array(UnsafeBufferPointer(start: record.output(of: i), count: n * conv.outputCount))
+                    return [output] + [nil, 2..<5].map { channels -> [Float] in
+                        let signal = randomArray(n * (channels?.count ?? conv.outChannels) * conv.geometry.positions, &random)
+                        var dx = [Float](repeating: .nan, count: n * conv.inputCount)
+                        dx.withUnsafeMutableBufferPointer { d in
+                            conv.backwardData(signal, channels: channels, d.baseAddress!, batch: n, memory: record.memories[i], workspace: record.workspace)
+                        }
+                        return dx
+                    }
+                }
+            }
+        }
+        let seed = random
+        let before = passes()
+        let saved = MemoryBudget.current
+        MemoryBudget.current = MemoryBudget(bytes: 4 * 36 * (12 * 9 + 16 * 12 + 10 * 16) - 1)
+        XCTAssertThrowsError(try model.fixParameters()) { error in
+            guard case ModelError.overBudget = error else { return XCTFail("\(error)") }
+        }
+        MemoryBudget.current = saved
+        XCTAssertFalse(model.parametersAreFixed)
+        try model.fixParameters()
+        XCTAssertTrue(model.parametersAreFixed)
+        random = seed
+        XCTAssertEqual(passes(), before)
+    }
 }

@@ -296,8 +296,16 @@ final class ImportCommandTests: XCTestCase {
         _ = try crossCheck("vgg11")
     }
 
-    /// Exports `kind`, imports it, runs `occlude` and `project` on its image and the logits on the same
-    /// input, then has the script compare them with PyTorch, onnxruntime and Captum. Returns the folder.
+    /// `y,x` of the unit `project` printed ("conv5 channel 3 at y=5, x=7: …").
+    private func unitPosition(_ output: String) -> String? {
+        guard let at = output.range(of: " at y=") else { return nil }
+        let numbers = output[at.upperBound...].prefix { $0 != ":" }.split(separator: ",").map { $0.replacingOccurrences(of: " x=", with: "") }
+        return numbers.count == 2 && numbers.allSatisfy { Int($0) != nil } ? numbers.joined(separator: ",") : nil
+    }
+
+    /// Exports `kind`, imports it, runs `occlude` and `project` (of the strongest unit of each channel,
+    /// then of the same unit by its position) on its image and the logits on the same input, then has
+    /// the script compare them with PyTorch, onnxruntime and Captum. Returns the folder.
     private func crossCheck(_ kind: String) throws -> String {
         // torchvision is imported by the script, which works around a CUDA-built wheel's operators
         try Python.require("torch, onnx, onnxruntime, captum, safetensors, PIL")
@@ -323,6 +331,11 @@ final class ImportCommandTests: XCTestCase {
                 let project = try CLI.run(["project"] + image + ["--layer", meta.layer, "--channel", "\(channel)", "--method", method,
                                                                "--out", dir + "/p.png", "--npy", dir + "/project-\(method)-\(channel).npy"])
                 XCTAssertEqual(project.status, 0, project.stderr)
+                // the same unit named by its position: the forward pass over its receptive field alone
+                let position = try XCTUnwrap(unitPosition(project.stdout), project.stdout)
+                let at = try CLI.run(["project"] + image + ["--layer", meta.layer, "--channel", "\(channel)", "--position", position,
+                                                          "--method", method, "--out", dir + "/p.png", "--npy", dir + "/project-\(method)-\(channel)-at.npy"])
+                XCTAssertEqual(at.status, 0, at.stderr)
             }
         }
         let check = Python.run([script, "check", kind, dir])

@@ -14,7 +14,8 @@ Usage:
                                       PyTorch's logits on it, DIR/lrn-logits.npy.
   onnx_reference.py check KIND DIR    Reads what the Swift test wrote from deconvnet: DIR/occ/input.npy (the
                                       model input), DIR/logits.npy, DIR/occ/attribution.npy and
-                                      DIR/project-{deconvnet,guided}-C.npy, and compares: logits with PyTorch's
+                                      DIR/project-{deconvnet,guided}-C{,-at}.npy (the strongest unit of channel
+                                      C, and the same unit named by its position), and compares: logits with PyTorch's
                                       and onnxruntime's (1e-4 relative), projections with Captum's
                                       NeuronDeconvolution / NeuronGuidedBackprop at the unit deconvnet projects
                                       (cosine >= 0.9999), occlusion with Captum's Occlusion (1e-4 of the map's
@@ -150,10 +151,13 @@ def check(kind, out):
         y, xx = divmod(int(fmap.argmax()), fmap.shape[1])
         for method, attribution in [("deconvnet", NeuronDeconvolution), ("guided", NeuronGuidedBackprop)]:
             reference = attribution(model, layer).attribute(x.clone().requires_grad_(), neuron_selector=(channel, y, xx))[0].detach().numpy()
-            mine = np.load(os.path.join(out, f"project-{method}-{channel}.npy"))
-            cosine = float((reference * mine).sum() / (np.linalg.norm(reference) * np.linalg.norm(mine) + 1e-30))
-            results[f"{method}_{channel}_cosine"] = cosine
-            ok &= cosine >= 0.9999
+            # the strongest unit of the channel, then the same unit by its position (deconvnet's forward
+            # pass over its receptive field alone)
+            for suffix in ["", "-at"]:
+                mine = np.load(os.path.join(out, f"project-{method}-{channel}{suffix}.npy"))
+                cosine = float((reference * mine).sum() / (np.linalg.norm(reference) * np.linalg.norm(mine) + 1e-30))
+                results[f"{method}_{channel}{suffix}_cosine"] = cosine
+                ok &= cosine >= 0.9999
 
     summary = json.load(open(os.path.join(out, "occ", "occlusion.json")))
     w, s = summary["window"], summary["stride"]

@@ -21,9 +21,15 @@ public final class Conv2D: Layer {
     private var winograd: WinogradConvolution?
     /// The direct path, for a layer that takes it.
     private var direct: DirectConvolution?
+    /// Whether the weights no longer change (`fixParameters()`).
+    private var parametersAreFixed = false
+    /// The Winograd path's transformed filters U, computed once when the weights were fixed (and shared
+    /// with the copies of `resized`); nil before, and on the other paths.
+    private var fixedFilters: Floats?
 
-    /// The direct path's rearranged weights, refilled by every forward pass into the caller's memory.
-    private final class PackedWeights {
+    /// Floats held by reference: the direct path's rearranged weights, refilled by every forward pass
+    /// into the caller's memory, and the Winograd path's fixed transformed filters.
+    private final class Floats {
         let pointer: UnsafeMutablePointer<Float>
         init(count: Int) { pointer = .allocate(capacity: count) }
         deinit { pointer.deallocate() }
@@ -35,6 +41,39 @@ public final class Conv2D: Layer {
         self.outChannels = outChannels
         self.activation = activation
         take(preferredPath)
+    }
+
+    /// Floats of the transformed filters U that `fixParameters()` keeps on the Winograd path (4 per weight
+    /// of a 3×3 layer, 1.44 of a 5×5 one), 0 on the others.
+    public var derivedParameterCount: Int { winograd?.transformedFilterCount ?? 0 }
+
+    /// Transforms the filters for the Winograd path once (`WinogradConvolution.transformFilters`), for
+    /// every pass from now on; the weights must not change after this.
+    public func fixParameters() {
+        parametersAreFixed = true
+        fixedFilters = winograd.map { winograd in
+            let u = Floats(count: winograd.transformedFilterCount)
+            winograd.transformFilters(weight, into: u.pointer)
+            return u
+        }
+    }
+
+    /// A copy of this layer for planes of `height` × `width` (the same filters, stride, padding and
+    /// activation, on this layer's weights), to compute over a crop of its planes. It computes with
+    /// im2col; or, when `sharingTransformedFilters` and this layer's weights are fixed and a layer of that
+    /// size takes Winograd, with Winograd on this layer's transformed filters. Its passes must form no
+    /// parameter gradients (they would be this layer's).
+    public func resized(height: Int, width: Int, sharingTransformedFilters: Bool) -> Conv2D {
+        var g = geometry
+        (g.height, g.width) = (height, width)
+        let copy = Conv2D(name: name, geometry: g, outChannels: outChannels, activation: activation)
+        copy.bind(parameters: [weight, bias], gradients: [weightGradient, biasGradient])
+        if sharingTransformedFilters, let fixedFilters, copy.path == .winograd {
+            (copy.parametersAreFixed, copy.fixedFilters) = (true, fixedFilters)
+        } else {
+            copy.take(.im2col)
+        }
+        return copy
     }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
@@ -96,7 +135,8 @@ public final class Conv2D: Layer {
                         memory: LayerMemory, workspace: Workspace) {
         if let winograd {
             let keep = memory.preActivation != nil
-            winograd.forward(input, weight: weight, bias: bias, activation: keep ? .identity : activation, output, batch: n, workspace: workspace)
+            winograd.forward(input, weight: weight, transformedFilters: fixedFilters.map { UnsafePointer($0.pointer) }, bias: bias,
+                             activation: keep ? .identity : activation, output, batch: n, workspace: workspace)
             if keep { activate(output, count: n * outputCount, in: output, memory: memory) }
             return
         }
@@ -106,7 +146,7 @@ public final class Conv2D: Layer {
             return
         }
         let packedWeights = direct.map { kernel in
-            let packed = memory.state { PackedWeights(count: kernel.packedWeightSize) }.pointer
+            let packed = memory.state { Floats(count: kernel.packedWeightSize) }.pointer
             kernel.packWeights(weight, into: packed)
             return packed
         }
@@ -218,7 +258,10 @@ public final class Conv2D: Layer {
         let subsetPath = path == preferredPath ? Conv2D.preferredPath(geometry, outChannels: channels.count) : path
         if let winograd = channels.count == outChannels ? winograd
             : subsetPath == .winograd ? WinogradConvolution(geometry: geometry, outChannels: channels.count) : nil {
+            // the fixed transform holds every output channel's filters
+            let transformed = channels.count == outChannels ? fixedFilters.map { UnsafePointer($0.pointer) } : nil
             winograd.backward(dy, output: output, activation: activation, weight: weight + channels.lowerBound * geometry.groupPatchSize,
+                              transformedFilters: transformed,
                               weightGradients: input.map { ($0, weightGradient, biasGradient) }, inputGradient: inputGradient,
                               batch: n, workspace: workspace)
             return
@@ -338,6 +381,7 @@ extension Conv2D {
         case .direct: direct = DirectConvolution(geometry: geometry, outChannels: outChannels)
         }
         self.path = path
+        if parametersAreFixed { fixParameters() }
     }
 }
 

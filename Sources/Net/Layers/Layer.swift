@@ -103,6 +103,13 @@ public protocol Layer: AnyObject {
     func boxUpdate(byChange: Bool) -> (any BoxUpdate)?
     /// How a layer with a vector output computes such copies from the change of its input, or nil.
     func changeUpdate() -> (any ChangeUpdate)?
+    /// Floats of the forms of its parameters that the layer computes once they are fixed
+    /// (`fixParameters()`): a Winograd convolution's transformed filters; 0 for most layers.
+    var derivedParameterCount: Int { get }
+    /// The model's parameters no longer change (`Sequential.fixParameters()`): the layer computes, once,
+    /// the forms of them that its passes would otherwise derive on every call (`derivedParameterCount`
+    /// floats), and uses them in every pass from now on.
+    func fixParameters()
     /// The caller's workspace a training pass (forward or backward) over `n` samples reserves: floats for
     /// each worker, and how many workers. Counted in the memory budget of a step (`Sequential.batchBytes`).
     func workspace(batch n: Int) -> (floatsPerWorker: Int, workers: Int)
@@ -124,6 +131,8 @@ extension Layer {
     public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { nil }
     public func changeUpdate() -> (any ChangeUpdate)? { nil }
     public func workspace(batch n: Int) -> (floatsPerWorker: Int, workers: Int) { (0, 1) }
+    public var derivedParameterCount: Int { 0 }
+    public func fixParameters() {}
 
     /// For a layer without parameters or fused activation: the input gradient is `backwardData` of
     /// the output gradient.

@@ -54,12 +54,18 @@ public final class ForwardRecord {
         return UnsafePointer(pre)
     }
 
-    /// Makes room for a pass of `n` images through layers `first...last`. The outputs of other layers
-    /// stay as they were unless the record grows (`n` larger than any batch before).
-    func begin(batch n: Int, from first: Int, through last: Int, input: UnsafePointer<Float>) {
+    /// Makes room for a pass of `n` images through layers `first...last`, for `Sequential.forward` and
+    /// for callers that run the layers themselves (a projection's forward pass over one unit's receptive
+    /// field). The outputs of other layers stay as they were unless the record grows (`n` larger than
+    /// any batch before); new outputs start at zero.
+    public func begin(batch n: Int, from first: Int, through last: Int, input: UnsafePointer<Float>) {
         if n > capacity {
             for p in outputs + preActivations { p.deallocate() }
-            outputs = outputCounts.map { .allocate(capacity: n * $0) }
+            outputs = outputCounts.map { count in
+                let output = UnsafeMutablePointer<Float>.allocate(capacity: n * count)
+                output.initialize(repeating: 0, count: n * count)
+                return output
+            }
             preActivations = preActivationLayers.sorted().map { .allocate(capacity: n * outputCounts[$0]) }
             for (i, layer) in preActivationLayers.sorted().enumerated() { memories[layer].preActivation = preActivations[i] }
             capacity = n

@@ -12,6 +12,8 @@ public final class Sequential {
     public let activation: Activation
     /// How images become this model's input; saved in its checkpoint.
     public var preprocessing = Preprocessing.standard
+    /// Whether the parameters are final (`fixParameters()`).
+    public private(set) var parametersAreFixed = false
     public let layers: [any Layer]
     /// Named tensors inside `parameters`/`gradients`, in PyTorch's state-dict order.
     public let views: [ParameterView]
@@ -281,6 +283,23 @@ public final class Sequential {
     /// Clears the gradient block (backward accumulates).
     public func zeroGradients() {
         gradients.update(repeating: 0)
+    }
+
+    /// Declares the parameters final: the model is for analysis from now on, not for training. Each layer
+    /// then computes, once, what its passes would otherwise derive from its parameters on every call (a
+    /// Winograd convolution's transformed filters, `Layer.fixParameters()`). Throws
+    /// `ModelError.overBudget` before allocating more than `MemoryBudget.current` for them. Training the
+    /// model afterwards (`trainStep`), or writing its parameters, is a programming error.
+    public func fixParameters() throws(ModelError) {
+        guard !parametersAreFixed else { return }
+        let bytes = MemoryBudget.sum(layers.map { MemoryBudget.size(of: [$0.derivedParameterCount], elementSize: 4) })
+        do {
+            try MemoryBudget.current.check(bytes, for: "the transformed filters of the model")
+        } catch {
+            throw .overBudget(error)
+        }
+        for layer in layers { layer.fixParameters() }
+        parametersAreFixed = true
     }
 }
 

@@ -12,6 +12,7 @@ extension Sequential {
         _ input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch n: Int, loss: Loss,
         optimizer: Optimizer, lr: Float, clipNorm: Float?, logitGradient: UnsafeMutablePointer<Float>, record: ForwardRecord
     ) -> StepResult {
+        precondition(!parametersAreFixed, "the model's parameters are fixed for analysis; it cannot be trained")
         let logits = forward(input, batch: n, training: true, into: record)
         let (value, correct) = loss.evaluate(logits, labels: labels, batch: n, classes: classes, gradient: logitGradient)
         guard value.isFinite else { return StepResult(loss: value, correct: correct) }

@@ -313,8 +313,9 @@ struct ExploreAPI: Sendable {
         return checkpoint.workers.borrow { worker in
             let projector = worker.projector
             var projection = [Float](repeating: 0, count: input.count)
-            image.pixels.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index) }
-            let unit = projector.unit(in: index, image: 0, channel: channel, position: y.map { ($0, x!) })
+            let position = y.map { ($0, x!) }
+            image.pixels.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index, at: position) }
+            let unit = projector.unit(in: index, image: 0, channel: channel, position: position)
             projection.withUnsafeMutableBufferPointer { projector.project([unit], from: index, method: method, into: $0.baseAddress!) }
             switch format {
             case .npy:

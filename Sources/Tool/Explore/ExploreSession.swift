@@ -118,7 +118,7 @@ final class ExploreCheckpoint: @unchecked Sendable {
 
     init(path: String) throws {
         self.path = path
-        let loaded = try Sequential.load(contentsOf: path)
+        let loaded = try loadForAnalysis(path)
         self.loaded = loaded
         let model = loaded.model
         featureLayers = try Projector(model: model).featureLayers  // throws for a model without convolutions

@@ -188,7 +188,7 @@ public final class Projector {
         var x = input
         for i in 0...layer {
             let y = record.output(of: i)
-            if let crop = croppedConvolution(model.layers[i], reading: boxes[i], forward: true) {
+            if let crop = croppedConvolution(model.layers[i], reading: boxes[i]) {
                 forwardCropped(crop, of: model.layers[i], x, y, batch: n)
             } else {
                 model.layers[i].forward(x, y, batch: n, training: false, memory: record.memories[i], workspace: record.workspace)
@@ -335,7 +335,7 @@ func carryDown(
             }
             taken.forEachRow(batch: n, channels: o, height: h, width: w) { at, packed, count in (slice + packed).update(from: g + at, count: count) }
             if let crop {
-                if n == 1 && channels == nil {
+                if n == 1 && channels == nil && !crop.layer.usesWinograd {  // (Winograd splits one image's channels itself)
                     filterSplittingChannels(crop.layer, slice, croppedGradient, workspace: workspace, scratch: scratch)
                 } else {
                     crop.layer.backwardData(slice, channels: channels, croppedGradient, batch: n, memory: memory, workspace: workspace)
@@ -447,18 +447,17 @@ struct CroppedConvolution {
 /// outputs cover `box` and lie inside the full output, and its own zero padding stands only where the
 /// full layer's outputs inside `box` read nothing (going up) and its signal inside `box` writes nothing
 /// (going down). The copy shares the layer's weights (`Conv2D.resized`); its passes write no gradients.
-/// It computes with im2col whatever the layer's own path, unless `forward` and the layer's transformed
-/// filters are fixed: then a forward pass over a crop large enough for Winograd takes it on those
-/// filters. (Going down, one image's crop is filtered in two shares of the output channels, and each
-/// share would transform its filters on every call: on the crops of one VGG-11 or AlexNet unit at
-/// 224×224 im2col took half the time of Winograd's F(2×2, 3×3), measured before F(4×4, 3×3).)
-func croppedConvolution(_ layer: any Layer, reading box: PlaneBox, forward: Bool = false) -> CroppedConvolution? {
+/// It computes with im2col whatever the layer's own path, unless the layer's transformed filters are
+/// fixed: then a crop large enough for Winograd takes it on those filters. (Without them, it would
+/// transform every filter on every call: on the crops of one VGG-11 or AlexNet unit at 224×224 im2col
+/// took half the time of Winograd's F(2×2, 3×3), measured before F(4×4, 3×3).)
+func croppedConvolution(_ layer: any Layer, reading box: PlaneBox) -> CroppedConvolution? {
     guard let conv = layer as? Conv2D else { return nil }
     let g = conv.geometry, s = conv.geometry.stride
     let read = footprint(conv, box)
     let input = PlaneBox(y0: read.y0 / s * s, y1: read.y1, x0: read.x0 / s * s, x1: read.x1)
     guard input.area < g.height * g.width, !input.isEmpty else { return nil }
-    let copy = conv.resized(height: input.height, width: input.width, sharingTransformedFilters: forward)
+    let copy = conv.resized(height: input.height, width: input.width)
     let output = PlaneBox(y: input.y0 / s, x: input.x0 / s, height: copy.geometry.outHeight, width: copy.geometry.outWidth)
     precondition(output.intersection(box) == box && output.y1 <= g.outHeight && output.x1 <= g.outWidth, "crop \(output) of \(box)")
     return CroppedConvolution(layer: copy, inputBox: input, outputBox: output)

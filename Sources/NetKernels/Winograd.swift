@@ -188,26 +188,27 @@ public func winogradInputTransform(
     }
 }
 
-/// The adjoint of `winogradInputTransform` over all input channels: dX `(images, C, H, W)` = the sum over
-/// tiles of B dV Bᵀ, each tile's n×n window added where it lies (the parts in the zero border dropped).
-/// `dX` is overwritten; `dV` `(n², C, ld)`. `scratch`: `tiling.scratchSize` floats.
+/// The adjoint of `winogradInputTransform` for the input channels `channels`: dX `(images, C, H, W)` =
+/// the sum over tiles of B dV Bᵀ, each tile's n×n window added where it lies (the parts in the zero
+/// border dropped). Those channels of `dX` are overwritten (the others are left alone); `dV` `(n², C,
+/// ld)`. `scratch`: `tiling.scratchSize` floats.
 ///
 /// Column j of every tile's window goes to a plane of its own at the tile's column (`n · planeRows ·
 /// planeStride` floats), so that each lane adds to a value of its own tile and every add reads what the
 /// last one stored at that very address, never a load straddling the store before it; the n planes
 /// are summed once per image row.
 public func winogradInputTransformAdjoint(
-    _ dv: UnsafePointer<Float>, images: Int, _ t: WinogradTiling, ld: Int,
+    _ dv: UnsafePointer<Float>, images: Int, channels: Range<Int>, _ t: WinogradTiling, ld: Int,
     _ dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
 ) {
-    if t.gathers { return winogradInputTransformAdjointGathered(dv, images: images, t, ld: ld, dx) }
+    if t.gathers { return winogradInputTransformAdjointGathered(dv, images: images, channels: channels, t, ld: ld, dx) }
     let g = t.geometry
     let (c, plane, planes, n, size) = (g.inChannels, g.height * g.width, t.phaseSize, t.window, t.tile)
     let margin = WinogradTiling.columnMargin
     let row = scratch + n * planes  // one padded input row, (m · planeStride)
     withTileLanes { x, work, y in
         for b in 0..<images {
-            for ch in 0..<c {
+            for ch in channels {
                 scratch.update(repeating: 0, count: n * planes)
                 let tiles = dv + ch * ld + b * t.tiles
                 for ty in 0..<t.rows {
@@ -281,17 +282,17 @@ public func winogradOutputTransform(
 }
 
 /// The adjoint of `winogradOutputTransform` (without the bias): dM `(n², O, ld)` = A dY Aᵀ for every
-/// tile of `dy` `(images, O, outH, outW)`, zero for the outputs a partial tile has past the edge.
-/// `scratch`: `tiling.scratchSize` floats.
+/// tile of `dy` `(images, O, outH, outW)` and the output channels `channels` (the other rows of dM are
+/// left alone), zero for the outputs a partial tile has past the edge. `scratch`: `tiling.scratchSize` floats.
 public func winogradOutputTransformAdjoint(
-    _ dy: UnsafePointer<Float>, images: Int, outChannels o: Int, _ t: WinogradTiling,
+    _ dy: UnsafePointer<Float>, images: Int, outChannels o: Int, channels: Range<Int>, _ t: WinogradTiling,
     _ dm: UnsafeMutablePointer<Float>, ld: Int, scratch: UnsafeMutablePointer<Float>
 ) {
-    if t.gathers { return winogradOutputTransformAdjointGathered(dy, images: images, outChannels: o, t, dm, ld: ld) }
+    if t.gathers { return winogradOutputTransformAdjointGathered(dy, images: images, outChannels: o, channels: channels, t, dm, ld: ld) }
     let (oh, ow, phase, size) = (t.geometry.outHeight, t.geometry.outWidth, t.phaseSize, t.tile)
     withTileLanes { x, work, y in
         for b in 0..<images {
-            for k in 0..<o {
+            for k in channels {
                 splitPlane(dy + (b * o + k) * oh * ow, height: oh, width: ow, offset: 0, t, scratch)
                 let row = dm + k * ld + b * t.tiles
                 for ty in 0..<t.rows {
@@ -338,13 +339,13 @@ private func winogradInputTransformGathered(
 /// `winogradInputTransformAdjoint` with lanes over consecutive tiles of the group, each window added to
 /// the planes one value at a time.
 private func winogradInputTransformAdjointGathered(
-    _ dv: UnsafePointer<Float>, images: Int, _ t: WinogradTiling, ld: Int, _ dx: UnsafeMutablePointer<Float>
+    _ dv: UnsafePointer<Float>, images: Int, channels: Range<Int>, _ t: WinogradTiling, ld: Int, _ dx: UnsafeMutablePointer<Float>
 ) {
     let g = t.geometry
     let (c, plane, n, total) = (g.inChannels, g.height * g.width, t.window, images * t.tiles)
-    dx.update(repeating: 0, count: images * c * plane)
+    for b in 0..<images { (dx + (b * c + channels.lowerBound) * plane).update(repeating: 0, count: channels.count * plane) }
     withTileLanes { x, work, y in
-        for ch in 0..<c {
+        for ch in channels {
             for first in stride(from: 0, to: total, by: Lanes.scalarCount) {
                 for xi in 0..<t.points { x[xi] = loadLanes(dv + (xi * c + ch) * ld + first, Lanes.scalarCount) }
                 transformTile(.inputAdjoint, t, x, work, y)
@@ -381,11 +382,11 @@ private func winogradOutputTransformGathered(
 
 /// `winogradOutputTransformAdjoint` with lanes over consecutive tiles of the group, read one value at a time.
 private func winogradOutputTransformAdjointGathered(
-    _ dy: UnsafePointer<Float>, images: Int, outChannels o: Int, _ t: WinogradTiling, _ dm: UnsafeMutablePointer<Float>, ld: Int
+    _ dy: UnsafePointer<Float>, images: Int, outChannels o: Int, channels: Range<Int>, _ t: WinogradTiling, _ dm: UnsafeMutablePointer<Float>, ld: Int
 ) {
     let (oh, ow, total) = (t.geometry.outHeight, t.geometry.outWidth, images * t.tiles)
     withTileLanes { x, work, y in
-        for k in 0..<o {
+        for k in channels {
             for first in stride(from: 0, to: total, by: Lanes.scalarCount) {
                 for xi in 0..<(t.tile * t.tile) { x[xi] = Lanes() }
                 for l in 0..<min(Lanes.scalarCount, total - first) {
@@ -436,15 +437,15 @@ public func winogradWeightGradient(
     }
 }
 
-/// dV[ξ] `(C, T)` = U[ξ]ᵀ `(C, O)` × dM[ξ] `(O, T)` for ξ = 0..<points; U `(points, O, C)`,
-/// dM `(points, O, ld)`, dV `(points, C, ld)`.
+/// dV[ξ] `(rows, T)` = U[ξ]ᵀ `(rows, O)` × dM[ξ] `(O, T)` for ξ = 0..<points and the input channels
+/// `channels` (rows of dV, columns of U); U `(points, O, C)`, dM `(points, O, ld)`, dV `(points, C, ld)`.
 public func winogradInputGradient(
     _ u: UnsafePointer<Float>, _ dm: UnsafePointer<Float>, _ dv: UnsafeMutablePointer<Float>,
-    outChannels o: Int, inChannels c: Int, points: Int, tiles: Int, ld: Int
+    outChannels o: Int, inChannels c: Int, channels: Range<Int>, points: Int, tiles: Int, ld: Int
 ) {
     for xi in 0..<points {
-        sgemm(transposeA: true, transposeB: false, m: c, n: tiles, k: o, u + xi * o * c, lda: c,
-              dm + xi * o * ld, ldb: ld, dv + xi * c * ld, ldc: ld)
+        sgemm(transposeA: true, transposeB: false, m: channels.count, n: tiles, k: o, u + xi * o * c + channels.lowerBound, lda: c,
+              dm + xi * o * ld, ldb: ld, dv + (xi * c + channels.lowerBound) * ld, ldc: ld)
     }
 }
 

@@ -58,8 +58,8 @@ public struct WinogradConvolution: Sendable {
     }
 
     /// The workers a pass over `n` images takes `scratchSize` floats for: one image splits its input
-    /// channels among them, a batch its images.
-    public func workers(batch n: Int) -> Int { n == 1 ? workerCount(geometry.inChannels) : workerCount(n) }
+    /// and output channels among them, a batch its images.
+    public func workers(batch n: Int) -> Int { n == 1 ? max(workerCount(geometry.inChannels), workerCount(outChannels)) : workerCount(n) }
 
     private struct Scratch {
         var v, m, plane, partial, u: UnsafeMutablePointer<Float>
@@ -125,7 +125,8 @@ public struct WinogradConvolution: Sendable {
     /// gradient in the transformed domain (dU += dM × Vᵀ, V transformed again from the input) and the
     /// input gradient (dV = Uᵀ × dM, back through the input transform; U is `transformedFilters` when
     /// given). The partial dU and bias sums are added in worker order, then dU is carried back through the
-    /// weight transform.
+    /// weight transform. The input gradient alone of one image (a projection) splits the output channels
+    /// for the output transform, then the input channels.
     public func backward(
         _ dy: UnsafePointer<Float>, output: UnsafePointer<Float>?, activation: Activation, weight: UnsafePointer<Float>,
         transformedFilters: UnsafePointer<Float>?,
@@ -138,6 +139,21 @@ public struct WinogradConvolution: Sendable {
         let shared = scratch(workspace, worker: 0, size: scratchSize)
         let u = transformedFilters ?? UnsafePointer(shared.u)
         if inputGradient != nil && transformedFilters == nil { transformFilters(weight, into: shared.u) }
+        if n == 1, input == nil, let inputGradient {
+            let d = UnsafeMutablePointer(mutating: dy)  // (O, outH, outW)
+            parallelRanges(o) { channels, worker in
+                let at = channels.lowerBound * p
+                if let output { activation.backward(output: output + at, gradient: d + at, count: channels.count * p) }
+                winogradOutputTransformAdjoint(d, images: 1, outChannels: o, channels: channels, t, shared.m, ld: ld,
+                                               scratch: scratch(workspace, worker: worker, size: scratchSize).plane)
+            }
+            parallelRanges(c) { channels, worker in
+                winogradInputGradient(u, shared.m, shared.v, outChannels: o, inChannels: c, channels: channels, points: points, tiles: t.tiles, ld: ld)
+                winogradInputTransformAdjoint(shared.v, images: 1, channels: channels, t, ld: ld, inputGradient,
+                                              scratch: scratch(workspace, worker: worker, size: scratchSize).plane)
+            }
+            return
+        }
         parallelRanges(n) { images, worker in
             let s = scratch(workspace, worker: worker, size: scratchSize)
             let partialBias = s.partial + points * o * c
@@ -147,7 +163,7 @@ public struct WinogradConvolution: Sendable {
                 let count = min(size, images.upperBound - first)
                 let d = UnsafeMutablePointer(mutating: dy + first * o * p)  // (count, O, outH, outW)
                 if let output { activation.backward(output: output + first * o * p, gradient: d, count: count * o * p) }
-                winogradOutputTransformAdjoint(d, images: count, outChannels: o, t, s.m, ld: ld, scratch: s.plane)
+                winogradOutputTransformAdjoint(d, images: count, outChannels: o, channels: 0..<o, t, s.m, ld: ld, scratch: s.plane)
                 if let input {
                     for b in 0..<count {
                         for k in 0..<o { partialBias[k] += sum(d + (b * o + k) * p, count: p) }
@@ -156,8 +172,8 @@ public struct WinogradConvolution: Sendable {
                     winogradWeightGradient(s.m, s.v, s.partial, outChannels: o, inChannels: c, points: points, tiles: count * t.tiles, ld: ld)
                 }
                 if let inputGradient {
-                    winogradInputGradient(u, s.m, s.v, outChannels: o, inChannels: c, points: points, tiles: count * t.tiles, ld: ld)
-                    winogradInputTransformAdjoint(s.v, images: count, t, ld: ld, inputGradient + first * geometry.inputSize, scratch: s.plane)
+                    winogradInputGradient(u, s.m, s.v, outChannels: o, inChannels: c, channels: 0..<c, points: points, tiles: count * t.tiles, ld: ld)
+                    winogradInputTransformAdjoint(s.v, images: count, channels: 0..<c, t, ld: ld, inputGradient + first * geometry.inputSize, scratch: s.plane)
                 }
             }
         }

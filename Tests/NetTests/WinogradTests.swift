@@ -47,12 +47,12 @@ final class WinogradTests: XCTestCase {
         var plane = [Float](repeating: 0, count: t.scratchSize)
         var dw = [Float](repeating: 0, count: o * g.patchSize), dx = [Float](repeating: .nan, count: n * g.inputSize)
         winogradWeightTransform(w, outChannels: o, inChannels: c, channels: 0..<o, t, &u)
-        winogradOutputTransformAdjoint(dy, images: n, outChannels: o, t, &dm, ld: ld, scratch: &plane)
+        winogradOutputTransformAdjoint(dy, images: n, outChannels: o, channels: 0..<o, t, &dm, ld: ld, scratch: &plane)
         winogradInputTransform(x, images: n, channels: 0..<c, t, &v, ld: ld, scratch: &plane)
         winogradWeightGradient(dm, v, &du, outChannels: o, inChannels: c, points: t.points, tiles: n * t.tiles, ld: ld)
         winogradWeightTransformAdjoint(du, outChannels: o, inChannels: c, channels: 0..<o, t, &dw)
-        winogradInputGradient(u, dm, &v, outChannels: o, inChannels: c, points: t.points, tiles: n * t.tiles, ld: ld)
-        winogradInputTransformAdjoint(v, images: n, t, ld: ld, &dx, scratch: &plane)
+        winogradInputGradient(u, dm, &v, outChannels: o, inChannels: c, channels: 0..<c, points: t.points, tiles: n * t.tiles, ld: ld)
+        winogradInputTransformAdjoint(v, images: n, channels: 0..<c, t, ld: ld, &dx, scratch: &plane)
         return (dw, dx)
     }
 

@@ -60,15 +60,15 @@ public final class Conv2D: Layer {
 
     /// A copy of this layer for planes of `height` × `width` (the same filters, stride, padding and
     /// activation, on this layer's weights), to compute over a crop of its planes. It computes with
-    /// im2col; or, when `sharingTransformedFilters` and this layer's weights are fixed and a layer of that
-    /// size takes Winograd, with Winograd on this layer's transformed filters. Its passes must form no
-    /// parameter gradients (they would be this layer's).
-    public func resized(height: Int, width: Int, sharingTransformedFilters: Bool) -> Conv2D {
+    /// im2col; or, when this layer's weights are fixed and a layer of that size takes Winograd with at
+    /// least `winogradMinimumCropTiles` tiles, with Winograd on this layer's transformed filters. Its
+    /// passes must form no parameter gradients (they would be this layer's).
+    public func resized(height: Int, width: Int) -> Conv2D {
         var g = geometry
         (g.height, g.width) = (height, width)
         let copy = Conv2D(name: name, geometry: g, outChannels: outChannels, activation: activation)
         copy.bind(parameters: [weight, bias], gradients: [weightGradient, biasGradient])
-        if sharingTransformedFilters, let fixedFilters, copy.path == .winograd {
+        if let fixedFilters, copy.path == .winograd, WinogradTiling(g).tiles >= Conv2D.winogradMinimumCropTiles {
             (copy.parametersAreFixed, copy.fixedFilters) = (true, fixedFilters)
         } else {
             copy.take(.im2col)
@@ -333,6 +333,11 @@ extension Conv2D {
     /// Input channels from which a 3×3 or 5×5 stride-1 convolution takes Winograd's path, and the most output
     /// channels per input channel (`bench train --conv-path` and `--profile` time both paths).
     static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
+
+    /// The fewest tiles per image of a crop (`resized`) that takes Winograd on fixed filters: on one image,
+    /// its products read all of U, 36/r² times the weights that im2col reads, which a crop of a few
+    /// tiles does not win back (one VGG-11 conv8 unit's crops: 16 and more tiles below conv5).
+    static let winogradMinimumCropTiles = 16
 
     /// The most output channels for which a stride-1 layer not on the Winograd path computes directly.
     static let directMaximumOutChannels = 8

@@ -120,7 +120,7 @@ public final class Projector {
         self.model = model
         featureLayers = Array(model.layers.indices.prefix { model.layers[$0].window != nil })
         guard featureLayers.contains(where: { model.layers[$0].isConvolution }) else { throw ProjectionError.noConvolution(spec: model.spec.description) }
-        record = ForwardRecord(model)
+        record = ForwardRecord(model, clearingNewOutputs: true)  // what `forward(_:batch:through:at:)` leaves alone is never uninitialised
     }
 
     deinit { release() }

@@ -334,9 +334,10 @@ extension Conv2D {
     /// channels per input channel (`bench train --conv-path` and `--profile` time both paths).
     static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
 
-    /// The fewest tiles per image of a crop (`resized`) that takes Winograd on fixed filters: on one image,
-    /// its products read all of U, 36/r² times the weights that im2col reads, which a crop of a few
-    /// tiles does not win back (one VGG-11 conv8 unit's crops: 16 and more tiles below conv5).
+    /// The fewest tiles per image of a crop (`resized`) that takes Winograd on fixed filters. On one image
+    /// its products read all of U, 36/r² times the weights that im2col reads, so a crop of a few tiles is
+    /// left to im2col. 16 is an estimate, not a measured optimum: it sends one VGG-11 conv8 unit's crops
+    /// of conv2 to conv4 (36 tiles and more) to Winograd and those of conv5 to conv8 (9 and fewer) to im2col.
     static let winogradMinimumCropTiles = 16
 
     /// The most output channels for which a stride-1 layer not on the Winograd path computes directly.

@@ -86,6 +86,10 @@ struct CheckpointOptions: ParsableArguments {
 /// filters once instead of on every pass.
 func loadForAnalysis(_ path: String) throws -> LoadedModel {
     let loaded = try Sequential.load(contentsOf: path)
-    try loaded.model.fixParameters()
+    do {
+        try loaded.model.fixParameters()
+    } catch {
+        throw CheckpointError.badModel(path: path, reason: error.localizedDescription)
+    }
     return loaded
 }

@@ -66,7 +66,12 @@ struct ProjectCommand: ParsableCommand {
 
         let field = projector.receptiveField(of: index)
         let (row, column) = field.origin(y: unit.y, x: unit.x)
-        let how = channel == nil ? "strongest in the layer" : position == nil ? "strongest in channel \(unit.channel)" : "as asked"
+        let how = switch (channel, position) {
+        case (nil, nil): "strongest in the layer"
+        case (nil, _): "strongest channel at that position"
+        case (_, nil): "strongest in channel \(unit.channel)"
+        default: "as asked"
+        }
         print(printable("\(layer) channel \(unit.channel) at y=\(unit.y), x=\(unit.x): activation \(formatValue(value)) (\(how)) for \(name)"))
         print("receptive field \(field.size)x\(field.size) at rows \(row)...\(row + field.size - 1), columns \(column)...\(column + field.size - 1)")
 

@@ -59,8 +59,9 @@ struct ProjectCommand: ParsableCommand {
         let input = try source.load(for: loaded.model)
         let (pixels, name) = (input.pixels, input.name)
         var projection = [Float](repeating: 0, count: shape.count)
-        pixels.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index, at: position.map { ($0.y, $0.x) }) }
-        let unit = projector.unit(in: index, image: 0, channel: channel, position: position.map { ($0.y, $0.x) })
+        let at = position.map { (y: $0.y, x: $0.x) }
+        pixels.withUnsafeBufferPointer { projector.forward($0.baseAddress!, batch: 1, through: index, at: at) }
+        let unit = projector.unit(in: index, image: 0, channel: channel, position: at)
         let value = projector.value(of: unit, in: index, image: 0)
         projection.withUnsafeMutableBufferPointer { projector.project([unit], from: index, method: method, into: $0.baseAddress!) }
 

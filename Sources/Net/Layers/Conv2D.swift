@@ -68,7 +68,7 @@ public final class Conv2D: Layer {
         (g.height, g.width) = (height, width)
         let copy = Conv2D(name: name, geometry: g, outChannels: outChannels, activation: activation)
         copy.bind(parameters: [weight, bias], gradients: [weightGradient, biasGradient])
-        if let fixedFilters, copy.path == .winograd, WinogradTiling(g).tiles >= Conv2D.winogradMinimumCropTiles {
+        if let fixedFilters, let winograd = copy.winograd, winograd.tiling.tiles >= Conv2D.winogradMinimumCropTiles {
             (copy.parametersAreFixed, copy.fixedFilters) = (true, fixedFilters)
         } else {
             copy.take(.im2col)

@@ -52,9 +52,13 @@ extension Sequential {
 
     /// Throws `ModelError.overBudget` unless `parameterCount` parameters and as many gradients fit.
     static func checkParameters(_ counts: [Int?]) throws(ModelError) {
-        let bytes = MemoryBudget.sum(counts).flatMap { MemoryBudget.size(of: [$0, 2], elementSize: 4) }
+        try checkFloats(MemoryBudget.sum(counts).flatMap { MemoryBudget.size(of: [$0, 2]) }, for: "the model's parameters and gradients")
+    }
+
+    /// Throws `ModelError.overBudget` unless `count` floats (nil: more than `Int` holds) fit the budget.
+    static func checkFloats(_ count: Int?, for what: String) throws(ModelError) {
         do {
-            try MemoryBudget.current.check(bytes, for: "the model's parameters and gradients")
+            try MemoryBudget.current.check(count.flatMap { MemoryBudget.size(of: [$0], elementSize: 4) }, for: what)
         } catch {
             throw .overBudget(error)
         }

@@ -292,12 +292,7 @@ public final class Sequential {
     /// model afterwards (`trainStep`), or writing its parameters, is a programming error.
     public func fixParameters() throws(ModelError) {
         guard !parametersAreFixed else { return }
-        let bytes = MemoryBudget.sum(layers.map { MemoryBudget.size(of: [$0.derivedParameterCount], elementSize: 4) })
-        do {
-            try MemoryBudget.current.check(bytes, for: "the transformed filters of the model")
-        } catch {
-            throw .overBudget(error)
-        }
+        try Sequential.checkFloats(MemoryBudget.sum(layers.map(\.derivedParameterCount)), for: "the transformed filters of the model")
         for layer in layers { layer.fixParameters() }
         parametersAreFixed = true
     }

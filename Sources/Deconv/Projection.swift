@@ -112,7 +112,7 @@ public final class Projector {
     private var capacity = 0
     private var signals: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
     /// The crops and channel slices of `carryDown`.
-    private let scratch = CarryScratch()
+    private let scratch = Workspace()
 
     /// Throws `ProjectionError.noConvolution` when the model has no convolution below its first dense
     /// or recurrent layer.
@@ -202,8 +202,8 @@ public final class Projector {
     private func forwardCropped(_ crop: CroppedConvolution, of full: any Layer, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int) {
         let layer = crop.layer
         let (inCount, outCount) = (n * layer.inputCount, n * layer.outputCount)
-        scratch.buffers.reserve(inCount + outCount, workers: 1)
-        let croppedInput = scratch.buffers.floats(inCount + outCount), croppedOutput = croppedInput + inCount
+        scratch.reserve(inCount + outCount, workers: 1)
+        let croppedInput = scratch.floats(inCount + outCount), croppedOutput = croppedInput + inCount
         let (c, h, w) = (full.inputShape[0], full.inputShape[1], full.inputShape[2])
         Planes(channels: 0..<c, box: crop.inputBox).forEachRow(batch: n, channels: c, height: h, width: w) { at, packed, count in
             (croppedInput + packed).update(from: input + at, count: count)
@@ -300,7 +300,7 @@ struct SignalSupport {
 /// Crops and channel slices are gathered into `scratch`.
 func carryDown(
     _ model: Sequential, _ record: ForwardRecord, from top: Int, signal: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>,
-    support: SignalSupport, scratch: CarryScratch, method: ProjectionMethod, skippingContrastNormalization: Bool = false,
+    support: SignalSupport, scratch: Workspace, method: ProjectionMethod, skippingContrastNormalization: Bool = false,
     into result: UnsafeMutablePointer<Float>
 ) {
     let n = record.batch
@@ -325,8 +325,8 @@ func carryDown(
             let (o, h, w) = (layer.outputShape[0], layer.outputShape[1], layer.outputShape[2])
             let taken = Planes(channels: channels ?? 0..<o, box: crop?.outputBox ?? PlaneBox(y0: 0, y1: h, x0: 0, x1: w))
             let inputCount = crop.map { $0.layer.inputCount } ?? 0
-            scratch.buffers.reserve(n * (taken.count + inputCount), workers: 1)
-            let slice = scratch.buffers.floats(n * (taken.count + inputCount))  // (n, channels, box), then the crop's input gradient
+            scratch.reserve(n * (taken.count + inputCount), workers: 1)
+            let slice = scratch.floats(n * (taken.count + inputCount))  // (n, channels, box), then the crop's input gradient
             let croppedGradient = slice + n * taken.count
             if let activation {
                 taken.forEachRow(batch: n, channels: o, height: h, width: w) { at, _, count in
@@ -335,11 +335,7 @@ func carryDown(
             }
             taken.forEachRow(batch: n, channels: o, height: h, width: w) { at, packed, count in (slice + packed).update(from: g + at, count: count) }
             if let crop {
-                if n == 1 && channels == nil && !crop.layer.usesWinograd {  // (Winograd splits one image's channels itself)
-                    filterSplittingChannels(crop.layer, slice, croppedGradient, workspace: workspace, scratch: scratch)
-                } else {
-                    crop.layer.backwardData(slice, channels: channels, croppedGradient, batch: n, memory: memory, workspace: workspace)
-                }
+                crop.layer.backwardData(slice, channels: channels, croppedGradient, batch: n, memory: memory, workspace: workspace)
                 dx.update(repeating: 0, count: n * layer.inputCount)
                 let (c, inH, inW) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2])
                 Planes(channels: 0..<c, box: crop.inputBox).forEachRow(batch: n, channels: c, height: inH, width: inW) { at, packed, count in
@@ -352,52 +348,6 @@ func carryDown(
         if channels != nil { channel = nil }
         box = box.map { footprint(layer, $0) }
         (g, below) = (below, g)
-    }
-}
-
-/// The scratch of `carryDown`: the gathered signal and input gradient of a crop or channel slice
-/// (`buffers`' first region), and for the other shares of one image's channels
-/// (`filterSplittingChannels`) their input gradients (`buffers`' region `share`) and their layers'
-/// scratch (`workspaces[share - 1]`).
-final class CarryScratch {
-    let buffers = Workspace()
-    private(set) var workspaces: [Workspace] = []
-    /// The shares of the output channels in `filterSplittingChannels`: one per core here, and fixed,
-    /// so that the sum (and every projection) is the same whatever the worker count.
-    static let channelShares = 2
-    /// The fewest output channels of a share.
-    static let minimumChannelsPerShare = 16
-
-    /// Makes sure `shares - 1` workspaces exist for the shares after the first.
-    func reserveWorkspaces(shares: Int) {
-        while workspaces.count < shares - 1 { workspaces.append(Workspace()) }
-    }
-}
-
-/// `layer.backwardData` over all output channels of one image's `signal` `(O, outH, outW)` into
-/// `inputGradient` `(C, H, W)` (overwritten), the output channels split into shares that the workers
-/// take (a layer's `backwardData` of one image runs on one worker): each share is filtered into its own
-/// buffer, with its own scratch, and the shares are added in order.
-private func filterSplittingChannels(
-    _ layer: Conv2D, _ signal: UnsafePointer<Float>, _ inputGradient: UnsafeMutablePointer<Float>, workspace: Workspace, scratch: CarryScratch
-) {
-    let (o, plane, size) = (layer.outChannels, layer.outputCount / layer.outChannels, layer.inputCount)
-    let shares = max(1, min(CarryScratch.channelShares, o / CarryScratch.minimumChannelsPerShare))
-    scratch.buffers.reserve(size, workers: shares)
-    scratch.reserveWorkspaces(shares: shares)
-    let memory = LayerMemory()
-    parallelRanges(shares) { range, _ in
-        for share in range {
-            let channels = (o * share / shares)..<(o * (share + 1) / shares)
-            Workers.serially {
-                layer.backwardData(signal + channels.lowerBound * plane, channels: channels, share == 0 ? inputGradient : scratch.buffers.floats(size, worker: share),
-                                   batch: 1, memory: memory, workspace: share == 0 ? workspace : scratch.workspaces[share - 1])
-            }
-        }
-    }
-    for share in 1..<shares {
-        let part = scratch.buffers.floats(size, worker: share)
-        for i in 0..<size { inputGradient[i] += part[i] }
     }
 }
 
@@ -440,27 +390,37 @@ struct CroppedConvolution {
     var outputBox: PlaneBox
 }
 
-/// A copy of `layer`, when it is a convolution, over the smallest crop of its input plane that holds
-/// what its outputs inside `box` read, when that crop is smaller than the plane (else nil). The crop
-/// keeps the layer's kernel, stride and padding on every side, so that its windows are the layer's:
-/// its top-left corner is on the stride (crop output (i, j) is full output (y0/s + i, x0/s + j)), its
-/// outputs cover `box` and lie inside the full output, and its own zero padding stands only where the
-/// full layer's outputs inside `box` read nothing (going up) and its signal inside `box` writes nothing
-/// (going down). The copy shares the layer's weights (`Conv2D.resized`); its passes write no gradients.
-/// It computes with im2col whatever the layer's own path, unless the layer's transformed filters are
-/// fixed: then a crop large enough for Winograd takes it on those filters. (Without them, it would
-/// transform every filter on every call: on the crops of one VGG-11 or AlexNet unit at 224×224 im2col
-/// took half the time of Winograd's F(2×2, 3×3), measured before F(4×4, 3×3).)
+/// A copy of `layer`, when it is a convolution, over the crop of its input plane that holds what its
+/// outputs inside `box` read, when that crop is smaller than the plane (else nil). The copy shares the
+/// layer's weights (`Conv2D.resized`); its passes write no gradients. Its windows are the layer's:
+/// - When the layer's transformed filters are fixed and a crop large enough for Winograd takes it on
+///   them (`Conv2D.resizedTakesWinograd`), the crop keeps the layer's kernel, stride and padding on every
+///   side. Its top-left corner is on the stride (crop output (i, j) is full output (y0/s + i, x0/s + j)),
+///   its outputs cover `box` and lie inside the full output, and its own zero padding stands only where
+///   the full layer's outputs inside `box` read nothing (going up) and its signal inside `box` writes
+///   nothing (going down).
+/// - Otherwise it computes with im2col exactly the outputs inside `box`, from the part of the plane they
+///   read, with zero padding on a side only where their windows reach past the plane. (Without fixed
+///   filters Winograd would transform every filter on every call: on the crops of one VGG-11 or
+///   AlexNet unit at 224×224 im2col took half the time of Winograd's F(2×2, 3×3), measured before
+///   F(4×4, 3×3).)
 func croppedConvolution(_ layer: any Layer, reading box: PlaneBox) -> CroppedConvolution? {
     guard let conv = layer as? Conv2D else { return nil }
     let g = conv.geometry, s = conv.geometry.stride
     let read = footprint(conv, box)
-    let input = PlaneBox(y0: read.y0 / s * s, y1: read.y1, x0: read.x0 / s * s, x1: read.x1)
-    guard input.area < g.height * g.width, !input.isEmpty else { return nil }
-    let copy = conv.resized(height: input.height, width: input.width)
-    let output = PlaneBox(y: input.y0 / s, x: input.x0 / s, height: copy.geometry.outHeight, width: copy.geometry.outWidth)
-    precondition(output.intersection(box) == box && output.y1 <= g.outHeight && output.x1 <= g.outWidth, "crop \(output) of \(box)")
-    return CroppedConvolution(layer: copy, inputBox: input, outputBox: output)
+    let aligned = PlaneBox(y0: read.y0 / s * s, y1: read.y1, x0: read.x0 / s * s, x1: read.x1)
+    guard aligned.area < g.height * g.width, !aligned.isEmpty else { return nil }
+    if conv.resizedTakesWinograd(height: aligned.height, width: aligned.width) {
+        let copy = conv.resized(height: aligned.height, width: aligned.width)
+        let output = PlaneBox(y: aligned.y0 / s, x: aligned.x0 / s, height: copy.geometry.outHeight, width: copy.geometry.outWidth)
+        precondition(output.intersection(box) == box && output.y1 <= g.outHeight && output.x1 <= g.outWidth, "crop \(output) of \(box)")
+        return CroppedConvolution(layer: copy, inputBox: aligned, outputBox: output)
+    }
+    let windows = g.inputPatch(box)  // what the outputs in `box` read, padding included
+    let copy = conv.resized(height: read.height, width: read.width,
+                            padding: (read.y0 - windows.y0, read.x0 - windows.x0, windows.y1 - read.y1, windows.x1 - read.x1))
+    precondition(copy.geometry.outHeight == box.height && copy.geometry.outWidth == box.width, "crop of \(box)")
+    return CroppedConvolution(layer: copy, inputBox: read, outputBox: box)
 }
 
 /// The signal at a layer's output, carried through its fused activation as `method` says (in place).

@@ -19,7 +19,7 @@ public func inputGradient(_ model: Sequential, _ pixels: [Float], logit c: Int) 
         g.update(repeating: 0, count: model.classes)
         g[c] = 1
         gradient.withUnsafeMutableBufferPointer {
-            carryDown(model, record, from: model.layers.count - 1, signal: g, spare: spare, support: .anywhere, scratch: CarryScratch(), method: .gradient, into: $0.baseAddress!)
+            carryDown(model, record, from: model.layers.count - 1, signal: g, spare: spare, support: .anywhere, scratch: Workspace(), method: .gradient, into: $0.baseAddress!)
         }
     }
     return gradient

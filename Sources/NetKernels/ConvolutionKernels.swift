@@ -63,55 +63,50 @@ public struct ConvGeometry: Equatable, Sendable {
 }
 
 extension ConvGeometry {
-    /// For stride 1 and kernel offset `(i, j)`: output rows `y0..<y1` and columns `x0..<x1` read the
-    /// image (at row `y − padTop + i`, column `x − padLeft + j`); the others read the zero border.
+    /// For kernel offset `(i, j)`: output rows `y0..<y1` and columns `x0..<x1` read the image (at row
+    /// `y·stride − padTop + i`, column `x·stride − padLeft + j`); the others read the zero border.
     @inline(__always)
-    func unitStrideReach(_ i: Int, _ j: Int) -> (y0: Int, y1: Int, x0: Int, x1: Int) {
-        let (oh, ow, pt, pl) = (outHeight, outWidth, padTop, padLeft)
-        let y0 = min(oh, max(0, pt - i)), y1 = max(y0, min(oh, height + pt - i))
-        let x0 = min(ow, max(0, pl - j)), x1 = max(x0, min(ow, width + pl - j))
+    func reach(_ i: Int, _ j: Int) -> (y0: Int, y1: Int, x0: Int, x1: Int) {
+        // the first output whose input index o·s − before + offset is ≥ 0, and the first past the plane
+        func span(_ before: Int, _ offset: Int, _ size: Int, _ outputs: Int) -> (Int, Int) {
+            let lower = min(outputs, max(0, (before - offset + stride - 1) / stride))
+            return (lower, max(lower, min(outputs, (size + before - offset + stride - 1) / stride)))
+        }
+        let (y0, y1) = span(padTop, i, height, outHeight), (x0, x1) = span(padLeft, j, width, outWidth)
         return (y0, y1, x0, x1)
     }
 }
 
 /// Unfolds `images` input images `(images, C, H, W)` into `col`, `(C·kh·kw, images·outH·outW)`:
 /// column `(b·outH + y)·outW + x` holds the window under output position (y, x) of image b, zero
-/// outside the padded border.
-public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>) {
-    let (oh, ow, kh, kw, s, pt, pl) = (g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft)
-    let columns = images * oh * ow
+/// outside the padded border. With `outputRows` (one image), only the columns of those output rows,
+/// `(C·kh·kw, outputRows.count·outW)`.
+public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>,
+                   outputRows: Range<Int>? = nil) {
+    let rows = outputRows ?? 0..<g.outHeight
+    precondition(images == 1 || rows.count == g.outHeight, "im2col: output rows of one image only")
+    let (ow, kh, kw, s, pt, pl) = (g.outWidth, g.kernelHeight, g.kernelWidth, g.stride, g.padTop, g.padLeft)
+    let perImage = rows.count * ow
     for c in 0..<g.inChannels {
         for i in 0..<kh {
             for j in 0..<kw {
-                let row = col + ((c * kh + i) * kw + j) * columns
+                let (y0, y1, x0, x1) = g.reach(i, j)
+                let (first, last) = (min(max(y0, rows.lowerBound), rows.upperBound), max(min(y1, rows.upperBound), rows.lowerBound))
                 for b in 0..<images {
                     let plane = input + (b * g.inChannels + c) * g.height * g.width
-                    let out = row + b * oh * ow
-                    if s == 1 {
-                        let (y0, y1, x0, x1) = g.unitStrideReach(i, j)
-                        for k in 0..<(y0 * ow) { out[k] = 0 }
-                        for y in y0..<y1 {
-                            let dst = out + y * ow
-                            for x in 0..<x0 { dst[x] = 0 }
-                            copyRow(plane + (y - pt + i) * g.width - pl + j + x0, dst + x0, count: x1 - x0)
-                            for x in x1..<ow { dst[x] = 0 }
+                    let out = col + ((c * kh + i) * kw + j) * images * perImage + b * perImage - rows.lowerBound * ow  // row y at out + y·ow
+                    (out + rows.lowerBound * ow).update(repeating: 0, count: (first - rows.lowerBound) * ow)
+                    for y in first..<last {
+                        let dst = out + y * ow, src = plane + (y * s - pt + i) * g.width - pl + j
+                        for x in 0..<x0 { dst[x] = 0 }
+                        if s == 1 {
+                            copyRow(src + x0, dst + x0, count: x1 - x0)
+                        } else {
+                            for x in x0..<x1 { dst[x] = src[x * s] }
                         }
-                        for k in (y1 * ow)..<(oh * ow) { out[k] = 0 }
-                        continue
+                        for x in x1..<ow { dst[x] = 0 }
                     }
-                    for y in 0..<oh {
-                        let iy = y * s - pt + i
-                        let dst = out + y * ow
-                        if iy < 0 || iy >= g.height {
-                            for x in 0..<ow { dst[x] = 0 }
-                            continue
-                        }
-                        let src = plane + iy * g.width
-                        for x in 0..<ow {
-                            let ix = x * s - pl + j
-                            dst[x] = ix >= 0 && ix < g.width ? src[ix] : 0
-                        }
-                    }
+                    (out + last * ow).update(repeating: 0, count: (rows.upperBound - last) * ow)
                 }
             }
         }
@@ -128,24 +123,16 @@ public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, 
         for i in 0..<kh {
             for j in 0..<kw {
                 let row = col + ((c * kh + i) * kw + j) * columns
+                let (y0, y1, x0, x1) = g.reach(i, j)
                 for b in 0..<images {
                     let plane = input + (b * g.inChannels + c) * g.height * g.width
                     let from = row + b * oh * ow
-                    if s == 1 {
-                        let (y0, y1, x0, x1) = g.unitStrideReach(i, j)
-                        for y in y0..<y1 {
-                            addRow(from + y * ow + x0, plane + (y - pt + i) * g.width - pl + j + x0, count: x1 - x0)
-                        }
-                        continue
-                    }
-                    for y in 0..<oh {
-                        let iy = y * s - pt + i
-                        if iy < 0 || iy >= g.height { continue }
-                        let dst = plane + iy * g.width
-                        let src = from + y * ow
-                        for x in 0..<ow {
-                            let ix = x * s - pl + j
-                            if ix >= 0 && ix < g.width { dst[ix] += src[x] }
+                    for y in y0..<y1 {
+                        let src = from + y * ow, dst = plane + (y * s - pt + i) * g.width - pl + j
+                        if s == 1 {
+                            addRow(src + x0, dst + x0, count: x1 - x0)
+                        } else {
+                            for x in x0..<x1 { dst[x * s] += src[x] }
                         }
                     }
                 }

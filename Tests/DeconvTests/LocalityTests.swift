@@ -112,20 +112,23 @@ final class LocalityTests: XCTestCase {
         return count
     }
 
-    /// The crop of a padded 3×3 convolution below a corner unit keeps the padding on every side and
-    /// takes im2col; a strided one's starts on the stride.
+    /// The im2col crop (the filters are not fixed) of a padded 3×3 convolution below a corner computes
+    /// exactly the box's outputs, padded only on the sides where their windows pass the plane; a strided
+    /// one's reads exactly its windows.
     func testCropGeometry() throws {
         let model = try makeModel("conv:8:3:same,conv:16:3:same,conv:8:3:stride=2:pad=1,fc", ImageShape(channels: 3, height: 20, width: 20))
         let (conv2, conv3) = (model.layers[1], model.layers[2])
         let corner = try XCTUnwrap(croppedConvolution(conv2, reading: PlaneBox(y0: 0, y1: 3, x0: 17, x1: 20)))
         XCTAssertEqual(corner.inputBox, PlaneBox(y0: 0, y1: 4, x0: 16, x1: 20))
-        XCTAssertEqual(corner.outputBox, PlaneBox(y0: 0, y1: 4, x0: 16, x1: 20))
-        XCTAssertEqual(corner.layer.geometry.uniformPadding, 1)
+        XCTAssertEqual(corner.outputBox, PlaneBox(y0: 0, y1: 3, x0: 17, x1: 20))
+        let g = corner.layer.geometry
+        XCTAssertEqual([g.padTop, g.padLeft, g.padBottom, g.padRight], [1, 0, 0, 1])
         XCTAssertTrue(conv2 is Conv2D && (conv2 as! Conv2D).usesWinograd)
         XCTAssertEqual(corner.layer.path, .im2col)
         let strided = try XCTUnwrap(croppedConvolution(conv3, reading: PlaneBox(y0: 5, y1: 6, x0: 5, x1: 6)))
-        XCTAssertEqual(strided.inputBox, PlaneBox(y0: 8, y1: 12, x0: 8, x1: 12))  // reads rows 9-11, from row 8 on the stride
-        XCTAssertEqual(strided.outputBox, PlaneBox(y0: 4, y1: 6, x0: 4, x1: 6))
+        XCTAssertEqual(strided.inputBox, PlaneBox(y0: 9, y1: 12, x0: 9, x1: 12))  // rows 9-11 and no padding
+        XCTAssertEqual(strided.outputBox, PlaneBox(y0: 5, y1: 6, x0: 5, x1: 6))
+        XCTAssertEqual(strided.layer.geometry.uniformPadding, 0)
         XCTAssertNil(croppedConvolution(conv2, reading: PlaneBox(y0: 0, y1: 20, x0: 1, x1: 19)), "a crop that covers the plane")
         XCTAssertNil(croppedConvolution(model.layers[3], reading: PlaneBox(y0: 0, y1: 1, x0: 0, x1: 1)), "not a convolution")
     }
@@ -152,7 +155,7 @@ final class LocalityTests: XCTestCase {
         let size = model.inputShape.count
         var out = [Float](repeating: .nan, count: n * size)
         out.withUnsafeMutableBufferPointer {
-            carryDown(model, projector.record, from: layer, signal: g, spare: spare, support: .anywhere, scratch: CarryScratch(), method: method, into: $0.baseAddress!)
+            carryDown(model, projector.record, from: layer, signal: g, spare: spare, support: .anywhere, scratch: Workspace(), method: method, into: $0.baseAddress!)
         }
         return (0..<n).map { Array(out[$0 * size..<($0 + 1) * size]) }
     }

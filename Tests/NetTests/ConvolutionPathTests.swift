@@ -35,14 +35,18 @@ final class ConvolutionPathTests: XCTestCase {
 
     /// Each path a layer can take (`take(_:)`), forward, backward and `backwardData` (of every output
     /// channel and of two of them), against the oracles, on a batch over two workers and on one image;
-    /// the paths a layer cannot take are refused.
+    /// the paths a layer cannot take are refused. The last two shapes have at least
+    /// `rowSplittingMinimumPositions` outputs, so that one image is split by output rows (AlexNet's
+    /// conv1 is 11×11 with stride 4 and padding 2).
     func testEveryPathMatchesTheOracles() {
         Workers.set(2)
         var random = SeededRandom(seed: 22)
-        for (c, o, h, w, kernel, stride, padding) in [(9, 12, 9, 7, 5, 1, 2), (3, 6, 8, 10, 5, 1, 0), (2, 5, 9, 9, 3, 2, 1)] {
+        for (c, o, h, w, kernel, stride, padding) in [(9, 12, 9, 7, 5, 1, 2), (3, 6, 8, 10, 5, 1, 0), (2, 5, 9, 9, 3, 2, 1),
+                                                               (3, 4, 99, 95, 11, 4, 2), (2, 3, 24, 24, 3, 1, 1)] {
             let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: kernel, stride: stride, padding: padding)
             let layer = Conv2D(name: "conv1", geometry: g, outChannels: o, activation: .identity)
             XCTAssertEqual(layer.path, layer.preferredPath)
+            XCTAssertEqual(g.positions >= Conv2D.rowSplittingMinimumPositions, h > 20)
             let weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
             for path in ConvolutionPath.allCases {
                 XCTAssertEqual(layer.reasonItCannotTake(path) == nil, path == .im2col || stride == 1 && (path == .direct || kernel == 5 || kernel == 3), "\(path)")

@@ -210,23 +210,28 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(back, [0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 4, 3, 0, 0, 0])
     }
 
-    /// The 2×2 stride-2 fast path against the loop: ties (values from a few levels), NaNs, an odd width,
-    /// rows whose last group of eight overlaps the one before, and rows narrower than eight outputs.
-    func testMaxPoolTwoByTwoMatchesNaive() {
+    /// The fast paths against the loop: stride 2 by rows (2×2, 3×3 as AlexNet's and zfnet's, 3×2) and
+    /// gathered (narrow rows, strides 1 and 3, a 1×1 window): ties (values from a few levels), NaNs, odd
+    /// widths, rows whose last group of eight overlaps the one before, and planes of fewer than eight
+    /// outputs.
+    func testMaxPoolFastPathsMatchNaive() {
         var random = SeededRandom(seed: 8)
-        for (height, width) in [(20, 20), (28, 28), (6, 21), (16, 17), (10, 10), (7, 9), (4, 6)] {
-            let g = ConvGeometry(inChannels: 3, height: height, width: width, kernel: 2, stride: 2)
-            let input = (0..<g.inputSize).map { _ -> Float in
-                let level = Float(random.int(below: 5))
-                return random.int(below: 40) == 0 ? .nan : level
+        for (kh, kw, stride) in [(2, 2, 2), (3, 3, 2), (3, 2, 2), (3, 3, 1), (2, 3, 3), (1, 1, 2)] {
+            for (height, width) in [(20, 20), (28, 28), (6, 21), (16, 17), (10, 10), (7, 9), (4, 6), (55, 55), (27, 27), (13, 13), (19, 18)] {
+                let g = ConvGeometry(inChannels: 3, height: height, width: width, kernelHeight: kh, kernelWidth: kw, stride: stride)
+                let input = (0..<g.inputSize).map { _ -> Float in
+                    let level = Float(random.int(below: 5))
+                    return random.int(below: 40) == 0 ? .nan : level
+                }
+                let count = 3 * g.outHeight * g.outWidth
+                var (fast, slow) = ([Float](repeating: 0, count: count), [Float](repeating: 0, count: count))
+                var (fastSwitches, slowSwitches) = ([Int32](repeating: -1, count: count), [Int32](repeating: -1, count: count))
+                maxPoolForward(input, planes: 3, g, &fast, switches: &fastSwitches)
+                maxPoolForwardNaive(input, planes: 3, g, &slow, switches: &slowSwitches)
+                let label = "\(kh)x\(kw) stride \(stride) over \(height)x\(width)"
+                XCTAssertEqual(fastSwitches, slowSwitches, label)
+                XCTAssertEqual(fast.map(\.bitPattern), slow.map(\.bitPattern), label)
             }
-            let count = 3 * g.outHeight * g.outWidth
-            var (fast, slow) = ([Float](repeating: 0, count: count), [Float](repeating: 0, count: count))
-            var (fastSwitches, slowSwitches) = ([Int32](repeating: -1, count: count), [Int32](repeating: -1, count: count))
-            maxPoolForward(input, planes: 3, g, &fast, switches: &fastSwitches)
-            maxPoolForwardNaive(input, planes: 3, g, &slow, switches: &slowSwitches)
-            XCTAssertEqual(fastSwitches, slowSwitches, "\(height)x\(width)")
-            XCTAssertEqual(fast.map(\.bitPattern), slow.map(\.bitPattern), "\(height)x\(width)")
         }
     }
 

@@ -58,22 +58,33 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// A copy of this layer for planes of `height` × `width` (the same filters, stride, padding and
-    /// activation, on this layer's weights), to compute over a crop of its planes. It computes with
-    /// im2col; or, when this layer's weights are fixed and a layer of that size takes Winograd with at
-    /// least `winogradMinimumCropTiles` tiles, with Winograd on this layer's transformed filters. Its
+    /// A copy of this layer for planes of `height` × `width` (the same filters, stride and activation,
+    /// on this layer's weights; this layer's padding, or `padding` (top, left, bottom, right) when given),
+    /// to compute over a crop of its planes. It computes with im2col; or, when the padding is this
+    /// layer's and `resizedTakesWinograd` says so, with Winograd on this layer's transformed filters. Its
     /// passes must form no parameter gradients (they would be this layer's).
-    public func resized(height: Int, width: Int) -> Conv2D {
+    public func resized(height: Int, width: Int, padding: (top: Int, left: Int, bottom: Int, right: Int)? = nil) -> Conv2D {
         var g = geometry
         (g.height, g.width) = (height, width)
+        if let padding { (g.padTop, g.padLeft, g.padBottom, g.padRight) = padding }
         let copy = Conv2D(name: name, geometry: g, outChannels: outChannels, activation: activation)
         copy.bind(parameters: [weight, bias], gradients: [weightGradient, biasGradient])
-        if let fixedFilters, let winograd = copy.winograd, winograd.tiling.tiles >= Conv2D.winogradMinimumCropTiles {
+        if padding == nil && resizedTakesWinograd(height: height, width: width) {
             (copy.parametersAreFixed, copy.fixedFilters) = (true, fixedFilters)
         } else {
             copy.take(.im2col)
         }
         return copy
+    }
+
+    /// Whether `resized(height:width:)` with this layer's padding computes with Winograd: when this
+    /// layer's transformed filters are fixed and a layer of that size takes Winograd with at least
+    /// `winogradMinimumCropTiles` tiles.
+    public func resizedTakesWinograd(height: Int, width: Int) -> Bool {
+        var g = geometry
+        (g.height, g.width) = (height, width)
+        return fixedFilters != nil && Conv2D.preferredPath(g, outChannels: outChannels) == .winograd
+            && WinogradTiling(g).tiles >= Conv2D.winogradMinimumCropTiles
     }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
@@ -120,6 +131,12 @@ public final class Conv2D: Layer {
     /// wider product, whose `(O, m·P)` result is then scattered to NCHW (and the output gradients
     /// gathered the other way); the LeNet layers, with 196 and more positions, keep one image per product.
     static let minimumProductColumns = 128
+
+    /// The fewest output positions of one image whose forward pass the workers split by output rows
+    /// rather than channels: single-threaded sgemm runs AlexNet's conv1 (64 × 3025 × 363) and conv2
+    /// (192 × 729 × 1600) 25–55 % faster on half the columns than on half the filters, while on its
+    /// 13×13 layers neither split is reliably ahead (measured with OpenBLAS 0.3.21 here).
+    static let rowSplittingMinimumPositions = 512
 
     /// Images whose columns go into one product on the im2col path (1 on the direct path).
     var imagesPerProduct: Int {
@@ -180,11 +197,29 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// One image (interactive analyses: projections, occlusion's unoccluded pass, predict): the workers
-    /// split the output channels instead of the batch. (A direct-path layer has too few to split.)
+    /// One image (interactive analyses: projections, occlusion's unoccluded pass, predict). A plane of
+    /// at least `rowSplittingMinimumPositions` outputs is split by output rows: each worker unfolds its
+    /// rows' columns into its own part of col and multiplies all filters with them. A smaller plane is
+    /// split by output channels after the workers unfold col by input channels. (A direct-path layer has
+    /// too few channels to split.)
     private func forwardOne(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, memory: LayerMemory, workspace: Workspace) {
         let p = geometry.positions
         let col = scratch(workspace, worker: 0).col
+        if p >= Conv2D.rowSplittingMinimumPositions {
+            let k = geometry.groupPatchSize
+            parallelRanges(geometry.outHeight) { rows, _ in
+                let (first, width) = (rows.lowerBound * geometry.outWidth, rows.count * geometry.outWidth)
+                let part = col + geometry.patchSize * first  // (C·kh·kw, width)
+                im2col(input, images: 1, geometry, part, outputRows: rows)
+                for c in 0..<outChannels { (output + c * p + first).update(repeating: bias[c], count: width) }
+                forEachGroup(of: 0..<outChannels) { group, channels in
+                    sgemm(transposeA: false, transposeB: false, m: channels.count, n: width, k: k, weight + channels.lowerBound * k, lda: k,
+                          part + group * k * width, ldb: width, beta: 1, output + channels.lowerBound * p + first, ldc: p)
+                }
+                for c in 0..<outChannels { activate(output + c * p + first, count: width, in: output, memory: memory) }
+            }
+            return
+        }
         parallelRanges(geometry.inChannels) { channels, _ in  // each channel fills its own rows of col
             var part = geometry
             part.inChannels = channels.count
@@ -249,7 +284,9 @@ public final class Conv2D: Layer {
     /// that many outputs would prefer (unless `take(_:)` chose this layer's). Each worker takes its
     /// images one at a time, reads `dy` `(O, P)` of each where it lies, and sums their weight gradients
     /// privately; the partial sums are added in worker order. Several images share one product
-    /// (`imagesPerProduct`): their gradients are gathered side by side into `(O, m·P)` first.
+    /// (`imagesPerProduct`): their gradients are gathered side by side into `(O, m·P)` first. The input
+    /// gradient of one image (an ungrouped layer) is split by input channels instead
+    /// (`inputGradientSplittingChannels`), after the weight gradients.
     private func transposedPass(
         _ dy: UnsafePointer<Float>, channels: Range<Int>, output: UnsafePointer<Float>?, input: UnsafePointer<Float>?,
         inputGradient: UnsafeMutablePointer<Float>?, batch n: Int, workspace: Workspace
@@ -266,12 +303,19 @@ public final class Conv2D: Layer {
                               batch: n, workspace: workspace)
             return
         }
+        if n == 1, let inputGradient, geometry.groups == 1, workerCount(geometry.inChannels) > 1 {
+            if input != nil {
+                transposedPass(dy, channels: channels, output: output, input: input, inputGradient: nil, batch: 1, workspace: workspace)
+            }
+            inputGradientSplittingChannels(dy, channels: channels, inputGradient, workspace: workspace)
+            return
+        }
         let (k, p, o) = (geometry.groupPatchSize, geometry.positions, channels.count)
         workspace.reserve(scratchSize, workers: workerCount(n))
         parallelRanges(n) { images, worker in
             let (col, product, partial) = scratch(workspace, worker: worker)
             let partialBias = partial + o * k
-            partial.update(repeating: 0, count: o * k + o)
+            if input != nil { partial.update(repeating: 0, count: o * k + o) }  // (`backwardData` forms no weight gradient)
             for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerProduct) {
                 let m = min(imagesPerProduct, images.upperBound - first)
                 let columns = m * p
@@ -319,6 +363,27 @@ public final class Conv2D: Layer {
             let partial = scratch(workspace, worker: worker).weightGradient
             for i in 0..<(o * k) { weightGradient[i] += partial[i] }
             for c in 0..<o { biasGradient[c] += partial[o * k + c] }
+        }
+    }
+
+    /// The input gradient `(C, H, W)` (overwritten) of one image's `dy` `(channels.count, outH, outW)`
+    /// through the filters of output channels `channels` of an ungrouped layer, the workers splitting
+    /// the input channels: each forms the rows of col `(C·kh·kw, P)` of its channels (`W[channels,
+    /// their columns]ᵀ × dy`) and folds them back (`col2im`) into its own planes, so no worker repeats
+    /// another's folding and no partial gradients are added.
+    private func inputGradientSplittingChannels(
+        _ dy: UnsafePointer<Float>, channels: Range<Int>, _ inputGradient: UnsafeMutablePointer<Float>, workspace: Workspace
+    ) {
+        let (k, p, window) = (geometry.patchSize, geometry.positions, geometry.kernelHeight * geometry.kernelWidth)
+        workspace.reserve(scratchSize, workers: 1)
+        let col = scratch(workspace, worker: 0).col
+        parallelRanges(geometry.inChannels) { inputChannels, _ in
+            let rows = inputChannels.lowerBound * window
+            sgemm(transposeA: true, transposeB: false, m: inputChannels.count * window, n: p, k: channels.count,
+                  weight + channels.lowerBound * k + rows, lda: k, dy, ldb: p, col + rows * p, ldc: p)
+            var part = geometry
+            part.inChannels = inputChannels.count
+            col2im(col + rows * p, images: 1, part, inputGradient + inputChannels.lowerBound * geometry.height * geometry.width)
         }
     }
 }

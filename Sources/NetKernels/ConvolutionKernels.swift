@@ -95,7 +95,7 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
                 for b in 0..<images {
                     let plane = input + (b * g.inChannels + c) * g.height * g.width
                     let out = col + ((c * kh + i) * kw + j) * images * perImage + b * perImage - rows.lowerBound * ow  // row y at out + y·ow
-                    (out + rows.lowerBound * ow).update(repeating: 0, count: (first - rows.lowerBound) * ow)
+                    for k in (rows.lowerBound * ow)..<(first * ow) { out[k] = 0 }
                     for y in first..<last {
                         let dst = out + y * ow, src = plane + (y * s - pt + i) * g.width - pl + j
                         for x in 0..<x0 { dst[x] = 0 }
@@ -106,7 +106,7 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
                         }
                         for x in x1..<ow { dst[x] = 0 }
                     }
-                    (out + last * ow).update(repeating: 0, count: (rows.upperBound - last) * ow)
+                    for k in (last * ow)..<(rows.upperBound * ow) { out[k] = 0 }
                 }
             }
         }

@@ -1,23 +1,30 @@
 /// Max pooling over `planes` planes of `(H, W)` with a k×k window, stride s, padding and ceil mode as
 /// `g` says (the padding never wins: PyTorch's −∞). `output` is `(planes, outH, outW)`; `switches`
 /// records, for each output, the index `y·W + x` of the winning input inside its unpadded plane (the first maximum, scanning rows then columns, as PyTorch; a NaN
-/// when there is one: the first of the last window row that holds one). When every window lies
-/// inside the plane, eight outputs are pooled at a time: with stride 2 and rows of at least eight
-/// outputs (VGG's 2×2, AlexNet's and zfnet's 3×3), eight of a row from two-lane loads; otherwise eight
-/// in reading order from gathered candidates (`maxPoolGathered`). Padded windows and planes of fewer
-/// than eight outputs go to `maxPoolForwardNaive`.
+/// when there is one: the first of the last window row that holds one). The common 2×2 window with
+/// stride 2 runs eight outputs at a time (`maxPoolNarrowRows` where a row has fewer than eight), and so
+/// does any other window with stride 2 on rows of at least eight outputs (`maxPoolStrideTwoRows`:
+/// AlexNet's and zfnet's 3×3); everything else is `maxPoolForwardNaive`.
 public func maxPoolForward(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
-    let (w, oh, ow, kw) = (g.width, g.outHeight, g.outWidth, g.kernelWidth)
+    let (w, oh, ow) = (g.width, g.outHeight, g.outWidth)
     let lanes = Lanes.scalarCount
-    guard g.windowsInsidePlane && oh * ow >= lanes else {
+    guard g.stride == 2, g.windowsInsidePlane else {
         maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
         return
     }
-    guard g.stride == 2 && kw >= 2 && ow >= lanes else {
-        maxPoolGathered(input, planes: planes, g, output, switches: switches)
+    guard g.kernelHeight == 2, g.kernelWidth == 2 else {
+        if ow >= lanes && g.kernelWidth >= 2 {
+            maxPoolStrideTwoRows(input, planes: planes, g, output, switches: switches)
+        } else {
+            maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
+        }
+        return
+    }
+    if ow < lanes {
+        maxPoolNarrowRows(input, planes: planes, g, output, switches: switches)
         return
     }
     let step = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
@@ -29,13 +36,56 @@ public func maxPoolForward(
             var x = 0
             while x < ow {
                 x = min(x, ow - lanes)  // the last group overlaps its predecessor
+                let at = 2 * y * w + 2 * x  // the window's top-left, inside the plane
+                let top = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self)
+                let bottom = UnsafeRawPointer(src + at + w).loadUnaligned(as: SIMD16<Float>.self)
+                let (best, index) = maxOfWindows(top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf, at: step &+ Int32(at), width: w)
+                UnsafeMutableRawPointer(dst + y * ow + x).storeBytes(of: best, as: Lanes.self)
+                UnsafeMutableRawPointer(sw + y * ow + x).storeBytes(of: index, as: SIMD8<Int32>.self)
+                x += lanes
+            }
+        }
+    }
+}
+
+/// Stride-2 pooling with any window at least two wide, every window inside the plane, on rows of at
+/// least eight outputs: eight outputs of a row at a time. Window column j of the eight is the even lane
+/// of the sixteen floats from their first corner (j = 0) or the odd lane of those from j − 1 further,
+/// so no load reads past the last window's last column; the candidates are taken in scan order, then
+/// the NaNs by `maxOfWindows`' rule.
+private func maxPoolStrideTwoRows(
+    _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
+    _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
+) {
+    let (w, oh, ow, kh, kw, lanes) = (g.width, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, Lanes.scalarCount)
+    let step = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+    for plane in 0..<planes {
+        let src = input + plane * g.height * w
+        let dst = output + plane * oh * ow
+        let sw = switches + plane * oh * ow
+        for y in 0..<oh {
+            var x = 0
+            while x < ow {
+                x = min(x, ow - lanes)  // the last group overlaps its predecessor
                 let at = 2 * y * w + 2 * x  // the windows' top-left corners, inside the plane
-                // window column j of the eight is the even lane of the sixteen floats from `at` (j = 0)
-                // or the odd lane of those from `at + j − 1`: no load reads past the last window
-                let (best, index) = maxOfCandidates(g, corners: step &+ Int32(at)) { offset, j in
-                    let row = src + at + offset - j
-                    return j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                        : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                let corners = step &+ Int32(at)
+                var best = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self).evenHalf, index = corners
+                for i in 0..<kh {
+                    let row = src + at + i * w
+                    for j in 0..<kw where i + j > 0 {
+                        let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                            : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                        take(&best, &index, value, corners &+ Int32(i * w + j), where: value .> best)
+                    }
+                }
+                // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
+                for i in 0..<kh {
+                    let row = src + at + i * w
+                    for j in (0..<kw).reversed() {
+                        let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                            : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                        take(&best, &index, value, corners &+ Int32(i * w + j), where: value .!= value)
+                    }
                 }
                 UnsafeMutableRawPointer(dst + y * ow + x).storeBytes(of: best, as: Lanes.self)
                 UnsafeMutableRawPointer(sw + y * ow + x).storeBytes(of: index, as: SIMD8<Int32>.self)
@@ -45,18 +95,21 @@ public func maxPoolForward(
     }
 }
 
-/// Max pooling of planes of at least eight outputs, every window inside the plane, any window and
-/// stride (rows narrower than eight outputs, such as lenet5-classic's 10×10 → 5×5 and AlexNet's
-/// 13×13 → 6×6, and the small boxes an occlusion sweep updates): eight outputs of a plane at a time in
-/// reading order, their candidates gathered, so the choice stays free of branches (a branch per
-/// candidate is slower than even the loop oracle).
-private func maxPoolGathered(
+/// 2×2 stride-2 pooling of planes whose rows have fewer than eight outputs (lenet5-classic's pool2,
+/// 10×10 → 5×5): eight outputs of a plane at a time in reading order, their windows gathered, so the
+/// choice stays free of branches (a branch per candidate is slower than even the loop oracle). A plane
+/// of fewer than eight outputs goes to `maxPoolForwardNaive`.
+private func maxPoolNarrowRows(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
     let (w, outputs, lanes) = (g.width, g.outHeight * g.outWidth, Lanes.scalarCount)
+    guard outputs >= lanes else {
+        maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
+        return
+    }
     // the top-left corner of each output's window inside its plane, the same for every plane
-    let corners = (0..<outputs).map { k in Int32(g.stride * (k / g.outWidth * w + k % g.outWidth)) }
+    let corners = (0..<outputs).map { k in Int32(2 * (k / g.outWidth) * w + 2 * (k % g.outWidth)) }
     corners.withUnsafeBufferPointer { corners in
         for plane in 0..<planes {
             let src = input + plane * g.height * w
@@ -64,11 +117,12 @@ private func maxPoolGathered(
             while k < outputs {
                 k = min(k, outputs - lanes)  // the last group overlaps its predecessor
                 let at = UnsafeRawPointer(corners.baseAddress! + k).loadUnaligned(as: SIMD8<Int32>.self)
-                let (best, index) = maxOfCandidates(g, corners: at) { offset, _ in
-                    var value = Lanes()
-                    for l in 0..<lanes { value[l] = src[Int(at[l]) + offset] }
-                    return value
+                var (a, b, c, d) = (Lanes(), Lanes(), Lanes(), Lanes())
+                for l in 0..<lanes {
+                    let window = src + Int(at[l])
+                    (a[l], b[l], c[l], d[l]) = (window[0], window[1], window[w], window[w + 1])
                 }
+                let (best, index) = maxOfWindows(a, b, c, d, at: at, width: w)
                 UnsafeMutableRawPointer(output + plane * outputs + k).storeBytes(of: best, as: Lanes.self)
                 UnsafeMutableRawPointer(switches + plane * outputs + k).storeBytes(of: index, as: SIMD8<Int32>.self)
                 k += lanes
@@ -77,27 +131,20 @@ private func maxPoolGathered(
     }
 }
 
-/// Eight windows of `g` side by side, whose top-left corners are `corners` (indices inside the
-/// plane): each window's maximum and the index of its winner, by `maxPoolForwardNaive`'s rule.
-/// `candidates(offset, j)` gives the eight values at `corners + offset`, window row `offset / W`,
-/// column `j`.
+/// Eight 2×2 windows side by side, their candidates in scan order (top left `a`, top right `b`, bottom
+/// left `c`, bottom right `d`) and the top-left indices `at`: each window's maximum and the index of
+/// its winner, by `maxPoolForwardNaive`'s rule.
 @inline(__always)
-private func maxOfCandidates(_ g: ConvGeometry, corners: SIMD8<Int32>, _ candidates: (_ offset: Int, _ j: Int) -> Lanes) -> (Lanes, SIMD8<Int32>) {
-    let w = g.width
-    var best = candidates(0, 0), index = corners
-    for i in 0..<g.kernelHeight {
-        for j in 0..<g.kernelWidth where i + j > 0 {
-            let value = candidates(i * w + j, j)
-            take(&best, &index, value, corners &+ Int32(i * w + j), where: value .> best)
-        }
-    }
+private func maxOfWindows(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes, at: SIMD8<Int32>, width w: Int) -> (Lanes, SIMD8<Int32>) {
+    var best = a, index = at
+    take(&best, &index, b, at &+ 1, where: b .> best)
+    take(&best, &index, c, at &+ Int32(w), where: c .> best)
+    take(&best, &index, d, at &+ Int32(w + 1), where: d .> best)
     // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
-    for i in 0..<g.kernelHeight {
-        for j in (0..<g.kernelWidth).reversed() {
-            let value = candidates(i * w + j, j)
-            take(&best, &index, value, corners &+ Int32(i * w + j), where: value .!= value)
-        }
-    }
+    take(&best, &index, b, at &+ 1, where: b .!= b)
+    take(&best, &index, a, at, where: a .!= a)
+    take(&best, &index, d, at &+ Int32(w + 1), where: d .!= d)
+    take(&best, &index, c, at &+ Int32(w), where: c .!= c)
     return (best, index)
 }
 

@@ -210,13 +210,12 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(back, [0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 4, 3, 0, 0, 0])
     }
 
-    /// The fast paths against the loop: stride 2 by rows (2×2, 3×3 as AlexNet's and zfnet's, 3×2) and
-    /// gathered (narrow rows, strides 1 and 3, a 1×1 window): ties (values from a few levels), NaNs, odd
-    /// widths, rows whose last group of eight overlaps the one before, and planes of fewer than eight
-    /// outputs.
-    func testMaxPoolFastPathsMatchNaive() {
+    /// The stride-2 fast paths against the loop, for 2×2 windows and for the others (3×3 as AlexNet's
+    /// and zfnet's, 3×2): ties (values from a few levels), NaNs, odd widths, rows whose last group of
+    /// eight overlaps the one before, and rows narrower than eight outputs.
+    func testMaxPoolStrideTwoMatchesNaive() {
         var random = SeededRandom(seed: 8)
-        for (kh, kw, stride) in [(2, 2, 2), (3, 3, 2), (3, 2, 2), (3, 3, 1), (2, 3, 3), (1, 1, 2)] {
+        for (kh, kw, stride) in [(2, 2, 2), (3, 3, 2), (3, 2, 2)] {
             for (height, width) in [(20, 20), (28, 28), (6, 21), (16, 17), (10, 10), (7, 9), (4, 6), (55, 55), (27, 27), (13, 13), (19, 18)] {
                 let g = ConvGeometry(inChannels: 3, height: height, width: width, kernelHeight: kh, kernelWidth: kw, stride: stride)
                 let input = (0..<g.inputSize).map { _ -> Float in

@@ -68,9 +68,11 @@ extension ConvGeometry {
     @inline(__always)
     func reach(_ i: Int, _ j: Int) -> (y0: Int, y1: Int, x0: Int, x1: Int) {
         // the first output whose input index o·s − before + offset is ≥ 0, and the first past the plane
+        // (stride 1 without a division: im2col asks for every channel and kernel offset)
         func span(_ before: Int, _ offset: Int, _ size: Int, _ outputs: Int) -> (Int, Int) {
-            let lower = min(outputs, max(0, (before - offset + stride - 1) / stride))
-            return (lower, max(lower, min(outputs, (size + before - offset + stride - 1) / stride)))
+            let s = stride
+            let lower = min(outputs, max(0, s == 1 ? before - offset : (before - offset + s - 1) / s))
+            return (lower, max(lower, min(outputs, s == 1 ? size + before - offset : (size + before - offset + s - 1) / s)))
         }
         let (y0, y1) = span(padTop, i, height, outHeight), (x0, x1) = span(padLeft, j, width, outWidth)
         return (y0, y1, x0, x1)
@@ -96,15 +98,20 @@ public func im2col(_ input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry
                     let plane = input + (b * g.inChannels + c) * g.height * g.width
                     let out = col + ((c * kh + i) * kw + j) * images * perImage + b * perImage - rows.lowerBound * ow  // row y at out + y·ow
                     for k in (rows.lowerBound * ow)..<(first * ow) { out[k] = 0 }
-                    for y in first..<last {
-                        let dst = out + y * ow, src = plane + (y * s - pt + i) * g.width - pl + j
-                        for x in 0..<x0 { dst[x] = 0 }
-                        if s == 1 {
-                            copyRow(src + x0, dst + x0, count: x1 - x0)
-                        } else {
-                            for x in x0..<x1 { dst[x] = src[x * s] }
+                    if s == 1 {
+                        for y in first..<last {
+                            let dst = out + y * ow
+                            for x in 0..<x0 { dst[x] = 0 }
+                            copyRow(plane + (y - pt + i) * g.width - pl + j + x0, dst + x0, count: x1 - x0)
+                            for x in x1..<ow { dst[x] = 0 }
                         }
-                        for x in x1..<ow { dst[x] = 0 }
+                    } else {
+                        for y in first..<last {
+                            let dst = out + y * ow, src = plane + (y * s - pt + i) * g.width - pl + j
+                            for x in 0..<x0 { dst[x] = 0 }
+                            for x in x0..<x1 { dst[x] = src[x * s] }
+                            for x in x1..<ow { dst[x] = 0 }
+                        }
                     }
                     for k in (last * ow)..<(rows.upperBound * ow) { out[k] = 0 }
                 }
@@ -127,11 +134,13 @@ public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, 
                 for b in 0..<images {
                     let plane = input + (b * g.inChannels + c) * g.height * g.width
                     let from = row + b * oh * ow
-                    for y in y0..<y1 {
-                        let src = from + y * ow, dst = plane + (y * s - pt + i) * g.width - pl + j
-                        if s == 1 {
-                            addRow(src + x0, dst + x0, count: x1 - x0)
-                        } else {
+                    if s == 1 {
+                        for y in y0..<y1 {
+                            addRow(from + y * ow + x0, plane + (y - pt + i) * g.width - pl + j + x0, count: x1 - x0)
+                        }
+                    } else {
+                        for y in y0..<y1 {
+                            let src = from + y * ow, dst = plane + (y * s - pt + i) * g.width - pl + j
                             for x in x0..<x1 { dst[x * s] += src[x] }
                         }
                     }

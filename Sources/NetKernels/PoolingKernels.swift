@@ -9,7 +9,7 @@ public func maxPoolForward(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
-    let (w, oh, ow) = (g.width, g.outHeight, g.outWidth)
+    let (w, ow) = (g.width, g.outWidth)
     let lanes = Lanes.scalarCount
     guard g.stride == 2, g.windowsInsidePlane else {
         maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
@@ -27,6 +27,23 @@ public func maxPoolForward(
         maxPoolNarrowRows(input, planes: planes, g, output, switches: switches)
         return
     }
+    forEachEightInRows(input, planes: planes, g, output, switches: switches) { src, at, corners in
+        let top = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self)
+        let bottom = UnsafeRawPointer(src + at + w).loadUnaligned(as: SIMD16<Float>.self)
+        return maxOfWindows(top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf, at: corners, width: w)
+    }
+}
+
+/// Calls `window(src, at, corners)` for every eight stride-2 outputs side by side in a row of each
+/// plane (the last eight of a row overlapping their predecessors), `src` being the plane, `at` the
+/// first window's top-left corner and `corners` all eight corners (indices inside the plane), and
+/// stores the maxima and switches it gives. Rows have at least eight outputs.
+@inline(__always)
+private func forEachEightInRows(
+    _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>,
+    _ window: (_ src: UnsafePointer<Float>, _ at: Int, _ corners: SIMD8<Int32>) -> (Lanes, SIMD8<Int32>)
+) {
+    let (w, oh, ow, lanes) = (g.width, g.outHeight, g.outWidth, Lanes.scalarCount)
     let step = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
     for plane in 0..<planes {
         let src = input + plane * g.height * w
@@ -36,10 +53,8 @@ public func maxPoolForward(
             var x = 0
             while x < ow {
                 x = min(x, ow - lanes)  // the last group overlaps its predecessor
-                let at = 2 * y * w + 2 * x  // the window's top-left, inside the plane
-                let top = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self)
-                let bottom = UnsafeRawPointer(src + at + w).loadUnaligned(as: SIMD16<Float>.self)
-                let (best, index) = maxOfWindows(top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf, at: step &+ Int32(at), width: w)
+                let at = 2 * y * w + 2 * x  // the first window's top-left corner, inside the plane
+                let (best, index) = window(src, at, step &+ Int32(at))
                 UnsafeMutableRawPointer(dst + y * ow + x).storeBytes(of: best, as: Lanes.self)
                 UnsafeMutableRawPointer(sw + y * ow + x).storeBytes(of: index, as: SIMD8<Int32>.self)
                 x += lanes
@@ -57,41 +72,27 @@ private func maxPoolStrideTwoRows(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
-    let (w, oh, ow, kh, kw, lanes) = (g.width, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth, Lanes.scalarCount)
-    let step = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
-    for plane in 0..<planes {
-        let src = input + plane * g.height * w
-        let dst = output + plane * oh * ow
-        let sw = switches + plane * oh * ow
-        for y in 0..<oh {
-            var x = 0
-            while x < ow {
-                x = min(x, ow - lanes)  // the last group overlaps its predecessor
-                let at = 2 * y * w + 2 * x  // the windows' top-left corners, inside the plane
-                let corners = step &+ Int32(at)
-                var best = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self).evenHalf, index = corners
-                for i in 0..<kh {
-                    let row = src + at + i * w
-                    for j in 0..<kw where i + j > 0 {
-                        let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                            : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
-                        take(&best, &index, value, corners &+ Int32(i * w + j), where: value .> best)
-                    }
-                }
-                // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
-                for i in 0..<kh {
-                    let row = src + at + i * w
-                    for j in (0..<kw).reversed() {
-                        let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                            : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
-                        take(&best, &index, value, corners &+ Int32(i * w + j), where: value .!= value)
-                    }
-                }
-                UnsafeMutableRawPointer(dst + y * ow + x).storeBytes(of: best, as: Lanes.self)
-                UnsafeMutableRawPointer(sw + y * ow + x).storeBytes(of: index, as: SIMD8<Int32>.self)
-                x += lanes
+    let (w, kh, kw) = (g.width, g.kernelHeight, g.kernelWidth)
+    forEachEightInRows(input, planes: planes, g, output, switches: switches) { src, at, corners in
+        var best = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self).evenHalf, index = corners
+        for i in 0..<kh {
+            let row = src + at + i * w
+            for j in 0..<kw where i + j > 0 {
+                let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                    : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                take(&best, &index, value, corners &+ Int32(i * w + j), where: value .> best)
             }
         }
+        // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
+        for i in 0..<kh {
+            let row = src + at + i * w
+            for j in (0..<kw).reversed() {
+                let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                    : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                take(&best, &index, value, corners &+ Int32(i * w + j), where: value .!= value)
+            }
+        }
+        return (best, index)
     }
 }
 

@@ -74,21 +74,23 @@ private func maxPoolStrideTwoRows(
 ) {
     let (w, kh, kw) = (g.width, g.kernelHeight, g.kernelWidth)
     forEachEightInRows(input, planes: planes, g, output, switches: switches) { src, at, corners in
-        var best = UnsafeRawPointer(src + at).loadUnaligned(as: SIMD16<Float>.self).evenHalf, index = corners
-        for i in 0..<kh {
+        // window row i, column j of the eight
+        func candidates(_ i: Int, _ j: Int) -> Lanes {
             let row = src + at + i * w
+            return j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+        }
+        var best = candidates(0, 0), index = corners
+        for i in 0..<kh {
             for j in 0..<kw where i + j > 0 {
-                let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                    : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                let value = candidates(i, j)
                 take(&best, &index, value, corners &+ Int32(i * w + j), where: value .> best)
             }
         }
         // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
         for i in 0..<kh {
-            let row = src + at + i * w
             for j in (0..<kw).reversed() {
-                let value = j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                    : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                let value = candidates(i, j)
                 take(&best, &index, value, corners &+ Int32(i * w + j), where: value .!= value)
             }
         }

@@ -179,7 +179,7 @@ public final class Conv2D: Layer {
                     activate(y, count: o * p, in: output, memory: memory)
                 } else if m == 1 {
                     im2col(input + first * geometry.inputSize, images: 1, geometry, col)
-                    filter(col, channels: 0..<o, y, in: output, memory: memory)
+                    filter(col, channels: 0..<o, columns: 0..<p, y, in: output, memory: memory)
                 } else {
                     im2col(input + first * geometry.inputSize, images: m, geometry, col)
                     let columns = m * p
@@ -206,17 +206,11 @@ public final class Conv2D: Layer {
         let p = geometry.positions
         let col = scratch(workspace, worker: 0).col
         if p >= Conv2D.rowSplittingMinimumPositions {
-            let k = geometry.groupPatchSize
             parallelRanges(geometry.outHeight) { rows, _ in
-                let (first, width) = (rows.lowerBound * geometry.outWidth, rows.count * geometry.outWidth)
-                let part = col + geometry.patchSize * first  // (C·kh·kw, width)
+                let columns = (rows.lowerBound * geometry.outWidth)..<(rows.upperBound * geometry.outWidth)
+                let part = col + geometry.patchSize * columns.lowerBound  // (C·kh·kw, columns.count)
                 im2col(input, images: 1, geometry, part, outputRows: rows)
-                for c in 0..<outChannels { (output + c * p + first).update(repeating: bias[c], count: width) }
-                forEachGroup(of: 0..<outChannels) { group, channels in
-                    sgemm(transposeA: false, transposeB: false, m: channels.count, n: width, k: k, weight + channels.lowerBound * k, lda: k,
-                          part + group * k * width, ldb: width, beta: 1, output + channels.lowerBound * p + first, ldc: p)
-                }
-                for c in 0..<outChannels { activate(output + c * p + first, count: width, in: output, memory: memory) }
+                filter(part, channels: 0..<outChannels, columns: columns, output, in: output, memory: memory)
             }
             return
         }
@@ -227,23 +221,24 @@ public final class Conv2D: Layer {
                    col + channels.lowerBound * geometry.kernelHeight * geometry.kernelWidth * p)
         }
         parallelRanges(outChannels, minimumPerWorker: 8) { channels, _ in
-            filter(col, channels: channels, output + channels.lowerBound * p, in: output, memory: memory)
+            filter(col, channels: channels, columns: 0..<p, output, in: output, memory: memory)
         }
     }
 
-    /// y `(channels, P)` = f(W[channels] `(channels, K/groups)` × col[their group] `(K/groups, P)` +
-    /// b[channels]) for one image: the bias is written first and each group's product added to it. `y`
-    /// lies inside `output` (see `activate`).
-    private func filter(_ col: UnsafePointer<Float>, channels: Range<Int>, _ y: UnsafeMutablePointer<Float>,
+    /// y[channels, columns] = f(W[channels] `(channels, K/groups)` × col[their group] `(K/groups,
+    /// columns.count)` + b[channels]) for one image's output `y` `(O, P)`: `col` holds the unfolded
+    /// columns `columns` of the output positions, a group's rows after the previous group's. The bias
+    /// is written first and each group's product added to it. `y` lies inside `output` (see `activate`).
+    private func filter(_ col: UnsafePointer<Float>, channels: Range<Int>, columns: Range<Int>, _ y: UnsafeMutablePointer<Float>,
                         in output: UnsafeMutablePointer<Float>, memory: LayerMemory) {
-        let (k, p) = (geometry.groupPatchSize, geometry.positions)
-        for (row, c) in channels.enumerated() { (y + row * p).update(repeating: bias[c], count: p) }
+        let (k, p, width) = (geometry.groupPatchSize, geometry.positions, columns.count)
+        for c in channels { (y + c * p + columns.lowerBound).update(repeating: bias[c], count: width) }
         forEachGroup(of: channels) { group, part in
             guard !part.isEmpty else { return }
-            sgemm(transposeA: false, transposeB: false, m: part.count, n: p, k: k, weight + part.lowerBound * k, lda: k,
-                  col + group * k * p, ldb: p, beta: 1, y + (part.lowerBound - channels.lowerBound) * p, ldc: p)
+            sgemm(transposeA: false, transposeB: false, m: part.count, n: width, k: k, weight + part.lowerBound * k, lda: k,
+                  col + group * k * width, ldb: width, beta: 1, y + part.lowerBound * p + columns.lowerBound, ldc: p)
         }
-        activate(y, count: channels.count * p, in: output, memory: memory)
+        for c in channels { activate(y + c * p + columns.lowerBound, count: width, in: output, memory: memory) }
     }
 
     /// dst = src + bias over `count` values.

@@ -14,6 +14,10 @@ public func sgemm(
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// The OpenBLAS kernels this process runs ("Haswell", "SkylakeX", …): chosen at load from the CPU, or
+/// from `OPENBLAS_CORETYPE` when the environment sets it. The benchmarks print it beside their figures.
+public var blasKernels: String { String(cString: openblas_get_corename()) }
+
 /// y = alpha * op(A) * x + beta * y, row-major, through OpenBLAS's `cblas_sgemv`. A is (m, n) with
 /// row stride `lda`; op(A) is (n, m) when `transpose` (then x has m values and y has n), else (m, n).
 @inline(__always)

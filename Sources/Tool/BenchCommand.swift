@@ -87,16 +87,16 @@ struct BenchTrain: ParsableCommand {
         if json {
             /// One line of `bench train --json`; a recurrent model counts sequences, not images.
             struct Result: Encodable {
-                var task = "bench-train", model: String, batchSize: Int, imagesPerSecond: Int?, sequencesPerSecond: Int?, gflops: Double, workers: Int, convPath: String
+                var task = "bench-train", model: String, batchSize: Int, imagesPerSecond: Int?, sequencesPerSecond: Int?, gflops: Double, workers: Int, convPath: String, blas = blasKernels
                 enum CodingKeys: String, CodingKey {
-                    case task, model, batchSize = "batch_size", imagesPerSecond = "images_per_s", sequencesPerSecond = "sequences_per_s", gflops, workers, convPath = "conv_path"
+                    case task, model, batchSize = "batch_size", imagesPerSecond = "images_per_s", sequencesPerSecond = "sequences_per_s", gflops, workers, convPath = "conv_path", blas
                 }
             }
             print(jsonString(Result(model: modelOptions.model, batchSize: batchSize, imagesPerSecond: model.cell == nil ? Int(median) : nil,
                                     sequencesPerSecond: model.cell == nil ? nil : Int(median), gflops: rounded(gflops, 1), workers: Workers.count,
                                     convPath: convPath.rawValue)))
         } else {
-            print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(Workers.count) workers\(convPath == .auto ? "" : ", conv path \(convPath.rawValue)")")
+            print("\(modelOptions.model): \(Int(median)) \(model.cell == nil ? "images" : "sequences")/s (median of \(repeats)), ~\(String(format: "%.1f", gflops)) GFLOP/s, \(Workers.count) workers (OpenBLAS \(blasKernels))\(convPath == .auto ? "" : ", conv path \(convPath.rawValue)")")
         }
     }
 }

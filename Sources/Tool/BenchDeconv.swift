@@ -58,7 +58,7 @@ struct BenchProject: ParsableCommand {
                                valueName: "y,x"))
     var position: Position?
 
-    @Flag(help: "Also print the time of each layer's forward pass over the whole model (a training-mode pass, as `bench train --profile`).")
+    @Flag(help: "Also print the time of each layer's forward pass over the whole model (inference mode, one image).")
     var profile = false
 
     func validate() throws {
@@ -101,12 +101,9 @@ struct BenchProject: ParsableCommand {
         classify(3)
         let modelForwardMs = Timing(repeats: options.repeats) { classify(projections) }.median * 1e3 / Double(projections)
         if profile {
-            var gradient = [Float](repeating: 1e-3, count: model.classes)
             images[0].withUnsafeBufferPointer { x in
-                gradient.withUnsafeMutableBufferPointer { g in
-                    for (name, forward, _) in model.profile(x.baseAddress!, batch: 1, logitGradient: g.baseAddress!, repeats: options.repeats) {
-                        print("  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) forward \(String(format: "%8.3f", forward * 1e3)) ms")
-                    }
+                for (name, forward, _) in model.profile(x.baseAddress!, batch: 1, logitGradient: nil, repeats: options.repeats * projections) {
+                    print("  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) forward \(String(format: "%8.3f", forward * 1e3)) ms")
                 }
             }
         }
@@ -115,20 +112,21 @@ struct BenchProject: ParsableCommand {
             /// One line of `bench project --json`; times in milliseconds, memory in MiB.
             struct Result: Encodable {
                 var task = "bench-project", model: String, layer: String, method: String, msPerProjection: Double, forwardMs: Double
-                var modelForwardMs: Double, peakRSSMiB: Double, workers: Int
+                var modelForwardMs: Double, peakRSSMiB: Double, workers: Int, blas = blasKernels
                 /// The unit projected in the first image: channel, y, x.
                 var unit: [Int]
                 enum CodingKeys: String, CodingKey {
                     case task, model, layer, method, unit, msPerProjection = "ms_per_projection", forwardMs = "forward_ms"
-                    case modelForwardMs = "model_forward_ms", peakRSSMiB = "peak_rss_mib", workers
+                    case modelForwardMs = "model_forward_ms", peakRSSMiB = "peak_rss_mib", workers, blas
                 }
             }
             print(jsonString(Result(model: options.modelName, layer: options.layer, method: options.method.rawValue,
                                     msPerProjection: rounded(ms, 4), forwardMs: rounded(forwardMs, 4), modelForwardMs: rounded(modelForwardMs, 4),
                                     peakRSSMiB: rounded(peak, 1), workers: Workers.count, unit: [firstUnit.channel, firstUnit.y, firstUnit.x])))
         } else {
-            print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (forward and choice alone %.3f ms; whole model forward %.3f ms; median of %d x %d); peak memory %.1f MiB",
-                         options.modelName, options.layer, options.method.rawValue, ms, forwardMs, modelForwardMs, options.repeats, projections, peak))
+            print(String(format: "%@ %@ %@: %.3f ms per projection including its forward pass (forward and choice alone %.3f ms; whole model forward %.3f ms; median of %d x %d); peak memory %.1f MiB; %d workers (OpenBLAS %@)",
+                         options.modelName, options.layer, options.method.rawValue, ms, forwardMs, modelForwardMs, options.repeats, projections, peak,
+                         Workers.count, blasKernels))
         }
     }
 }
@@ -176,13 +174,13 @@ struct BenchTop: ParsableCommand {
         if options.json {
             /// One line of `bench top --json`.
             struct Result: Encodable {
-                var task = "bench-top", model: String, layer: String, images: Int, channels: Int, k: Int, seconds: Double, workers: Int
+                var task = "bench-top", model: String, layer: String, images: Int, channels: Int, k: Int, seconds: Double, workers: Int, blas = blasKernels
             }
             print(jsonString(Result(model: options.modelName, layer: options.layer, images: dataset.count, channels: channels.count, k: k,
                                     seconds: rounded(seconds, 3), workers: Workers.count)))
         } else {
-            print(String(format: "%@ %@: top %d of %d images for %d channels, winners projected: %.2f s (median of %d)",
-                         options.modelName, options.layer, k, dataset.count, channels.count, seconds, options.repeats))
+            print(String(format: "%@ %@: top %d of %d images for %d channels, winners projected: %.2f s (median of %d); %d workers (OpenBLAS %@)",
+                         options.modelName, options.layer, k, dataset.count, channels.count, seconds, options.repeats, Workers.count, blasKernels))
         }
     }
 }

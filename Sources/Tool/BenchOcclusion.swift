@@ -87,17 +87,17 @@ struct BenchOcclusion: ParsableCommand {
             /// One line of `bench occlusion --json`; times in milliseconds, memory in MiB.
             struct Result: Encodable {
                 var task = "bench-occlusion", model: String, mode: String, window: Int, stride: Int, positions: Int, layer: String
-                var msPerImage: Double, msMin: Double, msMax: Double, cpuMsPerImage: Double, peakRSSMiB: Double, repeats: Int, workers: Int
+                var msPerImage: Double, msMin: Double, msMax: Double, cpuMsPerImage: Double, peakRSSMiB: Double, repeats: Int, workers: Int, blas = blasKernels
                 enum CodingKeys: String, CodingKey {
                     case task, model, mode, window, stride, positions, layer, msPerImage = "ms_per_image", msMin = "ms_min", msMax = "ms_max"
-                    case cpuMsPerImage = "cpu_ms_per_image", peakRSSMiB = "peak_rss_mib", repeats, workers
+                    case cpuMsPerImage = "cpu_ms_per_image", peakRSSMiB = "peak_rss_mib", repeats, workers, blas
                 }
             }
             print(jsonString(Result(model: checkpoint ?? modelOptions.model, mode: mode.rawValue, window: window, stride: stride, positions: positions,
                                     layer: featureLayerName, msPerImage: rounded(median, 2), msMin: rounded(fastest, 2), msMax: rounded(slowest, 2),
                                     cpuMsPerImage: rounded(cpu, 2), peakRSSMiB: rounded(peak, 1), repeats: repeats, workers: Workers.count)))
         } else {
-            print("\(checkpoint ?? modelOptions.model) \(model.inputShape), \(window)x\(window) occluder, stride \(stride): \(positions) positions, \(String(format: "%.2f", median)) ms_per_image (median of \(repeats); min \(String(format: "%.2f", fastest)), max \(String(format: "%.2f", slowest))), \(mode.rawValue), \(Workers.count) workers; CPU time \(String(format: "%.2f", cpu)) ms (median); feature layer \(featureLayerName); peak memory \(String(format: "%.1f", peak)) MiB")
+            print("\(checkpoint ?? modelOptions.model) \(model.inputShape), \(window)x\(window) occluder, stride \(stride): \(positions) positions, \(String(format: "%.2f", median)) ms_per_image (median of \(repeats); min \(String(format: "%.2f", fastest)), max \(String(format: "%.2f", slowest))), \(mode.rawValue), \(Workers.count) workers (OpenBLAS \(blasKernels)); CPU time \(String(format: "%.2f", cpu)) ms (median); feature layer \(featureLayerName); peak memory \(String(format: "%.1f", peak)) MiB")
         }
     }
 }

@@ -72,7 +72,9 @@ final class ConvolutionPathTests: XCTestCase {
                     for i in run.dx.indices { XCTAssertEqual(run.dx[i], expectedDx[i], accuracy: 1e-4, "dx " + label) }
                     for i in run.dw.indices { XCTAssertEqual(run.dw[i], expectedDw[i], accuracy: 1e-3, "dW " + label) }
                     for i in run.db.indices { XCTAssertEqual(run.db[i], expectedDb[i], accuracy: 1e-3, "db " + label) }
-                    XCTAssertEqual(run.transposed, run.dx, "backwardData " + label)
+                    // to rounding, not to the bit: a pass may split its products differently (WinogradTests)
+                    let scale = run.dx.reduce(Float(0)) { max($0, abs($1)) }
+                    for i in run.dx.indices { XCTAssertEqual(run.transposed[i], run.dx[i], accuracy: 1e-5 * scale, "backwardData " + label) }
                     for i in run.subset.indices { XCTAssertEqual(run.subset[i], subsetDx[i], accuracy: 1e-4, "backwardData of channels " + label) }
                 }
             }

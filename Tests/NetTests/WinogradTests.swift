@@ -141,7 +141,9 @@ final class WinogradTests: XCTestCase {
                 XCTAssertLessThan(relativeError(run.y, withBias), 1e-5, "y \(label)")
                 XCTAssertLessThan(relativeError(run.dw, reference.dw), 1e-5, "dW \(label)")
                 XCTAssertLessThan(relativeError(run.dx, reference.dx), 1e-5, "dX \(label)")
-                XCTAssertEqual(run.transposed, run.dx, "backwardData \(label)")
+                // not to the bit: one image's `backwardData` splits the input channels between the workers, so its
+                // products have other row counts than `backward`'s, and OpenBLAS's Haswell kernels round those apart
+                XCTAssertLessThan(relativeError(run.transposed, run.dx.map(Double.init)), 1e-5, "backwardData \(label)")
                 let masked = referenceGradients(x, weight, run.maskedGradient, images: n, g, outChannels: o)
                 XCTAssertLessThan(relativeError(run.subset, masked.dx), 1e-5, "backwardData of channels \(label)")
                 let biasReference = (0..<o).map { k in (0..<n).reduce(0.0) { total, b in total + (0..<g.positions).reduce(0.0) { $0 + Double(dy[(b * o + k) * g.positions + $1]) } } }

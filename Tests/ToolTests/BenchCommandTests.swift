@@ -8,6 +8,7 @@ final class BenchCommandTests: XCTestCase {
         let taken = try CLI.run(["bench", "train", "--model", "lenet5-classic", "--conv-path", "winograd"] + quick)
         XCTAssertEqual(taken.status, 0, taken.stderr)
         XCTAssertTrue(taken.stdout.contains(#""conv_path":"winograd""#), taken.stdout)
+        XCTAssertTrue(taken.stdout.contains(#""blas":""#) && !taken.stdout.contains(#""blas":"""#), "names the OpenBLAS kernels: \(taken.stdout)")
         let refused = ["bench", "train", "--model", "zfnet", "--conv-path", "winograd"] + quick  // conv1 is 7x7 with stride 2
         try assertCleanFailure(refused, mentions: "conv1 cannot take it")
         XCTAssertEqual(try CLI.run(refused).status, 64)
@@ -28,6 +29,7 @@ final class BenchCheckpointTests: XCTestCase {
         XCTAssertEqual(projected["layer"] as? String, "conv1")
         XCTAssertGreaterThan(projected["model_forward_ms"] as? Double ?? -1, 0)
         XCTAssertGreaterThan(projected["peak_rss_mib"] as? Double ?? -1, 1)
+        XCTAssertFalse((projected["blas"] as? String ?? "").isEmpty, project.stdout)
         let placed = try CLI.run(["bench", "project", "--checkpoint", checkpoint, "--layer", "conv2", "--channel", "5", "--position", "4,1",
                                   "--projections", "2", "--repeats", "1", "--json"])
         XCTAssertEqual(placed.status, 0, placed.stderr)
@@ -40,6 +42,7 @@ final class BenchCheckpointTests: XCTestCase {
         XCTAssertEqual(occluded["layer"] as? String, "conv1")
         XCTAssertEqual(occluded["positions"] as? Int, 9)  // (12 - 4) / 4 + 1 = 3 per side
         XCTAssertGreaterThan(occluded["peak_rss_mib"] as? Double ?? -1, 1)
+        XCTAssertFalse((occluded["blas"] as? String ?? "").isEmpty, occlusion.stdout)
 
         let bad: [([String], String)] = [
             (["project", "--layer", "conv9"], "conv9"),

@@ -111,6 +111,22 @@ final class ExploreBackgroundTests: XCTestCase {
         }
         guard case .ready(let found) = state else { return XCTFail("the search did not finish: \(state)") }
         let projector = try Projector(model: checkpoint.model)
-        XCTAssertEqual(found, projector.topActivations(in: test, layer: layer, channels: Array(0..<64), k: TopSearches.k))
+        assertSameWinners(found, projector.topActivations(in: test, layer: layer, channels: Array(0..<64), k: TopSearches.k))
+    }
+
+    /// Each channel's winners are the same images and units with the same activations, to rounding: a
+    /// part's batches hold other images than the whole split's, so OpenBLAS multiplies matrices of other
+    /// sizes and may round the last bit apart (as its Haswell kernels do); two winners within rounding of
+    /// each other may trade places.
+    private func assertSameWinners(_ found: [[TopActivation]], _ expected: [[TopActivation]], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(found.map(\.count), expected.map(\.count), file: file, line: line)
+        for (channel, (a, b)) in zip(found, expected).enumerated() {
+            let tolerance: (Float) -> Float = { 1e-5 * max(abs($0), 1e-3) }
+            for (rank, (x, y)) in zip(a, b).enumerated() {
+                XCTAssertEqual(x.value, y.value, accuracy: tolerance(y.value), "channel \(channel) rank \(rank)", file: file, line: line)
+                let tie = b.contains { $0.image == x.image && $0.unit == x.unit && abs($0.value - y.value) <= tolerance(y.value) }
+                XCTAssertTrue(x.image == y.image && x.unit == y.unit || tie, "channel \(channel) rank \(rank): \(x) against \(y)", file: file, line: line)
+            }
+        }
     }
 }

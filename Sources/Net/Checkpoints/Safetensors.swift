@@ -101,7 +101,9 @@ public struct Checkpoint: Equatable, Sendable {
             default: throw .unreadable(path: path, reason: error.localizedDescription)
             }
         }
-        return try parse([UInt8](data), path: path)
+        // Parsed in place: a copy of the file's bytes as an array would double a large model's peak memory.
+        let parsed = data.withUnsafeBytes { raw in Result { () throws(CheckpointError) in try parse(raw, path: path) } }
+        return try parsed.get()
     }
 
     /// The `__metadata__` of a safetensors file, read from its header alone: the tensors (tens of
@@ -123,6 +125,11 @@ public struct Checkpoint: Equatable, Sendable {
 
     /// Parses the bytes of a safetensors file; `path` is used in error messages only.
     public static func parse(_ bytes: [UInt8], path: String = "<memory>") throws(CheckpointError) -> Checkpoint {
+        let parsed = bytes.withUnsafeBytes { raw in Result { () throws(CheckpointError) in try parse(raw, path: path) } }
+        return try parsed.get()
+    }
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws(CheckpointError) -> Checkpoint {
         guard bytes.count >= 8 else { throw .tooShort(path: path, byteCount: bytes.count) }
         let headerLength = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard headerLength <= UInt64(bytes.count - 8) else {
@@ -333,26 +340,24 @@ func appendLittleEndian(_ values: [Float], to bytes: inout [UInt8]) {
     #endif
 }
 
-/// `count` little-endian values of `dtype` starting at byte `start` of `bytes`, converted to Float.
-/// The caller has checked that they lie inside `bytes`.
-private func decode(_ bytes: [UInt8], from start: Int, count: Int, as dtype: DType) -> [Float] {
-    bytes.withUnsafeBytes { raw in
-        (0..<count).map { i in
-            let at = start + i * dtype.size
-            switch dtype {
-            case .f32:
-                return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-            case .f16:
-                let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
-                return halfToFloat(bits)
-            case .bf16:
-                let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
-                return Float(bitPattern: UInt32(bits) << 16)
-            case .f64:
-                return Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
-            case .i64:
-                return Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self)))
-            }
+/// `count` little-endian values of `dtype` starting at byte `start` of `raw`, converted to Float.
+/// The caller has checked that they lie inside `raw`.
+private func decode(_ raw: UnsafeRawBufferPointer, from start: Int, count: Int, as dtype: DType) -> [Float] {
+    (0..<count).map { i in
+        let at = start + i * dtype.size
+        switch dtype {
+        case .f32:
+            return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+        case .f16:
+            let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
+            return halfToFloat(bits)
+        case .bf16:
+            let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
+            return Float(bitPattern: UInt32(bits) << 16)
+        case .f64:
+            return Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
+        case .i64:
+            return Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self)))
         }
     }
 }
@@ -432,7 +437,7 @@ private enum JSONValue: Decodable {
     }
 }
 
-private func parseHeader(_ bytes: ArraySlice<UInt8>, path: String) throws(CheckpointError) -> [String: JSONValue] {
+private func parseHeader(_ bytes: some Sequence<UInt8>, path: String) throws(CheckpointError) -> [String: JSONValue] {
     let value: JSONValue
     do {
         value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))

@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A network run in order forward and in reverse backward, with one flat block of parameters and
 /// one of gradients (named views in PyTorch's state-dict order), so an optimizer is one loop and a
@@ -20,6 +23,8 @@ public final class Sequential {
     /// All parameters, flat.
     public let parameters: UnsafeMutableBufferPointer<Float>
     /// Gradients, same layout as `parameters`; accumulated by `backward`, cleared by `zeroGradients`.
+    /// Zeroed pages from `calloc`, so that a model that is only looked at (an imported AlexNet's 244 MB)
+    /// never makes them resident.
     public let gradients: UnsafeMutableBufferPointer<Float>
     /// Named tensors inside `buffers` (`Layer.bufferShapes`: batch norm's running statistics), in layer order.
     public let bufferViews: [ParameterView]
@@ -59,8 +64,7 @@ public final class Sequential {
         buffers.initialize(repeating: 0)
         parameters = .allocate(capacity: offset)
         parameters.initialize(repeating: 0)
-        gradients = .allocate(capacity: offset)
-        gradients.initialize(repeating: 0)
+        gradients = zeroedFloats(offset)
         var index = 0
         for layer in layers {
             let n = layer.parameterShapes.count
@@ -80,7 +84,7 @@ public final class Sequential {
 
     deinit {
         parameters.deallocate()
-        gradients.deallocate()
+        free(gradients.baseAddress)
         buffers.deallocate()
     }
 
@@ -299,9 +303,11 @@ public final class Sequential {
 }
 
 extension Sequential {
-    /// Mean seconds per call of each layer's forward (training mode) and backward pass on `input`
-    /// `(n, C, H, W)`, over `repeats` runs; for finding where a training step spends its time.
-    public func profile(_ input: UnsafePointer<Float>, batch n: Int, logitGradient: UnsafePointer<Float>, repeats: Int) -> [(name: String, forward: Double, backward: Double)] {
+    /// Mean seconds per call of each layer's forward and backward pass on `input` `(n, C, H, W)`, over
+    /// `repeats` runs; for finding where a training step spends its time. With `logitGradient` `(n, classes)`
+    /// the passes are a training step's (forward in training mode, then backward from that gradient);
+    /// without it they are inference-mode forward passes only, and each backward time is 0.
+    public func profile(_ input: UnsafePointer<Float>, batch n: Int, logitGradient: UnsafePointer<Float>?, repeats: Int) -> [(name: String, forward: Double, backward: Double)] {
         var forwardTime = [Double](repeating: 0, count: layers.count)
         var backwardTime = [Double](repeating: 0, count: layers.count)
         let record = ForwardRecord(self)
@@ -311,9 +317,17 @@ extension Sequential {
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         for _ in 0..<repeats {
-            forward(input, batch: n, training: true, through: layers.count - 1, into: record) { i, step in forwardTime[i] += seconds(step) }
+            forward(input, batch: n, training: logitGradient != nil, through: layers.count - 1, into: record) { i, step in forwardTime[i] += seconds(step) }
+            guard let logitGradient else { continue }
             backward(logitGradient, record: record, inputGradient: nil) { i, step in backwardTime[i] += seconds(step) }
         }
         return layers.indices.map { (layers[$0].name, forwardTime[$0] / Double(repeats), backwardTime[$0] / Double(repeats)) }
     }
+}
+
+/// `count` zeroed floats from `calloc` (freed with `free`): the system hands out zero pages that become
+/// resident only when first written.
+private func zeroedFloats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+    guard let memory = calloc(max(count, 1), MemoryLayout<Float>.stride) else { fatalError("out of memory: \(count) floats") }
+    return UnsafeMutableBufferPointer(start: memory.assumingMemoryBound(to: Float.self), count: count)
 }

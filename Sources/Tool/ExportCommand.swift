@@ -17,8 +17,8 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         // loaded as a model to check it, but not fixed for analysis: nothing here runs it
         let loaded = try Sequential.load(contentsOf: checkpoint.checkpoint)
-        var exported = loaded.checkpoint
-        exported.tensors.removeAll { $0.name.hasPrefix("optimizer.") }
+        // the model's tensors and all the metadata but the optimizer's
+        var exported = loaded.model.checkpoint(classNames: loaded.classNames, epoch: loaded.epoch, step: loaded.step, extra: loaded.checkpoint.metadata)
         for key in [CheckpointKey.optimizer, CheckpointKey.optimizerSteps] { exported.metadata[key] = nil }
         try exported.write(to: out)
         print("\(out): \(exported.tensors.count) tensors, \(loaded.model.parameterCount) parameters")

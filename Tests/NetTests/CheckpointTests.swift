@@ -52,6 +52,7 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(loaded.tensors.map(\.name), ["conv1.weight", "conv1.bias", "scale", "empty"])
         XCTAssertEqual(loaded.tensor("conv1.bias"), sample.tensors[1].tensor)
         XCTAssertNil(loaded.tensor("nope"))
+        XCTAssertEqual(try Checkpoint.parse(try sample.serialized()), sample, "the bytes in memory read as the file does, the empty tensor too")
 
         let bytes = try sample.serialized()
         let headerLength = Int(bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
@@ -206,6 +207,42 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(error.errorDescription,
                            "checkpoint tensor conv1.weight has shape [6, 3, 5, 5] but the model expects [32, 1, 5, 5]; "
                            + "missing tensor fc2.bias; unexpected tensor foo")
+        }
+    }
+
+    /// `CheckpointFile` reads its header on opening and each tensor when asked, in steps of 4 MiB: a
+    /// tensor of several steps, in F32 and F16, equals `Checkpoint.read`'s; a file cut short after it was
+    /// opened is one line (`unreadable`), not a crash or a tensor of stale values.
+    func testCheckpointFileReadsATensorInStepsAndRefusesAFileCutShortAfterOpening() throws {
+        let path = try temporaryDirectory(self) + "/large.safetensors"
+        let values = (0..<(1 << 20) + 77).map { Float($0 % 1000) / 8 - 60 }  // 4 MiB and 308 bytes of F32
+        let halves = [UInt16](repeating: 0x3c00, count: 2_100_003)  // F16 1.0: 4.2 MB, two steps
+        let header = #"{"__metadata__":{"k":"v"},"big":{"dtype":"F32","shape":[\#(values.count)],"data_offsets":[0,\#(4 * values.count)]},"#
+            + #""half":{"dtype":"F16","shape":[\#(halves.count)],"data_offsets":[\#(4 * values.count),\#(4 * values.count + 2 * halves.count)]}}"#
+        let bytes = safetensorsFile(header: header, buffer: floatBytes(values) + halves.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) })
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let file = try CheckpointFile(path: path)
+        XCTAssertEqual(file.metadata, ["k": "v"])
+        XCTAssertEqual(file.tensors.map(\.name), ["big", "half"])
+        XCTAssertEqual(file.tensors.map(\.shape), [[values.count], [halves.count]])
+        var read = [Float](repeating: .nan, count: values.count)
+        try read.withUnsafeMutableBufferPointer { try file.read("big", into: $0) }
+        XCTAssertEqual(read, values)
+        XCTAssertEqual(try file.tensor("half").tensor.data, [Float](repeating: 1, count: halves.count))
+        XCTAssertEqual(try Checkpoint.read(from: path), try Checkpoint.parse(bytes))
+
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: UInt64(bytes.count - 10))
+        try handle.close()
+        XCTAssertThrowsError(try file.tensor("half")) { error in
+            guard case CheckpointError.unreadable(path, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("half"), reason)
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        XCTAssertThrowsError(try CheckpointFile(path: folder)) { XCTAssertEqual($0 as? CheckpointError, .unreadable(path: folder, reason: "Is a directory")) }
+        let data = 4 * values.count + 2 * halves.count
+        XCTAssertThrowsError(try CheckpointFile(path: path)) {
+            XCTAssertEqual($0 as? CheckpointError, .offsetsOutOfRange(path: path, tensor: "half", begin: 4 * values.count, end: data, bufferSize: data - 10))
         }
     }
 

@@ -32,6 +32,7 @@ final class TrainingTests: XCTestCase {
     /// A trainer that continues the run in `run` from its checkpoint, as `train --resume` does.
     func resumedTrainer(_ run: String, config: TrainConfig, data: Dataset) throws -> Trainer {
         let loaded = try Sequential.load(contentsOf: run + "/checkpoint.safetensors")
+        XCTAssertTrue(loaded.checkpoint.tensors.allSatisfy { $0.name.hasPrefix("optimizer.") }, "the model's tensors are in the model only")
         let optimizer = Optimizer(config.optimizer, parameterCount: loaded.model.parameterCount)
         try optimizer.restore(from: loaded.checkpoint)
         return try Trainer(model: loaded.model, optimizer: optimizer, config: config, train: data, test: data, runDirectory: run,

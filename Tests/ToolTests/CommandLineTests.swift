@@ -39,7 +39,9 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(export.status, 0, export.stderr)
         let weights = try Checkpoint.read(from: exported)
         XCTAssertFalse(weights.tensors.contains { $0.name.hasPrefix("optimizer.") })
-        XCTAssertEqual(try Checkpoint.read(from: run + "/checkpoint.safetensors").tensors.filter { !$0.name.hasPrefix("optimizer.") }, weights.tensors)
+        let original = try Checkpoint.read(from: run + "/checkpoint.safetensors")
+        XCTAssertEqual(original.tensors.filter { !$0.name.hasPrefix("optimizer.") }, weights.tensors)
+        XCTAssertEqual(original.metadata.filter { ![CheckpointKey.optimizer, CheckpointKey.optimizerSteps].contains($0.key) }, weights.metadata)
         try assertCleanFailure(["train", "--resume", exported, "--epochs", "1", "--run", dir + "/other"], mentions: "optimizer")
 
         let image = dir + "/data/Test/1/Image00000.png"

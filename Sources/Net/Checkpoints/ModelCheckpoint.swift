@@ -7,7 +7,8 @@ public struct LoadedModel {
     /// Epoch and step at which the checkpoint was written (0 for an untrained model).
     public var epoch: Int
     public var step: Int
-    /// The checkpoint as read, for optimizer state and the remaining metadata.
+    /// The checkpoint's metadata and its optimizer state (`optimizer.*` tensors); the model's own tensors
+    /// are in `model`.
     public var checkpoint: Checkpoint
 }
 
@@ -65,15 +66,28 @@ extension Sequential {
     /// Copies the parameters and buffers out of `checkpoint`; throws when names or shapes differ from
     /// the model's, or when a value is NaN or infinite (`CheckpointError.nonFinite` naming the tensor).
     public func load(parameters checkpoint: Checkpoint) throws {
-        let own = Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }, metadata: [:])
-        try own.validate(expected: (views + bufferViews).map { ($0.name, $0.shape) })
+        let own = checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }
+        try load(own.map { ($0.name, $0.tensor.shape) }) { name, destination in
+            _ = destination.update(from: own.first { $0.name == name }!.tensor.data)
+        }
+    }
+
+    /// `load(parameters:)` from an open file, each tensor read straight into the parameter or buffer block.
+    public func load(parameters file: CheckpointFile) throws {
+        try load(file.tensors.filter { !$0.name.hasPrefix("optimizer.") }) { name, destination in try file.read(name, into: destination) }
+    }
+
+    /// Checks that `tensors` (name, shape) are exactly this model's, then fills each view of the parameter
+    /// and buffer blocks with `read` and checks that its values are finite.
+    private func load(_ tensors: [(name: String, shape: [Int])], read: (String, UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        try Checkpoint.validate(tensors, expected: (views + bufferViews).map { ($0.name, $0.shape) })
         for (block, blockViews) in [(parameters, views), (buffers, bufferViews)] {
             for view in blockViews {
-                let values = own.tensor(view.name)!.data
+                let values = UnsafeMutableBufferPointer(rebasing: block[view.offset..<view.offset + view.count])
+                try read(view.name, values)
                 if let index = values.firstIndex(where: { !$0.isFinite }) {
                     throw CheckpointError.nonFinite(tensor: view.name, index: index, value: values[index])
                 }
-                for i in 0..<view.count { block[view.offset + i] = values[i] }
             }
         }
     }
@@ -81,9 +95,11 @@ extension Sequential {
     /// Rebuilds a model from a checkpoint file written by `checkpoint(…)`: reads the spec, activation,
     /// input shape and classes from the metadata, builds the model and loads its parameters. Throws
     /// `CheckpointError`, naming the file, for an unreadable file or metadata that describes no model.
+    /// The parameters are read from the file straight into the model (`CheckpointFile`); the returned
+    /// `checkpoint` holds the metadata and the optimizer's tensors only.
     public static func load(contentsOf path: String) throws -> LoadedModel {
-        let checkpoint = try Checkpoint.read(from: path)
-        let meta = checkpoint.metadata
+        let file = try CheckpointFile(path: path)
+        let meta = file.metadata
         func field(_ key: String) throws -> String {
             guard let value = meta[key] else { throw CheckpointError.badModel(path: path, reason: "not a deconvnet checkpoint (no '\(key)' in its metadata)") }
             return value
@@ -122,9 +138,12 @@ extension Sequential {
             let expected = layers.flatMap { layer in
                 layer.parameterShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) } + layer.bufferShapes.map { ("\(layer.name).\($0.suffix)", $0.shape) }
             }
-            try Checkpoint(tensors: checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") }).validate(expected: expected)
+            try Checkpoint.validate(file.tensors.filter { !$0.name.hasPrefix("optimizer.") }, expected: expected)
             let model = try Sequential(spec: spec, inputShape: inputShape, classes: classNames.count, activation: activation)
-            try model.load(parameters: checkpoint)
+            try model.load(parameters: file)
+            var optimizerState: [NamedTensor] = []
+            for (name, _) in file.tensors where name.hasPrefix("optimizer.") { optimizerState.append(try file.tensor(name)) }
+            let checkpoint = Checkpoint(tensors: optimizerState, metadata: meta)
             model.preprocessing = preprocessing
             return LoadedModel(model: model, classNames: classNames, epoch: Int(meta[CheckpointKey.epoch] ?? "") ?? 0,
                                step: Int(meta[CheckpointKey.step] ?? "") ?? 0, checkpoint: checkpoint)

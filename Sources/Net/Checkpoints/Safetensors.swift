@@ -88,132 +88,70 @@ public struct Checkpoint: Equatable, Sendable {
     }
 
     /// Reads a safetensors file. F32 tensors are read as they are; F16, BF16, F64 and I64 are converted
-    /// to Float (I64 ones marked `isInteger`). Tensors come back in the order of their data offsets, which is the order they were written.
+    /// to Float (I64 ones marked `isInteger`). Tensors come back in the order of their data offsets, which
+    /// is the order they were written. The whole file must fit `MemoryBudget.current`; `CheckpointFile`
+    /// reads one tensor at a time instead.
     public static func read(from path: String) throws(CheckpointError) -> Checkpoint {
-        let data: Data
-        do {
-            data = try readFile(path)
-        } catch {
-            switch error {
-            case .pathNotFound: throw .fileNotFound(path)
-            case .overBudget(let error): throw .overBudget(error)
-            case .unreadable(_, let reason): throw .unreadable(path: path, reason: reason)
-            default: throw .unreadable(path: path, reason: error.localizedDescription)
-            }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
+            do { try MemoryBudget.current.check(size, for: "\(path) (the file)") } catch { throw .overBudget(error) }
         }
-        // Parsed in place: a copy of the file's bytes as an array would double a large model's peak memory.
-        let parsed = data.withUnsafeBytes { raw in Result { () throws(CheckpointError) in try parse(raw, path: path) } }
-        return try parsed.get()
+        let file = try CheckpointFile(path: path)
+        var tensors: [NamedTensor] = []
+        for (name, _) in file.tensors { tensors.append(try file.tensor(name)) }
+        return Checkpoint(tensors: tensors, metadata: file.metadata)
     }
 
     /// The `__metadata__` of a safetensors file, read from its header alone: the tensors (tens of
     /// megabytes for a LeNet5) are not read, for tools that only need a run's settings.
     public static func readMetadata(from path: String) throws(CheckpointError) -> [String: String] {
-        guard let file = FileHandle(forReadingAtPath: path) else {
-            throw FileManager.default.fileExists(atPath: path) ? .unreadable(path: path, reason: "cannot be opened") : .fileNotFound(path)
-        }
-        defer { try? file.close() }
-        let prefix = [UInt8](file.readData(ofLength: 8))
-        guard prefix.count == 8 else { throw .tooShort(path: path, byteCount: prefix.count) }
-        let headerLength = prefix.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let fileSize = Int(file.seekToEndOfFile())
-        guard headerLength <= UInt64(fileSize - 8) else { throw .headerTooLarge(path: path, headerLength: headerLength, fileSize: fileSize) }
-        file.seek(toFileOffset: 8)
-        let header = try parseHeader([UInt8](file.readData(ofLength: Int(headerLength)))[...], path: path)
-        return try header[metadataKey].map { value throws(CheckpointError) in try parseMetadata(value, path: path) } ?? [:]
+        try CheckpointFile(path: path).metadata
     }
 
     /// Parses the bytes of a safetensors file; `path` is used in error messages only.
     public static func parse(_ bytes: [UInt8], path: String = "<memory>") throws(CheckpointError) -> Checkpoint {
-        let parsed = bytes.withUnsafeBytes { raw in Result { () throws(CheckpointError) in try parse(raw, path: path) } }
-        return try parsed.get()
-    }
-
-    private static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws(CheckpointError) -> Checkpoint {
         guard bytes.count >= 8 else { throw .tooShort(path: path, byteCount: bytes.count) }
-        let headerLength = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let headerLength = littleEndianLength(bytes[0..<8])
         guard headerLength <= UInt64(bytes.count - 8) else {
             throw .headerTooLarge(path: path, headerLength: headerLength, fileSize: bytes.count)
         }
-        let bufferStart = 8 + Int(headerLength)
-        let header = try parseHeader(bytes[8..<bufferStart], path: path)
-        let bufferSize = bytes.count - bufferStart
-
-        var metadata: [String: String] = [:]
-        var entries: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
-        for name in header.keys.sorted() {
-            let value = header[name]!
-            if name == metadataKey {
-                metadata = try parseMetadata(value, path: path)
-                continue
+        let layout = try TensorLayout(header: bytes[8..<(8 + Int(headerLength))], fileSize: bytes.count, path: path)
+        let tensors = bytes.withUnsafeBytes { raw in
+            layout.entries.map { entry in
+                let data = [Float](unsafeUninitializedCapacity: entry.count) { buffer, initialized in
+                    if let out = buffer.baseAddress {  // none for an empty tensor
+                        decode(UnsafeRawBufferPointer(rebasing: raw[(layout.bufferStart + entry.begin)..<(layout.bufferStart + entry.end)]),
+                               count: entry.count, as: entry.dtype, into: out)
+                    }
+                    initialized = entry.count
+                }
+                return NamedTensor(name: entry.name, tensor: Tensor(shape: entry.shape, data: data), isInteger: entry.dtype == .i64)
             }
-            guard case .object(let info) = value else {
-                throw .invalidField(path: path, tensor: name, field: "entry", reason: "is not an object")
-            }
-            for field in ["dtype", "shape", "data_offsets"] where info[field] == nil {
-                throw .missingField(path: path, tensor: name, field: field)
-            }
-            guard case .string(let dtypeName) = info["dtype"]! else {
-                throw .invalidField(path: path, tensor: name, field: "dtype", reason: "is not a string")
-            }
-            guard let dtype = DType(rawValue: dtypeName) else {
-                throw .unsupportedDtype(path: path, tensor: name, dtype: dtypeName)
-            }
-            guard let shape = info["shape"]!.intArray, shape.allSatisfy({ $0 >= 0 }) else {
-                throw .invalidField(path: path, tensor: name, field: "shape",
-                                    reason: "is not a list of non-negative integers")
-            }
-            guard let offsets = info["data_offsets"]!.intArray, offsets.count == 2 else {
-                throw .invalidField(path: path, tensor: name, field: "data_offsets",
-                                    reason: "is not a list of two integers")
-            }
-            let (begin, end) = (offsets[0], offsets[1])
-            guard 0 <= begin, begin <= end, end <= bufferSize else {
-                throw .offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end, bufferSize: bufferSize)
-            }
-            guard let count = checkedProduct(shape),
-                  case (let expected, false) = count.multipliedReportingOverflow(by: dtype.size),
-                  expected == end - begin else {
-                throw .sizeMismatch(path: path, tensor: name, shape: shape, dtype: dtype.rawValue, byteCount: end - begin)
-            }
-            entries.append((name, dtype, shape, begin, end))
         }
-
-        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
-        var position = 0
-        for entry in entries {
-            guard entry.begin == position else {
-                throw .notContiguous(path: path, tensor: entry.name, begin: entry.begin, expected: position)
-            }
-            position = entry.end
-        }
-        guard position == bufferSize else {
-            throw .trailingBytes(path: path, used: position, bufferSize: bufferSize)
-        }
-
-        let tensors = entries.map { entry in
-            let data = decode(bytes, from: bufferStart + entry.begin, count: checkedProduct(entry.shape)!, as: entry.dtype)
-            return NamedTensor(name: entry.name, tensor: Tensor(shape: entry.shape, data: data), isInteger: entry.dtype == .i64)
-        }
-        return Checkpoint(tensors: tensors, metadata: metadata)
+        return Checkpoint(tensors: tensors, metadata: layout.metadata)
     }
 
     /// Checks that the checkpoint holds exactly the tensors a model expects, with the expected shapes.
     /// Throws ``CheckpointError/incompatible(_:)`` listing every missing, unexpected or misshapen tensor.
     public func validate(expected: [(name: String, shape: [Int])]) throws(CheckpointError) {
+        try Checkpoint.validate(tensors.map { ($0.name, $0.tensor.shape) }, expected: expected)
+    }
+
+    /// ``validate(expected:)`` of tensors known by name and shape alone (`CheckpointFile.tensors`).
+    public static func validate(_ found: [(name: String, shape: [Int])], expected: [(name: String, shape: [Int])]) throws(CheckpointError) {
+        let shapes = Dictionary(found.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
         var problems: [CheckpointMismatch] = []
         for (name, shape) in expected {
-            if let found = tensor(name) {
-                if found.shape != shape {
-                    problems.append(.shape(name: name, found: found.shape, expected: shape))
+            if let foundShape = shapes[name] {
+                if foundShape != shape {
+                    problems.append(.shape(name: name, found: foundShape, expected: shape))
                 }
             } else {
                 problems.append(.missing(name))
             }
         }
         let expectedNames = Set(expected.map(\.name))
-        for entry in tensors where !expectedNames.contains(entry.name) {
-            problems.append(.unexpected(entry.name))
+        for (name, _) in found where !expectedNames.contains(name) {
+            problems.append(.unexpected(name))
         }
         guard problems.isEmpty else { throw .incompatible(problems) }
     }
@@ -340,25 +278,176 @@ func appendLittleEndian(_ values: [Float], to bytes: inout [UInt8]) {
     #endif
 }
 
-/// `count` little-endian values of `dtype` starting at byte `start` of `raw`, converted to Float.
-/// The caller has checked that they lie inside `raw`.
-private func decode(_ raw: UnsafeRawBufferPointer, from start: Int, count: Int, as dtype: DType) -> [Float] {
-    (0..<count).map { i in
-        let at = start + i * dtype.size
+/// The first `count` little-endian values of `dtype` in `raw`, converted to Float into `out`. The caller
+/// has checked that they lie inside `raw`.
+private func decode(_ raw: UnsafeRawBufferPointer, count: Int, as dtype: DType, into out: UnsafeMutablePointer<Float>) {
+    for i in 0..<count {
+        let at = i * dtype.size
         switch dtype {
         case .f32:
-            return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
         case .f16:
-            let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
-            return halfToFloat(bits)
+            out[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
         case .bf16:
-            let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
-            return Float(bitPattern: UInt32(bits) << 16)
+            out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))) << 16)
         case .f64:
-            return Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
+            out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
         case .i64:
-            return Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self)))
+            out[i] = Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self)))
         }
+    }
+}
+
+/// The 8-byte little-endian header length at the start of a safetensors file.
+private func littleEndianLength(_ bytes: some Collection<UInt8>) -> UInt64 {
+    bytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+}
+
+/// Where each tensor of a safetensors file lies, from its JSON header, checked against the file's size:
+/// every entry has a known dtype, a shape of non-negative sizes and offsets inside the data buffer that
+/// fit the shape, and the entries cover the buffer from start to end without gaps or overlaps.
+/// `Checkpoint.parse` and `CheckpointFile` both read through it.
+private struct TensorLayout {
+    struct Entry {
+        let name: String, dtype: DType, shape: [Int], begin: Int, end: Int
+        var count: Int { (end - begin) / dtype.size }
+    }
+    /// In the order of their offsets.
+    let entries: [Entry]
+    let metadata: [String: String]
+    /// The byte of the file where the data buffer starts.
+    let bufferStart: Int
+
+    init(header: some Sequence<UInt8>, fileSize: Int, path: String) throws(CheckpointError) {
+        let bytes = Array(header)
+        bufferStart = 8 + bytes.count
+        let object = try parseHeader(bytes, path: path)
+        let bufferSize = fileSize - bufferStart
+        var metadata: [String: String] = [:]
+        var entries: [Entry] = []
+        for name in object.keys.sorted() {
+            let value = object[name]!
+            if name == metadataKey {
+                metadata = try parseMetadata(value, path: path)
+                continue
+            }
+            guard case .object(let info) = value else {
+                throw .invalidField(path: path, tensor: name, field: "entry", reason: "is not an object")
+            }
+            for field in ["dtype", "shape", "data_offsets"] where info[field] == nil {
+                throw .missingField(path: path, tensor: name, field: field)
+            }
+            guard case .string(let dtypeName) = info["dtype"]! else {
+                throw .invalidField(path: path, tensor: name, field: "dtype", reason: "is not a string")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw .unsupportedDtype(path: path, tensor: name, dtype: dtypeName)
+            }
+            guard let shape = info["shape"]!.intArray, shape.allSatisfy({ $0 >= 0 }) else {
+                throw .invalidField(path: path, tensor: name, field: "shape",
+                                    reason: "is not a list of non-negative integers")
+            }
+            guard let offsets = info["data_offsets"]!.intArray, offsets.count == 2 else {
+                throw .invalidField(path: path, tensor: name, field: "data_offsets",
+                                    reason: "is not a list of two integers")
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard 0 <= begin, begin <= end, end <= bufferSize else {
+                throw .offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end, bufferSize: bufferSize)
+            }
+            guard let count = checkedProduct(shape),
+                  case (let expected, false) = count.multipliedReportingOverflow(by: dtype.size),
+                  expected == end - begin else {
+                throw .sizeMismatch(path: path, tensor: name, shape: shape, dtype: dtype.rawValue, byteCount: end - begin)
+            }
+            entries.append(Entry(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
+        }
+        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        var position = 0
+        for entry in entries {
+            guard entry.begin == position else {
+                throw .notContiguous(path: path, tensor: entry.name, begin: entry.begin, expected: position)
+            }
+            position = entry.end
+        }
+        guard position == bufferSize else {
+            throw .trailingBytes(path: path, used: position, bufferSize: bufferSize)
+        }
+        self.entries = entries
+        self.metadata = metadata
+    }
+}
+
+/// A safetensors file opened for reading one tensor at a time: its header is read and checked against
+/// the file's size when it is opened (`TensorLayout`), and a tensor's bytes are read only when asked for,
+/// a few megabytes at a time, so that a model's parameters go straight into their block without the
+/// file or a copy of its tensors in memory (an imported VGG-11 is 531 MB of them).
+public final class CheckpointFile {
+    public let path: String
+    /// The `__metadata__` of the header.
+    public let metadata: [String: String]
+    /// Each tensor's name and shape, in file order.
+    public let tensors: [(name: String, shape: [Int])]
+    private let layout: TensorLayout
+    private let handle: FileHandle
+
+    /// Bytes read per step of `read(_:into:)`.
+    private static let chunkBytes = 4 << 20
+
+    /// Opens `path` and reads its header; the header must fit `MemoryBudget.current`.
+    public init(path: String) throws(CheckpointError) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw FileManager.default.fileExists(atPath: path) ? .unreadable(path: path, reason: "cannot be opened") : .fileNotFound(path)
+        }
+        self.path = path
+        self.handle = handle
+        let prefix = [UInt8](try CheckpointFile.io(path) { try handle.read(upToCount: 8) ?? Data() })
+        guard prefix.count == 8 else { throw .tooShort(path: path, byteCount: prefix.count) }
+        let headerLength = littleEndianLength(prefix)
+        let fileSize = Int(try CheckpointFile.io(path) { try handle.seekToEnd() })
+        guard headerLength <= UInt64(fileSize - 8) else { throw .headerTooLarge(path: path, headerLength: headerLength, fileSize: fileSize) }
+        do { try MemoryBudget.current.check(Int(headerLength), for: "the header of \(path)") } catch { throw .overBudget(error) }
+        let header = try CheckpointFile.io(path) { () throws -> Data in
+            try handle.seek(toOffset: 8)
+            return try handle.read(upToCount: Int(headerLength)) ?? Data()
+        }
+        guard header.count == Int(headerLength) else { throw .unreadable(path: path, reason: "it ends inside its header") }
+        layout = try TensorLayout(header: header, fileSize: fileSize, path: path)
+        metadata = layout.metadata
+        tensors = layout.entries.map { ($0.name, $0.shape) }
+    }
+
+    deinit { try? handle.close() }
+
+    /// `body`'s result, or its Foundation error as `unreadable` with the system's reason ("Is a directory").
+    private static func io<T>(_ path: String, _ body: () throws -> T) throws(CheckpointError) -> T {
+        do { return try body() } catch { throw .unreadable(path: path, reason: fileErrorReason(error)) }
+    }
+
+    /// Decodes tensor `name` into `destination`, which holds exactly its element count, converting as
+    /// `Checkpoint.read` does. Throws `unreadable` when the file ends early (it changed since it was
+    /// opened). Precondition: `name` is one of `tensors`.
+    public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
+        guard let entry = layout.entries.first(where: { $0.name == name }) else { preconditionFailure("no tensor \(name) in \(path)") }
+        precondition(entry.count == destination.count, "tensor \(name) has \(entry.count) values, not \(destination.count)")
+        try CheckpointFile.io(path) { try handle.seek(toOffset: UInt64(layout.bufferStart + entry.begin)) }
+        let step = max(1, CheckpointFile.chunkBytes / entry.dtype.size)
+        var done = 0
+        while done < entry.count {
+            let count = min(step, entry.count - done)
+            let bytes = try CheckpointFile.io(path) { try handle.read(upToCount: count * entry.dtype.size) ?? Data() }
+            guard bytes.count == count * entry.dtype.size else { throw .unreadable(path: path, reason: "it ends inside tensor \(name)") }
+            bytes.withUnsafeBytes { decode($0, count: count, as: entry.dtype, into: destination.baseAddress! + done) }
+            done += count
+        }
+    }
+
+    /// Tensor `name`, read whole. Precondition: `name` is one of `tensors`.
+    public func tensor(_ name: String) throws(CheckpointError) -> NamedTensor {
+        guard let entry = layout.entries.first(where: { $0.name == name }) else { preconditionFailure("no tensor \(name) in \(path)") }
+        var data = [Float](repeating: 0, count: entry.count)
+        try data.withUnsafeMutableBufferPointer { buffer throws(CheckpointError) in try read(name, into: buffer) }
+        return NamedTensor(name: name, tensor: Tensor(shape: entry.shape, data: data), isInteger: entry.dtype == .i64)
     }
 }
 
@@ -437,7 +526,7 @@ private enum JSONValue: Decodable {
     }
 }
 
-private func parseHeader(_ bytes: some Sequence<UInt8>, path: String) throws(CheckpointError) -> [String: JSONValue] {
+private func parseHeader(_ bytes: [UInt8], path: String) throws(CheckpointError) -> [String: JSONValue] {
     let value: JSONValue
     do {
         value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))

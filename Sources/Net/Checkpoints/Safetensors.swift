@@ -92,9 +92,7 @@ public struct Checkpoint: Equatable, Sendable {
     /// is the order they were written. The whole file must fit `MemoryBudget.current`; `CheckpointFile`
     /// reads one tensor at a time instead.
     public static func read(from path: String) throws(CheckpointError) -> Checkpoint {
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
-            do { try MemoryBudget.current.check(size, for: "\(path) (the file)") } catch { throw .overBudget(error) }
-        }
+        do { try checkFileFitsBudget(path) } catch { throw .overBudget(error) }
         let file = try CheckpointFile(path: path)
         var tensors: [NamedTensor] = []
         for (name, _) in file.tensors { tensors.append(try file.tensor(name)) }
@@ -114,7 +112,7 @@ public struct Checkpoint: Equatable, Sendable {
         guard headerLength <= UInt64(bytes.count - 8) else {
             throw .headerTooLarge(path: path, headerLength: headerLength, fileSize: bytes.count)
         }
-        let layout = try TensorLayout(header: bytes[8..<(8 + Int(headerLength))], fileSize: bytes.count, path: path)
+        let layout = try TensorLayout(header: Data(bytes[8..<(8 + Int(headerLength))]), fileSize: bytes.count, path: path)
         let tensors = bytes.withUnsafeBytes { raw in
             layout.entries.map { entry in
                 let data = [Float](unsafeUninitializedCapacity: entry.count) { buffer, initialized in
@@ -318,10 +316,9 @@ private struct TensorLayout {
     /// The byte of the file where the data buffer starts.
     let bufferStart: Int
 
-    init(header: some Sequence<UInt8>, fileSize: Int, path: String) throws(CheckpointError) {
-        let bytes = Array(header)
-        bufferStart = 8 + bytes.count
-        let object = try parseHeader(bytes, path: path)
+    init(header: Data, fileSize: Int, path: String) throws(CheckpointError) {
+        bufferStart = 8 + header.count
+        let object = try parseHeader(header, path: path)
         let bufferSize = fileSize - bufferStart
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
@@ -384,12 +381,13 @@ private struct TensorLayout {
 /// file or a copy of its tensors in memory (an imported VGG-11 is 531 MB of them).
 public final class CheckpointFile {
     public let path: String
-    /// The `__metadata__` of the header.
-    public let metadata: [String: String]
-    /// Each tensor's name and shape, in file order.
-    public let tensors: [(name: String, shape: [Int])]
     private let layout: TensorLayout
     private let handle: FileHandle
+
+    /// The `__metadata__` of the header.
+    public var metadata: [String: String] { layout.metadata }
+    /// Each tensor's name and shape, in file order.
+    public var tensors: [(name: String, shape: [Int])] { layout.entries.map { ($0.name, $0.shape) } }
 
     /// Bytes read per step of `read(_:into:)`.
     private static let chunkBytes = 4 << 20
@@ -413,8 +411,6 @@ public final class CheckpointFile {
         }
         guard header.count == Int(headerLength) else { throw .unreadable(path: path, reason: "it ends inside its header") }
         layout = try TensorLayout(header: header, fileSize: fileSize, path: path)
-        metadata = layout.metadata
-        tensors = layout.entries.map { ($0.name, $0.shape) }
     }
 
     deinit { try? handle.close() }
@@ -428,26 +424,45 @@ public final class CheckpointFile {
     /// `Checkpoint.read` does. Throws `unreadable` when the file ends early (it changed since it was
     /// opened). Precondition: `name` is one of `tensors`.
     public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
-        guard let entry = layout.entries.first(where: { $0.name == name }) else { preconditionFailure("no tensor \(name) in \(path)") }
-        precondition(entry.count == destination.count, "tensor \(name) has \(entry.count) values, not \(destination.count)")
-        try CheckpointFile.io(path) { try handle.seek(toOffset: UInt64(layout.bufferStart + entry.begin)) }
-        let step = max(1, CheckpointFile.chunkBytes / entry.dtype.size)
-        var done = 0
-        while done < entry.count {
-            let count = min(step, entry.count - done)
-            let bytes = try CheckpointFile.io(path) { try handle.read(upToCount: count * entry.dtype.size) ?? Data() }
-            guard bytes.count == count * entry.dtype.size else { throw .unreadable(path: path, reason: "it ends inside tensor \(name)") }
-            bytes.withUnsafeBytes { decode($0, count: count, as: entry.dtype, into: destination.baseAddress! + done) }
-            done += count
-        }
+        try read(entry(name), into: destination)
     }
 
     /// Tensor `name`, read whole. Precondition: `name` is one of `tensors`.
     public func tensor(_ name: String) throws(CheckpointError) -> NamedTensor {
-        guard let entry = layout.entries.first(where: { $0.name == name }) else { preconditionFailure("no tensor \(name) in \(path)") }
+        let entry = entry(name)
         var data = [Float](repeating: 0, count: entry.count)
-        try data.withUnsafeMutableBufferPointer { buffer throws(CheckpointError) in try read(name, into: buffer) }
+        try data.withUnsafeMutableBufferPointer { buffer throws(CheckpointError) in try read(entry, into: buffer) }
         return NamedTensor(name: name, tensor: Tensor(shape: entry.shape, data: data), isInteger: entry.dtype == .i64)
+    }
+
+    private func entry(_ name: String) -> TensorLayout.Entry {
+        guard let entry = layout.entries.first(where: { $0.name == name }) else { preconditionFailure("no tensor \(name) in \(path)") }
+        return entry
+    }
+
+    /// Reads `entry`'s bytes with `pread` (no shared file position) into one scratch buffer of at most
+    /// `chunkBytes`, decoding each step into `destination`.
+    private func read(_ entry: TensorLayout.Entry, into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
+        precondition(entry.count == destination.count, "tensor \(entry.name) has \(entry.count) values, not \(destination.count)")
+        let step = max(1, CheckpointFile.chunkBytes / entry.dtype.size)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: min(step, entry.count) * entry.dtype.size, alignment: 16)
+        defer { scratch.deallocate() }
+        var done = 0
+        while done < entry.count {
+            let count = min(step, entry.count - done), byteCount = count * entry.dtype.size
+            var filled = 0
+            while filled < byteCount {
+                let offset = off_t(layout.bufferStart + entry.begin + done * entry.dtype.size + filled)
+                let got = pread(handle.fileDescriptor, scratch.baseAddress! + filled, byteCount - filled, offset)
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else {
+                    throw .unreadable(path: path, reason: got == 0 ? "it ends inside tensor \(entry.name)" : String(cString: strerror(errno)))
+                }
+                filled += got
+            }
+            decode(UnsafeRawBufferPointer(scratch), count: count, as: entry.dtype, into: destination.baseAddress! + done)
+            done += count
+        }
     }
 }
 
@@ -526,10 +541,10 @@ private enum JSONValue: Decodable {
     }
 }
 
-private func parseHeader(_ bytes: [UInt8], path: String) throws(CheckpointError) -> [String: JSONValue] {
+private func parseHeader(_ bytes: Data, path: String) throws(CheckpointError) -> [String: JSONValue] {
     let value: JSONValue
     do {
-        value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        value = try JSONDecoder().decode(JSONValue.self, from: bytes)
     } catch {
         throw .invalidHeader(path: path, reason: "not valid JSON")
     }

@@ -1,14 +1,15 @@
 import Foundation
 
+/// Throws unless the file at `path`, read whole, fits `MemoryBudget.current` (a file whose size cannot be
+/// read is left to the read to refuse).
+func checkFileFitsBudget(_ path: String) throws(MemoryBudgetError) {
+    guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int else { return }
+    try MemoryBudget.current.check(size, for: "\(path) (the file)")
+}
+
 /// The whole file at `path`, once its size is known to fit `MemoryBudget.current`.
 func readFile(_ path: String) throws(DataError) -> Data {
-    if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
-        do {
-            try MemoryBudget.current.check(size, for: "\(path) (the file)")
-        } catch {
-            throw .overBudget(error)
-        }
-    }
+    do { try checkFileFitsBudget(path) } catch { throw .overBudget(error) }
     do {
         return try Data(contentsOf: URL(fileURLWithPath: path))
     } catch {

@@ -150,12 +150,14 @@ final class BoxKernelTests: XCTestCase {
     }
 
     /// Max and average pooling, windows 2 and 3, strides 1–3, odd sizes whose last row and column no
-    /// window reads.
+    /// window reads, planes narrower and wider than eight outputs.
     func testPoolBoxesMatchesNaive() {
         var random = SeededRandom(seed: 23)
         let cases: [(Int, Int, Int, Int, Int, (Int, Int, Int, Int), Bool)] = [
             (1, 8, 8, 2, 2, (0, 0, 0, 0), false), (3, 9, 11, 2, 2, (0, 0, 0, 0), false), (2, 7, 7, 3, 2, (0, 0, 0, 0), false),
             (1, 6, 5, 2, 1, (0, 0, 0, 0), false), (4, 10, 11, 3, 3, (0, 0, 0, 0), false),
+            // planes of eight outputs a row and more, where narrower boxes are widened for the vector kernels
+            (3, 23, 27, 3, 2, (0, 0, 0, 0), false), (2, 20, 21, 2, 2, (0, 0, 0, 0), false), (2, 12, 19, 2, 1, (0, 0, 0, 0), false),
             // padded and ceil-mode windows, which leave the padding out
             (2, 8, 8, 3, 2, (1, 1, 1, 1), false), (2, 7, 9, 3, 2, (1, 0, 1, 1), true), (1, 7, 5, 2, 2, (0, 0, 0, 0), true), (3, 6, 7, 3, 3, (1, 1, 1, 1), true),
         ]

@@ -236,56 +236,58 @@ public func convolveByChange(
     }
 }
 
-/// Floats of scratch `poolBoxes` needs for the output boxes `outputs`: the largest input patch of a
-/// widened box, then the pooled widened box and max pooling's switches.
+/// Floats of scratch `poolBoxes` needs for the output boxes `outputs`: a pooled box and max pooling's
+/// switches for the widest box once widened (`widenedForMaxPooling`), then the largest input patch.
+/// It holds for average pooling too, which widens nothing.
 public func poolBoxesScratchSize(_ g: ConvGeometry, outputs: [PlaneBox]) -> Int {
-    let widened = outputs.filter { !$0.isEmpty }.map { widenedForPooling($0, g) }
-    let patch = widened.map { g.inChannels * g.inputPatch($0).area }.max() ?? 0
-    return max(1, patch + 2 * g.inChannels * (widened.map(\.area).max() ?? 0))
+    let patch = outputs.filter { !$0.isEmpty }.map { g.inChannels * g.inputPatch(widenedForMaxPooling($0, g)).area }.max() ?? 0
+    return max(1, 2 * g.inChannels * widestForMaxPooling(g, outputs) + patch)
 }
 
-/// `box` of a pooling layer's output widened to at least `Lanes.scalarCount` columns where the plane
-/// has them and every window lies inside it, so that the layer's vector kernels pool it (they take
-/// rows of eight outputs; narrower ones go to the scalar loop). Columns are added on the right, or on
-/// the left at the plane's edge.
-func widenedForPooling(_ box: PlaneBox, _ g: ConvGeometry) -> PlaneBox {
-    let width = min(g.outWidth, Lanes.scalarCount)
-    guard g.windowsInsidePlane, box.width < width else { return box }
+/// `box` of a max pooling's output widened to the `maxPoolVectorRowMinimum` columns its vector kernel
+/// takes when it is narrower and the plane has them (narrower rows go to the scalar loop): columns are
+/// added on the right, or on the left at the plane's edge. Otherwise `box` itself.
+func widenedForMaxPooling(_ box: PlaneBox, _ g: ConvGeometry) -> PlaneBox {
+    guard let width = maxPoolVectorRowMinimum(g), box.width < width, g.outWidth >= width else { return box }
     return PlaneBox(y: box.y0, x: min(box.x0, g.outWidth - width), height: box.height, width: width)
+}
+
+/// Positions of the largest non-empty box of `outputs` once widened for max pooling.
+private func widestForMaxPooling(_ g: ConvGeometry, _ outputs: [PlaneBox]) -> Int {
+    outputs.filter { !$0.isEmpty }.map { widenedForMaxPooling($0, g).area }.max() ?? 0
 }
 
 /// The outputs `to.boxes[b]` of a pooling layer of geometry `g` (max or average, `includePadding` as
 /// `avgPoolForward`) for copies of `input` `(C, H, W)` changed as `from` says, written into `to` (per
 /// copy `(C, box.h, box.w)`): for each copy, the patch `(C, fh, fw)` of its input under those outputs
-/// (widened by `widenedForPooling`) is pooled, by the layer's own kernel (`maxPoolForward`,
-/// `avgPoolForward`) when every window lies inside the plane, else by `poolWindows`, which leaves the
-/// padding out as the layer does. `scratch` holds `poolBoxesScratchSize` floats.
+/// (for max pooling, of the box `widenedForMaxPooling`, then cut out) is pooled, by the layer's own
+/// kernel (`maxPoolForward`, `avgPoolForward`) when every window lies inside the plane, else by
+/// `poolWindows`, which leaves the padding out as the layer does. `scratch` holds
+/// `poolBoxesScratchSize` floats.
 public func poolBoxes(
     _ input: UnsafePointer<Float>, _ g: ConvGeometry, maximum: Bool, includePadding: Bool,
     from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
 ) {
-    let widest = to.boxes.filter { !$0.isEmpty }.map { widenedForPooling($0, g).area }.max() ?? 0
-    let pooled = scratch + poolBoxesScratchSize(g, outputs: to.boxes) - 2 * g.inChannels * widest  // (C, box.h, widened.w)
-    let switches = UnsafeMutableRawPointer(pooled + g.inChannels * widest).bindMemory(to: Int32.self, capacity: g.inChannels * widest)
+    let widest = g.inChannels * widestForMaxPooling(g, to.boxes)
+    let pooled = scratch  // (C, box.h, widened.w)
+    let switches = UnsafeMutableRawPointer(scratch + widest).bindMemory(to: Int32.self, capacity: widest)
+    let patch = scratch + 2 * widest
     for (b, box) in to.boxes.enumerated() where !box.isEmpty {
         let output = to.values + to.offsets[b]
+        let widened = maximum ? widenedForMaxPooling(box, g) : box
+        let region = g.inputPatch(widened)
+        fillPatch(input, c: g.inChannels, h: g.height, w: g.width, region: region, box: from.boxes[b], values: from.values + from.offsets[b], patch)
         guard g.windowsInsidePlane else {
-            let region = g.inputPatch(box)
-            fillPatch(input, c: g.inChannels, h: g.height, w: g.width, region: region, box: from.boxes[b], values: from.values + from.offsets[b], scratch)
-            poolWindows(scratch, planes: g.inChannels, g, outputs: box, region: region, maximum: maximum, includePadding: includePadding, output)
+            poolWindows(patch, planes: g.inChannels, g, outputs: box, region: region, maximum: maximum, includePadding: includePadding, output)
             continue
         }
-        let widened = widenedForPooling(box, g)
-        let region = g.inputPatch(widened)
-        fillPatch(input, c: g.inChannels, h: g.height, w: g.width, region: region, box: from.boxes[b], values: from.values + from.offsets[b], scratch)
-        let patch = ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width, kernelHeight: g.kernelHeight,
-                                 kernelWidth: g.kernelWidth, stride: g.stride)
-        let target = widened == box ? output : pooled
-        if maximum {
-            maxPoolForward(scratch, planes: g.inChannels, patch, target, switches: switches)
-        } else {
-            avgPoolForward(scratch, planes: g.inChannels, patch, includePadding: includePadding, target)
+        let patchGeometry = ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width, kernelHeight: g.kernelHeight,
+                                         kernelWidth: g.kernelWidth, stride: g.stride)
+        guard maximum else {
+            avgPoolForward(patch, planes: g.inChannels, patchGeometry, includePadding: includePadding, output)
+            continue
         }
+        maxPoolForward(patch, planes: g.inChannels, patchGeometry, widened == box ? output : pooled, switches: switches)
         guard widened != box else { continue }
         for row in 0..<(g.inChannels * box.height) {
             (output + row * box.width).update(from: pooled + row * widened.width + box.x0 - widened.x0, count: box.width)

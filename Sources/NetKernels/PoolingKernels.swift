@@ -16,7 +16,7 @@ public func maxPoolForward(
         return
     }
     guard g.kernelHeight == 2, g.kernelWidth == 2 else {
-        if ow >= lanes && g.kernelWidth >= 2 {
+        if let minimum = maxPoolVectorRowMinimum(g), ow >= minimum {
             maxPoolStrideTwoRows(input, planes: planes, g, output, switches: switches)
         } else {
             maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
@@ -273,4 +273,12 @@ private func forEachAveragingWindow(_ g: ConvGeometry, includePadding: Bool, _ b
             body(y, x, rows.start..<rows.end, columns.start..<columns.end, 1 / Float(count))
         }
     }
+}
+
+/// The fewest outputs a row of `g` needs for `maxPoolForward` to pool it eight at a time
+/// (`maxPoolStrideTwoRows`): `Lanes.scalarCount` for stride 2, a window other than 2×2 and every window
+/// inside the plane; nil where the width does not decide (2×2 windows have a kernel for narrow rows,
+/// other strides and padded windows none).
+func maxPoolVectorRowMinimum(_ g: ConvGeometry) -> Int? {
+    g.stride == 2 && g.windowsInsidePlane && !(g.kernelHeight == 2 && g.kernelWidth == 2) && g.kernelWidth >= 2 ? Lanes.scalarCount : nil
 }

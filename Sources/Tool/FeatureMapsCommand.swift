@@ -60,6 +60,6 @@ struct FeatureMapsCommand: ParsableCommand {
         try figures.write(maps.render(title: "\(layer): \(s[0]) feature maps \(s[1])x\(s[2])" + (images == nil ? " for \(names[0])" : " for \(inputs.count) \(source.split.rawValue) images"),
                                       scale: figures.scale),
                           to: out)
-        print("wrote \(out): \(s[0]) maps of \(layer) for \(inputs.count) image\(inputs.count == 1 ? "" : "s"), activations \(formatValue(maps.range.lo)) to \(formatValue(maps.range.hi))")
+        print("wrote \(out): \(s[0]) maps of \(layer) for \(inputs.count) image\(inputs.count == 1 ? "" : "s"), activations \(formatRange(maps.range.lo, maps.range.hi))")
     }
 }

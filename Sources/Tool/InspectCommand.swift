@@ -171,7 +171,7 @@ struct InspectCommand: ParsableCommand {
         let mapTiles = try (0..<s[0]).map { c in
             (try picture(maps.mapTile(image: 0, channel: c, scale: mapScale), "tiles/featuremap-\(c).png", alt: "\(layerName) channel \(c)"), "\(c)")
         }
-        let mapsHTML = InspectPage.panels(mapTiles, caption: "\(layerName): all \(s[0]) feature maps \(s[1])x\(s[2]) (after the activation), numbered by channel, heat colours on one scale for all maps from \(formatValue(lo)) to \(formatValue(hi)) (colour bar)",
+        let mapsHTML = InspectPage.panels(mapTiles, caption: "\(layerName): all \(s[0]) feature maps \(s[1])x\(s[2]) (after the activation), numbered by channel, heat colours on one scale for all maps from \(formatRange(lo, hi)) (colour bar)",
                                           key: try InspectPage.inline(colorBar(.heat, lo: lo, hi: hi, unit: "activation")))
         return (projections, mapsHTML)
     }

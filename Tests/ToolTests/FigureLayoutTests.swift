@@ -89,7 +89,7 @@ final class FigureLayoutTests: XCTestCase {
     }
 
     func testColorBarTicksNeverMeet() {
-        for (lo, hi) in [(Float(0), Float(1)), (0.99901, 0.99987), (-3e-5, 7e-4), (-12345, 67890), (0.25, 0.25), (0, 1e-9), (-1, 1)] {
+        for (lo, hi) in [(Float(0), Float(1)), (0.99901, 0.99987), (-3e-5, 7e-4), (-12345, 67890), (0.25, 0.25), (0, 1e-9), (-1, 1), (0.0010251, 0.0010254), (12.34561, 12.34568), (3e6, 3.0002e6)] {
             let bar = colorBar(.heat, lo: lo, hi: hi, unit: "probability")
             assertCleanLayout(bar, "colour bar \(lo)...\(hi)")
             let ticks = bar.texts.filter { $0.style == .tick }
@@ -97,6 +97,12 @@ final class FigureLayoutTests: XCTestCase {
             XCTAssertEqual(Set(ticks.map(\.text)).count, ticks.count, "\(lo)...\(hi): repeated tick labels \(ticks.map(\.text))")
         }
         assertCleanLayout(symmetricKey(unit: "projection"), "symmetric key")
+    }
+
+    func testRangesReadDifferentlyAtTheirEnds() {
+        XCTAssertEqual(formatRange(0.0010251, 0.0010254), "0.0010251 to 0.0010254")
+        XCTAssertEqual(formatRange(-1.5, 2), "-1.5 to 2")
+        XCTAssertEqual(formatRange(0.25, 0.25), "0.25 to 0.25")
     }
 
     func testNonASCIINamesGetRealGlyphs() throws {

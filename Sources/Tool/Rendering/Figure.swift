@@ -28,7 +28,7 @@ enum Normalization {
         switch self {
         case .symmetric: return "each tile scaled symmetrically: 0 = mid-gray, +max|v| = white, -max|v| = black"
         case .minMax: return "each tile scaled from its min (dark) to its max (bright)"
-        case let .range(lo, hi): return "one scale for all tiles: \(formatValue(lo)) to \(formatValue(hi))"
+        case let .range(lo, hi): return "one scale for all tiles: \(formatRange(lo, hi))"
         }
     }
 }
@@ -56,6 +56,13 @@ enum ColorMap {
 /// A number in at most 4 significant digits, for labels.
 func formatValue(_ v: Float) -> String {
     String(format: "%.4g", Double(v))
+}
+
+/// "`lo` to `hi`" with as many significant digits (4 to 9, where a `Float` ends) as it takes for the two
+/// to read differently when they differ.
+func formatRange(_ lo: Float, _ hi: Float) -> String {
+    let digits = (4...9).first { String(format: "%.\($0)g", Double(lo)) != String(format: "%.\($0)g", Double(hi)) } ?? 4
+    return String(format: "%.\(digits)g to %.\(digits)g", Double(lo), Double(hi))
 }
 
 /// Integer upscaling that makes a `side`-pixel tile about `target` pixels wide (nearest neighbour):

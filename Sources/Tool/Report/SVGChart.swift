@@ -246,15 +246,19 @@ func niceTicks(_ lo: Double, _ hi: Double, count: Int, integers: Bool = false) -
     return ticks
 }
 
-/// A tick value with as many decimals as the tick spacing needs; thousands as "k", and very large or
-/// very small values in exponent form.
+/// A tick value with as many decimals as the tick spacing needs, so that neighbouring ticks never read
+/// the same; thousands as "k". Very large or very small values, and spacings finer than 1e-6, take
+/// `%g` with as many significant digits as the spacing needs (at least two).
 func tickLabel(_ value: Double, ticks: [Double]) -> String {
     let step = ticks.count > 1 ? ticks[1] - ticks[0] : 1
     let largest = ticks.map(abs).max() ?? 0
-    if largest >= 1e6 || (largest > 0 && largest < 1e-3) { return value == 0 ? "0" : String(format: "%.2g", value) }
+    let stepExponent = Int(floor(log10(step) + 1e-9))
+    if largest >= 1e6 || (largest > 0 && largest < 1e-3) || stepExponent < -6 {
+        let digits = max(2, Int(floor(log10(largest) + 1e-9)) - stepExponent + 1)
+        return value == 0 ? "0" : String(format: "%.\(digits)g", value)
+    }
     if largest >= 10_000 && step >= 1000 { return value == 0 ? "0" : String(format: "%gk", value / 1000) }
-    let decimals = max(0, min(6, Int(-floor(log10(step) + 1e-9))))
-    return String(format: "%.\(decimals)f", value)
+    return String(format: "%.\(max(0, -stepExponent))f", value)
 }
 
 /// A power of ten as a plain number from 0.001 to 1000, else as 1e-5.

@@ -1,4 +1,5 @@
 import COpenBLAS
+import Foundation
 
 /// C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS's `cblas_sgemm`.
 /// op(A) is (m, k), op(B) is (k, n), C is (m, n); `lda`, `ldb`, `ldc` are the row strides.
@@ -17,6 +18,28 @@ public func sgemm(
 /// The OpenBLAS kernels this process runs ("Haswell", "SkylakeX", …): chosen at load from the CPU, or
 /// from `OPENBLAS_CORETYPE` when the environment sets it. The benchmarks print it beside their figures.
 public var blasKernels: String { String(cString: openblas_get_corename()) }
+
+/// The OpenBLAS kernels to ask for through `OPENBLAS_CORETYPE` when OpenBLAS did not know this CPU and
+/// fell back to its oldest x86-64 kernels ("Prescott", SSE3), as Debian's OpenBLAS 0.3.21 does on
+/// Intel's Emerald Rapids, where they run AlexNet's forward pass about 3x slower than its SkylakeX
+/// kernels: `blasKernels(forCPUFlags:)` of /proc/cpuinfo's flags. nil when OpenBLAS chose other
+/// kernels, when the environment already sets the variable, or when the CPU offers nothing better.
+public func betterBLASKernels() -> String? {
+    guard blasKernels == "Prescott", getenv("OPENBLAS_CORETYPE") == nil,
+          let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })?.split(separator: ":").last
+    else { return nil }
+    return blasKernels(forCPUFlags: Set(flags.split(separator: " ").map(String.init)))
+}
+
+/// OpenBLAS's kernels for a CPU with `flags` (as /proc/cpuinfo names them, which lists only what the
+/// kernel also enabled): "SkylakeX" with AVX-512 F, CD, BW, DQ and VL, "Haswell" with AVX2 and FMA,
+/// else nil.
+public func blasKernels(forCPUFlags flags: Set<String>) -> String? {
+    if flags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]) { return "SkylakeX" }
+    if flags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
+    return nil
+}
 
 /// y = alpha * op(A) * x + beta * y, row-major, through OpenBLAS's `cblas_sgemv`. A is (m, n) with
 /// row stride `lda`; op(A) is (n, m) when `transpose` (then x has m values and y has n), else (m, n).

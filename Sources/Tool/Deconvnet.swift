@@ -29,6 +29,7 @@ extension Deconvnet {
     /// an `ExitStatus`: 64 for a bad flag or value, a `StatusError`'s own status, 1 otherwise.
     /// ArgumentParser's own `main` follows a bad flag with the usage text, which `--help` still prints.
     static func main() {
+        restartWithBetterBLASKernels()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -39,5 +40,14 @@ extension Deconvnet {
             printError("Error: " + message)
             exit(withError: code)
         }
+    }
+
+    /// Starts this command line again, once, with `OPENBLAS_CORETYPE` set to `betterBLASKernels()` when
+    /// OpenBLAS fell back to kernels older than the CPU (it reads the variable only when it is loaded).
+    /// If the restart fails, the command runs on with the kernels it has.
+    private static func restartWithBetterBLASKernels() {
+        guard let kernels = betterBLASKernels() else { return }
+        setenv("OPENBLAS_CORETYPE", kernels, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
     }
 }

@@ -8,6 +8,15 @@ final class KernelTests: XCTestCase {
         (0..<count).map { _ in random.uniform(-1, 1) }
     }
 
+    func testOpenBLASKernelsForCPUFlags() {
+        let avx2 = Set(["sse3", "avx", "avx2", "fma"])
+        XCTAssertEqual(blasKernels(forCPUFlags: avx2.union(["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"])), "SkylakeX")
+        XCTAssertEqual(blasKernels(forCPUFlags: avx2.union(["avx512f"])), "Haswell", "AVX-512 F alone is not SkylakeX's set")
+        XCTAssertEqual(blasKernels(forCPUFlags: avx2), "Haswell")
+        XCTAssertNil(blasKernels(forCPUFlags: ["sse3", "avx", "avx2"]), "AVX2 without FMA")
+        XCTAssertNil(blasKernels(forCPUFlags: []))
+    }
+
     func testSgemmMatchesNaiveForEveryTransposition() {
         var random = SeededRandom(seed: 1)
         let (m, n, k) = (5, 7, 9)

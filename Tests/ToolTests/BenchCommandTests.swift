@@ -1,3 +1,5 @@
+import Foundation
+import Net
 import XCTest
 
 /// `bench train --conv-path`: a path every convolution can take is taken and named in the output; one
@@ -12,6 +14,25 @@ final class BenchCommandTests: XCTestCase {
         let refused = ["bench", "train", "--model", "zfnet", "--conv-path", "winograd"] + quick  // conv1 is 7x7 with stride 2
         try assertCleanFailure(refused, mentions: "conv1 cannot take it")
         XCTAssertEqual(try CLI.run(refused).status, 64)
+    }
+
+    /// On a CPU that OpenBLAS does not know (it falls back to its SSE3 "Prescott" kernels), the command
+    /// starts itself again with the kernels the CPU's flags call for; a kernel set the environment names
+    /// is kept. On a CPU OpenBLAS knows, the first check holds as well.
+    func testRunsTheOpenBLASKernelsTheCPUCallsFor() throws {
+        let quick = ["bench", "train", "--model", "lenet5", "--batch-size", "2", "--steps", "1", "--repeats", "1", "--json"]
+        func kernels(_ environment: [String: String]) throws -> String {
+            let result = try CLI.run(quick, environment: environment)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            return try XCTUnwrap(json?["blas"] as? String, result.stdout)
+        }
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set((cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " ").map(String.init))
+        if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, blasKernels(forCPUFlags: flags) != nil {
+            XCTAssertNotEqual(try kernels([:]), "Prescott", "an AVX2 or AVX-512 CPU runs OpenBLAS's SSE3 kernels")
+        }
+        XCTAssertEqual(try kernels(["OPENBLAS_CORETYPE": "Prescott"]), "Prescott", "the environment's choice is kept")
     }
 }
 

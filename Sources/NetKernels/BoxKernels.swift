@@ -245,7 +245,7 @@ public func poolBoxesScratchSize(_ g: ConvGeometry, outputs: [PlaneBox]) -> Int 
 }
 
 /// `box` of a max pooling's output widened to the `maxPoolVectorRowMinimum` columns its vector kernel
-/// takes when it is narrower and the plane has them (narrower rows go to the scalar loop): columns are
+/// takes when it is narrower and the plane has them (narrower rows have their windows gathered): columns are
 /// added on the right, or on the left at the plane's edge. Otherwise `box` itself.
 func widenedForMaxPooling(_ box: PlaneBox, _ g: ConvGeometry) -> PlaneBox {
     guard let width = maxPoolVectorRowMinimum(g), box.width < width, g.outWidth >= width else { return box }

@@ -2,9 +2,9 @@
 /// `g` says (the padding never wins: PyTorch's −∞). `output` is `(planes, outH, outW)`; `switches`
 /// records, for each output, the index `y·W + x` of the winning input inside its unpadded plane (the first maximum, scanning rows then columns, as PyTorch; a NaN
 /// when there is one: the first of the last window row that holds one). The common 2×2 window with
-/// stride 2 runs eight outputs at a time (`maxPoolNarrowRows` where a row has fewer than eight), and so
-/// does any other window with stride 2 on rows of at least eight outputs (`maxPoolStrideTwoRows`:
-/// AlexNet's and zfnet's 3×3); everything else is `maxPoolForwardNaive`.
+/// stride 2 runs eight outputs at a time, and so does any other window with stride 2 inside the plane
+/// (`maxPoolStrideTwoRows` on rows of at least eight outputs, AlexNet's and zfnet's 3×3;
+/// `maxPoolNarrowRows` on narrower rows); everything else is `maxPoolForwardNaive`.
 public func maxPoolForward(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
@@ -19,7 +19,7 @@ public func maxPoolForward(
         if let minimum = maxPoolVectorRowMinimum(g), ow >= minimum {
             maxPoolStrideTwoRows(input, planes: planes, g, output, switches: switches)
         } else {
-            maxPoolForwardNaive(input, planes: planes, g, output, switches: switches)
+            maxPoolNarrowRows(input, planes: planes, g, output, switches: switches)
         }
         return
     }
@@ -72,36 +72,44 @@ private func maxPoolStrideTwoRows(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
 ) {
-    let (w, kh, kw) = (g.width, g.kernelHeight, g.kernelWidth)
+    let w = g.width
     forEachEightInRows(input, planes: planes, g, output, switches: switches) { src, at, corners in
-        // window row i, column j of the eight
-        func candidates(_ i: Int, _ j: Int) -> Lanes {
+        maxOfWindows(g, corners: corners) { i, j in
             let row = src + at + i * w
             return j == 0 ? UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self).evenHalf
                 : UnsafeRawPointer(row + j - 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
         }
-        var best = candidates(0, 0), index = corners
-        for i in 0..<kh {
-            for j in 0..<kw where i + j > 0 {
-                let value = candidates(i, j)
-                take(&best, &index, value, corners &+ Int32(i * w + j), where: value .> best)
-            }
-        }
-        // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
-        for i in 0..<kh {
-            for j in (0..<kw).reversed() {
-                let value = candidates(i, j)
-                take(&best, &index, value, corners &+ Int32(i * w + j), where: value .!= value)
-            }
-        }
-        return (best, index)
     }
 }
 
-/// 2×2 stride-2 pooling of planes whose rows have fewer than eight outputs (lenet5-classic's pool2,
-/// 10×10 → 5×5): eight outputs of a plane at a time in reading order, their windows gathered, so the
-/// choice stays free of branches (a branch per candidate is slower than even the loop oracle). A plane
-/// of fewer than eight outputs goes to `maxPoolForwardNaive`.
+/// Eight windows of `g` (`kh×kw`, corners `corners`: indices of their top-left inputs in the plane),
+/// `candidates(i, j)` giving window row i, column j of the eight: each window's maximum and the index of
+/// its winner, by `maxPoolForwardNaive`'s rule (the candidates in scan order, then the NaNs).
+@inline(__always)
+private func maxOfWindows(_ g: ConvGeometry, corners: SIMD8<Int32>, _ candidates: (_ i: Int, _ j: Int) -> Lanes) -> (Lanes, SIMD8<Int32>) {
+    let (w, kh, kw) = (g.width, g.kernelHeight, g.kernelWidth)
+    var best = candidates(0, 0), index = corners
+    for i in 0..<kh {
+        for j in 0..<kw where i + j > 0 {
+            let value = candidates(i, j)
+            take(&best, &index, value, corners &+ Int32(i * w + j), where: value .> best)
+        }
+    }
+    // a NaN wins: the loop stops its row at the first one, and a later row's NaN replaces it
+    for i in 0..<kh {
+        for j in (0..<kw).reversed() {
+            let value = candidates(i, j)
+            take(&best, &index, value, corners &+ Int32(i * w + j), where: value .!= value)
+        }
+    }
+    return (best, index)
+}
+
+/// Stride-2 pooling, every window inside the plane, of planes whose rows have fewer than eight outputs
+/// (lenet5-classic's pool2, 2×2 over 10×10 → 5×5; AlexNet's pool3, 3×3 over 13×13 → 6×6, and the boxes an
+/// occlusion sweep pools there): eight outputs of a plane at a time in reading order, their windows
+/// gathered, so the choice stays free of branches (a branch per candidate is slower than even the loop
+/// oracle). A plane of fewer than eight outputs goes to `maxPoolForwardNaive`.
 private func maxPoolNarrowRows(
     _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry,
     _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>
@@ -120,12 +128,21 @@ private func maxPoolNarrowRows(
             while k < outputs {
                 k = min(k, outputs - lanes)  // the last group overlaps its predecessor
                 let at = UnsafeRawPointer(corners.baseAddress! + k).loadUnaligned(as: SIMD8<Int32>.self)
-                var (a, b, c, d) = (Lanes(), Lanes(), Lanes(), Lanes())
-                for l in 0..<lanes {
-                    let window = src + Int(at[l])
-                    (a[l], b[l], c[l], d[l]) = (window[0], window[1], window[w], window[w + 1])
+                let (best, index): (Lanes, SIMD8<Int32>)
+                if g.kernelHeight == 2 && g.kernelWidth == 2 {
+                    var (a, b, c, d) = (Lanes(), Lanes(), Lanes(), Lanes())
+                    for l in 0..<lanes {
+                        let window = src + Int(at[l])
+                        (a[l], b[l], c[l], d[l]) = (window[0], window[1], window[w], window[w + 1])
+                    }
+                    (best, index) = maxOfWindows(a, b, c, d, at: at, width: w)
+                } else {
+                    (best, index) = maxOfWindows(g, corners: at) { i, j in
+                        var value = Lanes()
+                        for l in 0..<lanes { value[l] = src[Int(at[l]) + i * w + j] }
+                        return value
+                    }
                 }
-                let (best, index) = maxOfWindows(a, b, c, d, at: at, width: w)
                 UnsafeMutableRawPointer(output + plane * outputs + k).storeBytes(of: best, as: Lanes.self)
                 UnsafeMutableRawPointer(switches + plane * outputs + k).storeBytes(of: index, as: SIMD8<Int32>.self)
                 k += lanes
@@ -275,10 +292,11 @@ private func forEachAveragingWindow(_ g: ConvGeometry, includePadding: Bool, _ b
     }
 }
 
-/// The fewest outputs a row of `g` needs for `maxPoolForward` to pool it eight at a time
-/// (`maxPoolStrideTwoRows`): `Lanes.scalarCount` for stride 2, a window other than 2×2 and every window
-/// inside the plane; nil where the width does not decide (2×2 windows have a kernel for narrow rows,
-/// other strides and padded windows none).
+/// The fewest outputs a row of `g` needs for `maxPoolForward` to pool it eight side by side
+/// (`maxPoolStrideTwoRows`, faster than gathering the windows of narrower rows in `maxPoolNarrowRows`):
+/// `Lanes.scalarCount` for stride 2, a window other than 2×2 and every window inside the plane; nil
+/// for 2×2 windows (an occlusion sweep does not widen their boxes) and for other strides and padded
+/// windows (no vector kernel).
 func maxPoolVectorRowMinimum(_ g: ConvGeometry) -> Int? {
     g.stride == 2 && g.windowsInsidePlane && !(g.kernelHeight == 2 && g.kernelWidth == 2) && g.kernelWidth >= 2 ? Lanes.scalarCount : nil
 }

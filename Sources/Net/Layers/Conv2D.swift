@@ -78,13 +78,16 @@ public final class Conv2D: Layer {
     }
 
     /// Whether `resized(height:width:)` with this layer's padding computes with Winograd: when this
-    /// layer's transformed filters are fixed and a layer of that size takes Winograd with at least
-    /// `winogradMinimumCropTiles` tiles.
+    /// layer's transformed filters are fixed and a 3×3 layer of that size takes Winograd with at least
+    /// `winogradMinimumCropTiles` tiles. Crops of 5×5 layers take im2col: on AlexNet's conv2 crop under
+    /// a conv5 unit (15×15 outputs, 64 tiles of F(2×2, 5×5)) Winograd's 36 products of (192×64)·(64×64)
+    /// made the whole projection about 20% slower than im2col's one (192×1600)·(1600×225) (session 19,
+    /// Emerald Rapids); over the whole 27×27 plane the two paths take about the same time.
     public func resizedTakesWinograd(height: Int, width: Int) -> Bool {
         var g = geometry
         (g.height, g.width) = (height, width)
         return fixedFilters != nil && Conv2D.preferredPath(g, outChannels: outChannels) == .winograd
-            && WinogradTiling(g).tiles >= Conv2D.winogradMinimumCropTiles
+            && g.kernelHeight == 3 && WinogradTiling(g).tiles >= Conv2D.winogradMinimumCropTiles
     }
 
     public var inputShape: [Int] { [geometry.inChannels, geometry.height, geometry.width] }
@@ -394,7 +397,7 @@ extension Conv2D {
     /// channels per input channel (`bench train --conv-path` and `--profile` time both paths).
     static let winogradMinimumInputChannels = 8, winogradMaximumChannelRatio = 4
 
-    /// The fewest tiles per image of a crop (`resized`) that takes Winograd on fixed filters. On one image
+    /// The fewest tiles per image of a 3×3 layer's crop (`resized`) that takes Winograd on fixed filters. On one image
     /// its products read all of U, 36/r² times the weights that im2col reads, so a crop of a few tiles is
     /// left to im2col. 16 is an estimate, not a measured optimum: it sends one VGG-11 conv8 unit's crops
     /// of conv2 to conv4 (36 tiles and more) to Winograd and those of conv5 to conv8 (9 and fewer) to im2col.

@@ -63,6 +63,47 @@ private func forEachEightInRows(
     }
 }
 
+/// `maxPoolForward` of the outputs inside `box` alone, every window inside the plane: `output`
+/// `(planes, outH, outW)` and `switches` (indices in the whole plane, as `maxPoolForward`'s) are
+/// written inside `box`, widened as `widenedForMaxPooling` says, and left as they are elsewhere. The
+/// patch under those outputs is copied to `scratch`, `maxPoolBoxScratchSize(g, box, planes:)` floats,
+/// and pooled by `maxPoolForward`.
+public func maxPoolForward(
+    _ input: UnsafePointer<Float>, planes: Int, _ g: ConvGeometry, outputs box: PlaneBox,
+    _ output: UnsafeMutablePointer<Float>, switches: UnsafeMutablePointer<Int32>, scratch: UnsafeMutablePointer<Float>
+) {
+    precondition(g.windowsInsidePlane && !box.isEmpty && box.y1 <= g.outHeight && box.x1 <= g.outWidth, "box \(box) of \(g)")
+    let box = widenedForMaxPooling(box, g), region = g.inputPatch(box)
+    let (w, outPlane) = (g.width, g.outHeight * g.outWidth)
+    let patch = scratch  // (planes, region.h, region.w)
+    let pooled = scratch + planes * region.area  // (planes, box.h, box.w)
+    let patchSwitches = UnsafeMutableRawPointer(pooled + planes * box.area).bindMemory(to: Int32.self, capacity: planes * box.area)
+    for plane in 0..<planes {
+        for r in 0..<region.height {
+            (patch + (plane * region.height + r) * region.width).update(from: input + (plane * g.height + region.y0 + r) * w + region.x0, count: region.width)
+        }
+    }
+    let patchGeometry = ConvGeometry(inChannels: planes, height: region.height, width: region.width, kernelHeight: g.kernelHeight,
+                                     kernelWidth: g.kernelWidth, stride: g.stride)
+    maxPoolForward(patch, planes: planes, patchGeometry, pooled, switches: patchSwitches)
+    for plane in 0..<planes {
+        for r in 0..<box.height {
+            let from = plane * box.area + r * box.width, to = plane * outPlane + (box.y0 + r) * g.outWidth + box.x0
+            (output + to).update(from: pooled + from, count: box.width)
+            for c in 0..<box.width {
+                let s = Int(patchSwitches[from + c])
+                switches[to + c] = Int32((region.y0 + s / region.width) * w + region.x0 + s % region.width)
+            }
+        }
+    }
+}
+
+/// Floats of scratch `maxPoolForward(_:planes:_:outputs:_:switches:scratch:)` needs for `box` of `g`.
+public func maxPoolBoxScratchSize(_ g: ConvGeometry, _ box: PlaneBox, planes: Int) -> Int {
+    let widened = widenedForMaxPooling(box, g)
+    return planes * (g.inputPatch(widened).area + 2 * widened.area)
+}
+
 /// Stride-2 pooling with any window at least two wide, every window inside the plane, on rows of at
 /// least eight outputs: eight outputs of a row at a time. Window column j of the eight is the even lane
 /// of the sixteen floats from their first corner (j = 0) or the odd lane of those from j − 1 further,

@@ -243,6 +243,41 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Pooling the outputs inside a box alone gives the whole plane's outputs and switches there (a box
+    /// narrower than eight outputs widened inside the plane, or gathered where the plane is narrower) and
+    /// leaves everything outside the (widened) box as it was.
+    func testMaxPoolOfABoxEqualsTheWholePlaneInsideIt() {
+        var random = SeededRandom(seed: 9)
+        for (kh, kw, height, width, box) in [(3, 3, 27, 27, PlaneBox(y: 3, x: 2, height: 7, width: 5)), (3, 3, 55, 55, PlaneBox(y: 4, x: 4, height: 19, width: 19)),
+                                             (3, 3, 13, 13, PlaneBox(y: 1, x: 0, height: 4, width: 6)), (2, 2, 20, 18, PlaneBox(y: 0, x: 3, height: 5, width: 3)),
+                                             (3, 2, 16, 33, PlaneBox(y: 2, x: 12, height: 3, width: 4))] {
+            let g = ConvGeometry(inChannels: 3, height: height, width: width, kernelHeight: kh, kernelWidth: kw, stride: 2)
+            let input = (0..<g.inputSize).map { _ -> Float in random.int(below: 40) == 0 ? .nan : Float(random.int(below: 5)) }
+            let count = 3 * g.outHeight * g.outWidth
+            var (whole, boxed) = ([Float](repeating: 0, count: count), [Float](repeating: -7, count: count))
+            var (wholeSwitches, boxedSwitches) = ([Int32](repeating: 0, count: count), [Int32](repeating: -7, count: count))
+            maxPoolForward(input, planes: 3, g, &whole, switches: &wholeSwitches)
+            var scratch = [Float](repeating: 0, count: maxPoolBoxScratchSize(g, box, planes: 3))
+            maxPoolForward(input, planes: 3, g, outputs: box, &boxed, switches: &boxedSwitches, scratch: &scratch)
+            let written = widenedForMaxPooling(box, g)
+            XCTAssertTrue(written.intersection(box) == box, "the written box holds the box asked for")
+            for plane in 0..<3 {
+                for y in 0..<g.outHeight {
+                    for x in 0..<g.outWidth {
+                        let at = (plane * g.outHeight + y) * g.outWidth + x, label = "\(kh)x\(kw) over \(height)x\(width), box \(box), plane \(plane) at \(y),\(x)"
+                        if (written.y0..<written.y1).contains(y) && (written.x0..<written.x1).contains(x) {
+                            XCTAssertEqual(boxed[at].bitPattern, whole[at].bitPattern, label)
+                            XCTAssertEqual(boxedSwitches[at], wholeSwitches[at], label)
+                        } else {
+                            XCTAssertEqual(boxed[at], -7, label)
+                            XCTAssertEqual(boxedSwitches[at], -7, label)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testAveragePoolStrideOne() {
         let g = ConvGeometry(inChannels: 1, height: 3, width: 3, kernel: 2, stride: 1)
         var output = [Float](repeating: 0, count: 4)

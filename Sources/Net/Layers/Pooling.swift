@@ -24,6 +24,31 @@ public final class MaxPool2D: Layer {
     /// The switches the last forward pass into `memory` left.
     public func switches(in memory: LayerMemory) -> Switches { memory.state(Switches.init) }
 
+    /// `forward` (inference) of the outputs inside `box` of each plane alone (`box` may be widened inside the
+    /// plane): `output` `(n, C, outH, outW)` and the switches are written there and left as they are
+    /// elsewhere, which is what a projection from units that read only `box` needs (`Projector.forward` at
+    /// one position). A layer with padded windows, and a box that is the whole plane, run `forward`.
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, outputs box: PlaneBox,
+                        memory: LayerMemory, workspace: Workspace) {
+        guard geometry.windowsInsidePlane, box.area < geometry.outHeight * geometry.outWidth else {
+            forward(input, output, batch: n, training: false, memory: memory, workspace: workspace)
+            return
+        }
+        let switches = switches(in: memory)
+        if switches.indices.count < n * outputCount { switches.indices = [Int32](repeating: 0, count: n * outputCount) }
+        let (inPlane, outPlane, planes) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth, n * geometry.inChannels)
+        let workers = workerCount(planes)
+        let perWorker = maxPoolBoxScratchSize(geometry, box, planes: (planes + workers - 1) / workers)  // the largest range's
+        workspace.reserve(perWorker, workers: workers)
+        switches.indices.withUnsafeMutableBufferPointer { sw in
+            parallelRanges(planes) { range, worker in
+                let first = range.lowerBound
+                maxPoolForward(input + first * inPlane, planes: range.count, geometry, outputs: box, output + first * outPlane,
+                               switches: sw.baseAddress! + first * outPlane, scratch: workspace.floats(perWorker, worker: worker))
+            }
+        }
+    }
+
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
                         memory: LayerMemory, workspace: Workspace) {
         let switches = switches(in: memory)

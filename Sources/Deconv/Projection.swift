@@ -167,9 +167,9 @@ public final class Projector {
     /// Given a `position` of the layer's output, it runs only what the units there (all channels) read:
     /// their receptive field. Each convolution below them computes only the crop of its planes that the
     /// field covers (`croppedConvolution`), and each max pooling without padding only the outputs in it
-    /// (`MaxPool2D.forward(_:_:batch:outputs:memory:workspace:)`); the other layers between (padded pooling,
-    /// normalisations, dropout) take the whole plane, as `carryDown` does. Afterwards the record holds what a whole pass would have left
-    /// wherever a projection of a unit at `position` reads (`value(of:in:image:)` and `project` of seeds at
+    /// (`MaxPool2D.forward(_:_:batch:outputs:memory:workspace:)`); the other layers between (padded
+    /// pooling, normalisations, dropout) take the whole plane, as `carryDown` does. Afterwards the record
+    /// holds what a whole pass would have left wherever a projection of a unit at `position` reads (`value(of:in:image:)` and `project` of seeds at
     /// `position` are as after a whole pass), and values of no use to it elsewhere (`activations(of:)` and
     /// `strongest` are not to be read then).
     public func forward(_ input: UnsafePointer<Float>, batch n: Int, through layer: Int, at position: (y: Int, x: Int)? = nil) {

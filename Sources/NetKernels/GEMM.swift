@@ -25,11 +25,16 @@ public var blasKernels: String { String(cString: openblas_get_corename()) }
 /// kernels: `blasKernels(forCPUFlags:)` of /proc/cpuinfo's flags. nil when OpenBLAS chose other
 /// kernels, when the environment already sets the variable, or when the CPU offers nothing better.
 public func betterBLASKernels() -> String? {
-    guard blasKernels == "Prescott", getenv("OPENBLAS_CORETYPE") == nil,
-          let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+    guard blasKernels == "Prescott", getenv("OPENBLAS_CORETYPE") == nil, let flags = cpuFlags() else { return nil }
+    return blasKernels(forCPUFlags: flags)
+}
+
+/// The first processor's flags line of /proc/cpuinfo ("avx2", "fma", …); nil where it cannot be read.
+public func cpuFlags() -> Set<String>? {
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })?.split(separator: ":").last
     else { return nil }
-    return blasKernels(forCPUFlags: Set(flags.split(separator: " ").map(String.init)))
+    return Set(flags.split(separator: " ").map(String.init))
 }
 
 /// OpenBLAS's kernels for a CPU with `flags` (as /proc/cpuinfo names them, which lists only what the

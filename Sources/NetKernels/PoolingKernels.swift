@@ -78,11 +78,7 @@ public func maxPoolForward(
     let patch = scratch  // (planes, region.h, region.w)
     let pooled = scratch + planes * region.area  // (planes, box.h, box.w)
     let patchSwitches = UnsafeMutableRawPointer(pooled + planes * box.area).bindMemory(to: Int32.self, capacity: planes * box.area)
-    for plane in 0..<planes {
-        for r in 0..<region.height {
-            (patch + (plane * region.height + r) * region.width).update(from: input + (plane * g.height + region.y0 + r) * w + region.x0, count: region.width)
-        }
-    }
+    fillPatch(input, c: planes, h: g.height, w: w, region: region, box: .empty, values: input, patch)  // no changed values
     let patchGeometry = ConvGeometry(inChannels: planes, height: region.height, width: region.width, kernelHeight: g.kernelHeight,
                                      kernelWidth: g.kernelWidth, stride: g.stride)
     maxPoolForward(patch, planes: planes, patchGeometry, pooled, switches: patchSwitches)

@@ -27,8 +27,7 @@ final class BenchCommandTests: XCTestCase {
             let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
             return try XCTUnwrap(json?["blas"] as? String, result.stdout)
         }
-        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let flags = Set((cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " ").map(String.init))
+        let flags = try XCTUnwrap(cpuFlags(), "/proc/cpuinfo's flags")
         if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, blasKernels(forCPUFlags: flags) != nil {
             XCTAssertNotEqual(try kernels([:]), "Prescott", "an AVX2 or AVX-512 CPU runs OpenBLAS's SSE3 kernels")
         }

@@ -24,6 +24,13 @@ public final class MaxPool2D: Layer {
     /// The switches the last forward pass into `memory` left.
     public func switches(in memory: LayerMemory) -> Switches { memory.state(Switches.init) }
 
+    /// `switches(in:)`, holding at least the switches of `n` images.
+    private func switches(in memory: LayerMemory, batch n: Int) -> Switches {
+        let switches = switches(in: memory)
+        if switches.indices.count < n * outputCount { switches.indices = [Int32](repeating: 0, count: n * outputCount) }
+        return switches
+    }
+
     /// `forward` (inference) of the outputs inside `box` of each plane alone (`box` may be widened inside the
     /// plane): `output` `(n, C, outH, outW)` and the switches are written there and left as they are
     /// elsewhere, which is what a projection from units that read only `box` needs (`Projector.forward` at
@@ -34,8 +41,7 @@ public final class MaxPool2D: Layer {
             forward(input, output, batch: n, training: false, memory: memory, workspace: workspace)
             return
         }
-        let switches = switches(in: memory)
-        if switches.indices.count < n * outputCount { switches.indices = [Int32](repeating: 0, count: n * outputCount) }
+        let switches = switches(in: memory, batch: n)
         let (inPlane, outPlane, planes) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth, n * geometry.inChannels)
         let workers = workerCount(planes)
         let perWorker = maxPoolBoxScratchSize(geometry, box, planes: (planes + workers - 1) / workers)  // the largest range's
@@ -51,8 +57,7 @@ public final class MaxPool2D: Layer {
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch n: Int, training: Bool,
                         memory: LayerMemory, workspace: Workspace) {
-        let switches = switches(in: memory)
-        if switches.indices.count < n * outputCount { switches.indices = [Int32](repeating: 0, count: n * outputCount) }
+        let switches = switches(in: memory, batch: n)
         let (inPlane, outPlane) = (geometry.height * geometry.width, geometry.outHeight * geometry.outWidth)
         switches.indices.withUnsafeMutableBufferPointer { sw in
             parallelRanges(n * geometry.inChannels) { planes, _ in

@@ -50,29 +50,33 @@ extension ConvGeometry {
 }
 
 /// Writes `region` of one changed copy of `base` `(C, H, W)` into `patch` `(C, region.h, region.w)`:
-/// zero outside the image, `values` `(C, box.h, box.w)` inside `box`, `base` elsewhere.
+/// zero outside the image, `values` `(C, box.h, box.w)` inside `box`, `base` elsewhere. With
+/// `channelsLast`, all three are channels last instead: `(H, W, C)`, `(box.h, box.w, C)` and
+/// `(region.h, region.w, C)`.
 public func fillPatch(
     _ base: UnsafePointer<Float>, c: Int, h: Int, w: Int, region: PlaneBox,
-    box: PlaneBox, values: UnsafePointer<Float>, _ patch: UnsafeMutablePointer<Float>
+    box: PlaneBox, values: UnsafePointer<Float>, _ patch: UnsafeMutablePointer<Float>, channelsLast: Bool = false
 ) {
     let (fy0, fx0, fh, fw) = (region.y0, region.x0, region.height, region.width)
     let a = min(fw, max(0, -fx0)), e = max(a, min(fw, w - fx0))
     let xa = max(box.x0, fx0), xe = min(box.x1, fx0 + fw)
-    for ch in 0..<c {
+    // planes of positions `unit` floats wide: C planes of one float each, or one plane of C floats each
+    let (planes, unit) = channelsLast ? (1, c) : (c, 1)
+    for ch in 0..<planes {
         let plane = base + ch * h * w
         let changed = values + ch * box.area
         for r in 0..<fh {
             let iy = fy0 + r
-            let row = patch + (ch * fh + r) * fw
+            let row = patch + (ch * fh + r) * fw * unit
             if iy < 0 || iy >= h {
-                row.update(repeating: 0, count: fw)
+                row.update(repeating: 0, count: fw * unit)
                 continue
             }
-            row.update(repeating: 0, count: a)
-            (row + a).update(from: plane + iy * w + fx0 + a, count: e - a)
-            (row + e).update(repeating: 0, count: fw - e)
+            row.update(repeating: 0, count: a * unit)
+            (row + a * unit).update(from: plane + (iy * w + fx0 + a) * unit, count: (e - a) * unit)
+            (row + e * unit).update(repeating: 0, count: (fw - e) * unit)
             if iy >= box.y0 && iy < box.y1 && xa < xe {
-                (row + xa - fx0).update(from: changed + (iy - box.y0) * box.width + (xa - box.x0), count: xe - xa)
+                (row + (xa - fx0) * unit).update(from: changed + ((iy - box.y0) * box.width + xa - box.x0) * unit, count: (xe - xa) * unit)
             }
         }
     }
@@ -144,6 +148,78 @@ public func convolveBoxes(
     }
 }
 
+/// The Winograd tiling of a box `outputs` of the stride-1 convolution `g`'s outputs, and the input
+/// region under its tiles: the tiling of a patch without padding whose outputs are the box, and that
+/// patch grown to whole tiles (its last rows and columns feed only the outputs past the box).
+private func boxTiling(_ g: ConvGeometry, _ outputs: PlaneBox) -> (tiling: WinogradTiling, region: PlaneBox) {
+    let region = g.inputPatch(outputs)
+    let tiling = WinogradTiling(ConvGeometry(inChannels: g.inChannels, height: region.height, width: region.width,
+                                             kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth))
+    let margin = g.kernelHeight - 1
+    return (tiling, PlaneBox(y: region.y0, x: region.x0, height: tiling.tile * tiling.rows + margin, width: tiling.tile * tiling.columns + margin))
+}
+
+/// The multiply-adds per input and output channel of `convolveBoxesWinograd`'s products for the output
+/// boxes `outputs`: n² per tile.
+public func winogradBoxProducts(_ g: ConvGeometry, outputs: [PlaneBox]) -> Int {
+    outputs.filter { !$0.isEmpty }.reduce(0) { let t = boxTiling(g, $1).tiling; return $0 + t.tiles * t.points }
+}
+
+/// Floats of scratch `convolveBoxesWinograd` needs for the output boxes `outputs`.
+public func convolveBoxesWinogradScratchSize(_ g: ConvGeometry, outChannels o: Int, inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
+    let boxes = outputs.filter { !$0.isEmpty }.map { ($0, boxTiling(g, $0)) }
+    guard let points = boxes.first?.1.tiling.points else { return 1 }
+    let tiles = boxes.reduce(0) { $0 + $1.1.tiling.tiles }
+    let patch = boxes.map { g.inChannels * $0.1.region.area }.max()!
+    let values = inputs.map { g.inChannels * $0.area }.max()!
+    let sum = boxes.map { o * $0.0.area }.max()!
+    return points * (g.inChannels + o) * tiles + patch + max(values, sum)
+}
+
+/// `convolveBoxes` through Winograd's minimal filtering (`Winograd.swift`) for a 3×3 or 5×5 stride-1
+/// convolution with one group and the same padding on every side, given the unchanged input channels
+/// last, `inputChannelsLast` `(H, W, C)`, and the transformed filters `u` `(n², O, C)`
+/// (`winogradWeightTransform`). Each copy's patch under its outputs, channels last (its changed values
+/// transposed into it), is transformed as an image of its own, eight channels to the lanes, into V
+/// `(n², T, C)`, the copies' tiles one after another; M[ξ] `(T, O)` = V[ξ] × U[ξ]ᵀ in n² sgemms over
+/// all copies' tiles; each copy's rows of M are transformed back into its outputs. `scratch` holds
+/// `convolveBoxesWinogradScratchSize` floats.
+public func convolveBoxesWinograd(
+    _ inputChannelsLast: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int, transformedFilters u: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    activation: Activation, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+) {
+    let c = g.inChannels
+    let boxes = to.boxes.map { $0.isEmpty ? nil : boxTiling(g, $0) }
+    var firstTiles = [Int](repeating: 0, count: boxes.count + 1)
+    for (b, box) in boxes.enumerated() { firstTiles[b + 1] = firstTiles[b] + (box?.tiling.tiles ?? 0) }
+    let tiles = firstTiles[boxes.count]
+    guard tiles > 0, let points = boxes.lazy.compactMap({ $0?.tiling.points }).first else { return }
+    let largestPatch = boxes.map { c * ($0?.region.area ?? 0) }.max()!
+    let v = scratch  // (n², T, C)
+    let m = v + points * tiles * c  // (n², T, O)
+    let patch = m + points * tiles * o  // (fh, fw, C), one copy at a time
+    let changed = patch + largestPatch  // (box.h, box.w, C) of the input, then (box.h, box.w, O) of the output: one copy at a time
+    for (b, box) in boxes.enumerated() {
+        guard let (tiling, region) = box else { continue }
+        let inputBox = from.boxes[b]
+        channelsLast(from.values + from.offsets[b], channels: c, positions: inputBox.area, changed)
+        fillPatch(inputChannelsLast, c: c, h: g.height, w: g.width, region: region, box: inputBox, values: changed, patch, channelsLast: true)
+        winogradInputTransformChannelsLast(patch, width: region.width, channels: c, tiling, v, tiles: tiles, first: firstTiles[b])
+    }
+    for xi in 0..<points {
+        // M[ξ] (T, O) = V[ξ] (T, C) × U[ξ]ᵀ (C, O)
+        sgemm(transposeA: false, transposeB: true, m: tiles, n: o, k: c, v + xi * tiles * c, lda: c, u + xi * o * c, ldb: c,
+              m + xi * tiles * o, ldc: o)
+    }
+    for (b, box) in boxes.enumerated() {
+        guard let (tiling, _) = box else { continue }
+        let area = to.boxes[b].area
+        winogradOutputTransformChannelsLast(m, tiles: tiles, first: firstTiles[b], outChannels: o, tiling, bias: bias, changed)
+        activation.apply(changed, count: o * area)
+        channelsLast(changed, channels: area, positions: o, to.values + to.offsets[b])
+    }
+}
+
 /// A convolution weight `(O, C, kh, kw)` rearranged for `convolveByChange`: `(C, kh·kw·O)`.
 public func weightsByInputChannel(_ weight: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int) -> [Float] {
     let (c, kk) = (g.inChannels, g.kernelHeight * g.kernelWidth)
@@ -158,9 +234,19 @@ public func weightsByInputChannel(_ weight: UnsafePointer<Float>, _ g: ConvGeome
 
 /// `(P, C)` = the transpose of `x` `(C, P)`: a pre-activation `(O, outH, outW)` in the channels-last
 /// layout `(outH, outW, O)` that `convolveByChange` adds to.
+/// Blocks of eight channels by up to eight positions go through the lanes: a transpose one value at a
+/// time, stored at a stride of C, ran 3–6 times slower on the boxes of an occlusion sweep.
 public func channelsLast(_ x: UnsafePointer<Float>, channels c: Int, positions p: Int, _ y: UnsafeMutablePointer<Float>) {
-    for ch in 0..<c {
-        for i in 0..<p { y[i * c + ch] = x[ch * p + i] }
+    let lanes = Lanes.scalarCount
+    for c0 in stride(from: 0, to: c, by: lanes) {
+        let k = min(lanes, c - c0)
+        for p0 in stride(from: 0, to: p, by: lanes) {
+            let n = min(lanes, p - p0)
+            let row = x + c0 * p + p0
+            func load(_ j: Int) -> Lanes { j < k ? loadLanes(row + j * p, n) : Lanes() }
+            let (r0, r1, r2, r3, r4, r5, r6, r7) = (load(0), load(1), load(2), load(3), load(4), load(5), load(6), load(7))
+            for j in 0..<n { storeLanes(Lanes(r0[j], r1[j], r2[j], r3[j], r4[j], r5[j], r6[j], r7[j]), y + (p0 + j) * c + c0, k) }
+        }
     }
 }
 
@@ -171,22 +257,23 @@ public func convolveByChangeScratchSize(_ g: ConvGeometry, outChannels o: Int, i
     return max(1, n * (g.inChannels + g.kernelHeight * g.kernelWidth * o) + widest * o)
 }
 
-/// The outputs `to.boxes[b]` of a stride-1 convolution `y = f(W ⋆ x + b)` for copies of `input`
-/// `(C, H, W)` changed as `from` says, from the change of the input alone: Δ `(Σ input areas, C)` =
-/// changed − unchanged input inside each copy's box; Z `(Σ, kh·kw·O)` = Δ × `weights` (from
-/// `weightsByInputChannel`) in one sgemm; each row of Z then adds, tap by tap, an O-vector at the output
-/// its input pixel reaches (input (y, x) reaches output (y + p − i, x + p − j) through tap (i, j)), on
-/// top of the unchanged sample's pre-activation `pre` `(outH, outW, O)` (`W ⋆ x + b`, channels last, so
-/// that those additions are contiguous). The sum is activated and written into `to` as `(O, box.h, box.w)`.
-/// Its multiply-adds scale with the changed input box rather than the larger changed output box.
-/// `scratch` holds `convolveByChangeScratchSize` floats.
+/// The outputs `to.boxes[b]` of a stride-1 convolution `y = f(W ⋆ x + b)` for copies of an input
+/// changed as `from` says, from the change of the input alone, given the unchanged input channels last,
+/// `inputChannelsLast` `(H, W, C)`: Δ `(Σ input areas, C)` = changed − unchanged input inside each
+/// copy's box; Z `(Σ, kh·kw·O)` = Δ × `weights` (from `weightsByInputChannel`) in one sgemm; each row
+/// of Z then adds, tap by tap, an O-vector at the output its input pixel reaches (input (y, x) reaches
+/// output (y + p − i, x + p − j) through tap (i, j)), on top of the unchanged sample's pre-activation
+/// `pre` `(outH, outW, O)` (`W ⋆ x + b`, channels last, so that those additions are contiguous). The
+/// sum is activated and written into `to` as `(O, box.h, box.w)`. Its multiply-adds scale with the
+/// changed input box rather than the larger changed output box. `scratch` holds
+/// `convolveByChangeScratchSize` floats.
 public func convolveByChange(
-    _ input: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int, weights: UnsafePointer<Float>, pre: UnsafePointer<Float>,
+    _ inputChannelsLast: UnsafePointer<Float>, _ g: ConvGeometry, outChannels o: Int, weights: UnsafePointer<Float>, pre: UnsafePointer<Float>,
     activation: Activation, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
 ) {
     precondition(g.stride == 1, "convolveByChange needs stride 1")
     precondition(g.groups == 1 && g.uniformPadding != nil, "convolveByChange needs one group and the same padding on every side")
-    let (c, h, w, kh, kw, p) = (g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.padTop)
+    let (c, w, kh, kw, p) = (g.inChannels, g.width, g.kernelHeight, g.kernelWidth, g.padTop)
     let ow = g.outWidth
     let rowOffsets = BoxedValues.offsets(from.boxes, channels: 1)
     let n = rowOffsets[from.boxes.count]
@@ -195,14 +282,11 @@ public func convolveByChange(
     let z = delta + n * c  // (n, kh·kw·O)
     let sum = z + n * taps  // (bh, bw, O), one copy at a time
     for (b, box) in from.boxes.enumerated() where !box.isEmpty {
-        let area = box.area
-        for ch in 0..<c {
-            let src = from.values + from.offsets[b] + ch * area
-            let dst = delta + rowOffsets[b] * c + ch
-            for y in 0..<box.height {
-                let row = input + (ch * h + box.y0 + y) * w + box.x0
-                for x in 0..<box.width { dst[(y * box.width + x) * c] = src[y * box.width + x] - row[x] }
-            }
+        let rows = delta + rowOffsets[b] * c
+        channelsLast(from.values + from.offsets[b], channels: c, positions: box.area, rows)
+        for y in 0..<box.height {
+            let changed = rows + y * box.width * c, unchanged = inputChannelsLast + ((box.y0 + y) * w + box.x0) * c
+            for i in 0..<(box.width * c) { changed[i] -= unchanged[i] }
         }
     }
     if n > 0 {
@@ -228,11 +312,7 @@ public func convolveByChange(
             }
         }
         activation.apply(sum, count: bh * bw * o)
-        let block = to.values + to.offsets[b]
-        let area = bh * bw
-        for q in 0..<area {
-            for k in 0..<o { block[k * area + q] = sum[q * o + k] }
-        }
+        channelsLast(sum, channels: bh * bw, positions: o, to.values + to.offsets[b])
     }
 }
 

@@ -411,6 +411,66 @@ private func forEachInside(y: Int, x: Int, size: Int, _ height: Int, _ width: In
     }
 }
 
+// MARK: Channels last (one image's tiles, lanes over channels)
+
+/// Rows `first ..< first + t.tiles` of V `(n², T, C)` = Bᵀ d B for the tiles of one image `patch`
+/// `(H, W, C)` channels last, which holds every tile's whole window (`t.tile · t.rows + r − 1` rows and
+/// likewise columns, the padding already in it), eight channels to the lanes. Where a plane has few
+/// tiles in a row (the boxes of an occlusion sweep), this fills the lanes that `winogradInputTransform`
+/// would leave mostly empty or gather one value at a time.
+func winogradInputTransformChannelsLast(
+    _ patch: UnsafePointer<Float>, width: Int, channels c: Int, _ t: WinogradTiling, _ v: UnsafeMutablePointer<Float>, tiles: Int, first: Int
+) {
+    let (n, size) = (t.window, t.tile)
+    forEachTileChannelBlock(t, first: first, channels: c) { ty, tx, row, c0, lanes, x, work, y in
+        for i in 0..<n {
+            let line = patch + ((size * ty + i) * width + size * tx) * c + c0
+            for j in 0..<n { x[i * n + j] = loadLanes(line + j * c, lanes) }
+        }
+        transformTile(.input, t, x, work, y)
+        for xi in 0..<t.points { storeLanes(y[xi], v + (xi * tiles + row) * c + c0, lanes) }
+    }
+}
+
+/// `output` `(outH, outW, O)` channels last = Aᵀ M A + bias for one image's tiles, rows
+/// `first ..< first + t.tiles` of M `(n², T, O)` (the outputs a partial tile has past the edge are
+/// dropped), eight output channels to the lanes.
+func winogradOutputTransformChannelsLast(
+    _ m: UnsafePointer<Float>, tiles: Int, first: Int, outChannels o: Int, _ t: WinogradTiling, bias: UnsafePointer<Float>,
+    _ output: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow, size) = (t.geometry.outHeight, t.geometry.outWidth, t.tile)
+    forEachTileChannelBlock(t, first: first, channels: o) { ty, tx, row, k0, lanes, x, work, y in
+        for xi in 0..<t.points { x[xi] = loadLanes(m + (xi * tiles + row) * o + k0, lanes) }
+        transformTile(.output, t, x, work, y)
+        let b = loadLanes(bias + k0, lanes)
+        for r in 0..<min(size, oh - size * ty) {
+            for q in 0..<min(size, ow - size * tx) {
+                storeLanes(y[r * size + q] + b, output + ((size * ty + r) * ow + size * tx + q) * o + k0, lanes)
+            }
+        }
+    }
+}
+
+/// Runs `body(ty, tx, row, c0, lanes, x, work, y)` for each tile (ty, tx) of one image, whose row of
+/// the `(n², T, channels)` buffers is `row = first + ty · columns + tx`, and each block of up to eight
+/// channels `c0 ..< c0 + lanes`, with the tile scratch of `withTileLanes`.
+@inline(__always)
+private func forEachTileChannelBlock(
+    _ t: WinogradTiling, first: Int, channels: Int,
+    _ body: (Int, Int, Int, Int, Int, UnsafeMutablePointer<Lanes>, UnsafeMutablePointer<Lanes>, UnsafeMutablePointer<Lanes>) -> Void
+) {
+    withTileLanes { x, work, y in
+        for ty in 0..<t.rows {
+            for tx in 0..<t.columns {
+                for c0 in stride(from: 0, to: channels, by: Lanes.scalarCount) {
+                    body(ty, tx, first + ty * t.columns + tx, c0, min(Lanes.scalarCount, channels - c0), x, work, y)
+                }
+            }
+        }
+    }
+}
+
 // MARK: Products
 
 /// M[ξ] `(rows, T)` = U[ξ] `(rows, C)` × V[ξ] `(C, T)` for ξ = 0..<points and the output channels

@@ -90,8 +90,9 @@ extension OcclusionSweep {
             throw .channelOutOfRange(channel: c, channels: channels, layer: model.layers[layerIndex].name)
         }
 
-        var unoccluded: (outputs: [[Float]], pre: [[Float]]) = ([], [])
-        time(0) { unoccluded = basePass(image) }
+        var pass: UnoccludedPass?
+        time(0) { pass = basePass(image) }
+        let unoccluded = pass!
         let base = unoccluded.outputs
         let logits = base[model.layers.count - 1]
         let probabilities = softmax(logits)

@@ -82,7 +82,7 @@ final class BoxKernelTests: XCTestCase {
     /// Runs `update(weight, bias, unchanged, from, input, to)` for a random convolution of geometry `g`
     /// on the adversarial copies and checks its outputs against `conv2dNaive` on every rebuilt copy.
     func checkConvolution(
-        _ g: ConvGeometry, o: Int, _ activation: Activation, _ random: inout SeededRandom,
+        _ g: ConvGeometry, o: Int, _ activation: Activation, _ random: inout SeededRandom, accuracy: Float = 1e-4,
         _ update: (_ weight: [Float], _ bias: [Float], _ copies: Copies, _ from: BoxedValues, _ input: UnsafePointer<Float>, _ to: BoxedValues) -> Void
     ) {
         let weight = (0..<(o * g.groupPatchSize)).map { _ in random.uniform(-1, 1) }, bias = (0..<o).map { _ in random.uniform(-1, 1) }
@@ -96,7 +96,7 @@ final class BoxKernelTests: XCTestCase {
         let what = "c\(g.inChannels) o\(o) \(g.kernelHeight)x\(g.kernelWidth) s\(g.stride) p\(g.padTop)"
         assertBoxes(changed, offsets: offsets, outputs: outputs, full: { convolved(copies.rebuilt($0), g, o: o, weight: weight, bias: bias, activation) },
                     unchanged: convolved(copies.base, g, o: o, weight: weight, bias: bias, activation), o: o, oh: g.outHeight, ow: g.outWidth,
-                    accuracy: 1e-4, what)
+                    accuracy: accuracy, what)
     }
 
     /// One input channel and many, padding 0–2, strides 1–3 (rows and columns no window reads), square
@@ -144,7 +144,71 @@ final class BoxKernelTests: XCTestCase {
                 var pre = [Float](repeating: .nan, count: preActivation.count)
                 channelsLast(preActivation, channels: o, positions: g.positions, &pre)
                 let rearranged = weight.withUnsafeBufferPointer { weightsByInputChannel($0.baseAddress!, g, outChannels: o) }
-                convolveByChange(input, g, outChannels: o, weights: rearranged, pre: pre, activation: activation, from: from, to: to, scratch: &scratch)
+                var inputChannelsLast = [Float](repeating: .nan, count: g.inputSize)
+                channelsLast(input, channels: c, positions: h * w, &inputChannelsLast)
+                convolveByChange(inputChannelsLast, g, outChannels: o, weights: rearranged, pre: pre, activation: activation, from: from, to: to, scratch: &scratch)
+            }
+        }
+    }
+
+    /// 3×3 and 5×5 with padding 0–2; channels and output channels below, at and past a multiple of the
+    /// eight lanes; planes of one tile and of several in each direction. Winograd's float error on these
+    /// sums of up to 19·25 products of values in [−1, 1] stays under the tolerance of 5e-4.
+    func testConvolveBoxesWinogradMatchesNaive() {
+        var random = SeededRandom(seed: 25)
+        for (c, o, h, w, k, padding, activation) in [
+            (1, 3, 9, 8, 3, 1, Activation.relu), (8, 8, 13, 13, 3, 1, .identity), (19, 13, 14, 11, 3, 0, .tanh), (9, 17, 6, 6, 3, 2, .leakyRelu),
+            (5, 8, 12, 12, 5, 2, .relu), (16, 3, 9, 13, 5, 0, .sigmoid),
+        ] {
+            let g = ConvGeometry(inChannels: c, height: h, width: w, kernel: k, padding: padding)
+            checkConvolution(g, o: o, activation, &random, accuracy: 5e-4) { weight, bias, _, from, input, to in
+                let winograd = WinogradConvolution(geometry: g, outChannels: o)
+                var u = [Float](repeating: .nan, count: winograd.transformedFilterCount)
+                winograd.transformFilters(weight, into: &u)
+                var scratch = [Float](repeating: .nan, count: convolveBoxesWinogradScratchSize(g, outChannels: o, inputs: from.boxes, outputs: to.boxes))
+                var inputChannelsLast = [Float](repeating: .nan, count: g.inputSize)
+                channelsLast(input, channels: c, positions: h * w, &inputChannelsLast)
+                convolveBoxesWinograd(inputChannelsLast, g, outChannels: o, transformedFilters: u, bias: bias, activation: activation, from: from, to: to, scratch: &scratch)
+            }
+        }
+    }
+
+    /// The channels-last patch is the planar patch transposed, for regions inside, across and outside
+    /// the plane's edges and boxes that it covers in part or not at all.
+    func testFillPatchChannelsLastIsThePlanarPatchTransposed() {
+        var random = SeededRandom(seed: 27)
+        let (c, h, w) = (11, 9, 10)
+        let copies = Copies(c: c, h: h, w: w, boxes: adversarialBoxes(h: h, w: w), &random)
+        var baseChannelsLast = [Float](repeating: .nan, count: c * h * w)
+        channelsLast(copies.base, channels: c, positions: h * w, &baseChannelsLast)
+        for (b, box) in copies.boxes.enumerated() {
+            var values = [Float](repeating: .nan, count: c * box.area)
+            copies.values.withUnsafeBufferPointer { channelsLast($0.baseAddress! + copies.offsets[b], channels: c, positions: box.area, &values) }
+            for region in [PlaneBox(y: -2, x: -3, height: 6, width: 7), PlaneBox(y: 3, x: 2, height: 5, width: 11), PlaneBox(y: 0, x: 0, height: h, width: w),
+                           PlaneBox(y: h - 1, x: w - 2, height: 4, width: 4)] {
+                var planar = [Float](repeating: .nan, count: c * region.area), last = planar, expected = planar
+                copies.values.withUnsafeBufferPointer { v in
+                    fillPatch(copies.base, c: c, h: h, w: w, region: region, box: box, values: v.baseAddress! + copies.offsets[b], &planar)
+                }
+                fillPatch(baseChannelsLast, c: c, h: h, w: w, region: region, box: box, values: values, &last, channelsLast: true)
+                channelsLast(planar, channels: c, positions: region.area, &expected)
+                XCTAssertEqual(last.map(\.bitPattern), expected.map(\.bitPattern), "box \(box) region \(region)")
+            }
+        }
+    }
+
+    /// The blocked transpose against the plain one, with sizes below, at and past multiples of eight.
+    func testChannelsLastIsTheTranspose() {
+        var random = SeededRandom(seed: 26)
+        for (c, p) in [(1, 1), (8, 8), (9, 17), (16, 64), (384, 144), (3, 100), (100, 3)] {
+            let x = (0..<(c * p)).map { _ in random.uniform(-1, 1) }
+            var y = [Float](repeating: .nan, count: c * p)
+            channelsLast(x, channels: c, positions: p, &y)
+            for ch in 0..<c {
+                for i in 0..<p where y[i * c + ch].bitPattern != x[ch * p + i].bitPattern {
+                    XCTFail("(\(c), \(p)): position \(i) channel \(ch)")
+                    return
+                }
             }
         }
     }

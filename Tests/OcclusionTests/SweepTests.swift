@@ -87,6 +87,8 @@ final class SweepTests: XCTestCase {
             ("conv:6:7:stride=2:pad=3,maxpool:3:2:pad=1,conv:4:3:1:groups=2,avgpool:3:2:pad=1:ceil:exclude-pad,fc:8,fc",
              ImageShape(channels: 3, height: 17, width: 16), 4, 2),
             ("conv:4:3x2:pad=0/1/1/0:groups=2,maxpool:2:2:ceil,conv:4:3:stride=2:pad=1,avgpool:2:2:pad=1:ceil,fc", ImageShape(channels: 2, height: 13, width: 12), 5, 1),
+            // 3×3 and 5×5 convolutions on Winograd's path, whose larger boxes take convolveBoxesWinograd
+            ("conv:8:3:same,conv:12:3:same,maxpool:2,conv:9:5:same,conv:8:3:valid,fc", ImageShape(channels: 1, height: 16, width: 16), 6, 2),
         ]
         for (n, c) in cases.enumerated() {
             let model = try randomModel(c.spec, c.shape, seed: UInt64(n + 3))

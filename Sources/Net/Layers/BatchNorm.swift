@@ -206,11 +206,13 @@ private struct ChannelAffineBoxes: BoxUpdate {
     let scale: [Float], shift: [Float]
     let activation: Activation?
     var readsPreActivation: Bool { false }
+    var readsInputChannelsLast: Bool { false }
 
     func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int { 1 }
 
     func update(
-        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+        _ input: UnsafePointer<Float>, inputChannelsLast: UnsafePointer<Float>?, preActivation: UnsafePointer<Float>?,
+        from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
     ) {
         let c = scale.count
         for (b, box) in to.boxes.enumerated() where !box.isEmpty {

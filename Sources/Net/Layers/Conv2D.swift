@@ -29,7 +29,7 @@ public final class Conv2D: Layer {
 
     /// Floats held by reference: the direct path's rearranged weights, refilled by every forward pass
     /// into the caller's memory, and the Winograd path's fixed transformed filters.
-    private final class Floats {
+    fileprivate final class Floats {
         let pointer: UnsafeMutablePointer<Float>
         init(count: Int) { pointer = .allocate(capacity: count) }
         deinit { pointer.deallocate() }
@@ -455,54 +455,93 @@ extension Conv2D {
 }
 
 extension Conv2D {
-    /// Through the input's change (`convolveByChange`) when asked and the stride is 1; else recomputed
-    /// from patches of the input (`convolveBoxes`).
-    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? {
-        byChange && DirectConvolution.applies(to: geometry) ? ConvolutionByChange(self) : ConvolutionBoxes(layer: self)
+    /// For each group of copies, the one of the kernels of `ConvolutionBoxes` that does the fewest
+    /// multiply-adds for their boxes; through the input's change only when asked.
+    public func boxUpdate(byChange: Bool) -> (any BoxUpdate)? { ConvolutionBoxes(self, byChange: byChange) }
+
+    /// The transformed filters U `(n², O, C)` of Winograd's tiling for this layer's weights: the ones
+    /// `fixParameters()` keeps, or computed now.
+    fileprivate func winogradFilters() -> Floats {
+        if let fixedFilters { return fixedFilters }
+        let winograd = winograd ?? WinogradConvolution(geometry: geometry, outChannels: outChannels)
+        let u = Floats(count: winograd.transformedFilterCount)
+        winograd.transformFilters(weight, into: u.pointer)
+        return u
     }
 }
 
-/// A convolution's changed outputs recomputed: the windows under them, one im2col matrix, one sgemm.
+/// A convolution's changed outputs for a group of copies (`BoxKernels.swift`), by whichever of three
+/// kernels does the fewest multiply-adds for the group's boxes:
+/// - `convolveBoxes` recomputes the windows under the changed outputs: kh·kw·C·O per changed output;
+/// - `convolveByChange`, for stride 1 when asked, carries the input's change through the weight
+///   rearranged to `(C, kh·kw·O)`: kh·kw·C·O per changed input, which is fewer where the changed
+///   outputs reach past the changed inputs;
+/// - `convolveBoxesWinograd`, for a layer whose `preferredPath` is Winograd, multiplies n²·C·O per tile
+///   of changed outputs (36 per 4×4 outputs of a 3×3 kernel), counted `winogradCostFactor` times.
+/// The rearranged weights and transformed filters are made with the update (the fixed filters of a
+/// Winograd layer are shared).
 private struct ConvolutionBoxes: BoxUpdate {
+    private enum Kernel { case recompute, byChange, winograd }
+
     let layer: Conv2D
-    var readsPreActivation: Bool { false }
+    /// The weight rearranged for `convolveByChange`, when it may be taken.
+    private let weightsByInput: [Float]?
+    /// Winograd's transformed filters, when it may be taken.
+    private let winogradFilters: Conv2D.Floats?
 
-    func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
-        convolveBoxesScratchSize(layer.geometry, outChannels: layer.outChannels, outputs: outputs)
-    }
+    /// How many times a multiply-add of Winograd's products counts against the other kernels': with its
+    /// transforms, F(4×4, 3×3) on AlexNet's conv3–conv5 boxes in an occlusion sweep (32×32 window,
+    /// stride 16) did about 70 GFLOP/s of products, `convolveByChange` about 105–110.
+    static let winogradCostFactor = 1.5
 
-    func update(
-        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
-    ) {
-        convolveBoxes(input, layer.geometry, outChannels: layer.outChannels, weight: layer.weight, bias: layer.bias, activation: layer.activation,
-                      from: from, to: to, scratch: scratch)
-    }
-}
-
-/// A stride-1 convolution's changed outputs from its input's change, with its weight rearranged to
-/// `(C, kh·kw·O)` (copied when made): its multiply-adds scale with the changed input box rather than
-/// the larger changed output box, but the product's inner size is only C.
-private struct ConvolutionByChange: BoxUpdate {
-    let layer: Conv2D
-    let weights: [Float]
-
-    init(_ layer: Conv2D) {
+    init(_ layer: Conv2D, byChange: Bool) {
         self.layer = layer
-        weights = weightsByInputChannel(layer.weight, layer.geometry, outChannels: layer.outChannels)
+        let g = layer.geometry
+        weightsByInput = byChange && DirectConvolution.applies(to: g) ? weightsByInputChannel(layer.weight, g, outChannels: layer.outChannels) : nil
+        winogradFilters = layer.preferredPath == .winograd ? layer.winogradFilters() : nil
     }
 
-    var readsPreActivation: Bool { true }
+    var readsPreActivation: Bool { weightsByInput != nil }
+    var readsInputChannelsLast: Bool { weightsByInput != nil || winogradFilters != nil }
+
+    /// The kernel with the fewest multiply-adds (per input and output channel) for these boxes.
+    private func kernel(inputs: [PlaneBox], outputs: [PlaneBox]) -> Kernel {
+        let g = layer.geometry
+        let taps = Double(g.kernelHeight * g.kernelWidth)
+        var best = (kernel: Kernel.recompute, cost: taps * Double(outputs.reduce(0) { $0 + $1.area }))
+        if weightsByInput != nil, case let cost = taps * Double(inputs.reduce(0) { $0 + $1.area }), cost < best.cost {
+            best = (.byChange, cost)
+        }
+        if winogradFilters != nil, case let cost = Self.winogradCostFactor * Double(winogradBoxProducts(g, outputs: outputs)), cost < best.cost {
+            best = (.winograd, cost)
+        }
+        return best.kernel
+    }
 
     func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int {
-        convolveByChangeScratchSize(layer.geometry, outChannels: layer.outChannels, inputs: inputs, outputs: outputs)
+        let (g, o) = (layer.geometry, layer.outChannels)
+        var size = convolveBoxesScratchSize(g, outChannels: o, outputs: outputs)
+        if weightsByInput != nil { size = max(size, convolveByChangeScratchSize(g, outChannels: o, inputs: inputs, outputs: outputs)) }
+        if winogradFilters != nil { size = max(size, convolveBoxesWinogradScratchSize(g, outChannels: o, inputs: inputs, outputs: outputs)) }
+        return size
     }
 
     func update(
-        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+        _ input: UnsafePointer<Float>, inputChannelsLast: UnsafePointer<Float>?, preActivation: UnsafePointer<Float>?,
+        from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
     ) {
-        weights.withUnsafeBufferPointer { w in
-            convolveByChange(input, layer.geometry, outChannels: layer.outChannels, weights: w.baseAddress!, pre: preActivation!,
-                             activation: layer.activation, from: from, to: to, scratch: scratch)
+        let (g, o) = (layer.geometry, layer.outChannels)
+        switch kernel(inputs: from.boxes, outputs: to.boxes) {
+        case .recompute:
+            convolveBoxes(input, g, outChannels: o, weight: layer.weight, bias: layer.bias, activation: layer.activation, from: from, to: to, scratch: scratch)
+        case .byChange:
+            weightsByInput!.withUnsafeBufferPointer { w in
+                convolveByChange(inputChannelsLast!, g, outChannels: o, weights: w.baseAddress!, pre: preActivation!, activation: layer.activation,
+                                 from: from, to: to, scratch: scratch)
+            }
+        case .winograd:
+            convolveBoxesWinograd(inputChannelsLast!, g, outChannels: o, transformedFilters: winogradFilters!.pointer, bias: layer.bias,
+                                  activation: layer.activation, from: from, to: to, scratch: scratch)
         }
     }
 }

@@ -191,13 +191,17 @@ func channelwise(
 public protocol BoxUpdate {
     /// Whether `update` reads the unchanged sample's pre-activation, channels last `(outH, outW, O)`.
     var readsPreActivation: Bool { get }
+    /// Whether `update` reads the unchanged sample's input channels last, `(H, W, C)`, as well.
+    var readsInputChannelsLast: Bool { get }
     /// Floats of scratch `update` needs for a group of copies with these input and output boxes.
     func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int
     /// Writes the outputs `to.boxes[b]` (per copy `(O, box.h, box.w)`) of the copies changed as `from`
-    /// says, given the unchanged sample's input `(C, H, W)` and, when `readsPreActivation`, its
-    /// pre-activation. Runs on one thread; several may run at once.
+    /// says, given the unchanged sample's input `(C, H, W)` and, when `readsInputChannelsLast` and
+    /// `readsPreActivation`, that input channels last and its pre-activation. Runs on one thread;
+    /// several may run at once.
     func update(
-        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>)
+        _ input: UnsafePointer<Float>, inputChannelsLast: UnsafePointer<Float>?, preActivation: UnsafePointer<Float>?,
+        from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>)
 }
 
 /// How a layer with a vector output over an image input computes, for copies of one input sample, its

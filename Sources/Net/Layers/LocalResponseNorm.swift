@@ -100,11 +100,13 @@ private struct LRNBoxes: BoxUpdate {
     let channels: Int
     let parameters: LRNParameters
     var readsPreActivation: Bool { false }
+    var readsInputChannelsLast: Bool { false }
 
     func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int { max(1, 2 * channels * (outputs.map(\.area).max() ?? 0)) }
 
     func update(
-        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+        _ input: UnsafePointer<Float>, inputChannelsLast: UnsafePointer<Float>?, preActivation: UnsafePointer<Float>?,
+        from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
     ) {
         for (b, box) in to.boxes.enumerated() where !box.isEmpty {
             precondition(from.boxes[b] == box, "a 1x1 layer's changed outputs are its changed inputs")

@@ -153,11 +153,13 @@ struct PoolingBoxes: BoxUpdate {
     let maximum: Bool
     let includePadding: Bool
     var readsPreActivation: Bool { false }
+    var readsInputChannelsLast: Bool { false }
 
     func scratchSize(inputs: [PlaneBox], outputs: [PlaneBox]) -> Int { poolBoxesScratchSize(geometry, outputs: outputs) }
 
     func update(
-        _ input: UnsafePointer<Float>, preActivation: UnsafePointer<Float>?, from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
+        _ input: UnsafePointer<Float>, inputChannelsLast: UnsafePointer<Float>?, preActivation: UnsafePointer<Float>?,
+        from: BoxedValues, to: BoxedValues, scratch: UnsafeMutablePointer<Float>
     ) {
         poolBoxes(input, geometry, maximum: maximum, includePadding: includePadding, from: from, to: to, scratch: scratch)
     }

@@ -8,13 +8,15 @@
 # to OUT_DIR/ARCH.onnx and imports it once (kept for later runs), then each round runs, one after the
 # other: our projection of the issue's unit with the whole-model forward pass, PyTorch's forward pass,
 # Captum's NeuronDeconvolution, our occlusion sweep (window 32, stride 16) and Captum's Occlusion. Every
-# result is one JSON line in OUT_DIR/ARCH-rounds.jsonl (appended); at the end the medians of the
-# per-round ratios are printed. The machines here are shared and noisy: quote the medians and ranges.
+# result is one JSON line in OUT_DIR/ARCH-rounds.jsonl, appended, so the medians printed at the end
+# cover every round in that file (use a new OUT_DIR for a new build). The machines here are shared
+# and noisy: quote the medians and ranges.
 set -euo pipefail
 export PYTHONWARNINGS=ignore  # Captum warns about hooks on every call
 cd "$(dirname "$0")/.."
 [ $# -eq 3 ] || { echo "usage: $0 alexnet|vgg11 ROUNDS OUT_DIR" >&2; exit 64; }
 arch=$1 rounds=$2 out=$3
+[[ $rounds =~ ^[1-9][0-9]{0,3}$ ]] || { echo "$0: ROUNDS must be a whole number from 1 to 9999, not '$rounds'" >&2; exit 64; }
 case $arch in
   alexnet) layer=conv5 channel=173 position=6,6 occlusion_repeats=3 ;;
   vgg11) layer=conv8 channel=11 position=1,12 occlusion_repeats=2 ;;

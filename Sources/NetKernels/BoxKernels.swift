@@ -425,13 +425,14 @@ public func addChannelSumChanges(
     }
 }
 
-/// A dense weight `(O, C·H·W)` over an image input rearranged for `denseByChange`: `(H·W, O, C)`,
-/// one `(O, C)` block per input location.
+/// A dense weight `(O, C·H·W)` over an image input rearranged for `denseByChange`: `(H·W, C, O)`,
+/// one `(C, O)` block per input location, so that the rows of the channels that change there can be
+/// copied out whole.
 public func weightsByLocation(_ weight: UnsafePointer<Float>, outFeatures o: Int, channels c: Int, locations: Int) -> [Float] {
     var w = [Float](repeating: 0, count: o * c * locations)
     for l in 0..<locations {
-        for out in 0..<o {
-            for ch in 0..<c { w[(l * o + out) * c + ch] = weight[out * c * locations + ch * locations + l] }
+        for ch in 0..<c {
+            for out in 0..<o { w[(l * c + ch) * o + out] = weight[out * c * locations + ch * locations + l] }
         }
     }
     return w
@@ -477,14 +478,40 @@ public struct ChangesByLocation {
         }
     }
 
+    /// Per location `l`, the channels that change in at least one of its rows (after `gather`), ascending:
+    /// `changedChannels[channelStarts[l] ..< channelStarts[l + 1]]`.
+    public private(set) var changedChannels: [Int] = []
+    public private(set) var channelStarts: [Int] = [0]
+
     /// Writes `changes` (the boxes of `init`, changed − unchanged input, per copy `(C, box.h, box.w)`)
-    /// into `gathered` `(rows, C)`.
-    public func gather(_ changes: BoxedValues, channels c: Int, into gathered: UnsafeMutablePointer<Float>) {
+    /// into `gathered`, location by location: location `l`'s rows start at `starts[l] · C` and hold only
+    /// its changed channels, `(rows, changed)`, which this records. A channel whose change is exactly 0
+    /// in every row of a location adds nothing there (with random AlexNet weights, a third of fc1's).
+    public mutating func gather(_ changes: BoxedValues, channels c: Int, into gathered: UnsafeMutablePointer<Float>) {
         forEachRow(changes.boxes) { row, b, y, x in
             let box = changes.boxes[b]
             let src = changes.values + changes.offsets[b] + (y - box.y0) * box.width + (x - box.x0)
             let dst = gathered + row * c
             for ch in 0..<c { dst[ch] = src[ch * box.area] }
+        }
+        changedChannels = []
+        channelStarts = [0]
+        var changed = [Bool](repeating: false, count: c)
+        for l in 0..<(starts.count - 1) {
+            let block = gathered + starts[l] * c, rows = starts[l + 1] - starts[l]
+            for ch in 0..<c { changed[ch] = false }
+            for r in 0..<rows {
+                for ch in 0..<c where block[r * c + ch] != 0 { changed[ch] = true }
+            }
+            let kept = (0..<c).filter { changed[$0] }
+            changedChannels += kept
+            channelStarts.append(changedChannels.count)
+            // in place: each value moves to an index no later than its own, after every value read before it
+            if kept.count < c {
+                for r in 0..<rows {
+                    for (j, ch) in kept.enumerated() { block[r * kept.count + j] = block[r * c + ch] }
+                }
+            }
         }
     }
 }
@@ -492,21 +519,30 @@ public struct ChangesByLocation {
 /// Output features `features` of a dense layer `y = f(W·x + b)` for `copies` copies of its input
 /// changed by Δ: `output[b, features]` = f(`pre` + Σ over the copy's changed locations l of W_l · Δx_l),
 /// `pre` `(O)` being the unchanged sample's `W·x + b`, `weights` from `weightsByLocation` and Δ gathered
-/// by location into `gathered` (`groups`). One sgemm per location over the copies that changed there.
-/// `output` is `(copies, O)`; `scratch` holds `groups.widest · features.count` floats.
+/// by location into `gathered` (`groups`). One sgemm per location over the copies that changed there and
+/// the channels that changed there (their weight rows copied into `scratch` when some channels did not).
+/// `output` is `(copies, O)`; `scratch` holds `(groups.widest + C) · features.count` floats.
 public func denseByChange(
     pre: UnsafePointer<Float>, weights: UnsafePointer<Float>, gathered: UnsafePointer<Float>, _ groups: ChangesByLocation,
     channels c: Int, outFeatures o: Int, features: Range<Int>, copies n: Int, activation: Activation,
-    _ output: UnsafeMutablePointer<Float>, scratch product: UnsafeMutablePointer<Float>
+    _ output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
 ) {
     let (o0, k) = (features.lowerBound, features.count)
+    let (product, rowsOfChanged) = (scratch, scratch + groups.widest * k)
     for b in 0..<n { (output + b * o + o0).update(from: pre + o0, count: k) }
     let starts = groups.starts
     for l in 0..<(starts.count - 1) where starts[l + 1] > starts[l] {
         let rows = starts[l + 1] - starts[l]
-        // (n_l, k) = Δ (n_l, C) × W_lᵀ (C, k)
-        sgemm(transposeA: false, transposeB: true, m: rows, n: k, k: c, gathered + starts[l] * c, lda: c,
-              weights + (l * o + o0) * c, ldb: c, product, ldc: k)
+        let channels = groups.changedChannels[groups.channelStarts[l]..<groups.channelStarts[l + 1]]
+        guard !channels.isEmpty else { continue }
+        var block = weights + l * c * o + o0, ldb = o  // (C, k) of W_lᵀ
+        if channels.count < c {
+            for (j, ch) in channels.enumerated() { (rowsOfChanged + j * k).update(from: weights + (l * c + ch) * o + o0, count: k) }
+            (block, ldb) = (UnsafePointer(rowsOfChanged), k)
+        }
+        // (n_l, k) = Δ (n_l, changed) × W_lᵀ (changed, k)
+        sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: channels.count, gathered + starts[l] * c, lda: channels.count,
+              block, ldb: ldb, product, ldc: k)
         for r in 0..<rows { addRow(product + r * k, output + groups.members[starts[l] + r] * o + o0, count: k) }
     }
     for b in 0..<n { activation.apply(output + b * o + o0, count: k) }

@@ -257,13 +257,24 @@ final class BoxKernelTests: XCTestCase {
     }
 
     /// `y = f(W·x + b)` over an image input, updated by the change of each copy, against the dense loop;
-    /// the features split in two ranges as the workers split them, one input channel and several.
+    /// the features split in two ranges as the workers split them, one input channel and several. Some
+    /// channels keep their value at some locations in every copy (channel 1 everywhere, channel 0 on
+    /// every other column), so that the product leaves them out there, or skips the location.
     func testDenseByChangeMatchesNaive() {
         var random = SeededRandom(seed: 24)
         for (c, h, w, o) in [(3, 5, 4, 70), (1, 6, 6, 9)] {
             let i = c * h * w
             let weight = (0..<(o * i)).map { _ in random.uniform(-1, 1) }, bias = (0..<o).map { _ in random.uniform(-1, 1) }
-            let copies = Copies(c: c, h: h, w: w, boxes: adversarialBoxes(h: h, w: w), &random)
+            var copies = Copies(c: c, h: h, w: w, boxes: adversarialBoxes(h: h, w: w), &random)
+            for (b, box) in copies.boxes.enumerated() {
+                for ch in 0..<min(c, 2) {
+                    for y in box.y0..<box.y1 {
+                        for x in box.x0..<box.x1 where ch == 1 || x % 2 == 0 {
+                            copies.values[copies.offsets[b] + (ch * box.height + y - box.y0) * box.width + x - box.x0] = copies.base[(ch * h + y) * w + x]
+                        }
+                    }
+                }
+            }
             func dense(_ x: [Float]) -> [Float] {
                 var y = (0..<o).map { r in (0..<i).reduce(bias[r]) { $0 + weight[r * i + $1] * x[$1] } }
                 y.withUnsafeMutableBufferPointer { Activation.tanh.apply($0.baseAddress!, count: o) }
@@ -278,10 +289,14 @@ final class BoxKernelTests: XCTestCase {
             copies.withBoxedValues { changes, base in
                 differences.withUnsafeMutableBufferPointer { d in
                     boxDifferences(changes, base: base, c: c, h: h, w: w, d.baseAddress!, offsets: changes.offsets)
-                    let groups = ChangesByLocation(changes.boxes, height: h, width: w)
+                    var groups = ChangesByLocation(changes.boxes, height: h, width: w)
                     groups.gather(BoxedValues(boxes: changes.boxes, values: d.baseAddress!, offsets: changes.offsets), channels: c, into: &gathered)
+                    let expectedChannels = (0..<(h * w)).map { l in (0..<c).filter { ch in ch == 2 || (ch == 0 && l % w % 2 == 1) } }
+                    for l in 0..<(h * w) where groups.starts[l + 1] > groups.starts[l] {
+                        XCTAssertEqual(Array(groups.changedChannels[groups.channelStarts[l]..<groups.channelStarts[l + 1]]), expectedChannels[l], "c\(c) location \(l)")
+                    }
                     for features in [0..<min(o, 64), min(o, 64)..<o] {
-                        var scratch = [Float](repeating: .nan, count: max(1, groups.widest * features.count))
+                        var scratch = [Float](repeating: .nan, count: (groups.widest + c) * features.count)
                         denseByChange(pre: &pre, weights: rearranged, gathered: gathered, groups, channels: c, outFeatures: o, features: features,
                                       copies: n, activation: .tanh, &output, scratch: &scratch)
                     }

@@ -105,7 +105,7 @@ extension Dense {
 }
 
 /// A dense layer over an image input updated by its input's change, with its weight rearranged to
-/// `(H·W, O, C)` (copied when made): one `(O, C)` block per input location.
+/// `(H·W, C, O)` (copied when made): one `(C, O)` block per input location.
 private struct DenseByChange: ChangeUpdate {
     let layer: Dense
     let weights: [Float]
@@ -120,16 +120,16 @@ private struct DenseByChange: ChangeUpdate {
     /// output features, each with its product after them in its own scratch.
     func update(preActivation: UnsafePointer<Float>, changes: BoxedValues, _ output: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (c, h, w, o) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2], layer.outFeatures)
-        let groups = ChangesByLocation(changes.boxes, height: h, width: w)
+        var groups = ChangesByLocation(changes.boxes, height: h, width: w)
         let gatheredSize = groups.members.count * c  // (rows, C)
-        workspace.reserve(gatheredSize + groups.widest * o + 1)
+        workspace.reserve(gatheredSize + (groups.widest + c) * o + 1)
         let gathered = workspace.floats(gatheredSize)
         groups.gather(changes, channels: c, into: gathered)
         weights.withUnsafeBufferPointer { weights in
             parallelRanges(o, minimumPerWorker: 64) { features, worker in
                 denseByChange(pre: preActivation, weights: weights.baseAddress!, gathered: gathered, groups, channels: c, outFeatures: o,
                               features: features, copies: changes.boxes.count, activation: layer.activation, output,
-                              scratch: workspace.floats(gatheredSize + groups.widest * features.count, worker: worker) + gatheredSize)
+                              scratch: workspace.floats(gatheredSize + (groups.widest + c) * features.count, worker: worker) + gatheredSize)
             }
         }
     }

@@ -248,23 +248,27 @@ public func winogradInputTransformAdjoint(
 // MARK: Outputs
 
 /// y `(images, O, outH, outW)` = Aᵀ M A + bias for the output channels `channels`, from the products
-/// M `(n², O, ld)` of `images` images (the outputs a partial tile has past the edge are dropped).
+/// M `(n², O, ld)` of `images` images (the outputs a partial tile has past the edge are dropped). With
+/// `tileRows`, of one image and a tiling that does not gather, M holds only the tiles of those rows
+/// (from its first column on), and only their outputs are written.
 public func winogradOutputTransform(
     _ m: UnsafePointer<Float>, images: Int, outChannels o: Int, channels: Range<Int>, _ t: WinogradTiling, ld: Int,
-    bias: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>
+    bias: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, tileRows: Range<Int>? = nil
 ) {
     if t.gathers {
+        precondition(tileRows == nil, "a tiling that gathers transforms whole images")
         return winogradOutputTransformGathered(m, images: images, outChannels: o, channels: channels, t, ld: ld, bias: bias, output)
     }
-    let (oh, ow, size) = (t.geometry.outHeight, t.geometry.outWidth, t.tile)
+    precondition(tileRows == nil || images == 1, "tile rows are of one image")
+    let (oh, ow, size, rows) = (t.geometry.outHeight, t.geometry.outWidth, t.tile, tileRows ?? 0..<t.rows)
     withTileLanes { x, work, y in
         for b in 0..<images {
             for k in channels {
                 let row = m + k * ld + b * t.tiles
                 let plane = output + (b * o + k) * oh * ow
-                for ty in 0..<t.rows {
+                for ty in rows {
                     for tx in stride(from: 0, to: t.columns, by: Lanes.scalarCount) {
-                        let at = row + ty * t.columns + tx
+                        let at = row + (ty - rows.lowerBound) * t.columns + tx
                         for xi in 0..<t.points { x[xi] = loadLanes(at + xi * o * ld, Lanes.scalarCount) }
                         transformTile(.output, t, x, work, y)
                         for r in 0..<min(size, oh - size * ty) {
@@ -474,14 +478,16 @@ private func forEachTileChannelBlock(
 // MARK: Products
 
 /// M[ξ] `(rows, T)` = U[ξ] `(rows, C)` × V[ξ] `(C, T)` for ξ = 0..<points and the output channels
-/// `channels` (rows of M and U); U `(points, O, C)`, V `(points, C, ld)`, M `(points, O, ld)`.
+/// `channels` (rows of M and U); U `(points, O, C)`, V `(points, C, ld)`, M `(points, O, productLD)`
+/// (`ld` unless given).
 public func winogradFilter(
     _ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-    outChannels o: Int, inChannels c: Int, channels: Range<Int>, points: Int, tiles: Int, ld: Int
+    outChannels o: Int, inChannels c: Int, channels: Range<Int>, points: Int, tiles: Int, ld: Int, productLD: Int? = nil
 ) {
+    let ldm = productLD ?? ld
     for xi in 0..<points {
         sgemm(transposeA: false, transposeB: false, m: channels.count, n: tiles, k: c, u + (xi * o + channels.lowerBound) * c, lda: c,
-              v + xi * c * ld, ldb: ld, m + (xi * o + channels.lowerBound) * ld, ldc: ld)
+              v + xi * c * ld, ldb: ld, m + (xi * o + channels.lowerBound) * ldm, ldc: ldm)
     }
 }
 

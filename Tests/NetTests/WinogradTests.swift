@@ -119,6 +119,40 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// One image with enough tile rows for each of two workers to multiply and transform back its own
+    /// blocks of rows (`singleImageBlockRows`), with a partial last tile row and a ReLU, with the filters
+    /// transformed on the call and given, against the loops; the workspace is pre-filled with NaN.
+    func testOneImageInBlocksOfTileRowsMatchesLoops() {
+        Workers.set(2)
+        var random = SeededRandom(seed: 15)
+        let (c, o) = (9, 8)
+        for kernel in kernels {
+            let g = ConvGeometry(inChannels: c, height: 58, width: 61, kernel: kernel, padding: kernel / 2)
+            let winograd = WinogradConvolution(geometry: g, outChannels: o)
+            let rows = try! XCTUnwrap(winograd.singleImageBlockRows, "k\(kernel)")
+            XCTAssertGreaterThan(winograd.tiling.rows, 2 * rows, "k\(kernel): each worker takes more than one block")
+            XCTAssertNotEqual(winograd.tiling.rows % rows, 0, "k\(kernel): a short last block")
+            let x = randomArray(g.inputSize, &random), weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
+            var naive = [Float](repeating: 0, count: o * g.positions)
+            conv2dNaive(x, images: 1, g, outChannels: o, weight: weight, bias: bias, &naive)
+            let expected = naive.map { Double(max($0, 0)) }
+            var u = [Float](repeating: 0, count: winograd.transformedFilterCount)
+            winograd.transformFilters(weight, into: &u)
+            for given in [false, true] {
+                let workspace = Workspace()
+                workspace.reserve(winograd.scratchSize, workers: winograd.workers(batch: 1))
+                for worker in 0..<winograd.workers(batch: 1) { workspace.floats(winograd.scratchSize, worker: worker).update(repeating: .nan, count: winograd.scratchSize) }
+                var y = [Float](repeating: .nan, count: o * g.positions)
+                u.withUnsafeBufferPointer { u in
+                    winograd.forward(x, weight: weight, transformedFilters: given ? u.baseAddress! : nil, bias: bias, activation: .relu, &y, batch: 1, workspace: workspace)
+                }
+                XCTAssertLessThan(relativeError(y, expected), 1e-5, "k\(kernel) filters given: \(given)")
+            }
+        }
+        XCTAssertNil(WinogradConvolution(geometry: ConvGeometry(inChannels: c, height: 58, width: 61, kernel: 3, padding: 1), outChannels: 512).singleImageBlockRows,
+                     "more output channels than tiles: the workers split the output channels")
+    }
+
     /// A Conv2D that takes the Winograd path, over two workers with more than one group each, one image
     /// (its own channel split), and `backwardData` (all channels and two of them), against the loops.
     func testLayerTakesWinogradAndMatchesLoops() {

@@ -122,14 +122,14 @@ final class WinogradTests: XCTestCase {
     /// One image with enough tile rows for each of two workers to multiply and transform back its own
     /// blocks of rows (`singleImageBlockRows`), with a partial last tile row and a ReLU, with the filters
     /// transformed on the call and given, against the loops; the workspace is pre-filled with NaN.
-    func testOneImageInBlocksOfTileRowsMatchesLoops() {
+    func testOneImageInBlocksOfTileRowsMatchesLoops() throws {
         Workers.set(2)
         var random = SeededRandom(seed: 15)
         let (c, o) = (9, 8)
         for kernel in kernels {
             let g = ConvGeometry(inChannels: c, height: 58, width: 61, kernel: kernel, padding: kernel / 2)
             let winograd = WinogradConvolution(geometry: g, outChannels: o)
-            let rows = try! XCTUnwrap(winograd.singleImageBlockRows, "k\(kernel)")
+            let rows = try XCTUnwrap(winograd.singleImageBlockRows, "k\(kernel)")
             XCTAssertGreaterThan(winograd.tiling.rows, 2 * rows, "k\(kernel): each worker takes more than one block")
             XCTAssertNotEqual(winograd.tiling.rows % rows, 0, "k\(kernel): a short last block")
             let x = randomArray(g.inputSize, &random), weight = randomArray(o * g.patchSize, &random), bias = randomArray(o, &random)
